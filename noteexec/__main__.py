@@ -1,0 +1,7 @@
+"""``python -m noteexec``."""
+
+import sys
+
+from noteexec.cli import main
+
+sys.exit(main())

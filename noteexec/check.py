@@ -1,0 +1,188 @@
+"""The pipeline every front end shares: find notes → parse → expect → sandbox → judge."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from noteexec.config import Config
+from noteexec.expect import Expectation, expect
+from noteexec.facts import BlockFacts, NoteFacts
+from noteexec.judge import Verdict, judge
+from noteexec.model import CodeBlock, Note
+from noteexec.parse import read_note
+from noteexec.sandbox import BlockRun, NoteRun, Sandbox
+
+NoteStatus = Literal["passed", "failed", "error"]
+
+
+class UsageError(Exception):
+    """A command line that cannot be carried out (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class NoteFile:
+    path: Path
+    root: Path
+    """The folder given on the command line (or the note's own folder): the vault to protect."""
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    block: CodeBlock
+    expectation: Expectation
+    facts: BlockFacts | None
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class NoteResult:
+    note: Note
+    blocks: tuple[BlockResult, ...]
+    status: NoteStatus
+    error: str | None
+    facts: NoteFacts | None = None
+
+
+def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> list[NoteFile]:
+    """Markdown files under ``paths`` in a stable order, skipping dot-folders and excludes.
+
+    Symlinks are not followed out of the folder they were found in.
+    """
+    patterns = tuple(exclude)
+    found: dict[Path, NoteFile] = {}
+    for given in paths:
+        if not given.exists() and not given.is_symlink():
+            raise UsageError(f"{given}: no such file or directory")
+        if given.is_file():
+            found.setdefault(given, NoteFile(given, given.parent))
+            continue
+        root = given
+        for directory, subdirectories, files in os.walk(root):
+            subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
+            for name in sorted(files):
+                path = Path(directory) / name
+                if not name.lower().endswith(".md") or _excluded(path, root, patterns):
+                    continue
+                if path.is_symlink() and not _inside(path, root):
+                    continue
+                found.setdefault(path, NoteFile(path, root))
+    return list(found.values())
+
+
+def _excluded(path: Path, root: Path, patterns: tuple[str, ...]) -> bool:
+    relative = path.relative_to(root).as_posix()
+    return any(fnmatch.fnmatch(relative, pattern) for pattern in patterns)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def expectations(note: Note, config: Config) -> tuple[Expectation, ...]:
+    return tuple(expect(block, config.families, note.options.skip) for block in note.blocks)
+
+
+def note_run(note: Note, expected: Sequence[Expectation], root: Path, config: Config) -> NoteRun:
+    """What to execute: the visible blocks that are not skipped, after the hidden setup."""
+    return NoteRun(
+        path=str(note.path.resolve()),
+        blocks=tuple(
+            BlockRun(block.line, block.code, expectation.echo_lines)
+            for block, expectation in zip(note.blocks, expected, strict=True)
+            if expectation.kind != "skip"
+        ),
+        setup=tuple(BlockRun(block.line, block.code) for block in note.setup),
+        prelude=config.prelude,
+        timeout=note.options.timeout or config.timeout,
+        memory_limit=config.memory_limit,
+        readonly=(str(root.resolve()),),
+        namespaces=config.namespaces,
+    )
+
+
+def _note_error(note: Note, facts: NoteFacts | None) -> str | None:
+    if note.problems:
+        return "; ".join(f"{note.path}:{problem.line}: {problem.message}" for problem in note.problems)
+    if facts is None:
+        return None
+    if facts.setup_failure is not None:
+        return f"{note.path}: {facts.setup_failure.describe()}"
+    if facts.vault_changes:
+        return f"{note.path}: the note changed files in the vault: {', '.join(facts.vault_changes)}"
+    return None
+
+
+def assemble(note: Note, expected: Sequence[Expectation], facts: NoteFacts | None) -> NoteResult:
+    """Pair each block with its facts and judge it; the note's status follows."""
+    ran = iter(facts.blocks) if facts is not None else iter(())
+    error = _note_error(note, facts)
+    results = []
+    for block, expectation in zip(note.blocks, expected, strict=True):
+        block_facts = None if expectation.kind == "skip" else next(ran, None)
+        if block_facts is None and expectation.kind != "skip":
+            block_facts = BlockFacts(state="not_run", reason=_why_not_run(note, facts))
+        results.append(BlockResult(block, expectation, block_facts, judge(expectation, block_facts)))
+    status: NoteStatus
+    if error is not None:
+        status = "error"
+    elif any(result.verdict.outcome == "failed" for result in results):
+        status = "failed"
+    else:
+        status = "passed"
+    return NoteResult(note, tuple(results), status, error, facts)
+
+
+def _why_not_run(note: Note, facts: NoteFacts | None) -> str:
+    if note.problems:
+        return "the note has an error"
+    if facts is not None and facts.setup_failure is not None:
+        return "the hidden setup failed"
+    return "no result"
+
+
+def check(
+    files: Sequence[NoteFile],
+    config: Config,
+    sandbox_factory: Callable[[], Sandbox],
+    on_result: Callable[[NoteResult], None] = lambda result: None,
+) -> list[NoteResult]:
+    """Check notes; ``on_result`` sees each note's result in file order as soon as it is known."""
+    notes = [read_note(file.path) for file in files]
+    expected = [expectations(note, config) for note in notes]
+    runs: list[NoteRun | None] = [
+        note_run(note, expectation, file.root, config)
+        if not note.problems and any(e.kind != "skip" for e in expectation)
+        else None
+        for note, expectation, file in zip(notes, expected, files, strict=True)
+    ]
+    results: list[NoteResult | None] = [None] * len(notes)
+    facts: dict[int, NoteFacts] = {}
+    next_to_report = 0
+
+    def report_ready() -> None:
+        nonlocal next_to_report
+        while next_to_report < len(notes) and (runs[next_to_report] is None or next_to_report in facts):
+            index = next_to_report
+            result = assemble(notes[index], expected[index], facts.get(index))
+            results[index] = result
+            on_result(result)
+            next_to_report += 1
+
+    report_ready()
+    scheduled = [(index, run) for index, run in enumerate(runs) if run is not None]
+    if scheduled:
+        with sandbox_factory() as sandbox:
+            for position, note_facts in sandbox.run([run for _, run in scheduled]):
+                facts[scheduled[position][0]] = note_facts
+                report_ready()
+    report_ready()
+    return [result for result in results if result is not None]

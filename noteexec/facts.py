@@ -1,0 +1,143 @@
+"""What happened when a note ran: plain frozen data, built from the sandbox's JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+BlockState = Literal["ran", "crashed", "not_run"]
+
+
+@dataclass(frozen=True)
+class Raised:
+    """An exception or a warning, with every class name it answers to."""
+
+    type: str
+    names: tuple[str, ...]
+    message: str
+    line: int | None
+
+    def describe(self) -> str:
+        text = f"{self.type}: {self.message}" if self.message else self.type
+        return f"{text} at line {self.line}" if self.line is not None else text
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Raised:
+        return cls(
+            type=data.get("type") or data.get("category") or "",
+            names=tuple(data.get("names", ())),
+            message=data.get("message", ""),
+            line=data.get("line"),
+        )
+
+
+@dataclass(frozen=True)
+class Gradient:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    finite: bool
+    preview: str
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A backward graph as recorded when ``backward``/``autograd.grad`` started from it."""
+
+    nodes: tuple[tuple[str, str], ...]
+    """(id, label) pairs; a leaf's label names its variable, e.g. ``AccumulateGrad (w)``."""
+    edges: tuple[tuple[str, str], ...]
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class BlockFacts:
+    state: BlockState
+    reason: str | None = None
+    exception: Raised | None = None
+    warnings: tuple[Raised, ...] = ()
+    stdout: str = ""
+    stdout_by_line: tuple[tuple[int | None, str], ...] = ()
+    stderr: str = ""
+    truncated: bool = False
+    duration: float = 0.0
+    gradients: tuple[Gradient, ...] = ()
+    leaves_without_grad: tuple[str, ...] = ()
+    backward_calls: int = 0
+    graphs: tuple[Graph, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BlockFacts:
+        exception = data.get("exception")
+        return cls(
+            state=data["state"],
+            reason=data.get("reason"),
+            exception=Raised.from_json(exception) if exception else None,
+            warnings=tuple(Raised.from_json(item) for item in data.get("warnings", ())),
+            stdout=data.get("stdout", ""),
+            stdout_by_line=tuple((line, text) for line, text in data.get("stdout_by_line", ())),
+            stderr=data.get("stderr", ""),
+            truncated=bool(data.get("truncated", False)),
+            duration=float(data.get("duration", 0.0)),
+            gradients=tuple(
+                Gradient(
+                    name=item["name"],
+                    shape=tuple(item["shape"]),
+                    dtype=item["dtype"],
+                    finite=item["finite"],
+                    preview=item["preview"],
+                )
+                for item in data.get("gradients", ())
+            ),
+            leaves_without_grad=tuple(data.get("leaves_without_grad", ())),
+            backward_calls=int(data.get("backward_calls", 0)),
+            graphs=tuple(
+                Graph(
+                    nodes=tuple((node["id"], node["label"]) for node in graph["nodes"]),
+                    edges=tuple((a, b) for a, b in graph["edges"]),
+                    truncated=bool(graph.get("truncated", False)),
+                )
+                for graph in data.get("graphs", ())
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class SetupFailure:
+    line: int | None
+    exception: Raised
+
+    def describe(self) -> str:
+        where = f"hidden setup at line {self.line}" if self.line is not None else "the prelude"
+        return f"{where} raised {self.exception.describe()}"
+
+
+@dataclass(frozen=True)
+class NoteFacts:
+    blocks: tuple[BlockFacts, ...]
+    setup_failure: SetupFailure | None = None
+    ended: str | None = None
+    """How the note process ended when it did not finish normally."""
+    isolation: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    vault_changes: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NoteFacts:
+        setup = data.get("setup_failed")
+        return cls(
+            blocks=tuple(BlockFacts.from_json(item) for item in data.get("blocks", ())),
+            setup_failure=SetupFailure(setup["line"], Raised.from_json(setup["exception"]))
+            if setup
+            else None,
+            ended=data.get("ended"),
+            isolation=dict(data.get("isolation", {})),
+            vault_changes=tuple(data.get("vault_changes", ())),
+        )
+
+    @classmethod
+    def lost(cls, block_count: int, reason: str) -> NoteFacts:
+        """Facts for a note whose run never reported back (the sandbox itself failed)."""
+        return cls(
+            blocks=tuple(BlockFacts(state="not_run", reason=reason) for _ in range(block_count)),
+            ended=reason,
+        )

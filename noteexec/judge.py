@@ -1,0 +1,150 @@
+"""Expectation × facts → verdict. Pure: no I/O, no torch, the same answer every time."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Literal
+
+from noteexec.expect import DocumentedError, DocumentedOutput, Expectation
+from noteexec.facts import BlockFacts, Raised
+from noteexec.textmatch import matches
+
+Outcome = Literal["passed", "failed", "skipped"]
+
+BROKEN_EXAMPLE = ("NameError", "ImportError", "SyntaxError")
+"""Exceptions that mean a failure demo is broken, not that it demonstrates something."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    message: str
+    """What a person needs to act on: what was expected and what happened."""
+    warnings: tuple[str, ...] = ()
+    diff: str | None = None
+    """For documented output that did not match: a unified diff, documented → actual."""
+
+
+def _quote(documented: DocumentedError) -> str:
+    text = f'{documented.name} matching "{documented.message}"' if documented.message else documented.name
+    return f"{text} at line {documented.line}" if documented.line is not None else text
+
+
+def _answers_to(raised: Raised, documented: DocumentedError) -> bool:
+    return (documented.name in raised.names or documented.name == raised.type) and matches(
+        documented.message, raised.message, prefix=True
+    )
+
+
+def _problem_with(raised: Raised, documented: DocumentedError) -> str | None:
+    """Why ``raised`` is not what ``documented`` says, or None when it is."""
+    if not _answers_to(raised, documented):
+        return f"expected {_quote(documented)}, got {raised.describe()}"
+    if documented.line is not None and raised.line != documented.line:
+        return f"expected {_quote(documented)}, got it at line {raised.line}"
+    return None
+
+
+def judge(expectation: Expectation, facts: BlockFacts | None) -> Verdict:
+    if expectation.kind == "skip":
+        return Verdict("skipped", f"skipped: {expectation.skip_reason}")
+    if facts is None or facts.state == "not_run":
+        reason = facts.reason if facts is not None and facts.reason else "no result"
+        return Verdict("failed", f"not run: {reason}")
+    if facts.state == "crashed":
+        return Verdict("failed", f"{facts.reason or 'the process ended'} while this block ran")
+
+    verdict = _judge_outcome(expectation, facts)
+    if verdict.outcome == "failed":
+        return verdict
+    for documented in expectation.warnings:
+        problem = _missing_warning(documented, facts.warnings)
+        if problem is not None:
+            return Verdict("failed", problem, verdict.warnings)
+    for documented in expectation.outputs:
+        diff = _output_mismatch(documented, facts)
+        if diff is not None:
+            where = f"line {documented.line}" if documented.line is not None else "the block"
+            return Verdict(
+                "failed",
+                f"output of {where} differs from the documented output",
+                verdict.warnings,
+                diff,
+            )
+    return verdict
+
+
+def _judge_outcome(expectation: Expectation, facts: BlockFacts) -> Verdict:
+    raised = facts.exception
+    if expectation.kind == "raises":
+        documented = expectation.error
+        if raised is None:
+            wanted = _quote(documented) if documented else "an exception"
+            return Verdict("failed", f"expected {wanted}, but the block raised nothing")
+        if documented is None:
+            if any(name in raised.names for name in BROKEN_EXAMPLE):
+                return Verdict(
+                    "failed",
+                    f"expected the failure this block demonstrates, got {raised.describe()}: "
+                    "a broken example, not a demonstrated failure",
+                )
+            return Verdict(
+                "passed",
+                f"raised {raised.describe()}",
+                ("nothing documented: add a comment such as '# RuntimeError: ...' above the line",),
+            )
+        problem = _problem_with(raised, documented)
+        if problem is not None:
+            return Verdict("failed", problem)
+        return Verdict("passed", f"raised {raised.describe()} as documented")
+
+    if raised is not None:
+        wanted = "to run and produce gradients" if expectation.kind == "gradients" else "to run"
+        return Verdict("failed", f"expected {wanted}, got {raised.describe()}")
+    if expectation.kind == "runs":
+        return Verdict("passed", "ran without an exception")
+
+    notes = ()
+    if facts.leaves_without_grad:
+        notes = (f"tensors that require grad got none: {', '.join(facts.leaves_without_grad)}",)
+    if not facts.gradients:
+        return Verdict("failed", "expected gradients, but the block produced none", notes)
+    bad = [gradient.name for gradient in facts.gradients if not gradient.finite]
+    if bad:
+        return Verdict("failed", f"non-finite gradients (nan or inf): {', '.join(bad)}", notes)
+    names = ", ".join(gradient.name for gradient in facts.gradients)
+    return Verdict("passed", f"produced finite gradients: {names}", notes)
+
+
+def _missing_warning(documented: DocumentedError, seen: tuple[Raised, ...]) -> str | None:
+    problems = [_problem_with(warning, documented) for warning in seen]
+    if any(problem is None for problem in problems):
+        return None
+    if not seen:
+        return f"expected {_quote(documented)}, but no warning was emitted"
+    return problems[0]
+
+
+def _output_mismatch(documented: DocumentedOutput, facts: BlockFacts) -> str | None:
+    if documented.line is None:
+        actual = facts.stdout
+    else:
+        end = documented.end_line if documented.end_line is not None else documented.line
+        actual = "".join(
+            text for line, text in facts.stdout_by_line if line is not None and documented.line <= line <= end
+        )
+    if matches(documented.text, actual):
+        return None
+    return (
+        "".join(
+            difflib.unified_diff(
+                documented.text.strip().splitlines(keepends=True),
+                [line + "\n" for line in actual.strip().splitlines()],
+                "documented",
+                "actual",
+                lineterm="\n",
+            )
+        )
+        or f"documented {documented.text!r}, got {actual!r}\n"
+    )

@@ -1,0 +1,196 @@
+"""Obsidian syntax as markdown-it-py rules, shared by the checker and the site.
+
+Two extensions matter to every stage:
+- ``%% ... %%`` comment blocks become ``obsidian_comment`` tokens (a block rule), so fences
+  inside them never become visible blocks, and the checker can read them as hidden setup;
+- ``> [!type]`` blockquotes become ``callout_open``/``callout_close`` tokens (a core rule over
+  blockquote tokens) whose ``meta["callout"]`` holds the parsed header.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from markdown_it import MarkdownIt
+from markdown_it.rules_block import StateBlock
+from markdown_it.rules_core import StateCore
+from markdown_it.token import Token
+from mdit_py_plugins.front_matter import front_matter_plugin
+
+COMMENT_MARK = "%%"
+
+# Canonical callout types and their aliases, as Obsidian documents them.
+CALLOUT_ALIASES: dict[str, tuple[str, ...]] = {
+    "note": (),
+    "abstract": ("summary", "tldr"),
+    "info": (),
+    "todo": (),
+    "tip": ("hint", "important"),
+    "success": ("check", "done"),
+    "question": ("help", "faq"),
+    "warning": ("caution", "attention"),
+    "failure": ("fail", "missing"),
+    "danger": ("error",),
+    "bug": (),
+    "example": (),
+    "quote": ("cite",),
+}
+CANONICAL_CALLOUT: dict[str, str] = {
+    name: canonical for canonical, aliases in CALLOUT_ALIASES.items() for name in (canonical, *aliases)
+}
+
+_CALLOUT_HEADER = re.compile(
+    r"^\[!(?P<type>[A-Za-z0-9_-]+)(?:\|(?P<metadata>[^\]]*))?\](?P<fold>[+-])?(?:[ \t]+(?P<title>.*))?$"
+)
+
+
+@dataclass(frozen=True)
+class CalloutHeader:
+    """The first line of a callout: ``[!type|metadata]fold title``."""
+
+    kind: str
+    """Canonical type (``failure`` for ``[!FAIL]``); unknown types keep their lowercased name."""
+    raw_type: str
+    title: str
+    """The title as written (inline Markdown), empty when the callout has none."""
+    fold: str | None
+    metadata: str | None
+    known: bool
+
+    @property
+    def display_title(self) -> str:
+        """Obsidian's default title is the type as written, in title case."""
+        return self.title or self.raw_type.replace("-", " ").replace("_", " ").title()
+
+
+def parse_callout_header(line: str) -> CalloutHeader | None:
+    match = _CALLOUT_HEADER.match(line.strip())
+    if match is None:
+        return None
+    raw_type = match["type"]
+    lowered = raw_type.lower()
+    return CalloutHeader(
+        kind=CANONICAL_CALLOUT.get(lowered, lowered),
+        raw_type=raw_type,
+        title=(match["title"] or "").strip(),
+        fold=match["fold"],
+        metadata=match["metadata"].strip() if match["metadata"] is not None else None,
+        known=lowered in CANONICAL_CALLOUT,
+    )
+
+
+def _line_text(state: StateBlock, line: int) -> str:
+    return state.src[state.bMarks[line] + state.tShift[line] : state.eMarks[line]]
+
+
+def _comment_block(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
+    """``%%`` on its own line opens a comment that a line ending in ``%%`` closes.
+
+    A one-line ``%% text %%`` is a comment block too (``%% noteexec: skip %%``). An
+    unterminated comment runs to the end of its container, as in Obsidian, and is flagged.
+    """
+    if state.sCount[start_line] - state.blkIndent >= 4:
+        return False
+    first = _line_text(state, start_line).rstrip()
+    if not first.startswith(COMMENT_MARK):
+        return False
+    opening_rest = first[len(COMMENT_MARK) :]
+    one_line = opening_rest.endswith(COMMENT_MARK)
+    if not one_line and COMMENT_MARK in opening_rest:
+        return False  # "%% a %% more text": an inline comment inside a paragraph
+    if silent:
+        return True
+
+    if one_line:
+        token = state.push("obsidian_comment", "", 0)
+        token.map = [start_line, start_line + 1]
+        token.content = opening_rest[: -len(COMMENT_MARK)].strip()
+        token.meta = {"inline": True, "unterminated": False}
+        state.line = start_line + 1
+        return True
+
+    close_line = start_line + 1
+    while close_line < end_line and not _line_text(state, close_line).rstrip().endswith(COMMENT_MARK):
+        close_line += 1
+    unterminated = close_line >= end_line
+    body_end = end_line if unterminated else close_line
+    body = state.getLines(start_line + 1, body_end, state.sCount[start_line], True)
+    token = state.push("obsidian_comment", "", 0)
+    token.map = [start_line, end_line if unterminated else close_line + 1]
+    token.content = body
+    token.meta = {"inline": False, "unterminated": unterminated, "body_line": start_line + 1}
+    state.line = token.map[1]
+    return True
+
+
+def _callouts(state: StateCore) -> None:
+    """Turn blockquotes whose first line is ``[!type]`` into callout tokens."""
+    tokens = state.tokens
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token.type != "blockquote_open":
+            index += 1
+            continue
+        if not (
+            index + 2 < len(tokens)
+            and tokens[index + 1].type == "paragraph_open"
+            and tokens[index + 2].type == "inline"
+        ):
+            index += 1
+            continue
+        inline = tokens[index + 2]
+        first_line, _, rest = inline.content.partition("\n")
+        header = parse_callout_header(first_line)
+        if header is None:
+            index += 1
+            continue
+        token.type = "callout_open"
+        token.tag = "div"
+        token.meta = {"callout": header}
+        close = _matching_close(tokens, index)
+        tokens[close].type = "callout_close"
+        tokens[close].tag = "div"
+        if rest.strip():
+            inline.content = rest
+            if inline.map is not None:
+                inline.map = [inline.map[0] + 1, inline.map[1]]
+                tokens[index + 1].map = inline.map
+        else:
+            del tokens[index + 1 : index + 4]  # title-only paragraph: open, inline, close
+        index += 1
+
+
+def _matching_close(tokens: list[Token], open_index: int) -> int:
+    level = tokens[open_index].level
+    for index in range(open_index + 1, len(tokens)):
+        candidate = tokens[index]
+        if candidate.type == "blockquote_close" and candidate.level == level:
+            return index
+    raise AssertionError("markdown-it always closes a blockquote")
+
+
+def obsidian_plugin(md: MarkdownIt) -> None:
+    """Comment blocks and callouts, the syntax the checker depends on."""
+    md.block.ruler.after(
+        "fence",
+        "obsidian_comment",
+        _comment_block,
+        {"alt": ["paragraph", "reference", "blockquote", "list"]},
+    )
+    md.core.ruler.after("block", "obsidian_callouts", _callouts)
+
+
+@cache
+def block_parser() -> MarkdownIt:
+    """The block-level parser the checker uses: CommonMark, front matter, Obsidian rules."""
+    md = MarkdownIt("commonmark").use(front_matter_plugin).use(obsidian_plugin)
+    md.disable("inline")  # the checker needs block structure only; callout titles stay raw
+    return md
+
+
+def normalize_source(text: str) -> str:
+    """What markdown-it sees: no BOM, LF line endings (CRLF and lone CR both end a line)."""
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")

@@ -1,0 +1,77 @@
+"""The Note model: what parsing a note yields, as frozen dataclasses every stage can share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from noteexec.markdown import CalloutHeader
+
+PYTHON_LANGUAGES = frozenset({"python", "py", "python3"})
+OUTPUT_LANGUAGES = frozenset({"", "text", "output", "console", "pytb", "log"})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with a note's text, at a 1-based line of the file."""
+
+    line: int
+    message: str
+
+
+@dataclass(frozen=True)
+class OutputFence:
+    """A fence right after a python block that shows what the block printed or raised."""
+
+    line: int
+    info: str
+    text: str
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    """A python fence of a note. ``line`` is the opening fence's 1-based line in the file;
+    code line ``k`` (1-based) is file line ``line + k``."""
+
+    line: int
+    code: str
+    lang: str
+    callouts: tuple[CalloutHeader, ...] = ()
+    """Enclosing callouts, outermost first."""
+    skip: bool = False
+    output: OutputFence | None = None
+
+    @property
+    def callout(self) -> CalloutHeader | None:
+        """The innermost enclosing callout, the one that says what the block shows."""
+        return self.callouts[-1] if self.callouts else None
+
+    def code_line(self, note_line: int) -> str:
+        lines = self.code.splitlines()
+        offset = note_line - self.line - 1
+        return lines[offset] if 0 <= offset < len(lines) else ""
+
+
+@dataclass(frozen=True)
+class NoteOptions:
+    """The ``noteexec:`` mapping of a note's frontmatter."""
+
+    skip: bool = False
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Note:
+    path: Path
+    source: str
+    """The normalised text (no BOM, LF endings); line ``n`` is ``lines[n - 1]``."""
+    frontmatter: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    blocks: tuple[CodeBlock, ...] = ()
+    setup: tuple[CodeBlock, ...] = ()
+    options: NoteOptions = NoteOptions()
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def lines(self) -> list[str]:
+        return self.source.split("\n")

@@ -1,0 +1,204 @@
+"""Markdown text → :class:`Note`: frontmatter, python blocks, callouts, hidden setup, skips.
+
+Everything comes from markdown-it tokens (see :mod:`noteexec.markdown`); line numbers are
+the 1-based lines of the file as an editor shows them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from markdown_it.token import Token
+
+from noteexec.markdown import CalloutHeader, block_parser, normalize_source
+from noteexec.model import (
+    OUTPUT_LANGUAGES,
+    PYTHON_LANGUAGES,
+    CodeBlock,
+    Note,
+    NoteOptions,
+    OutputFence,
+    Problem,
+)
+
+SKIP_DIRECTIVE = "noteexec: skip"
+
+
+def read_note(path: Path) -> Note:
+    """Read and parse a note file; unreadable or undecodable files become a note with a problem."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return Note(path=path, source="", problems=(Problem(0, f"cannot read: {error.strerror}"),))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        return Note(path=path, source="", problems=(Problem(line, "not valid UTF-8"),))
+    return parse_note(text, path)
+
+
+def parse_note(text: str, path: Path = Path("<note>")) -> Note:
+    source = normalize_source(text)
+    tokens = block_parser().parse(source)
+    problems: list[Problem] = []
+    frontmatter: dict[str, Any] = {}
+    if tokens and tokens[0].type == "front_matter":
+        frontmatter = _load_frontmatter(tokens[0], problems)
+    options = _note_options(frontmatter, tokens[0].content if frontmatter else "", problems)
+    blocks, setup = _python_blocks(tokens, problems)
+    return Note(
+        path=path,
+        source=source,
+        frontmatter=frontmatter,
+        blocks=blocks,
+        setup=setup,
+        options=options,
+        problems=tuple(problems),
+    )
+
+
+def _load_frontmatter(token: Token, problems: list[Problem]) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(token.content)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        line = 2 + mark.line if mark is not None else 1  # content starts after the "---" line
+        reason = getattr(error, "problem", None) or str(error).splitlines()[0]
+        problems.append(Problem(line, f"invalid YAML frontmatter: {reason}"))
+        return {}
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        problems.append(
+            Problem(1, f"frontmatter must be a mapping of properties, not a {type(data).__name__}")
+        )
+        return {}
+    return data
+
+
+def _note_options(frontmatter: dict[str, Any], yaml_text: str, problems: list[Problem]) -> NoteOptions:
+    raw = frontmatter.get("noteexec")
+    if raw is None:
+        return NoteOptions()
+    line = _key_line(yaml_text, "noteexec")
+    if not isinstance(raw, dict):
+        problems.append(Problem(line, "'noteexec' must be a mapping such as {skip: true}"))
+        return NoteOptions()
+    skip = raw.get("skip", False)
+    if not isinstance(skip, bool):
+        problems.append(Problem(line, f"'noteexec.skip' must be true or false, not {skip!r}"))
+        skip = False
+    timeout = raw.get("timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
+        problems.append(
+            Problem(line, f"'noteexec.timeout' must be a positive number of seconds, not {timeout!r}")
+        )
+        timeout = None
+    unknown = sorted(set(raw) - {"skip", "timeout"})
+    if unknown:
+        problems.append(Problem(line, f"unknown 'noteexec' option(s): {', '.join(map(str, unknown))}"))
+    return NoteOptions(skip=skip, timeout=float(timeout) if timeout is not None else None)
+
+
+def _key_line(yaml_text: str, key: str) -> int:
+    """The file line of a top-level frontmatter key (the YAML starts on line 2)."""
+    for offset, text in enumerate(yaml_text.split("\n")):
+        if text.startswith(f"{key}:"):
+            return offset + 2
+    return 1
+
+
+def _fence_language(token: Token) -> str:
+    return token.info.strip().split(maxsplit=1)[0].lower() if token.info.strip() else ""
+
+
+def _python_blocks(
+    tokens: list[Token], problems: list[Problem], line_offset: int = 0
+) -> tuple[tuple[CodeBlock, ...], tuple[CodeBlock, ...]]:
+    """Visible python blocks in file order, and the hidden setup blocks inside ``%%`` comments.
+
+    A fence's sibling context (same container) decides two things: a ``%% noteexec: skip %%``
+    comment right before it skips it, and the next output fence after it documents it.
+    """
+    visible: list[CodeBlock] = []
+    setup: list[CodeBlock] = []
+    callouts: list[CalloutHeader] = []
+    previous_sibling: dict[int, Token | None] = {}
+    awaiting_output: dict[int, int] = {}  # level → index in `visible` of a block without output
+
+    for token in tokens:
+        if token.nesting == 1:
+            if token.type == "callout_open":
+                callouts.append(token.meta["callout"])
+            previous_sibling[token.level + 1] = None
+            awaiting_output.pop(token.level + 1, None)
+            continue
+        if token.nesting == -1:
+            if token.type == "callout_close":
+                callouts.pop()
+            awaiting_output.pop(token.level + 1, None)
+            previous_sibling[token.level] = token
+            continue
+
+        if token.type == "obsidian_comment":
+            _comment_contents(token, problems, setup, line_offset)
+        elif token.type == "fence" and token.map is not None:
+            line = token.map[0] + 1 + line_offset
+            language = _fence_language(token)
+            if language in PYTHON_LANGUAGES:
+                before = previous_sibling.get(token.level)
+                skip = (
+                    before is not None
+                    and before.type == "obsidian_comment"
+                    and before.content.strip() == SKIP_DIRECTIVE
+                )
+                visible.append(
+                    CodeBlock(
+                        line=line,
+                        code=token.content,
+                        lang=language,
+                        callouts=tuple(callouts),
+                        skip=skip,
+                    )
+                )
+                awaiting_output[token.level] = len(visible) - 1
+            else:
+                owner = awaiting_output.pop(token.level, None)
+                if owner is not None and language in OUTPUT_LANGUAGES:
+                    block = visible[owner]
+                    visible[owner] = _with_output(block, OutputFence(line, token.info, token.content))
+        previous_sibling[token.level] = token
+    return tuple(visible), tuple(setup)
+
+
+def _with_output(block: CodeBlock, output: OutputFence) -> CodeBlock:
+    return CodeBlock(
+        line=block.line,
+        code=block.code,
+        lang=block.lang,
+        callouts=block.callouts,
+        skip=block.skip,
+        output=output,
+    )
+
+
+def _comment_contents(
+    token: Token, problems: list[Problem], setup: list[CodeBlock], line_offset: int
+) -> None:
+    """Python fences inside a ``%%`` block are the note's hidden setup."""
+    assert token.map is not None
+    opening_line = token.map[0] + 1 + line_offset
+    if token.meta.get("unterminated"):
+        problems.append(Problem(opening_line, "'%%' comment is never closed"))
+    if token.meta.get("inline"):
+        return
+    body_offset = token.meta["body_line"] + line_offset
+    inner = block_parser().parse(token.content)
+    hidden, nested_setup = _python_blocks(inner, problems, body_offset)
+    setup.extend(block for block in hidden if not block.skip)
+    setup.extend(nested_setup)

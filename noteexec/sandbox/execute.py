@@ -1,0 +1,494 @@
+"""Runs one note's code inside the sandboxed child process and streams facts about each block.
+
+This module runs only in a forked child of the warm worker. It reports what happened
+(exceptions, warnings, output, gradients, the autograd graphs that backward walked); it never
+decides whether that is right.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import resource
+import sys
+import tempfile
+import time
+import traceback
+import types
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+OUTPUT_CAP = 1 << 20
+GRAPH_NODE_CAP = 64
+_WALK_DEPTH = 3
+_CONTAINER_CAP = 1000
+
+
+class Channel:
+    """JSON lines to the supervisor over a private file descriptor that survives fd 0-2 closing."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def send(self, event: dict[str, Any]) -> None:
+        data = (json.dumps(event, ensure_ascii=False, default=str) + "\n").encode()
+        view = memoryview(data)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+
+
+class Capture:
+    """A text stream that remembers which note line printed each piece, up to a cap."""
+
+    def __init__(self, note_file: str) -> None:
+        self.note_file = note_file
+        self.pieces: list[tuple[int | None, str]] = []
+        self.size = 0
+        self.truncated = False
+
+    encoding = "utf-8"
+    errors = "replace"
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if self.size >= OUTPUT_CAP:
+            self.truncated = True
+            return len(text)
+        kept = text[: OUTPUT_CAP - self.size]
+        self.truncated = self.truncated or len(kept) < len(text)
+        self.size += len(kept)
+        self.pieces.append((_note_line(sys._getframe(1), self.note_file), kept))
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError("the sandbox captures this stream; it has no file descriptor")
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def text(self) -> str:
+        return "".join(text for _, text in self.pieces)
+
+    def by_line(self) -> list[tuple[int | None, str]]:
+        """Consecutive pieces from the same line, joined."""
+        merged: list[tuple[int | None, str]] = []
+        for line, text in self.pieces:
+            if merged and merged[-1][0] == line:
+                merged[-1] = (line, merged[-1][1] + text)
+            else:
+                merged.append((line, text))
+        return merged
+
+
+def _note_line(frame: types.FrameType | None, note_file: str) -> int | None:
+    """The innermost note line on the stack: where a print or a warning came from."""
+    while frame is not None:
+        if frame.f_code.co_filename == note_file:
+            return frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+def _traceback_line(error: BaseException, note_file: str) -> int | None:
+    if isinstance(error, SyntaxError) and error.filename == note_file:
+        return error.lineno
+    line = None
+    for frame, lineno in traceback.walk_tb(error.__traceback__):
+        if frame.f_code.co_filename == note_file:
+            line = lineno
+    return line
+
+
+def _class_names(cls: type) -> list[str]:
+    names = []
+    for base in cls.__mro__:
+        if base is object:
+            break
+        names.append(base.__name__)
+        qualified = f"{base.__module__}.{base.__qualname__}"
+        if base.__module__ != "builtins":
+            names.append(qualified)
+    return names
+
+
+def exception_facts(error: BaseException, note_file: str) -> dict[str, Any]:
+    return {
+        "type": type(error).__name__,
+        "names": _class_names(type(error)),
+        "message": _message(error),
+        "line": _traceback_line(error, note_file),
+    }
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, SyntaxError):
+        return error.msg or ""
+    try:
+        return str(error)
+    except Exception:  # a note's exception whose __str__ itself fails
+        return f"<unprintable {type(error).__name__}>"
+
+
+class Autograd:
+    """Wraps ``torch.autograd.backward``/``grad`` to see the graphs they walk and what they return."""
+
+    def __init__(self) -> None:
+        self.graphs: list[dict[str, Any]] = []
+        self.grad_results: list[torch.Tensor] = []
+        self.calls = 0
+        self._backward = torch.autograd.backward
+        self._grad = torch.autograd.grad
+
+    def install(self) -> None:
+        original_backward, original_grad = self._backward, self._grad
+
+        def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
+            self._record(tensors)
+            return original_backward(tensors, *args, **kwargs)
+
+        def grad(outputs: Any, *args: Any, **kwargs: Any) -> Any:
+            self._record(outputs)
+            result = original_grad(outputs, *args, **kwargs)
+            self.grad_results.extend(g for g in result if isinstance(g, torch.Tensor))
+            return result
+
+        torch.autograd.backward = backward
+        torch.autograd.grad = grad
+
+    def reset(self) -> None:
+        self.graphs, self.grad_results, self.calls = [], [], 0
+
+    def _record(self, roots: Any) -> None:
+        self.calls += 1
+        if isinstance(roots, torch.Tensor):
+            roots = [roots]
+        try:
+            functions = [t.grad_fn for t in roots if isinstance(t, torch.Tensor) and t.grad_fn]
+            if functions:
+                self.graphs.append(_walk_graph(functions))
+        except Exception:
+            pass
+
+
+def _walk_graph(roots: list[Any]) -> dict[str, Any]:
+    """Nodes and edges of the backward graph, from the outputs down to the leaves."""
+    ids: dict[int, str] = {}
+    nodes: list[dict[str, Any]] = []
+    edges: list[list[str]] = []
+    pending = list(roots)
+    while pending and len(nodes) < GRAPH_NODE_CAP:
+        function = pending.pop(0)
+        if id(function) in ids:
+            continue
+        node_id = f"n{len(nodes)}"
+        ids[id(function)] = node_id
+        variable = getattr(function, "variable", None)
+        nodes.append(
+            {
+                "id": node_id,
+                "label": function.name().rsplit("::", 1)[-1],
+                "variable": id(variable) if variable is not None else None,
+            }
+        )
+        for child, _ in getattr(function, "next_functions", ()):
+            if child is not None:
+                pending.append(child)
+                edges.append([node_id, child])
+    resolved = [[a, ids[id(b)]] for a, b in edges if id(b) in ids]
+    return {"nodes": nodes, "edges": resolved, "truncated": bool(pending)}
+
+
+def reachable_tensors(namespace: dict[str, Any]) -> dict[int, tuple[str, torch.Tensor]]:
+    """Tensors a note can name: top-level values, containers, module and optimizer parameters."""
+    found: dict[int, tuple[str, torch.Tensor]] = {}
+
+    def visit(name: str, value: Any, depth: int) -> None:
+        if isinstance(value, torch.Tensor):
+            found.setdefault(id(value), (name, value))
+        elif depth >= _WALK_DEPTH:
+            return
+        elif isinstance(value, torch.nn.Module):
+            for parameter_name, parameter in value.named_parameters():
+                visit(f"{name}.{parameter_name}", parameter, depth + 1)
+        elif isinstance(value, torch.optim.Optimizer):
+            for group_index, group in enumerate(value.param_groups):
+                for index, parameter in enumerate(group["params"]):
+                    visit(f"{name}.param_groups[{group_index}][{index}]", parameter, depth + 1)
+        elif isinstance(value, list | tuple) and len(value) <= _CONTAINER_CAP:
+            for index, item in enumerate(value):
+                visit(f"{name}[{index}]", item, depth + 1)
+        elif isinstance(value, dict) and len(value) <= _CONTAINER_CAP:
+            for key, item in value.items():
+                visit(f"{name}[{key!r}]", item, depth + 1)
+
+    for name, value in list(namespace.items()):
+        if not name.startswith("__"):
+            visit(name, value, 0)
+    return found
+
+
+def _gradient_state(tensors: dict[int, tuple[str, torch.Tensor]]) -> dict[int, tuple[Any, int]]:
+    state = {}
+    for key, (_, tensor) in tensors.items():
+        grad = tensor.grad if tensor.is_leaf or tensor.retains_grad else None
+        if grad is not None:
+            state[key] = (grad, grad._version)
+    return state
+
+
+def _tensor_summary(name: str, tensor: torch.Tensor) -> dict[str, Any]:
+    detached = tensor.detach()
+    finite = (
+        bool(torch.isfinite(detached).all())
+        if detached.is_floating_point() or detached.is_complex()
+        else True
+    )
+    flat = detached.reshape(-1)[:6].tolist()
+    preview = ", ".join(_format_number(value) for value in flat)
+    if detached.numel() > 6:
+        preview += ", …"
+    return {
+        "name": name,
+        "shape": list(detached.shape),
+        "dtype": str(detached.dtype).removeprefix("torch."),
+        "finite": finite,
+        "preview": f"[{preview}]",
+    }
+
+
+def _format_number(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _reset_torch_state() -> None:
+    torch.set_grad_enabled(True)
+    torch.autograd.set_detect_anomaly(False)
+    torch.set_default_dtype(torch.float32)
+    torch.manual_seed(0)
+
+
+def _echo_transform(code: str, filename: str, echo_lines: set[int]) -> types.CodeType:
+    """Compile a block; documented bare expressions print their value like a REPL would."""
+    tree = ast.parse(code, filename=filename)
+    if echo_lines:
+        for node in ast.walk(tree):
+            for _, value in ast.iter_fields(node):
+                if isinstance(value, list):
+                    for index, statement in enumerate(value):
+                        if isinstance(statement, ast.Expr) and statement.lineno in echo_lines:
+                            call = ast.Call(
+                                func=ast.Name("__noteexec_echo__", ast.Load()),
+                                args=[statement.value],
+                                keywords=[],
+                            )
+                            value[index] = ast.copy_location(ast.Expr(call), statement)
+        ast.fix_missing_locations(tree)
+    return compile(tree, filename, "exec")
+
+
+def _echo(value: Any) -> None:
+    if value is not None:
+        print(repr(value))
+
+
+def _padded(code: str, fence_line: int) -> str:
+    """Blank lines before the code so that compiled line numbers are the note's own lines."""
+    return "\n" * fence_line + code
+
+
+class FdCapture:
+    """Output written straight to fd 1/2 (subprocesses, C code), read back after each block."""
+
+    def __init__(self, directory: str) -> None:
+        self.paths = {
+            "stdout": os.path.join(directory, ".noteexec-fd1"),
+            "stderr": os.path.join(directory, ".noteexec-fd2"),
+        }
+        self.offsets = dict.fromkeys(self.paths, 0)
+        for fd, stream in ((1, "stdout"), (2, "stderr")):
+            handle = os.open(self.paths[stream], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(handle, fd)
+            os.close(handle)
+
+    def read_new(self, stream: str) -> str:
+        try:
+            with open(self.paths[stream], "rb") as handle:
+                handle.seek(self.offsets[stream])
+                data = handle.read(OUTPUT_CAP)
+                self.offsets[stream] = handle.tell()
+        except OSError:
+            return ""
+        return data.decode("utf-8", "replace")
+
+
+def run_note(job: dict[str, Any], channel: Channel) -> None:
+    """Execute the note described by ``job`` in this process; report each block on ``channel``."""
+    note_file = job["path"]
+    workdir = tempfile.mkdtemp(prefix="noteexec-")
+    os.chdir(workdir)
+    stdin = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(stdin, 0)
+    os.close(stdin)
+    fd_capture = FdCapture(workdir)
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115 - lives as long as the process
+    _limit_resources(job)
+    torch.set_num_threads(job["threads"])
+    autograd = Autograd()
+    autograd.install()
+
+    namespace: dict[str, Any] = {"__name__": "__main__", "__noteexec_echo__": _echo}
+    channel.send({"event": "workdir", "path": workdir})
+    prelude_error = _run_prelude(job["prelude"], namespace)
+    if prelude_error is not None:
+        channel.send({"event": "setup_failed", "line": None, "exception": prelude_error})
+        return
+    for block in job["setup"]:
+        facts = _run_block(block, namespace, note_file, autograd, fd_capture)
+        if facts["exception"] is not None:
+            channel.send({"event": "setup_failed", "line": block["line"], "exception": facts["exception"]})
+            return
+    for index, block in enumerate(job["blocks"]):
+        channel.send({"event": "start", "index": index})
+        facts = _run_block(block, namespace, note_file, autograd, fd_capture)
+        channel.send({"event": "block", "index": index, "facts": facts})
+        if facts.get("exit") is not None:
+            return
+    channel.send({"event": "done"})
+
+
+def _run_prelude(prelude: str, namespace: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        exec(compile(prelude, "<prelude>", "exec"), namespace)
+    except BaseException as error:
+        return exception_facts(error, "<prelude>")
+    return None
+
+
+def _limit_resources(job: dict[str, Any]) -> None:
+    """Address-space cap on top of what the warm process already maps, and a file-size cap."""
+    limit = job.get("memory_limit")
+    if limit:
+        with open("/proc/self/statm") as statm:
+            mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        resource.setrlimit(resource.RLIMIT_AS, (mapped + limit, mapped + limit))
+    file_cap = job.get("file_size_limit")
+    if file_cap:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_cap, file_cap))
+
+
+def _run_block(
+    block: dict[str, Any],
+    namespace: dict[str, Any],
+    note_file: str,
+    autograd: Autograd,
+    fd_capture: FdCapture,
+) -> dict[str, Any]:
+    _reset_torch_state()
+    autograd.reset()
+    before = reachable_tensors(namespace)
+    grads_before = _gradient_state(before)
+    stdout, stderr = Capture(note_file), Capture(note_file)
+    caught: list[dict[str, Any]] = []
+    error: BaseException | None = None
+    exit_code: Any = None
+    started = time.perf_counter()
+    saved_streams = sys.stdout, sys.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = _warning_recorder(caught, note_file)
+        sys.stdout, sys.stderr = stdout, stderr
+        try:
+            code = _echo_transform(
+                _padded(block["code"], block["line"]), note_file, set(block.get("echo_lines", ()))
+            )
+            exec(code, namespace)
+        except SystemExit as exit_request:
+            exit_code = exit_request.code
+        except BaseException as raised:  # the note's exception is the fact we report
+            error = raised
+        finally:
+            sys.stdout, sys.stderr = saved_streams
+    duration = time.perf_counter() - started
+    after = reachable_tensors(namespace)
+    facts: dict[str, Any] = {
+        "exception": exception_facts(error, note_file) if error is not None else None,
+        "warnings": caught,
+        "stdout": stdout.text + fd_capture.read_new("stdout"),
+        "stdout_by_line": stdout.by_line(),
+        "stderr": stderr.text + fd_capture.read_new("stderr"),
+        "truncated": stdout.truncated or stderr.truncated,
+        "duration": round(duration, 6),
+        "exit": None if exit_code is None else f"sys.exit({exit_code!r})",
+    }
+    facts.update(_gradient_facts(before, after, grads_before, autograd))
+    return facts
+
+
+def _warning_recorder(caught: list[dict[str, Any]], note_file: str) -> Callable[..., None]:
+    def record(message: Any, category: type[Warning], filename: str, lineno: int, *_: Any) -> None:
+        line = lineno if filename == note_file else _note_line(sys._getframe(1), note_file)
+        caught.append(
+            {
+                "category": category.__name__,
+                "names": _class_names(category),
+                "message": str(message),
+                "line": line,
+            }
+        )
+
+    return record
+
+
+def _gradient_facts(
+    before: dict[int, tuple[str, torch.Tensor]],
+    after: dict[int, tuple[str, torch.Tensor]],
+    grads_before: dict[int, tuple[Any, int]],
+    autograd: Autograd,
+) -> dict[str, Any]:
+    produced = []
+    names = {key: name for key, (name, _) in {**before, **after}.items()}
+    for key, (grad, version) in _gradient_state(after).items():
+        previous = grads_before.get(key)
+        if previous is None or previous[0] is not grad or previous[1] != version:
+            produced.append(_tensor_summary(f"{names[key]}.grad", grad))
+    for index, result in enumerate(autograd.grad_results):
+        produced.append(_tensor_summary(f"torch.autograd.grad(...)[{index}]", result))
+    without = []
+    if not autograd.grad_results:
+        without = [
+            name
+            for name, tensor in after.values()
+            if tensor.is_leaf and tensor.requires_grad and tensor.grad is None
+        ]
+    graphs = []
+    for graph in autograd.graphs:
+        for node in graph["nodes"]:
+            variable = node.pop("variable")
+            if variable is not None and variable in names:
+                node["label"] += f" ({names[variable]})"
+        graphs.append(graph)
+    return {
+        "gradients": produced,
+        "leaves_without_grad": sorted(set(without)),
+        "backward_calls": autograd.calls,
+        "graphs": graphs,
+    }

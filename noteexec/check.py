@@ -152,10 +152,13 @@ def _why_not_run(note: Note, facts: NoteFacts | None) -> str:
 def check(
     files: Sequence[NoteFile],
     config: Config,
-    sandbox_factory: Callable[[], Sandbox],
+    sandbox: Sandbox,
     on_result: Callable[[NoteResult], None] = lambda result: None,
 ) -> list[NoteResult]:
-    """Check notes; ``on_result`` sees each note's result in file order as soon as it is known."""
+    """Check notes; ``on_result`` sees each note's result in file order as soon as it is known.
+
+    The sandbox starts its worker only if some note has something to run.
+    """
     notes = [read_note(file.path) for file in files]
     expected = [expectations(note, config) for note in notes]
     runs: list[NoteRun | None] = [
@@ -179,10 +182,8 @@ def check(
 
     report_ready()
     scheduled = [(index, run) for index, run in enumerate(runs) if run is not None]
-    if scheduled:
-        with sandbox_factory() as sandbox:
-            for position, note_facts in sandbox.run([run for _, run in scheduled]):
-                facts[scheduled[position][0]] = note_facts
-                report_ready()
+    for position, note_facts in sandbox.run([run for _, run in scheduled]):
+        facts[scheduled[position][0]] = note_facts
+        report_ready()
     report_ready()
     return [result for result in results if result is not None]

@@ -56,12 +56,8 @@ def _check(arguments: argparse.Namespace) -> int:
         if reporter is not None:
             reporter.note(result)
 
-    results = check(
-        files,
-        config,
-        lambda: Sandbox(parallel=arguments.jobs, env_passthrough=config.env),
-        on_result,
-    )
+    with Sandbox(parallel=arguments.jobs, env_passthrough=config.env) as sandbox:
+        results = check(files, config, sandbox, on_result)
     duration = time.perf_counter() - started
     if reporter is not None:
         reporter.summary(results, duration)

@@ -11,9 +11,11 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import IO
 
 from noteexec.facts import NoteFacts
 
@@ -64,10 +66,12 @@ class Sandbox:
     env_passthrough: tuple[str, ...] = ()
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _next_id: int = field(default=0, init=False, repr=False)
+    _stderr: IO[bytes] | None = field(default=None, init=False, repr=False)
 
     def start(self) -> None:
         if self._process is not None:
             return
+        self._stderr = tempfile.TemporaryFile()
         env = sandbox_environment(dict(os.environ), self.env_passthrough)
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
@@ -75,7 +79,7 @@ class Sandbox:
             [sys.executable, "-m", "noteexec.sandbox.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=self._stderr,
             env=env,
             cwd="/",
         )
@@ -119,9 +123,19 @@ class Sandbox:
                 yield index, NoteFacts.from_json(data)
         writer.join()
         if pending:
+            reason = self._death_reason()
             self.close()
-        for index in sorted(pending):
-            yield index, NoteFacts.lost(len(runs[index].blocks), "the sandbox worker died")
+            for index in sorted(pending):
+                yield index, NoteFacts.lost(len(runs[index].blocks), reason)
+
+    def _death_reason(self) -> str:
+        """The worker's last words (stderr), so a broken install is visible, not a mystery."""
+        tail = ""
+        if self._stderr is not None:
+            self._stderr.seek(0)
+            lines = self._stderr.read().decode("utf-8", "replace").strip().splitlines()
+            tail = lines[-1] if lines else ""
+        return "the sandbox worker died" + (f": {tail}" if tail else "")
 
     def _threads(self) -> int:
         return max(1, (os.cpu_count() or 1) // self.parallel)
@@ -142,6 +156,9 @@ class Sandbox:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
 
     def __enter__(self) -> Sandbox:
         return self

@@ -320,8 +320,8 @@ class FdCapture:
 
     def __init__(self, directory: str) -> None:
         self.paths = {
-            "stdout": os.path.join(directory, ".noteexec-fd1"),
-            "stderr": os.path.join(directory, ".noteexec-fd2"),
+            "stdout": os.path.join(directory, "fd1"),
+            "stderr": os.path.join(directory, "fd2"),
         }
         self.offsets = dict.fromkeys(self.paths, 0)
         for fd, stream in ((1, "stdout"), (2, "stderr")):
@@ -344,7 +344,9 @@ def run_note(job: dict[str, Any], channel: Channel) -> None:
     """Execute the note described by ``job`` in this process; report each block on ``channel``."""
     note_file = job["path"]
     workdir = tempfile.mkdtemp(prefix="noteexec-")
-    os.chdir(workdir)
+    cwd = os.path.join(workdir, "cwd")
+    os.mkdir(cwd)
+    os.chdir(cwd)
     stdin = os.open(os.devnull, os.O_RDONLY)
     os.dup2(stdin, 0)
     os.close(stdin)

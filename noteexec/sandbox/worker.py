@@ -151,7 +151,7 @@ _SIGNAL_MEANING = {
     "SIGBUS": "bus error",
     "SIGABRT": "aborted",
     "SIGFPE": "floating-point exception",
-    "SIGKILL": "killed, likely out of memory",
+    "SIGKILL": "out of memory, or killed by another process",
     "SIGXFSZ": "file size limit exceeded",
 }
 
@@ -189,13 +189,24 @@ def supervise(job: dict[str, Any], result_fd: int) -> None:
 
 
 def _become_note_process(job: dict[str, Any], writer: int, namespaces: bool) -> None:
+    """Run the note; in a PID namespace, first become its init and run the note in a child.
+
+    A namespace's init ignores signals it has no handler for, even SIGKILL sent from inside,
+    so the note runs one level down where signals behave normally; init reports how it ended.
+    """
     exit_code = 70
     try:
         os.dup2(writer, CHANNEL_FD, inheritable=False)
         os.close(writer)
-        if not namespaces:
-            os.setsid()
         _libc_call("prctl", _PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if namespaces:
+            note = os.fork()
+            if note != 0:
+                exit_code = 0
+                _report_note_end(note)
+                return
+        else:
+            os.setsid()
         from noteexec.sandbox.execute import Channel, run_note
 
         run_note(job, Channel(CHANNEL_FD))
@@ -204,6 +215,15 @@ def _become_note_process(job: dict[str, Any], writer: int, namespaces: bool) -> 
         exit_code = 70
     finally:
         os._exit(exit_code)
+
+
+def _report_note_end(note: int) -> None:
+    """As init of the namespace: reap every orphan until the note itself ends, then tell how."""
+    while True:
+        pid, status = os.waitpid(-1, 0)
+        if pid == note:
+            _write_all(CHANNEL_FD, (json.dumps({"event": "ended", "status": status}) + "\n").encode())
+            return
 
 
 def _collect(job: dict[str, Any], reader: int, pid: int, namespaces: bool) -> dict[str, Any]:
@@ -217,6 +237,7 @@ def _collect(job: dict[str, Any], reader: int, pid: int, namespaces: bool) -> di
     ended: str | None = None
     timed_out = False
     done = False
+    note_status: int | None = None
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -250,8 +271,12 @@ def _collect(job: dict[str, Any], reader: int, pid: int, namespaces: bool) -> di
                 result["setup_failed"] = {"line": event["line"], "exception": event["exception"]}
             elif kind == "done":
                 done = True
+            elif kind == "ended":
+                note_status = event["status"]
     os.close(reader)
     _, status = os.waitpid(pid, 0)
+    if note_status is not None:
+        status = note_status
     if not namespaces:
         _kill_tree(pid, namespaces=False)
         _reap_leftovers()
@@ -275,7 +300,7 @@ def _collect(job: dict[str, Any], reader: int, pid: int, namespaces: bool) -> di
             else:
                 facts = {
                     "state": "not_run",
-                    "reason": f"an earlier block ended the process ({ended or 'exit'})",
+                    "reason": "the process ended in an earlier block",
                 }
         elif facts.get("exit") is not None:
             facts = {**facts, "state": "crashed", "reason": f"called {facts['exit']}"}

@@ -1,0 +1,59 @@
+"""Shared fixtures: one warm sandbox per test session, and helpers to write fixture notes."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from noteexec.check import NoteFile, NoteResult, check
+from noteexec.config import Config
+from noteexec.sandbox import Sandbox
+
+REPO = Path(__file__).resolve().parent.parent
+SEED_NOTE = REPO.parent / "shared" / "seed-note.md"
+
+
+def callout(kind: str, code: str, title: str = "", body: str = "", lang: str = "python") -> str:
+    """A callout holding one fenced block, every line prefixed with '> '."""
+    lines = [f"[!{kind}] {title}".rstrip()]
+    if body:
+        lines.append(body)
+    lines.append(f"```{lang}")
+    lines.extend(textwrap.dedent(code).strip("\n").splitlines())
+    lines.append("```")
+    return "\n".join(f"> {line}".rstrip() for line in lines) + "\n"
+
+
+def fence(code: str, lang: str = "python") -> str:
+    return f"```{lang}\n{textwrap.dedent(code).strip(chr(10))}\n```\n"
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(parallel=2) as shared:
+        yield shared
+
+
+RunNote = Callable[..., NoteResult]
+
+
+@pytest.fixture
+def run_note(tmp_path: Path, sandbox: Sandbox) -> RunNote:
+    """Write ``text`` as a note in a fresh vault and check it with the shared sandbox."""
+
+    def run(text: str, name: str = "note.md", config: Config | None = None) -> NoteResult:
+        vault = tmp_path / "vault"
+        vault.mkdir(exist_ok=True)
+        path = vault / name
+        path.write_text(text, encoding="utf-8")
+        [result] = check([NoteFile(path, vault)], config or Config(), sandbox)
+        return result
+
+    return run
+
+
+def outcomes(result: NoteResult) -> list[str]:
+    return [block.verdict.outcome for block in result.blocks]

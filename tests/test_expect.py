@@ -1,0 +1,156 @@
+"""expect: what a note documents about each block. Pure."""
+
+from __future__ import annotations
+
+import pytest
+
+from noteexec.expect import DocumentedError, DocumentedOutput, Families, expect
+from noteexec.parse import parse_note
+from noteexec.textmatch import matches
+from tests.conftest import SEED_NOTE, callout, fence
+
+
+def only_expectation(text: str, families: Families = Families()):
+    [block] = parse_note(text).blocks
+    return expect(block, families)
+
+
+def test_seed_note_expectations() -> None:
+    note = parse_note(SEED_NOTE.read_text(encoding="utf-8"))
+    failing, succeeding = (expect(block) for block in note.blocks)
+    assert failing.kind == "raises"
+    assert failing.error == DocumentedError(
+        "RuntimeError", "element 0 of tensors does not require grad...", 39, "comment"
+    )
+    assert succeeding.kind == "gradients"
+    assert succeeding.outputs == ()  # "# 查看梯度" describes, it documents nothing
+
+
+def test_callout_families_set_the_default() -> None:
+    assert only_expectation(callout("missing", "x = 1")).kind == "raises"
+    assert only_expectation(callout("done", "x = 1")).kind == "gradients"
+    assert only_expectation(callout("tip", "x = 1")).kind == "runs"
+    assert only_expectation(callout("mystery", "x = 1")).kind == "runs"
+    assert only_expectation(fence("x = 1")).kind == "runs"
+
+
+def test_families_are_configurable() -> None:
+    families = Families(failure=frozenset({"bug"}), success=frozenset({"tip"}))
+    assert only_expectation(callout("bug", "x = 1"), families).kind == "raises"
+    assert only_expectation(callout("fail", "x = 1"), families).kind == "runs"
+    assert only_expectation(callout("hint", "x = 1"), families).kind == "gradients"
+
+
+def test_comment_line_pins_the_next_code_line() -> None:
+    code = "a = 1\n# => ValueError: bad value\n\n# more words\nint('x')\n"
+    expectation = only_expectation(fence(code))
+    assert expectation.kind == "raises"
+    assert expectation.error == DocumentedError("ValueError", "bad value", 1 + 5, "comment")
+
+
+def test_trailing_comment_pins_its_own_line() -> None:
+    expectation = only_expectation(callout("note", "y = 2\ny.backward()  # RuntimeError: Trying to backward"))
+    assert expectation.kind == "raises"
+    assert expectation.error == DocumentedError("RuntimeError", "Trying to backward", 2 + 2, "trailing")
+
+
+def test_hash_inside_a_string_is_not_a_comment() -> None:
+    expectation = only_expectation(fence('text = "# ValueError: not a comment"\n'))
+    assert expectation.kind == "runs"
+    assert expectation.error is None
+
+
+def test_output_fence_with_a_traceback_documents_an_unpinned_error() -> None:
+    text = fence("import torch\ntorch.zeros(2).numpy()") + (
+        "```pytb\nTraceback (most recent call last):\n  File \"x\", line 2\n"
+        "torch.OutOfMemoryError: big\n\n```\n"
+    )
+    expectation = only_expectation(text)
+    assert expectation.error == DocumentedError("torch.OutOfMemoryError", "big", None, "output")
+
+
+def test_output_fence_without_error_is_the_expected_stdout() -> None:
+    expectation = only_expectation(fence("print(1)") + "```\n1\n```\n")
+    assert expectation.kind == "runs"
+    assert expectation.outputs == (DocumentedOutput("1\n"),)
+
+
+def test_documented_warning_does_not_require_a_raise() -> None:
+    code = "b = a * 2\n# UserWarning: The .grad attribute of a Tensor that is not a leaf...\nprint(b.grad)\n"
+    expectation = only_expectation(callout("fail", code))
+    assert expectation.kind == "runs"
+    assert expectation.error is None
+    assert expectation.warnings == (
+        DocumentedError(
+            "UserWarning", "The .grad attribute of a Tensor that is not a leaf...", 2 + 3, "comment"
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("comment", "documented"),
+    [
+        ("=> tensor([2.])", "tensor([2.])"),
+        ("Output: 3", "3"),
+        ("输出: [1, 2]", "[1, 2]"),
+        ("tensor([1., 2.])", "tensor([1., 2.])"),
+        ("True", "True"),
+        ("-0.5", "-0.5"),
+        ("(2, 3)", "(2, 3)"),
+        ("查看梯度", None),
+        ("prints the gradient", None),
+    ],
+)
+def test_trailing_output_comments(comment: str, documented: str | None) -> None:
+    expectation = only_expectation(fence(f"print(x)  # {comment}"))
+    expected = (DocumentedOutput(documented, 2, 2),) if documented is not None else ()
+    assert expectation.outputs == expected
+
+
+def test_bare_expressions_with_documented_values_are_echoed() -> None:
+    expectation = only_expectation(fence("x = 3\nx * 2  # 6\nx + 1\nprint(x)  # 3"))
+    assert expectation.echo_lines == (1 + 2,)
+    assert [output.line for output in expectation.outputs] == [3, 5]
+
+
+def test_value_comment_on_an_assignment_documents_nothing() -> None:
+    assert only_expectation(fence("y = 2  # 2")).outputs == ()
+
+
+def test_multi_line_print_spans_its_lines() -> None:
+    expectation = only_expectation(fence("print(\n    1,\n)  # 1"))
+    assert expectation.outputs == (DocumentedOutput("1", 2, 4),)
+
+
+def test_skip_marks() -> None:
+    note = parse_note("%% noteexec: skip %%\n" + fence("x = 1"))
+    assert expect(note.blocks[0]).kind == "skip"
+    assert expect(parse_note(fence("x = 1")).blocks[0], note_skip=True).kind == "skip"
+
+
+def test_code_that_does_not_parse_still_yields_its_comment_documents() -> None:
+    expectation = only_expectation(fence("# SyntaxError: invalid syntax\ndef broken(:\n"))
+    assert expectation.error is not None
+    assert expectation.error.name == "SyntaxError"
+    assert expectation.error.line == 1 + 2
+
+
+@pytest.mark.parametrize(
+    ("documented", "actual", "prefix", "expected"),
+    [
+        ("tensor([2., 4.])", "tensor([2.0000, 4.0000])", False, True),
+        ("tensor([2., 4.])", "tensor([2., 4.01])", False, False),
+        ("tensor([1.0000e-07])", "tensor([1.00001e-07])", False, True),
+        ("element 0 of tensors does not require grad...", "element 0 of tensors does not require grad and x", True, True),
+        ("element 0 of tensors", "element 1 of tensors", True, False),
+        ("a … c", "a b b c", False, True),
+        ("grad   can be\n implicitly", "grad can be implicitly created", True, True),
+        ("", "anything", True, True),
+        ("tensor([nan])", "tensor([nan])", False, True),
+        ("Can't call numpy()", "Can't call numpy() on Tensor that requires grad.", True, True),
+        ("[[1, 2], [3, 4]]", "[[1, 2],\n [3, 4]]", False, True),
+        ("1 2", "12", False, False),
+    ],
+)
+def test_matching(documented: str, actual: str, prefix: bool, expected: bool) -> None:
+    assert matches(documented, actual, prefix=prefix) is expected

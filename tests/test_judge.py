@@ -1,0 +1,116 @@
+"""judge: expectation × facts → verdict. Pure: facts are built by hand here."""
+
+from __future__ import annotations
+
+from noteexec.expect import DocumentedError, DocumentedOutput, Expectation
+from noteexec.facts import BlockFacts, Gradient, Raised
+from noteexec.judge import judge
+
+RUNTIME = ("RuntimeError", "Exception", "BaseException")
+SEED_ERROR = DocumentedError("RuntimeError", "element 0 of tensors does not require grad...", 39, "comment")
+
+
+def raised(type_: str, message: str, line: int | None, names: tuple[str, ...] = ()) -> BlockFacts:
+    return BlockFacts(state="ran", exception=Raised(type_, names or (type_, "Exception"), message, line))
+
+
+def grad(name: str = "w.grad", finite: bool = True) -> Gradient:
+    return Gradient(name, (1,), "float32", finite, "[30]")
+
+
+def test_documented_error_at_the_documented_line_passes() -> None:
+    facts = raised("RuntimeError", "element 0 of tensors does not require grad and does not have a grad_fn", 39, RUNTIME)
+    verdict = judge(Expectation("raises", error=SEED_ERROR), facts)
+    assert verdict.outcome == "passed"
+
+
+def test_seed_note_as_written_explains_itself() -> None:
+    facts = raised("NameError", "name 'compute_loss' is not defined", 33)
+    verdict = judge(Expectation("raises", error=SEED_ERROR), facts)
+    assert verdict.outcome == "failed"
+    assert verdict.message == (
+        'expected RuntimeError matching "element 0 of tensors does not require grad..." at line 39, '
+        "got NameError: name 'compute_loss' is not defined at line 33"
+    )
+
+
+def test_wrong_type_wrong_message_wrong_line_and_no_exception() -> None:
+    expectation = Expectation("raises", error=SEED_ERROR)
+    wrong_type = raised("ValueError", "element 0 of tensors does not require grad", 39)
+    wrong_message = raised("RuntimeError", "something else", 39, RUNTIME)
+    wrong_line = raised("RuntimeError", "element 0 of tensors does not require grad", 40, RUNTIME)
+    assert judge(expectation, wrong_type).outcome == "failed"
+    assert judge(expectation, wrong_message).outcome == "failed"
+    assert "got it at line 40" in judge(expectation, wrong_line).message
+    nothing = judge(expectation, BlockFacts(state="ran"))
+    assert nothing.outcome == "failed"
+    assert "raised nothing" in nothing.message
+
+
+def test_base_class_names_match() -> None:
+    documented = DocumentedError("Exception", "", None, "output")
+    facts = raised("RuntimeError", "anything", 3, RUNTIME)
+    assert judge(Expectation("raises", error=documented), facts).outcome == "passed"
+    lookup = DocumentedError("LookupError", "", None, "comment")
+    key_error = raised("KeyError", "'x'", 3, ("KeyError", "LookupError", "Exception"))
+    assert judge(Expectation("raises", error=lookup), key_error).outcome == "passed"
+
+
+def test_undocumented_failure_passes_with_a_warning_unless_the_example_is_broken() -> None:
+    expectation = Expectation("raises")
+    verdict = judge(expectation, raised("RuntimeError", "boom", 3, RUNTIME))
+    assert verdict.outcome == "passed"
+    assert verdict.warnings and "nothing documented" in verdict.warnings[0]
+    for broken in ("NameError", "SyntaxError", "ImportError"):
+        assert judge(expectation, raised(broken, "x", 3)).outcome == "failed"
+    not_found = raised("ModuleNotFoundError", "x", 3, ("ModuleNotFoundError", "ImportError", "Exception"))
+    assert judge(expectation, not_found).outcome == "failed"
+    assert judge(expectation, BlockFacts(state="ran")).outcome == "failed"
+
+
+def test_gradients_present_missing_or_not_finite() -> None:
+    expectation = Expectation("gradients")
+    assert judge(expectation, BlockFacts(state="ran", gradients=(grad(),))).outcome == "passed"
+    none = judge(expectation, BlockFacts(state="ran", leaves_without_grad=("b",)))
+    assert none.outcome == "failed"
+    assert "produced none" in none.message
+    assert "b" in none.warnings[0]
+    bad = judge(expectation, BlockFacts(state="ran", gradients=(grad(), grad("v.grad", finite=False))))
+    assert bad.outcome == "failed"
+    assert "v.grad" in bad.message
+    crashed = judge(expectation, raised("RuntimeError", "x", 4, RUNTIME))
+    assert crashed.outcome == "failed"
+
+
+def test_runs_and_skip_and_process_endings() -> None:
+    assert judge(Expectation("runs"), BlockFacts(state="ran")).outcome == "passed"
+    assert judge(Expectation("runs"), raised("ValueError", "x", 2)).outcome == "failed"
+    assert judge(Expectation("skip", skip_reason="why"), None).outcome == "skipped"
+    crashed = judge(Expectation("runs"), BlockFacts(state="crashed", reason="timed out after 1 s"))
+    assert crashed.outcome == "failed"
+    assert "timed out after 1 s" in crashed.message
+    not_run = judge(Expectation("runs"), BlockFacts(state="not_run", reason="the hidden setup failed"))
+    assert not_run.message == "not run: the hidden setup failed"
+
+
+def test_documented_warnings() -> None:
+    warning = DocumentedError("UserWarning", "The .grad attribute", 7, "comment")
+    expectation = Expectation("runs", warnings=(warning,))
+    seen = Raised("UserWarning", ("UserWarning", "Warning"), "The .grad attribute of a Tensor", 7)
+    assert judge(expectation, BlockFacts(state="ran", warnings=(seen,))).outcome == "passed"
+    elsewhere = Raised("UserWarning", ("UserWarning", "Warning"), "The .grad attribute of a Tensor", 8)
+    assert judge(expectation, BlockFacts(state="ran", warnings=(elsewhere,))).outcome == "failed"
+    missing = judge(expectation, BlockFacts(state="ran"))
+    assert "no warning was emitted" in missing.message
+
+
+def test_documented_output_right_and_wrong() -> None:
+    line_output = Expectation("runs", outputs=(DocumentedOutput("tensor([2., 4.])", 5, 5),))
+    right = BlockFacts(state="ran", stdout_by_line=((5, "tensor([2.0000, 4.0000])\n"),))
+    assert judge(line_output, right).outcome == "passed"
+    wrong = judge(line_output, BlockFacts(state="ran", stdout_by_line=((5, "tensor([3., 4.])\n"),)))
+    assert wrong.outcome == "failed"
+    assert "+tensor([3., 4.])" in wrong.diff
+    block_output = Expectation("runs", outputs=(DocumentedOutput("a\n...\nz\n"),))
+    assert judge(block_output, BlockFacts(state="ran", stdout="a\nb\nc\nz\n")).outcome == "passed"
+    assert judge(block_output, BlockFacts(state="ran", stdout="a\nb\n")).outcome == "failed"

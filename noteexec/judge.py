@@ -136,15 +136,11 @@ def _output_mismatch(documented: DocumentedOutput, facts: BlockFacts) -> str | N
         )
     if matches(documented.text, actual):
         return None
-    return (
-        "".join(
-            difflib.unified_diff(
-                documented.text.strip().splitlines(keepends=True),
-                [line + "\n" for line in actual.strip().splitlines()],
-                "documented",
-                "actual",
-                lineterm="\n",
-            )
+    return "".join(
+        difflib.unified_diff(
+            [line + "\n" for line in documented.text.strip().splitlines()],
+            [line + "\n" for line in actual.strip().splitlines()],
+            "documented",
+            "actual",
         )
-        or f"documented {documented.text!r}, got {actual!r}\n"
     )

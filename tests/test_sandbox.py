@@ -1,0 +1,189 @@
+"""Sandbox guarantees, each tried for real: a note that misbehaves fails alone and leaves nothing."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from noteexec.check import NoteFile, check
+from noteexec.config import Config
+from noteexec.sandbox import Sandbox, sandbox_environment
+from tests.conftest import RunNote, fence, outcomes
+
+
+def short_timeout(seconds: float = 1) -> str:
+    return f"---\nnoteexec: {{timeout: {seconds}}}\n---\n"
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker.encode() in cmdline:
+                found.append(int(entry))
+    return found
+
+
+@pytest.fixture(params=[True, False], ids=["namespaces", "fallback"])
+def isolation(request: pytest.FixtureRequest) -> Config:
+    """Every guarantee holds with Linux namespaces and with the fallback (subreaper, watching)."""
+    return Config(namespaces=request.param)
+
+
+def test_infinite_loop_times_out_and_later_blocks_are_not_run(run_note: RunNote, isolation: Config) -> None:
+    result = run_note(short_timeout() + fence("while True:\n    pass") + fence("print('never')"), config=isolation)
+    assert outcomes(result) == ["failed", "failed"]
+    assert "timed out after 1 s" in result.blocks[0].verdict.message
+    assert result.blocks[1].verdict.message.startswith("not run")
+
+
+def test_ignored_sigterm_does_not_save_a_runaway_note(run_note: RunNote, isolation: Config) -> None:
+    code = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.01)"
+    result = run_note(short_timeout() + fence(code), config=isolation)
+    assert "timed out" in result.blocks[0].verdict.message
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("import os\nos._exit(3)", "process exited with code 3"),
+        ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "SIGKILL"),
+        ("import ctypes\nctypes.string_at(0)", "SIGSEGV (segmentation fault)"),
+        ("import sys\nsys.exit(4)", "called sys.exit(4)"),
+    ],
+    ids=["os._exit", "sigkill", "segfault", "sys.exit"],
+)
+def test_process_endings_fail_the_running_block(
+    run_note: RunNote, isolation: Config, code: str, reason: str
+) -> None:
+    result = run_note(fence("print('first')") + fence(code) + fence("print('later')"), config=isolation)
+    assert outcomes(result) == ["passed", "failed", "failed"]
+    assert reason in result.blocks[1].verdict.message
+    assert "not run" in result.blocks[2].verdict.message
+
+
+def test_huge_allocation_fails_the_block_not_the_machine(run_note: RunNote) -> None:
+    code = "x = torch.empty(10 * 1024**3, dtype=torch.uint8)\nx.fill_(1)"
+    result = run_note(fence(code) + fence("print('after')"), config=Config(memory_limit=1 << 30))
+    assert outcomes(result)[0] == "failed"
+    assert "memory" in result.blocks[0].verdict.message.lower()
+
+
+def test_network_is_unreachable(run_note: RunNote) -> None:
+    code = (
+        "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=3)\n"
+        "    print('connected')\nexcept OSError as error:\n    print('blocked')"
+    )
+    result = run_note(fence(code) + "```output\nblocked\n```\n")
+    assert outcomes(result) == ["passed"]
+    assert result.facts.isolation["network"] == "none"
+
+
+def test_vault_cannot_be_written(tmp_path: Path, sandbox: Sandbox) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    target = vault / "written.txt"
+    note = vault / "note.md"
+    code = f"open({str(target)!r}, 'w').write('x')  # OSError: [Errno 30] Read-only file system"
+    note.write_text(fence(code))
+    [result] = check([NoteFile(note, vault)], Config(), sandbox)
+    assert outcomes(result) == ["passed"], result.blocks[0].verdict.message
+    assert not target.exists()
+
+
+def test_vault_writes_are_detected_without_namespaces(tmp_path: Path, sandbox: Sandbox) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    target = vault / "written.txt"
+    note = vault / "note.md"
+    note.write_text(fence(f"open({str(target)!r}, 'w').write('x')"))
+    [result] = check([NoteFile(note, vault)], Config(namespaces=False), sandbox)
+    assert result.status == "error"
+    assert "changed files in the vault" in result.error
+    assert str(target) in result.error
+
+
+def test_leftover_and_setsid_children_are_killed(run_note: RunNote, isolation: Config) -> None:
+    marker = f"{uuid.uuid4().int % 10**6}.{os.getpid()}"
+    code = (
+        "import subprocess\n"
+        f"subprocess.Popen(['sleep', '{marker}'])\n"
+        f"subprocess.Popen(['sleep', '{marker}'], start_new_session=True)\n"
+        f"subprocess.Popen(['sh', '-c', 'setsid sleep {marker} & wait'])"
+    )
+    result = run_note(fence(code) + fence("import time\ntime.sleep(0.3)"), config=isolation)
+    assert outcomes(result) == ["passed", "passed"]
+    assert processes_with(f"sleep\x00{marker}") == []
+
+
+def test_closed_stdout_and_stderr_do_not_lose_results(run_note: RunNote, isolation: Config) -> None:
+    code = "import os, sys\nos.close(0)\nos.close(1)\nos.close(2)\nsys.stdout.close()\nprint('still here')"
+    result = run_note(fence(code) + fence("print('next')  # next"), config=isolation)
+    assert outcomes(result) == ["passed", "passed"]
+    assert result.blocks[0].facts.stdout == "still here\n"
+
+
+def test_input_reads_an_empty_stdin(run_note: RunNote) -> None:
+    result = run_note(fence("input()  # EOFError: EOF when reading a line"))
+    assert outcomes(result) == ["passed"]
+
+
+def test_cwd_is_a_fresh_empty_directory(run_note: RunNote) -> None:
+    result = run_note(fence("import os\nprint(os.listdir('.'))  # []\nopen('scratch.txt', 'w').write('ok')"))
+    assert outcomes(result) == ["passed"]
+
+
+def test_a_monkeypatched_torch_does_not_leak_into_the_next_note(tmp_path: Path, sandbox: Sandbox) -> None:
+    first, second = tmp_path / "a.md", tmp_path / "b.md"
+    first.write_text(fence("torch.tensor = None\ntorch.nn.Linear = None"))
+    second.write_text(fence("print(torch.tensor([1.0]))  # tensor([1.])\nnn.Linear(1, 1)"))
+    results = check([NoteFile(first, tmp_path), NoteFile(second, tmp_path)], Config(), sandbox)
+    assert [outcomes(result) for result in results] == [["passed"], ["passed"]]
+
+
+def test_multithreaded_matmul_in_parallel_children_does_not_deadlock(tmp_path: Path, sandbox: Sandbox) -> None:
+    code = "a = torch.randn(400, 400)\nfor _ in range(20):\n    a = torch.tanh(a @ a)\nprint(torch.get_num_threads())"
+    files = []
+    for index in range(4):
+        path = tmp_path / f"m{index}.md"
+        path.write_text(short_timeout(30) + fence(code))
+        files.append(NoteFile(path, tmp_path))
+    results = check(files, Config(), sandbox)
+    assert all(outcomes(result) == ["passed"] for result in results)
+    assert results[0].blocks[0].facts.stdout.strip() == str(max(1, (os.cpu_count() or 1) // 2))
+
+
+def test_secrets_never_reach_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "hunter2")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_secret")
+    monkeypatch.setenv("MY_ALLOWED", "yes")
+    note = tmp_path / "env.md"
+    code = (
+        "import os\nprint(os.environ.get('AWS_SECRET_ACCESS_KEY'), os.environ.get('GITHUB_TOKEN'))  # None None\n"
+        "print(os.environ.get('MY_ALLOWED'))  # yes"
+    )
+    note.write_text(fence(code))
+    with Sandbox(env_passthrough=("MY_ALLOWED",)) as own:
+        [result] = check([NoteFile(note, tmp_path)], Config(), own)
+    assert outcomes(result) == ["passed"], result.blocks[0].verdict.diff
+
+
+def test_environment_allowlist() -> None:
+    environment = sandbox_environment(
+        {"PATH": "/bin", "LC_ALL": "C", "HOME": "/root", "OMP_NUM_THREADS": "1", "SECRET": "x"}
+    )
+    assert environment == {"PATH": "/bin", "LC_ALL": "C", "OMP_NUM_THREADS": "1"}
+
+
+def test_output_is_capped(run_note: RunNote) -> None:
+    result = run_note(fence("print('x' * (3 << 20))"))
+    facts = result.blocks[0].facts
+    assert facts.truncated
+    assert len(facts.stdout) <= (1 << 20) + 1

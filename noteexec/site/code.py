@@ -1,0 +1,284 @@
+"""Code fences: Pygments highlighting, Mermaid, and each checked block's verdict panel.
+
+A python fence is matched to its check result by line (``token.map[0] + 1 == block.line``);
+``env["results"]`` maps those lines to :class:`BlockResult`. Everything written is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+from functools import lru_cache
+from typing import Any
+
+from markdown_it.token import Token
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexer import Lexer
+from pygments.lexers import TextLexer, get_lexer_by_name
+from pygments.util import ClassNotFound
+
+from noteexec.check import BlockResult
+from noteexec.facts import Graph
+from noteexec.site import icons
+
+escape = html.escape
+
+MAX_OUTPUT = 20_000
+"""Characters of captured output shown on a page; the rest is cut with a note."""
+
+
+@lru_cache(maxsize=256)
+def _lexer(language: str) -> Lexer:
+    try:
+        return get_lexer_by_name(language, stripnl=False, ensurenl=True)
+    except ClassNotFound:
+        return TextLexer(stripnl=False, ensurenl=True)
+
+
+@lru_cache(maxsize=8192)
+def highlight_code(code: str, language: str, hl_lines: tuple[int, ...] = ()) -> str:
+    """``<div class="highlight"><pre><code>…`` with Pygments classes (styled for light and dark)."""
+    formatter = HtmlFormatter(nowrap=True, hl_lines=list(hl_lines))
+    body = highlight(code, _lexer(language), formatter) if language else escape(code)
+    lang = f' class="language-{escape(language)}"' if language else ""
+    return f'<div class="highlight"><pre><code{lang}>{body}</code></pre></div>'
+
+
+def _language(token: Token) -> str:
+    info = token.info.strip()
+    return info.split(maxsplit=1)[0].lower() if info else ""
+
+
+def render_fence(token: Token, env: dict[str, Any]) -> str:
+    language = _language(token)
+    code = token.content
+    if language == "mermaid":
+        return mermaid_block(code, env, hand_drawn=True)
+    results: dict[int, BlockResult] = env.get("results") or {}
+    result = results.get(token.map[0] + 1) if token.map else None
+    if result is None:
+        return f'<div class="code-block" data-lang="{escape(language)}">{highlight_code(code, language)}</div>\n'
+    return verdict_block(result, env)
+
+
+def mermaid_block(source: str, env: dict[str, Any], hand_drawn: bool = False, caption: str = "") -> str:
+    """``<pre class="mermaid">`` when the page loads mermaid.js; otherwise the source as code."""
+    figure_caption = f"<figcaption>{caption}</figcaption>" if caption else ""
+    if hand_drawn and env.get("graph_lines"):
+        line = env["graph_lines"][0]
+        figure_caption = (
+            f'<figcaption>Drawn by hand · <a class="nx-compare" href="#L{line}">'
+            f"compare with the graph measured at line {line}</a></figcaption>"
+        )
+    if env.get("mermaid"):
+        body = f'<pre class="mermaid">{escape(source)}</pre>'
+    else:
+        body = (
+            '<div class="code-block mermaid-source" data-lang="mermaid">'
+            f"{highlight_code(source, 'text')}</div>"
+        )
+    return f'<figure class="diagram">{body}{figure_caption}</figure>\n'
+
+
+# --------------------------------------------------------------------------------------------
+# Verdicts
+
+BADGE_LABELS = {"passed": "passed", "failed": "failed", "skipped": "skipped", "not_run": "not run"}
+
+
+def display_outcome(result: BlockResult, ran: bool = True) -> str:
+    """``passed``/``failed``/``skipped``, or ``not_run`` when nothing executed the block."""
+    if result.verdict.outcome == "skipped":
+        return "skipped"
+    if result.facts is None or result.facts.state == "not_run":
+        return "not_run" if not ran else "failed"
+    return result.verdict.outcome
+
+
+def _badge(outcome: str) -> str:
+    icon = {
+        "passed": icons.callout_icon("success"),
+        "failed": icons.callout_icon("failure"),
+        "skipped": icons.callout_icon("quote"),
+        "not_run": icons.callout_icon("info"),
+    }[outcome]
+    return f'<span class="nx-badge nx-badge-{outcome}">{icon}{BADGE_LABELS[outcome]}</span>'
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MAX_OUTPUT:
+        return escape(text)
+    rest = len(text) - MAX_OUTPUT
+    return escape(text[:MAX_OUTPUT]) + f'\n<span class="nx-cut">… {rest} more characters</span>'
+
+
+def _section(label: str, body: str, kind: str) -> str:
+    return f'<div class="nx-section nx-{kind}"><div class="nx-label">{escape(label)}</div>{body}</div>'
+
+
+def _where(result: BlockResult, line: int | None) -> str:
+    if line is None:
+        return ""
+    code = result.block.code_line(line).strip()
+    shown = f' <code class="nx-line-code">{escape(code)}</code>' if code else ""
+    return f' <span class="nx-at">at <a href="#L{result.block.line}">line {line}</a>{shown}</span>'
+
+
+def graph_mermaid(graph: Graph) -> str:
+    """A measured backward graph as Mermaid source: each function pointing at its inputs."""
+    lines = ["graph LR"]
+    for node_id, label in graph.nodes:
+        text = label.replace('"', "#quot;")
+        shape = f'(["{text}"])' if label.startswith("AccumulateGrad") else f'["{text}"]'
+        lines.append(f"  {node_id}{shape}")
+    lines.extend(f"  {a} --> {b}" for a, b in graph.edges)
+    leaves = [node_id for node_id, label in graph.nodes if label.startswith("AccumulateGrad")]
+    if leaves:
+        lines.append("  classDef leaf stroke-width:2px,stroke-dasharray:4 2")
+        lines.append(f"  class {','.join(leaves)} leaf")
+    return "\n".join(lines) + "\n"
+
+
+def graph_paths(graph: Graph, limit: int = 12) -> list[str]:
+    """The graph as root-to-leaf paths in words: ``MseLossBackward0 → MulBackward0 → …``."""
+    labels = dict(graph.nodes)
+    children: dict[str, list[str]] = {}
+    targets = set()
+    for a, b in graph.edges:
+        children.setdefault(a, []).append(b)
+        targets.add(b)
+    roots = [node for node, _ in graph.nodes if node not in targets] or [graph.nodes[0][0]]
+    paths: list[str] = []
+
+    def walk(node: str, trail: list[str]) -> None:
+        if len(paths) >= limit:
+            return
+        trail = [*trail, labels.get(node, node)]
+        following = [child for child in children.get(node, ()) if labels.get(child, child) not in trail]
+        if not following or len(trail) > 40:
+            paths.append(" → ".join(trail))
+            return
+        for child in following:
+            walk(child, trail)
+
+    for root in roots:
+        walk(root, [])
+    return paths
+
+
+def _graphs(result: BlockResult, env: dict[str, Any]) -> str:
+    facts = result.facts
+    if facts is None or not facts.graphs:
+        return ""
+    parts = []
+    for number, graph in enumerate(facts.graphs, start=1):
+        title = "Measured autograd graph" + (f" {number}" if len(facts.graphs) > 1 else "")
+        paths = "".join(f"<li><code>{escape(path)}</code></li>" for path in graph_paths(graph))
+        truncated = '<p class="nx-cut">The graph was cut short.</p>' if graph.truncated else ""
+        caption = (
+            f"{icons.GRAPH}<span>{title}</span> <span class=\"nx-muted\">recorded when "
+            "<code>backward()</code> ran, by walking <code>grad_fn</code></span>"
+        )
+        diagram = mermaid_block(graph_mermaid(graph), env) if env.get("mermaid") else ""
+        parts.append(
+            f'<div class="nx-graph"><div class="nx-label">{caption}</div>{diagram}'
+            f'<ul class="nx-paths">{paths}</ul>{truncated}</div>'
+        )
+    return "".join(parts)
+
+
+def _gradients(result: BlockResult) -> str:
+    facts = result.facts
+    if facts is None or not facts.gradients:
+        return ""
+    rows = "".join(
+        "<tr>"
+        f"<td><code>{escape(gradient.name)}</code></td>"
+        f"<td><code>({', '.join(map(str, gradient.shape))}{',' if len(gradient.shape) == 1 else ''})</code></td>"
+        f"<td>{escape(gradient.dtype)}</td>"
+        f"<td><code>{escape(gradient.preview)}</code></td>"
+        f'<td class="{"nx-ok" if gradient.finite else "nx-bad"}">{"yes" if gradient.finite else "no"}</td>'
+        "</tr>"
+        for gradient in facts.gradients
+    )
+    table = (
+        '<table class="nx-gradients"><thead><tr><th>gradient</th><th>shape</th><th>dtype</th>'
+        f"<th>values</th><th>finite</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+    return _section("Gradients produced", table, "gradients")
+
+
+def _diff(diff: str) -> str:
+    lines = []
+    for line in diff.splitlines():
+        kind = (
+            "add" if line.startswith("+") and not line.startswith("+++")
+            else "del" if line.startswith("-") and not line.startswith("---")
+            else "ctx"
+        )  # fmt: skip
+        lines.append(f'<span class="nx-diff-{kind}">{escape(line)}</span>')
+    return _section("Documented → actual output", f'<pre class="nx-diff">{"\n".join(lines)}</pre>', "diff")
+
+
+def verdict_details(result: BlockResult, outcome: str) -> str:
+    facts = result.facts
+    verdict = result.verdict
+    parts = [f'<p class="nx-message">{escape(verdict.message)}</p>']
+    if outcome == "not_run":
+        parts = ['<p class="nx-message">This block was not run for this page.</p>']
+    for warning in verdict.warnings:
+        parts.append(f'<p class="nx-note">{escape(warning)}</p>')
+    if facts is not None:
+        if facts.state == "crashed" and facts.reason:
+            parts.append(_section("The process ended", f"<p>{escape(facts.reason)}</p>", "crash"))
+        if facts.exception is not None:
+            raised = facts.exception
+            message = f": {escape(raised.message)}" if raised.message else ""
+            body = (
+                f'<pre class="nx-exception-text"><span class="nx-exc-type">{escape(raised.type)}</span>'
+                f"{message}</pre>{_where(result, raised.line)}"
+            )
+            parts.append(_section("Raised", body, "exception"))
+        for warning in facts.warnings:
+            message = f": {escape(warning.message)}" if warning.message else ""
+            body = (
+                f'<pre class="nx-exception-text"><span class="nx-exc-type">{escape(warning.type)}</span>'
+                f"{message}</pre>{_where(result, warning.line)}"
+            )
+            parts.append(_section("Warning", body, "warning"))
+        if facts.stdout:
+            cut = " (cut short)" if facts.truncated else ""
+            parts.append(_section(f"Output{cut}", f'<pre class="nx-stdout">{_cut(facts.stdout)}</pre>', "stdout"))
+        if facts.stderr:
+            parts.append(_section("Standard error", f'<pre class="nx-stderr">{_cut(facts.stderr)}</pre>', "stderr"))
+        parts.append(_gradients(result))
+        if facts.duration and facts.state == "ran":
+            parts.append(f'<p class="nx-muted nx-duration">ran in {facts.duration * 1000:.1f} ms</p>')
+    if verdict.diff:
+        parts.append(_diff(verdict.diff))
+    return "".join(parts)
+
+
+def verdict_block(result: BlockResult, env: dict[str, Any]) -> str:
+    block = result.block
+    outcome = display_outcome(result, env.get("ran", True))
+    facts = result.facts
+    marked: tuple[int, ...] = ()
+    if facts is not None and facts.exception is not None and facts.exception.line is not None:
+        offset = facts.exception.line - block.line
+        if 1 <= offset <= len(block.code.splitlines()):
+            marked = (offset,)
+    code = highlight_code(block.code, block.lang, marked)
+    open_attr = " open" if outcome == "failed" else ""
+    expectation = escape(result.expectation.describe())
+    details = verdict_details(result, outcome)
+    return (
+        f'<div class="nx-block nx-{outcome}" id="L{block.line}" data-line="{block.line}" '
+        f'data-outcome="{outcome}">'
+        f'<div class="code-block" data-lang="{escape(block.lang)}">{code}</div>'
+        f'<details class="nx-verdict"{open_attr}><summary>{_badge(outcome)}'
+        f'<span class="nx-expect">{expectation}</span>'
+        f'<a class="nx-lineno" href="#L{block.line}" title="line of the opening fence">L{block.line}</a>'
+        f'</summary><div class="nx-details">{details}</div></details>'
+        f"{_graphs(result, env)}</div>\n"
+    )

@@ -1,0 +1,564 @@
+"""The site's Markdown: CommonMark + GFM bits + Obsidian syntax, rendered to HTML.
+
+The core's :func:`noteexec.markdown.obsidian_plugin` gives ``%%`` comment blocks and callouts;
+this module adds what only the site needs:
+
+- ``[[wikilinks]]`` and ``![[embeds]]`` (``wikilink`` tokens; a :class:`Linker` in ``env``
+  turns them into HTML, so the parser knows nothing about the vault);
+- ``==highlight==`` (``<mark>``), inline ``%%comments%%`` (dropped), inline ``#tags``;
+- block ids (``text ^block-id``) and CJK-safe heading ids (``##### 错误场景分析`` gets
+  ``id="错误场景分析"``), collected in ``env["headings"]`` for the table of contents;
+- callout titles as inline tokens (so a title may hold Markdown) and Obsidian's callout DOM;
+- math rendered to MathML at build time, raw HTML through an allowlist sanitiser.
+
+Every renderer escapes what it writes; nothing from a note reaches the page unescaped.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from functools import cache, lru_cache
+from typing import Any, Protocol
+
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.rules_core import StateCore
+from markdown_it.rules_inline import StateInline
+from markdown_it.token import Token
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+from mdit_py_plugins.footnote import footnote_plugin
+from mdit_py_plugins.front_matter import front_matter_plugin
+from mdit_py_plugins.tasklists import tasklists_plugin
+
+from noteexec.markdown import CalloutHeader, obsidian_plugin
+from noteexec.site import icons
+
+escape = html.escape
+
+
+# --------------------------------------------------------------------------------------------
+# Ids
+
+
+def slugify(text: str) -> str:
+    """A heading's id: its words, lowercased, joined by ``-``; CJK and other letters are kept."""
+    text = unicodedata.normalize("NFC", text).strip().lower()
+    text = re.sub(r"[^\w\s-]", "", text)
+    text = re.sub(r"[\s_-]+", "-", text).strip("-")
+    return text or "section"
+
+
+def unique_slug(text: str, env: dict[str, Any]) -> str:
+    seen: dict[str, int] = env.setdefault("slugs", {})
+    base = slugify(text)
+    slug = base
+    while slug in seen:
+        seen[base] += 1
+        slug = f"{base}-{seen[base]}"
+    seen[slug] = 0
+    return slug
+
+
+# --------------------------------------------------------------------------------------------
+# Wikilinks
+
+
+class WikiTarget:
+    """``note#heading|alias`` or ``note#^block|alias`` as written inside ``[[...]]``."""
+
+    __slots__ = ("alias", "block", "embed", "heading", "note", "raw")
+
+    def __init__(self, raw: str, embed: bool) -> None:
+        self.raw = raw
+        self.embed = embed
+        target, _, alias = raw.partition("|")
+        target = target.rstrip("\\")  # `[[a\|b]]` inside a table cell
+        note, _, fragment = target.partition("#")
+        self.note = note.strip()
+        self.alias = alias.strip() or None
+        fragment = fragment.strip()
+        self.block: str | None = None
+        self.heading: str | None = None
+        if fragment.startswith("^"):
+            self.block = fragment[1:]
+        elif fragment:
+            self.heading = fragment.split("#")[-1].strip()  # [[note#H1#H2]] links to H2
+
+    @property
+    def label(self) -> str:
+        """What the link shows when it has no alias, like Obsidian."""
+        if self.alias and not self.embed:
+            return self.alias
+        if not self.note:
+            return self.heading or (f"^{self.block}" if self.block else "")
+        name = self.note.rsplit("/", 1)[-1]
+        if name.lower().endswith(".md"):
+            name = name[:-3]
+        if self.heading:
+            return f"{name} > {self.heading}"
+        return name
+
+
+def _wikilink(state: StateInline, silent: bool) -> bool:
+    start = state.pos
+    embed = state.src.startswith("![[", start)
+    opening = start + (3 if embed else 2)
+    if not embed and not state.src.startswith("[[", start):
+        return False
+    close = state.src.find("]]", opening)
+    if close < 0 or close > state.posMax:
+        return False
+    raw = state.src[opening:close]
+    if not raw.strip() or "\n" in raw or "[[" in raw:
+        return False
+    if not silent:
+        token = state.push("wikilink", "", 0)
+        token.content = raw
+        token.meta = {"target": WikiTarget(raw, embed)}
+    state.pos = close + 2
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# ==highlight==, %%comments%%, #tags
+
+
+def _highlight(state: StateInline, silent: bool) -> bool:
+    start = state.pos
+    if not state.src.startswith("==", start) or state.src.startswith("===", start):
+        return False
+    end = state.src.find("==", start + 2)
+    if end < 0 or end > state.posMax - 2 or end == start + 2:
+        return False
+    inner = state.src[start + 2 : end]
+    if inner[0].isspace() or inner[-1].isspace():
+        return False
+    if not silent:
+        state.push("mark_open", "mark", 1)
+        old_max = state.posMax
+        state.pos, state.posMax = start + 2, end
+        state.md.inline.tokenize(state)
+        state.posMax = old_max
+        state.push("mark_close", "mark", -1)
+    state.pos = end + 2
+    return True
+
+
+def _inline_comment(state: StateInline, silent: bool) -> bool:
+    start = state.pos
+    if not state.src.startswith("%%", start):
+        return False
+    end = state.src.find("%%", start + 2)
+    # An unclosed comment hides the rest of its paragraph (Obsidian hides to the end of the note).
+    state.pos = state.posMax if end < 0 or end + 2 > state.posMax else end + 2
+    return True
+
+
+_TAG = re.compile(r"#([\w/-]+)")
+_TAG_BEFORE = frozenset(" \t\n([{'\"，。、；：（")
+
+
+def _tag(state: StateInline, silent: bool) -> bool:
+    start = state.pos
+    if state.src[start] != "#" or (start > 0 and state.src[start - 1] not in _TAG_BEFORE):
+        return False
+    match = _TAG.match(state.src, start, state.posMax)
+    if match is None:
+        return False
+    name = match[1].rstrip("/-_")
+    if not name or name.replace("/", "").isdigit():
+        return False
+    if not silent:
+        token = state.push("tag", "", 0)
+        token.content = name
+        state.env.setdefault("tags", []).append(name)
+    state.pos = start + 1 + len(name)
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Core rules: callout titles, lines, block ids, heading ids
+
+
+def _callout_titles(state: StateCore) -> None:
+    """Give each callout a title inline token so its title is Markdown like the rest."""
+    tokens = state.tokens
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token.type == "callout_open":
+            header: CalloutHeader = token.meta["callout"]
+            line = token.map[0] if token.map else 0
+            title_open = Token("callout_title_open", "div", 1, level=token.level + 1)
+            title_open.meta = {"callout": header}
+            inline = Token("inline", "", 0, level=token.level + 2, content=header.display_title)
+            inline.map = [line, line + 1]
+            inline.children = []
+            title_close = Token("callout_title_close", "div", -1, level=token.level + 1)
+            following = tokens[index + 1] if index + 1 < len(tokens) else None
+            title_close.meta = {
+                "empty": following is not None
+                and following.type == "callout_close"
+                and following.level == token.level
+            }
+            tokens[index + 1 : index + 1] = [title_open, inline, title_close]
+            index += 3
+        index += 1
+
+
+def _lines_and_block_ids(state: StateCore) -> None:
+    """Give wikilinks their file line; move a trailing ``^block-id`` to its block's id."""
+    tokens = state.tokens
+    for index, token in enumerate(tokens):
+        if token.type != "inline" or not token.children:
+            continue
+        if token.map is not None:
+            line = token.map[0] + 1
+            for child in token.children:
+                if child.type in ("softbreak", "hardbreak"):
+                    line += 1
+                elif child.type in ("wikilink", "tag"):
+                    child.meta["line"] = line
+        last = token.children[-1]
+        if last.type == "text":
+            match = _BLOCK_ID.search(last.content)
+            if match and index > 0:
+                owner = tokens[index - 1]
+                if owner.hidden and index > 1:
+                    owner = tokens[index - 2]  # tight list: the hidden paragraph's list item
+                if owner.nesting == 1:
+                    last.content = last.content[: match.start()]
+                    owner.attrSet("id", f"^{match[1]}")
+                    state.env.setdefault("block_ids", []).append(match[1])
+
+
+_BLOCK_ID = re.compile(r"(?:^|\s)\^([A-Za-z0-9][A-Za-z0-9-]*)\s*$")
+
+
+def plain_text(children: Sequence[Token] | None) -> str:
+    parts: list[str] = []
+    for child in children or ():
+        if child.type in ("text", "code_inline", "math_inline", "html_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.type == "wikilink":
+            parts.append(child.meta["target"].label)
+        elif child.type == "tag":
+            parts.append(f"#{child.content}")
+        elif child.children:
+            parts.append(plain_text(child.children))
+    return "".join(parts)
+
+
+def _heading_ids(state: StateCore) -> None:
+    tokens = state.tokens
+    headings = state.env.setdefault("headings", [])
+    for index, token in enumerate(tokens):
+        if token.type == "heading_open" and index + 1 < len(tokens):
+            text = plain_text(tokens[index + 1].children).strip()
+            slug = unique_slug(text, state.env)
+            token.attrSet("id", slug)
+            headings.append((int(token.tag[1]), text, slug))
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+
+
+class Linker(Protocol):
+    """What the renderer asks the site about links; a page supplies one in ``env["linker"]``."""
+
+    def wikilink(self, target: WikiTarget, line: int | None, env: dict[str, Any]) -> str: ...
+
+    def embed(self, target: WikiTarget, line: int | None, env: dict[str, Any]) -> str: ...
+
+    def tag_href(self, tag: str, env: dict[str, Any]) -> str: ...
+
+    def url(self, href: str, kind: str, env: dict[str, Any]) -> str:
+        """A Markdown link's (kind ``link``) or image's (``image``) URL, rewritten for the site."""
+        ...
+
+
+class PlainLinker:
+    """Links as if every note were ``name.html`` next to the page: for tests and lone pages."""
+
+    def wikilink(self, target: WikiTarget, line: int | None, env: dict[str, Any]) -> str:
+        href = f"{target.note}.html" if target.note else ""
+        if target.heading:
+            href += f"#{slugify(target.heading)}"
+        elif target.block:
+            href += f"#^{target.block}"
+        return (
+            f'<a class="internal-link" data-href="{escape(target.raw)}" '
+            f'href="{escape(href)}">{escape(target.label)}</a>'
+        )
+
+    def embed(self, target: WikiTarget, line: int | None, env: dict[str, Any]) -> str:
+        return f'<span class="internal-embed" src="{escape(target.raw)}">{escape(target.label)}</span>'
+
+    def tag_href(self, tag: str, env: dict[str, Any]) -> str:
+        return f"tags/{tag_slug(tag)}.html"
+
+    def url(self, href: str, kind: str, env: dict[str, Any]) -> str:
+        return href
+
+
+def tag_slug(tag: str) -> str:
+    """A tag page's file name: Obsidian tags are case-insensitive, nested with ``/``."""
+    text = unicodedata.normalize("NFC", tag).lower()
+    return re.sub(r"[^\w-]+", "_", text.replace("/", "__"))
+
+
+def _linker(env: dict[str, Any]) -> Linker:
+    return env.get("linker") or PlainLinker()
+
+
+def _render_wikilink(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
+    token = tokens[idx]
+    target: WikiTarget = token.meta["target"]
+    line = token.meta.get("line")
+    if target.embed:
+        return _linker(env).embed(target, line, env)
+    return _linker(env).wikilink(target, line, env)
+
+
+def _render_tag(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
+    name = tokens[idx].content
+    href = _linker(env).tag_href(name, env)
+    return f'<a class="tag" href="{escape(href)}">#{escape(name)}</a>'
+
+
+def _render_callout_open(
+    self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]
+) -> str:
+    header: CalloutHeader = tokens[idx].meta["callout"]
+    classes = ["callout"]
+    if header.fold:
+        classes.append("is-collapsible")
+    if header.fold == "-":
+        classes.append("is-collapsed")
+    block_id = tokens[idx].attrGet("id")
+    id_attr = f' id="{escape(str(block_id))}"' if block_id else ""
+    return (
+        f'<div class="{" ".join(classes)}"{id_attr} data-callout="{escape(header.raw_type.lower())}" '
+        f'data-callout-fold="{escape(header.fold or "")}" '
+        f'data-callout-metadata="{escape(header.metadata or "")}">\n'
+    )
+
+
+def _render_callout_title_open(
+    self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]
+) -> str:
+    header: CalloutHeader = tokens[idx].meta["callout"]
+    kind = header.kind if header.known else "note"
+    role = ' role="button" tabindex="0" aria-expanded="{}"'.format(
+        "false" if header.fold == "-" else "true"
+    )
+    return (
+        f'<div class="callout-title"{role if header.fold else ""}>'
+        f'<div class="callout-icon">{icons.callout_icon(kind)}</div>'
+        f'<div class="callout-title-inner">'
+    )
+
+
+def _render_callout_title_close(
+    self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]
+) -> str:
+    fold = ""
+    opening = tokens[idx - 2] if idx >= 2 else None
+    if opening is not None and opening.type == "callout_title_open" and opening.meta["callout"].fold:
+        fold = f'<div class="callout-fold">{icons.FOLD}</div>'
+    content = "" if tokens[idx].meta.get("empty") else '\n<div class="callout-content">\n'
+    return f"</div>{fold}</div>{content}"
+
+
+def _render_callout_close(
+    self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]
+) -> str:
+    previous = tokens[idx - 1]
+    empty = previous.type == "callout_title_close" and previous.meta.get("empty")
+    return "</div>\n" if empty else "</div>\n</div>\n"
+
+
+def _render_nothing(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
+    return ""
+
+
+@lru_cache(maxsize=4096)
+def math_html(latex: str, display: bool) -> str:
+    """MathML for a formula, or the escaped source marked as an error when it does not convert."""
+    from latex2mathml.converter import convert
+
+    try:
+        return convert(latex, display="block" if display else "inline")
+    except Exception:
+        tag = "pre" if display else "code"
+        return f'<{tag} class="math-error" title="formula could not be rendered">{escape(latex)}</{tag}>'
+
+
+def _render_math_inline(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
+    return f'<span class="math math-inline">{math_html(tokens[idx].content.strip(), False)}</span>'
+
+
+def _render_math_block(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
+    return f'<div class="math math-block">{math_html(tokens[idx].content.strip(), True)}</div>\n'
+
+
+# Raw HTML in notes: what Obsidian users write by hand, nothing that runs.
+ALLOWED_TAGS = frozenset(
+    {
+        "a", "abbr", "b", "blockquote", "br", "center", "cite", "code", "dd", "del", "details",
+        "div", "dl", "dt", "em", "figcaption", "figure", "font", "h1", "h2", "h3", "h4", "h5", "h6",
+        "hr", "i", "img", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "samp", "small",
+        "span", "strong", "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead",
+        "tr", "u", "ul", "var",
+    }
+)  # fmt: skip
+_GENERIC_ATTRIBUTES = {"class", "id", "title", "lang", "dir", "align", "style", "color"}
+ALLOWED_ATTRIBUTES = {
+    "*": _GENERIC_ATTRIBUTES,
+    "a": {"href", "name"},
+    "img": {"src", "alt", "width", "height"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+    "ol": {"start"},
+    "details": {"open"},
+}
+_SAFE_CSS = frozenset(
+    {"color", "background-color", "font-weight", "font-style", "text-align", "text-decoration",
+     "font-size", "width", "height", "max-width", "margin", "padding", "border"}
+)  # fmt: skip
+
+
+@lru_cache(maxsize=4096)
+def sanitize_html(fragment: str) -> str:
+    return nh3.clean(
+        fragment,
+        tags=set(ALLOWED_TAGS),
+        attributes={key: set(value) for key, value in ALLOWED_ATTRIBUTES.items()},
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer",
+        filter_style_properties=set(_SAFE_CSS),
+        strip_comments=True,
+    )
+
+
+_TAG_NAME = re.compile(r"^<\s*(/?)\s*([A-Za-z][A-Za-z0-9-]*)")
+
+
+def _render_html_block(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
+    return sanitize_html(tokens[idx].content)
+
+
+def _render_html_inline(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
+    """One tag at a time: closing tags of allowed elements pass, opening tags are cleaned alone."""
+    content = tokens[idx].content
+    match = _TAG_NAME.match(content)
+    if match is None:
+        return ""  # comments, declarations, processing instructions
+    name = match[2].lower()
+    if name not in ALLOWED_TAGS:
+        return ""
+    if match[1]:
+        return f"</{name}>"
+    cleaned = sanitize_html(content)
+    return cleaned.removesuffix(f"</{name}>")
+
+
+def _render_link_open(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
+    token = tokens[idx]
+    href = str(token.attrGet("href") or "")
+    new = _linker(env).url(href, "link", env)
+    token.attrSet("href", new)
+    if re.match(r"^[a-z][a-z0-9+.-]*:", new, re.IGNORECASE) and not new.startswith("mailto:"):
+        token.attrSet("class", "external-link")
+        token.attrSet("rel", "noopener noreferrer")
+        token.attrSet("target", "_blank")
+    return self.renderToken(tokens, idx, options, env)
+
+
+def _render_image(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
+    token = tokens[idx]
+    token.attrSet("src", _linker(env).url(str(token.attrGet("src") or ""), "image", env))
+    token.attrSet("loading", "lazy")
+    alt = self.renderInlineAsText(token.children or [], options, env)
+    # Obsidian: ![alt|300](x.png) sets the width.
+    size = re.search(r"\|\s*(\d+)(?:x(\d+))?\s*$", alt)
+    if size:
+        alt = alt[: size.start()]
+        token.attrSet("width", size[1])
+        if size[2]:
+            token.attrSet("height", size[2])
+    attributes = "".join(
+        f' {escape(name)}="{escape(str(value))}"' for name, value in token.attrs.items() if name != "alt"
+    )
+    return f'<img alt="{escape(alt)}"{attributes}>'
+
+
+FenceRenderer = Callable[[Token, dict[str, Any]], str]
+
+
+def _render_fence(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
+    from noteexec.site.code import render_fence
+
+    return render_fence(tokens[idx], env)
+
+
+def _render_code_block(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
+    return f"<pre><code>{escape(tokens[idx].content)}</code></pre>\n"
+
+
+def site_plugin(md: MarkdownIt) -> None:
+    """Everything above, on top of :func:`obsidian_plugin` (which it installs)."""
+    obsidian_plugin(md)
+    md.inline.ruler.before("link", "wikilink", _wikilink)
+    md.inline.ruler.before("emphasis", "highlight", _highlight)
+    md.inline.ruler.before("text", "inline_comment", _inline_comment)
+    md.inline.ruler.after("wikilink", "tag", _tag)
+    md.core.ruler.after("obsidian_callouts", "callout_titles", _callout_titles)
+    md.core.ruler.after("inline", "obsidian_lines", _lines_and_block_ids)
+    md.core.ruler.after("obsidian_lines", "heading_ids", _heading_ids)
+    rules = md.add_render_rule
+    rules("wikilink", _render_wikilink)
+    rules("tag", _render_tag)
+    rules("callout_open", _render_callout_open)
+    rules("callout_title_open", _render_callout_title_open)
+    rules("callout_title_close", _render_callout_title_close)
+    rules("callout_close", _render_callout_close)
+    rules("obsidian_comment", _render_nothing)
+    rules("front_matter", _render_nothing)
+    for name in ("math_inline", "math_inline_double"):
+        rules(name, _render_math_inline)
+    for name in ("math_block", "math_block_label"):
+        rules(name, _render_math_block)
+    rules("html_block", _render_html_block)
+    rules("html_inline", _render_html_inline)
+    rules("link_open", _render_link_open)
+    rules("image", _render_image)
+    rules("fence", _render_fence)
+    rules("code_block", _render_code_block)
+
+
+@cache
+def site_markdown() -> MarkdownIt:
+    """The renderer the site uses (built once; markdown-it instances are reusable)."""
+    md = (
+        MarkdownIt("commonmark", {"html": True, "breaks": True, "linkify": False, "typographer": False})
+        .enable(["table", "strikethrough"])
+        .use(front_matter_plugin)
+        .use(footnote_plugin)
+        .use(tasklists_plugin, enabled=False, label=True)
+        .use(dollarmath_plugin, allow_labels=True, allow_space=True, allow_digits=False, double_inline=True)
+        .use(site_plugin)
+    )
+    return md
+
+
+def render_markdown(source: str, env: dict[str, Any] | None = None) -> str:
+    md = site_markdown()
+    env = {} if env is None else env
+    return md.renderer.render(md.parse(source, env), md.options, env)

@@ -67,7 +67,11 @@ def test_module_parameters_and_autograd_grad_count_as_gradients(run_note: RunNot
     result = run_note(text)
     assert outcomes(result) == ["passed", "passed", "passed"], [b.verdict.message for b in result.blocks]
     names = [[g.name for g in block.facts.gradients] for block in result.blocks]
-    assert names == [["model.weight.grad", "model.bias.grad"], ["torch.autograd.grad(...)[0]"], ["params[0].grad"]]
+    assert names == [
+        ["model.weight.grad", "model.bias.grad"],
+        ["torch.autograd.grad(...)[0]"],
+        ["params[0].grad"],
+    ]
 
 
 def test_missing_and_non_finite_gradients_fail(run_note: RunNote) -> None:
@@ -86,8 +90,10 @@ def test_missing_and_non_finite_gradients_fail(run_note: RunNote) -> None:
 
 
 def test_accumulated_gradient_counts_as_changed(run_note: RunNote) -> None:
-    text = callout("success", "w = torch.ones(1, requires_grad=True)\n(w * 2).sum().backward()") + "\n" + callout(
-        "success", "(w * 2).sum().backward()\nprint(w.grad)  # tensor([4.])"
+    text = (
+        callout("success", "w = torch.ones(1, requires_grad=True)\n(w * 2).sum().backward()")
+        + "\n"
+        + callout("success", "(w * 2).sum().backward()\nprint(w.grad)  # tensor([4.])")
     )
     assert outcomes(run_note(text)) == ["passed", "passed"]
 
@@ -158,7 +164,9 @@ def test_bad_yaml_is_a_note_error_with_its_line(run_note: RunNote) -> None:
 
 def test_configured_prelude_and_families(run_note: RunNote) -> None:
     config = Config(prelude="import math\n", families=Families(failure=frozenset({"bug"})))
-    text = callout("bug", "math.sqrt(-1)  # ValueError: math domain error") + fence("print(math.pi)  # 3.14159")
+    text = callout("bug", "math.sqrt(-1)  # ValueError: math domain error") + fence(
+        "print(math.pi)  # 3.14159"
+    )
     result = run_note(text, config=config)
     assert outcomes(result) == ["passed", "passed"], [b.verdict.message for b in result.blocks]
 

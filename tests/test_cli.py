@@ -38,7 +38,9 @@ def test_seed_note_fails_with_an_actionable_text_report() -> None:
 
 
 def test_json_output_has_the_documented_shape(tmp_path: Path) -> None:
-    (tmp_path / "good.md").write_text(callout("fail", "int('x')  # ValueError: invalid literal") + fence("x = 1"))
+    (tmp_path / "good.md").write_text(
+        callout("fail", "int('x')  # ValueError: invalid literal") + fence("x = 1")
+    )
     (tmp_path / "bad.md").write_text("---\nkey: [oops\n---\n" + fence("x = 1"))
     (tmp_path / "skip.md").write_text("%% noteexec: skip %%\n" + fence("x = 1"))
     result = noteexec("check", "--format", "json", tmp_path)
@@ -132,7 +134,9 @@ def test_list_shows_expectations_without_importing_torch() -> None:
 
 
 def test_check_process_never_imports_torch(tmp_path: Path) -> None:
-    (tmp_path / "n.md").write_text(callout("success", "w = torch.ones(1, requires_grad=True)\n(w * 2).sum().backward()"))
+    (tmp_path / "n.md").write_text(
+        callout("success", "w = torch.ones(1, requires_grad=True)\n(w * 2).sum().backward()")
+    )
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "noteexec", "check", str(tmp_path)],
         capture_output=True,

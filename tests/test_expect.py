@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from noteexec.expect import DocumentedError, DocumentedOutput, Families, expect
+from noteexec.expect import DocumentedError, DocumentedOutput, Expectation, Families, expect
 from noteexec.parse import parse_note
 from noteexec.textmatch import matches
 from tests.conftest import SEED_NOTE, callout, fence
 
 
-def only_expectation(text: str, families: Families = Families()):
+def only_expectation(text: str, families: Families | None = None) -> Expectation:
     [block] = parse_note(text).blocks
-    return expect(block, families)
+    return expect(block, families or Families())
 
 
 def test_seed_note_expectations() -> None:
@@ -62,7 +62,7 @@ def test_hash_inside_a_string_is_not_a_comment() -> None:
 
 def test_output_fence_with_a_traceback_documents_an_unpinned_error() -> None:
     text = fence("import torch\ntorch.zeros(2).numpy()") + (
-        "```pytb\nTraceback (most recent call last):\n  File \"x\", line 2\n"
+        '```pytb\nTraceback (most recent call last):\n  File "x", line 2\n'
         "torch.OutOfMemoryError: big\n\n```\n"
     )
     expectation = only_expectation(text)
@@ -141,7 +141,12 @@ def test_code_that_does_not_parse_still_yields_its_comment_documents() -> None:
         ("tensor([2., 4.])", "tensor([2.0000, 4.0000])", False, True),
         ("tensor([2., 4.])", "tensor([2., 4.01])", False, False),
         ("tensor([1.0000e-07])", "tensor([1.00001e-07])", False, True),
-        ("element 0 of tensors does not require grad...", "element 0 of tensors does not require grad and x", True, True),
+        (
+            "element 0 of tensors does not require grad...",
+            "element 0 of tensors does not require grad and x",
+            True,
+            True,
+        ),
         ("element 0 of tensors", "element 1 of tensors", True, False),
         ("a … c", "a b b c", False, True),
         ("grad   can be\n implicitly", "grad can be implicitly created", True, True),

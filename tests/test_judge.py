@@ -19,7 +19,9 @@ def grad(name: str = "w.grad", finite: bool = True) -> Gradient:
 
 
 def test_documented_error_at_the_documented_line_passes() -> None:
-    facts = raised("RuntimeError", "element 0 of tensors does not require grad and does not have a grad_fn", 39, RUNTIME)
+    facts = raised(
+        "RuntimeError", "element 0 of tensors does not require grad and does not have a grad_fn", 39, RUNTIME
+    )
     verdict = judge(Expectation("raises", error=SEED_ERROR), facts)
     assert verdict.outcome == "passed"
 

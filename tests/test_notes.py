@@ -6,6 +6,7 @@ A torch upgrade that changes one of the documented messages fails here, naming t
 from __future__ import annotations
 
 import re
+
 import pytest
 
 from noteexec.check import NoteResult, check, discover
@@ -52,18 +53,26 @@ def test_every_documented_error_matches_what_torch_raises(results: dict[str, Not
         if block.expectation.error is not None or block.expectation.warnings
     ]
     assert len(documented) >= 12
-    wrong = [(name, block.block.line, block.verdict.message) for name, block in documented if block.verdict.outcome != "passed"]
+    wrong = [
+        (name, block.block.line, block.verdict.message)
+        for name, block in documented
+        if block.verdict.outcome != "passed"
+    ]
     assert wrong == []
     forms = {block.expectation.error.form for _, block in documented if block.expectation.error}
     assert forms == {"comment", "trailing", "output"}
 
 
-def test_each_lesson_shows_a_documented_failure_and_a_fix_with_gradients(results: dict[str, NoteResult]) -> None:
+def test_each_lesson_shows_a_documented_failure_and_a_fix_with_gradients(
+    results: dict[str, NoteResult],
+) -> None:
     for result in lesson_notes(results):
         failures = [
             block
             for block in result.blocks
-            if block.expectation.kind == "raises" and block.verdict.outcome == "passed" and block.facts.exception
+            if block.expectation.kind == "raises"
+            and block.verdict.outcome == "passed"
+            and block.facts.exception
         ]
         fixes = [
             block
@@ -108,4 +117,3 @@ def test_mermaid_diagrams_name_the_graph_nodes_the_code_builds(results: dict[str
                 if operations and any(operation in text for operation in operations):
                     checked += 1
     assert checked >= 8
-

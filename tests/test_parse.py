@@ -60,7 +60,9 @@ def test_nested_callouts_innermost_wins_and_depth_is_unbounded() -> None:
 
 
 def test_blockquote_marker_without_space_and_with_tab() -> None:
-    text = ">[!FAIL]\n>```python\n>raise ValueError\n>```\n\n>\t[!success] tabbed\n>\t```py\n>\tx = 1\n>\t```\n"
+    text = (
+        ">[!FAIL]\n>```python\n>raise ValueError\n>```\n\n>\t[!success] tabbed\n>\t```py\n>\tx = 1\n>\t```\n"
+    )
     note = parse_note(text)
     assert [block.callout.kind for block in note.blocks] == ["failure", "success"]
     assert note.blocks[0].code == "raise ValueError\n"

@@ -38,7 +38,9 @@ def isolation(request: pytest.FixtureRequest) -> Config:
 
 
 def test_infinite_loop_times_out_and_later_blocks_are_not_run(run_note: RunNote, isolation: Config) -> None:
-    result = run_note(short_timeout() + fence("while True:\n    pass") + fence("print('never')"), config=isolation)
+    result = run_note(
+        short_timeout() + fence("while True:\n    pass") + fence("print('never')"), config=isolation
+    )
     assert outcomes(result) == ["failed", "failed"]
     assert "timed out after 1 s" in result.blocks[0].verdict.message
     assert result.blocks[1].verdict.message.startswith("not run")
@@ -148,7 +150,9 @@ def test_a_monkeypatched_torch_does_not_leak_into_the_next_note(tmp_path: Path, 
     assert [outcomes(result) for result in results] == [["passed"], ["passed"]]
 
 
-def test_multithreaded_matmul_in_parallel_children_does_not_deadlock(tmp_path: Path, sandbox: Sandbox) -> None:
+def test_multithreaded_matmul_in_parallel_children_does_not_deadlock(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
     code = "a = torch.randn(400, 400)\nfor _ in range(20):\n    a = torch.tanh(a @ a)\nprint(torch.get_num_threads())"
     files = []
     for index in range(4):

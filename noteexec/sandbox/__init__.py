@@ -71,7 +71,7 @@ class Sandbox:
     def start(self) -> None:
         if self._process is not None:
             return
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         env = sandbox_environment(dict(os.environ), self.env_passthrough)
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))

@@ -13,7 +13,6 @@ import math
 import os
 import resource
 import sys
-import tempfile
 import time
 import traceback
 import types
@@ -283,7 +282,10 @@ def _reset_torch_state() -> None:
     torch.set_grad_enabled(True)
     torch.autograd.set_detect_anomaly(False)
     torch.set_default_dtype(torch.float32)
-    torch.manual_seed(0)
+    # torch.manual_seed(0) without its slow lazy-CUDA bookkeeping when no accelerator is in use
+    torch.default_generator.manual_seed(0)
+    if torch.cuda.is_initialized():
+        torch.cuda.manual_seed_all(0)
 
 
 def _echo_transform(code: str, filename: str, echo_lines: set[int]) -> types.CodeType:
@@ -340,10 +342,12 @@ class FdCapture:
         return data.decode("utf-8", "replace")
 
 
-def run_note(job: dict[str, Any], channel: Channel) -> None:
-    """Execute the note described by ``job`` in this process; report each block on ``channel``."""
+def run_note(job: dict[str, Any], channel: Channel, workdir: str) -> None:
+    """Execute the note described by ``job`` in this process; report each block on ``channel``.
+
+    ``workdir`` is a fresh folder the worker removes afterwards; the note's cwd is inside it.
+    """
     note_file = job["path"]
-    workdir = tempfile.mkdtemp(prefix="noteexec-")
     cwd = os.path.join(workdir, "cwd")
     os.mkdir(cwd)
     os.chdir(cwd)
@@ -358,7 +362,6 @@ def run_note(job: dict[str, Any], channel: Channel) -> None:
     autograd.install()
 
     namespace: dict[str, Any] = {"__name__": "__main__", "__noteexec_echo__": _echo}
-    channel.send({"event": "workdir", "path": workdir})
     prelude_error = _run_prelude(job["prelude"], namespace)
     if prelude_error is not None:
         channel.send({"event": "setup_failed", "line": None, "exception": prelude_error})

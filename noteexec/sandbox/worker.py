@@ -1,42 +1,59 @@
-"""The warm worker: imports torch once, then forks a supervised, isolated process per note.
+"""The warm worker: imports torch once, then forks one isolated process per note.
 
-Process tree per note::
+::
 
-    worker (torch imported, no op ever run)
-      └─ supervisor (new PID, network and mount namespaces where the OS allows)
-           └─ note process (PID 1 of its namespace: when it ends, the kernel ends its children)
+    worker (torch imported, no op ever run; a child subreaper; enforces every timeout)
+      └─ note process (new network and mount namespaces where the OS allows; a subreaper too)
+           └─ whatever the note starts
 
-The supervisor enforces the per-block timeout, kills the whole tree, and turns how the note
-process ended into facts. Everything crosses process boundaries as JSON lines.
+One fork per note keeps the overhead low (a fork of a process with torch mapped costs
+milliseconds). Nothing a note starts outlives it: the note process is a child subreaper, so
+every orphan below it, ``setsid`` ones included, comes back to it and is killed when the note
+ends; if the note process itself dies or is killed, its orphans come to the worker, which is a
+subreaper as well and kills every child that is not a running note. Results travel as JSON
+lines over a pipe per note; nothing is pickled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import gc
 import json
 import os
 import selectors
 import shutil
 import signal
 import sys
+import tempfile
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
+from noteexec.sandbox.execute import Channel, run_note
+
 CHANNEL_FD = 1021
-RESULT_FD = 1022
 
 _CLONE_NEWNS = 0x00020000
-_CLONE_NEWPID = 0x20000000
 _CLONE_NEWNET = 0x40000000
 _MS_RDONLY = 1
 _MS_REMOUNT = 32
 _MS_BIND = 4096
 _MS_REC = 16384
 _MS_PRIVATE = 1 << 18
-_PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 
 _libc = ctypes.CDLL(None, use_errno=True)
+
+_SIGNAL_MEANING = {
+    "SIGSEGV": "segmentation fault",
+    "SIGBUS": "bus error",
+    "SIGABRT": "aborted",
+    "SIGFPE": "floating-point exception",
+    "SIGKILL": "out of memory, or killed by another process",
+    "SIGXFSZ": "file size limit exceeded",
+}
 
 
 def _libc_call(name: str, *args: Any) -> None:
@@ -45,29 +62,103 @@ def _libc_call(name: str, *args: Any) -> None:
         raise OSError(errno, os.strerror(errno))
 
 
+def _children() -> list[int]:
+    """This process's children, from /proc (every thread's list)."""
+    found: list[int] = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children") as listing:
+                found.extend(int(pid) for pid in listing.read().split())
+        except OSError:
+            continue
+    return found
+
+
+def _kill_children(keep: frozenset[int] = frozenset()) -> list[int]:
+    victims = [pid for pid in _children() if pid not in keep]
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return victims
+
+
+# --- inside the note process -------------------------------------------------------------------
+
+
 def _isolate(readonly: list[str], use_namespaces: bool) -> dict[str, Any]:
-    """Enter new namespaces (in the supervisor, before forking the note process)."""
+    """Enter new network and mount namespaces; report which protections are in force."""
+    watched = {"namespaces": False, "network": "shared", "vault": "watched"}
     if not use_namespaces:
-        return {"namespaces": False, "network": "shared", "vault": "watched"}
+        return {**watched, "reason": "namespaces disabled by configuration"}
     try:
-        _libc_call("unshare", _CLONE_NEWPID | _CLONE_NEWNET | _CLONE_NEWNS)
+        _libc_call("unshare", _CLONE_NEWNET | _CLONE_NEWNS)
     except OSError as error:
-        return {
-            "namespaces": False,
-            "network": "shared",
-            "vault": "watched",
-            "reason": f"unshare: {error.strerror}",
-        }
+        return {**watched, "reason": f"unshare: {error.strerror}"}
     isolation: dict[str, Any] = {"namespaces": True, "network": "none", "vault": "read-only"}
     try:
         _libc_call("mount", b"none", b"/", None, _MS_REC | _MS_PRIVATE, None)
         for path in readonly:
             encoded = os.fsencode(path)
             _libc_call("mount", encoded, encoded, None, _MS_BIND | _MS_REC, None)
-            _libc_call("mount", None, encoded, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_REC, None)
+            flags = _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_REC
+            _libc_call("mount", None, encoded, None, flags, None)
     except OSError as error:
         isolation.update(vault="watched", reason=f"read-only mount: {error.strerror}")
     return isolation
+
+
+def _reap_descendants() -> None:
+    """As a subreaper: kill everything below and reap it, until nothing is left."""
+    for _ in range(1000):
+        if not _kill_children():
+            return
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                time.sleep(0.001)
+                break
+
+
+def _note_process(job: dict[str, Any], reader: int, writer: int, workdir: str) -> None:
+    exit_code = 70
+    try:
+        os.close(reader)
+        os.dup2(writer, CHANNEL_FD, inheritable=False)
+        os.close(writer)
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _libc_call("prctl", _PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _libc_call("prctl", _PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        os.setsid()
+        channel = Channel(CHANNEL_FD)
+        channel.send({"event": "isolation", "isolation": _isolate(job["readonly"], job["namespaces"])})
+        gc.enable()
+        run_note(job, channel, workdir)
+        _reap_descendants()
+        exit_code = 0
+    except BaseException:  # the note process must never unwind into the worker's loop
+        exit_code = 70
+    finally:
+        os._exit(exit_code)
+
+
+def _namespaces_work() -> bool:
+    """Whether this machine lets a process enter new network and mount namespaces."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _libc_call("unshare", _CLONE_NEWNET | _CLONE_NEWNS)
+        except OSError:
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+# --- the worker --------------------------------------------------------------------------------
 
 
 def _vault_snapshot(paths: list[str]) -> dict[str, tuple[int, int]]:
@@ -86,59 +177,6 @@ def _vault_snapshot(paths: list[str]) -> dict[str, tuple[int, int]]:
     return snapshot
 
 
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    found, pending = [], [root]
-    while pending:
-        for child in children.get(pending.pop(), []):
-            found.append(child)
-            pending.append(child)
-    return found
-
-
-def _kill_tree(pid: int, namespaces: bool) -> None:
-    """SIGKILL the note process and everything it started, ``setsid`` children included.
-
-    In a PID namespace the kernel kills every process in it when its init dies. Without one,
-    the supervisor is a child subreaper, so orphans of the note come back to it to be killed.
-    """
-    for _ in range(50):
-        victims = [pid] if namespaces else [pid, *_descendants(os.getpid())]
-        alive = False
-        for victim in victims:
-            try:
-                os.kill(victim, signal.SIGKILL)
-                alive = True
-            except ProcessLookupError:
-                pass
-        if not alive or namespaces:
-            return
-        time.sleep(0.005)
-
-
-def _reap_leftovers() -> None:
-    """Collect orphans that the subreaper inherited, until none is left."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            if not _descendants(os.getpid()):
-                return
-            _kill_tree(0, namespaces=False)
-            time.sleep(0.005)
-
-
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -146,169 +184,85 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-_SIGNAL_MEANING = {
-    "SIGSEGV": "segmentation fault",
-    "SIGBUS": "bus error",
-    "SIGABRT": "aborted",
-    "SIGFPE": "floating-point exception",
-    "SIGKILL": "out of memory, or killed by another process",
-    "SIGXFSZ": "file size limit exceeded",
-}
+@dataclass
+class Running:
+    """A note in flight, as the worker sees it: its process, its pipe, what it said so far."""
 
+    job: dict[str, Any]
+    pid: int
+    reader: int
+    workdir: str
+    deadline: float
+    vault_before: dict[str, tuple[int, int]] | None
+    buffer: bytes = b""
+    blocks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    current: int | None = None
+    setup_failed: dict[str, Any] | None = None
+    isolation: dict[str, Any] = field(default_factory=dict)
+    status: int | None = None
+    done: bool = False
+    timed_out: bool = False
 
-def supervise(job: dict[str, Any], result_fd: int) -> None:
-    """Run one note in an isolated child; write one JSON result to ``result_fd``."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    isolation = _isolate(job["readonly"], job.get("namespaces", True))
-    namespaces = isolation["namespaces"]
-    if not namespaces:
-        _libc_call("prctl", _PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    watched = _vault_snapshot(job["readonly"]) if isolation["vault"] == "watched" else None
-
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(reader)
-        os.close(result_fd)
-        _become_note_process(job, writer, namespaces)
-    os.close(writer)
-
-    result = _collect(job, reader, pid, namespaces)
-    result["isolation"] = isolation
-    if watched is not None:
-        after = _vault_snapshot(job["readonly"])
-        result["vault_changes"] = sorted(
-            path for path in set(watched) | set(after) if watched.get(path) != after.get(path)
-        )
-    workdir = result.pop("workdir", None)
-    if workdir:
-        shutil.rmtree(workdir, ignore_errors=True)
-    _write_all(result_fd, (json.dumps(result, ensure_ascii=False) + "\n").encode())
-    os._exit(0)
-
-
-def _become_note_process(job: dict[str, Any], writer: int, namespaces: bool) -> None:
-    """Run the note; in a PID namespace, first become its init and run the note in a child.
-
-    A namespace's init ignores signals it has no handler for, even SIGKILL sent from inside,
-    so the note runs one level down where signals behave normally; init reports how it ended.
-    """
-    exit_code = 70
-    try:
-        os.dup2(writer, CHANNEL_FD, inheritable=False)
-        os.close(writer)
-        _libc_call("prctl", _PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if namespaces:
-            note = os.fork()
-            if note != 0:
-                exit_code = 0
-                _report_note_end(note)
-                return
-        else:
-            os.setsid()
-        from noteexec.sandbox.execute import Channel, run_note
-
-        run_note(job, Channel(CHANNEL_FD))
-        exit_code = 0
-    except BaseException:  # the note process must never unwind into the worker's code
-        exit_code = 70
-    finally:
-        os._exit(exit_code)
-
-
-def _report_note_end(note: int) -> None:
-    """As init of the namespace: reap every orphan until the note itself ends, then tell how."""
-    while True:
-        pid, status = os.waitpid(-1, 0)
-        if pid == note:
-            _write_all(CHANNEL_FD, (json.dumps({"event": "ended", "status": status}) + "\n").encode())
-            return
-
-
-def _collect(job: dict[str, Any], reader: int, pid: int, namespaces: bool) -> dict[str, Any]:
-    """Read events, enforce each block's timeout, and turn how the process ended into facts."""
-    timeout = job["timeout"]
-    blocks: dict[int, dict[str, Any]] = {}
-    result: dict[str, Any] = {"id": job["id"], "setup_failed": None, "blocks": []}
-    running: int | None = None
-    deadline = time.monotonic() + timeout
-    buffer = b""
-    ended: str | None = None
-    timed_out = False
-    done = False
-    note_status: int | None = None
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            timed_out = True
-            _kill_tree(pid, namespaces)
-            break
-        selector = selectors.DefaultSelector()
-        selector.register(reader, selectors.EVENT_READ)
-        ready = selector.select(remaining)
-        selector.close()
-        if not ready:
-            continue
-        chunk = os.read(reader, 1 << 16)
-        if not chunk:
-            break
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
+    def feed(self, chunk: bytes) -> None:
+        self.buffer += chunk
+        *lines, self.buffer = self.buffer.split(b"\n")
         for line in lines:
-            event = json.loads(line)
-            kind = event["event"]
-            if kind == "workdir":
-                result["workdir"] = event["path"]
-            elif kind == "start":
-                running = event["index"]
-                deadline = time.monotonic() + timeout
-            elif kind == "block":
-                blocks[event["index"]] = event["facts"]
-                running = None
-                deadline = time.monotonic() + timeout
-            elif kind == "setup_failed":
-                result["setup_failed"] = {"line": event["line"], "exception": event["exception"]}
-            elif kind == "done":
-                done = True
-            elif kind == "ended":
-                note_status = event["status"]
-    os.close(reader)
-    _, status = os.waitpid(pid, 0)
-    if note_status is not None:
-        status = note_status
-    if not namespaces:
-        _kill_tree(pid, namespaces=False)
-        _reap_leftovers()
-    if timed_out:
-        ended = f"timed out after {timeout:g} s"
-    elif os.WIFSIGNALED(status):
-        name = _signal_name(os.WTERMSIG(status))
-        meaning = _SIGNAL_MEANING.get(name)
-        ended = f"process killed by {name}" + (f" ({meaning})" if meaning else "")
-    elif not done and result["setup_failed"] is None:
-        code = os.WEXITSTATUS(status)
-        ended = f"process exited with code {code}"
-    result["ended"] = ended
-    for index in range(len(job["blocks"])):
-        facts = blocks.get(index)
-        if facts is None:
-            if result["setup_failed"] is not None:
-                facts = {"state": "not_run", "reason": "the hidden setup failed"}
-            elif index == running:
-                facts = {"state": "crashed", "reason": ended or "the process ended"}
+            self._receive(json.loads(line))
+
+    def _receive(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind in ("start", "block"):
+            self.deadline = time.monotonic() + self.job["timeout"]
+        if kind == "start":
+            self.current = event["index"]
+        elif kind == "block":
+            self.blocks[event["index"]] = event["facts"]
+            self.current = None
+        elif kind == "setup_failed":
+            self.setup_failed = {"line": event["line"], "exception": event["exception"]}
+        elif kind == "done":
+            self.done = True
+        elif kind == "isolation":
+            self.isolation = event["isolation"]
+
+    def result(self, vault_changes: list[str]) -> dict[str, Any]:
+        ended = self._how_it_ended()
+        blocks = []
+        for index in range(len(self.job["blocks"])):
+            facts = self.blocks.get(index)
+            if facts is None:
+                if self.setup_failed is not None:
+                    facts = {"state": "not_run", "reason": "the hidden setup failed"}
+                elif index == self.current:
+                    facts = {"state": "crashed", "reason": ended or "the process ended"}
+                else:
+                    facts = {"state": "not_run", "reason": "the process ended in an earlier block"}
+            elif facts.get("exit") is not None:
+                facts = {**facts, "state": "crashed", "reason": f"called {facts['exit']}"}
+                ended = ended or f"called {facts['exit']}"
             else:
-                facts = {
-                    "state": "not_run",
-                    "reason": "the process ended in an earlier block",
-                }
-        elif facts.get("exit") is not None:
-            facts = {**facts, "state": "crashed", "reason": f"called {facts['exit']}"}
-            ended = ended or f"called {facts['exit']}"
-        else:
-            facts = {**facts, "state": "ran"}
-        result["blocks"].append(facts)
-    return result
+                facts = {**facts, "state": "ran"}
+            blocks.append(facts)
+        return {
+            "id": self.job["id"],
+            "blocks": blocks,
+            "setup_failed": self.setup_failed,
+            "ended": ended,
+            "isolation": self.isolation,
+            "vault_changes": vault_changes,
+        }
+
+    def _how_it_ended(self) -> str | None:
+        if self.timed_out:
+            return f"timed out after {self.job['timeout']:g} s"
+        status = self.status or 0
+        if os.WIFSIGNALED(status):
+            name = _signal_name(os.WTERMSIG(status))
+            meaning = _SIGNAL_MEANING.get(name)
+            return f"process killed by {name}" + (f" ({meaning})" if meaning else "")
+        if not self.done and self.setup_failed is None:
+            return f"process exited with code {os.WEXITSTATUS(status)}"
+        return None
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -323,17 +277,26 @@ class Worker:
     def __init__(self, output_fd: int) -> None:
         self.output_fd = output_fd
         self.queue: list[dict[str, Any]] = []
-        self.running: dict[int, tuple[int, dict[str, Any], bytearray]] = {}  # fd → pid, job, data
+        self.running: dict[int, Running] = {}  # pid → note
         self.parallel = 1
         self.selector = selectors.DefaultSelector()
+        wake_reader, wake_writer = os.pipe()
+        os.set_blocking(wake_reader, False)
+        os.set_blocking(wake_writer, False)
+        self.wake_reader = wake_reader
+        signal.set_wakeup_fd(wake_writer)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        _libc_call("prctl", _PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        self.namespaces_work = _namespaces_work()
 
     def serve(self) -> None:
         stdin = sys.stdin.fileno()
         self.selector.register(stdin, selectors.EVENT_READ, "jobs")
+        self.selector.register(self.wake_reader, selectors.EVENT_READ, "children")
         pending = b""
         accepting = True
         while accepting or self.queue or self.running:
-            for key, _ in self.selector.select():
+            for key, _ in self.selector.select(self._next_deadline()):
                 if key.data == "jobs":
                     chunk = os.read(stdin, 1 << 16)
                     if not chunk:
@@ -343,57 +306,117 @@ class Worker:
                     pending += chunk
                     *lines, pending = pending.split(b"\n")
                     for line in lines:
-                        message = json.loads(line)
-                        if "parallel" in message:
-                            self.parallel = max(1, int(message["parallel"]))
-                        else:
-                            self.queue.append(message)
+                        self._accept(json.loads(line))
+                elif key.data == "children":
+                    while True:
+                        try:
+                            if not os.read(self.wake_reader, 512):
+                                break
+                        except BlockingIOError:
+                            break
+                    self._reap()
                 else:
-                    self._read_result(key.fd)
+                    self._read(key.data)
+            self._enforce_deadlines()
             self._start_jobs()
+
+    def _accept(self, message: dict[str, Any]) -> None:
+        if "parallel" in message:
+            self.parallel = max(1, int(message["parallel"]))
+        else:
+            self.queue.append(message)
+
+    def _next_deadline(self) -> float | None:
+        if not self.running:
+            return None
+        return max(0.0, min(note.deadline for note in self.running.values()) - time.monotonic())
 
     def _start_jobs(self) -> None:
         while self.queue and len(self.running) < self.parallel:
             job = self.queue.pop(0)
+            watch = not (job["namespaces"] and self.namespaces_work)
+            vault_before = _vault_snapshot(job["readonly"]) if watch else None
+            workdir = tempfile.mkdtemp(prefix="noteexec-")
             reader, writer = os.pipe()
             pid = os.fork()
             if pid == 0:
-                try:
-                    os.close(reader)
-                    os.dup2(writer, RESULT_FD, inheritable=False)
-                    os.close(writer)
-                    supervise(job, RESULT_FD)
-                finally:
-                    os._exit(70)
+                _note_process(job, reader, writer, workdir)
             os.close(writer)
-            self.running[reader] = (pid, job, bytearray())
-            self.selector.register(reader, selectors.EVENT_READ, "result")
+            note = Running(job, pid, reader, workdir, time.monotonic() + job["timeout"], vault_before)
+            self.running[pid] = note
+            self.selector.register(reader, selectors.EVENT_READ, note)
 
-    def _read_result(self, fd: int) -> None:
-        pid, job, data = self.running[fd]
-        chunk = os.read(fd, 1 << 16)
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for note in self.running.values():
+            if not note.timed_out and now >= note.deadline:
+                note.timed_out = True
+                note.deadline = now + 3600
+                for target in (-note.pid, note.pid):  # its process group, then the process
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(target, signal.SIGKILL)
+
+    def _read(self, note: Running) -> None:
+        if note.reader == -1:
+            return  # finished earlier in the same round of events
+        try:
+            chunk = os.read(note.reader, 1 << 16)
+        except OSError:
+            chunk = b""
         if chunk:
-            data += chunk
-            return
-        self.selector.unregister(fd)
-        os.close(fd)
-        del self.running[fd]
-        os.waitpid(pid, 0)
-        if data.strip():
-            _write_all(self.output_fd, bytes(data))
+            note.feed(chunk)
         else:
-            lost = {"id": job["id"], "supervisor_failed": "the note's supervisor process died"}
-            _write_all(self.output_fd, (json.dumps(lost) + "\n").encode())
+            self.selector.unregister(note.reader)
+            os.close(note.reader)
+            note.reader = -1
+            self._finish_if_done(note)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            note = self.running.get(pid)
+            if note is not None:
+                note.status = status
+                # Whatever the note left behind is now an orphan of the worker: kill it all.
+                _kill_children(keep=frozenset(self.running) - {pid})
+                self._finish_if_done(note)
+
+    def _finish_if_done(self, note: Running) -> None:
+        """A note is finished once its process is reaped; its pipe is then drained and closed."""
+        if note.status is None:
+            return
+        if note.reader != -1:
+            os.set_blocking(note.reader, False)
+            try:
+                while chunk := os.read(note.reader, 1 << 16):
+                    note.feed(chunk)
+            except BlockingIOError:
+                pass  # a leftover child still holds the pipe; it has been killed
+            self.selector.unregister(note.reader)
+            os.close(note.reader)
+            note.reader = -1
+        del self.running[note.pid]
+        shutil.rmtree(note.workdir, ignore_errors=True)
+        changes: list[str] = []
+        if note.vault_before is not None:
+            before, after = note.vault_before, _vault_snapshot(note.job["readonly"])
+            changes = sorted(path for path in set(before) | set(after) if before.get(path) != after.get(path))
+        result = note.result(changes)
+        _write_all(self.output_fd, (json.dumps(result, ensure_ascii=False) + "\n").encode())
 
 
 def main() -> None:
     """Entry point of the warm worker process (``python -m noteexec.sandbox.worker``)."""
     output_fd = os.dup(1)
-    os.dup2(2, 1)  # stray prints from imports must not corrupt the result stream
-    import torch
-    import torch.nn
-    import torch.nn.functional  # noqa: F401
+    os.dup2(2, 1)  # stray prints must not corrupt the result stream
+    import torch.nn.functional  # noqa: F401 - the prelude's modules, imported once, no op run
 
+    gc.freeze()  # forked children share these objects without copying their pages
     Worker(output_fd).serve()
 
 

@@ -15,6 +15,7 @@ from noteexec.config import Config, ConfigError, load_config
 from noteexec.parse import read_note
 from noteexec.report import Summary, TextReporter, write_json
 from noteexec.sandbox import Sandbox
+from noteexec.site.commands import SITE_COMMANDS, add_site_commands, run_site_command
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -37,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
 
     list_command = commands.add_parser("list", help="show each block's expectation, run nothing")
     list_command.add_argument("paths", nargs="+", type=Path, metavar="NOTE")
+    add_site_commands(commands)
     return parser
 
 
@@ -89,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if arguments.command == "check":
             return _check(arguments)
+        if arguments.command in SITE_COMMANDS:
+            return run_site_command(arguments)
         return _list(arguments)
     except (UsageError, ConfigError) as error:
         print(f"noteexec: error: {error}", file=sys.stderr)

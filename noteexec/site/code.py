@@ -57,7 +57,9 @@ def render_fence(token: Token, env: dict[str, Any]) -> str:
     results: dict[int, BlockResult] = env.get("results") or {}
     result = results.get(token.map[0] + 1) if token.map else None
     if result is None:
-        return f'<div class="code-block" data-lang="{escape(language)}">{highlight_code(code, language)}</div>\n'
+        return (
+            f'<div class="code-block" data-lang="{escape(language)}">{highlight_code(code, language)}</div>\n'
+        )
     return verdict_block(result, env)
 
 
@@ -176,7 +178,7 @@ def _graphs(result: BlockResult, env: dict[str, Any]) -> str:
         paths = "".join(f"<li><code>{escape(path)}</code></li>" for path in graph_paths(graph))
         truncated = '<p class="nx-cut">The graph was cut short.</p>' if graph.truncated else ""
         caption = (
-            f"{icons.GRAPH}<span>{title}</span> <span class=\"nx-muted\">recorded when "
+            f'{icons.GRAPH}<span>{title}</span> <span class="nx-muted">recorded when '
             "<code>backward()</code> ran, by walking <code>grad_fn</code></span>"
         )
         diagram = mermaid_block(graph_mermaid(graph), env) if env.get("mermaid") else ""
@@ -187,6 +189,10 @@ def _graphs(result: BlockResult, env: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _shape(shape: tuple[int, ...]) -> str:
+    return f"({', '.join(map(str, shape))}{',' if len(shape) == 1 else ''})"
+
+
 def _gradients(result: BlockResult) -> str:
     facts = result.facts
     if facts is None or not facts.gradients:
@@ -194,7 +200,7 @@ def _gradients(result: BlockResult) -> str:
     rows = "".join(
         "<tr>"
         f"<td><code>{escape(gradient.name)}</code></td>"
-        f"<td><code>({', '.join(map(str, gradient.shape))}{',' if len(gradient.shape) == 1 else ''})</code></td>"
+        f"<td><code>{escape(_shape(gradient.shape))}</code></td>"
         f"<td>{escape(gradient.dtype)}</td>"
         f"<td><code>{escape(gradient.preview)}</code></td>"
         f'<td class="{"nx-ok" if gradient.finite else "nx-bad"}">{"yes" if gradient.finite else "no"}</td>'
@@ -217,7 +223,8 @@ def _diff(diff: str) -> str:
             else "ctx"
         )  # fmt: skip
         lines.append(f'<span class="nx-diff-{kind}">{escape(line)}</span>')
-    return _section("Documented → actual output", f'<pre class="nx-diff">{"\n".join(lines)}</pre>', "diff")
+    body = "\n".join(lines)
+    return _section("Documented → actual output", f'<pre class="nx-diff">{body}</pre>', "diff")
 
 
 def verdict_details(result: BlockResult, outcome: str) -> str:
@@ -248,9 +255,13 @@ def verdict_details(result: BlockResult, outcome: str) -> str:
             parts.append(_section("Warning", body, "warning"))
         if facts.stdout:
             cut = " (cut short)" if facts.truncated else ""
-            parts.append(_section(f"Output{cut}", f'<pre class="nx-stdout">{_cut(facts.stdout)}</pre>', "stdout"))
+            parts.append(
+                _section(f"Output{cut}", f'<pre class="nx-stdout">{_cut(facts.stdout)}</pre>', "stdout")
+            )
         if facts.stderr:
-            parts.append(_section("Standard error", f'<pre class="nx-stderr">{_cut(facts.stderr)}</pre>', "stderr"))
+            parts.append(
+                _section("Standard error", f'<pre class="nx-stderr">{_cut(facts.stderr)}</pre>', "stderr")
+            )
         parts.append(_gradients(result))
         if facts.duration and facts.state == "ran":
             parts.append(f'<p class="nx-muted nx-duration">ran in {facts.duration * 1000:.1f} ms</p>')

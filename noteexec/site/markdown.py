@@ -220,7 +220,7 @@ def _lines_and_block_ids(state: StateCore) -> None:
             for child in token.children:
                 if child.type in ("softbreak", "hardbreak"):
                     line += 1
-                elif child.type in ("wikilink", "tag"):
+                elif child.type in ("wikilink", "tag", "link_open", "image"):
                     child.meta["line"] = line
         last = token.children[-1]
         if last.type == "text":
@@ -278,7 +278,7 @@ class Linker(Protocol):
 
     def tag_href(self, tag: str, env: dict[str, Any]) -> str: ...
 
-    def url(self, href: str, kind: str, env: dict[str, Any]) -> str:
+    def url(self, href: str, kind: str, line: int | None, env: dict[str, Any]) -> str:
         """A Markdown link's (kind ``link``) or image's (``image``) URL, rewritten for the site."""
         ...
 
@@ -303,7 +303,7 @@ class PlainLinker:
     def tag_href(self, tag: str, env: dict[str, Any]) -> str:
         return f"tags/{tag_slug(tag)}.html"
 
-    def url(self, href: str, kind: str, env: dict[str, Any]) -> str:
+    def url(self, href: str, kind: str, line: int | None, env: dict[str, Any]) -> str:
         return href
 
 
@@ -332,9 +332,7 @@ def _render_tag(self: Any, tokens: list[Token], idx: int, options: Any, env: dic
     return f'<a class="tag" href="{escape(href)}">#{escape(name)}</a>'
 
 
-def _render_callout_open(
-    self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]
-) -> str:
+def _render_callout_open(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
     header: CalloutHeader = tokens[idx].meta["callout"]
     classes = ["callout"]
     if header.fold:
@@ -355,9 +353,7 @@ def _render_callout_title_open(
 ) -> str:
     header: CalloutHeader = tokens[idx].meta["callout"]
     kind = header.kind if header.known else "note"
-    role = ' role="button" tabindex="0" aria-expanded="{}"'.format(
-        "false" if header.fold == "-" else "true"
-    )
+    role = ' role="button" tabindex="0" aria-expanded="{}"'.format("false" if header.fold == "-" else "true")
     return (
         f'<div class="callout-title"{role if header.fold else ""}>'
         f'<div class="callout-icon">{icons.callout_icon(kind)}</div>'
@@ -376,9 +372,7 @@ def _render_callout_title_close(
     return f"</div>{fold}</div>{content}"
 
 
-def _render_callout_close(
-    self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]
-) -> str:
+def _render_callout_close(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
     previous = tokens[idx - 1]
     empty = previous.type == "callout_title_close" and previous.meta.get("empty")
     return "</div>\n" if empty else "</div>\n</div>\n"
@@ -447,6 +441,12 @@ def sanitize_html(fragment: str) -> str:
     )
 
 
+_TASK_CHECKBOXES = frozenset(
+    {  # what the tasklists plugin writes; a note's own <input> is dropped like any other
+        '<input class="task-list-item-checkbox" disabled="disabled" type="checkbox">',
+        '<input class="task-list-item-checkbox" checked="checked" disabled="disabled" type="checkbox">',
+    }
+)
 _TAG_NAME = re.compile(r"^<\s*(/?)\s*([A-Za-z][A-Za-z0-9-]*)")
 
 
@@ -457,6 +457,8 @@ def _render_html_block(self: Any, tokens: list[Token], idx: int, options: Any, e
 def _render_html_inline(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
     """One tag at a time: closing tags of allowed elements pass, opening tags are cleaned alone."""
     content = tokens[idx].content
+    if content in _TASK_CHECKBOXES:
+        return content
     match = _TAG_NAME.match(content)
     if match is None:
         return ""  # comments, declarations, processing instructions
@@ -469,34 +471,35 @@ def _render_html_inline(self: Any, tokens: list[Token], idx: int, options: Any, 
     return cleaned.removesuffix(f"</{name}>")
 
 
+def _attributes(attrs: dict[str, Any]) -> str:
+    return "".join(f' {escape(name)}="{escape(str(value))}"' for name, value in attrs.items())
+
+
 def _render_link_open(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
-    token = tokens[idx]
-    href = str(token.attrGet("href") or "")
-    new = _linker(env).url(href, "link", env)
-    token.attrSet("href", new)
-    if re.match(r"^[a-z][a-z0-9+.-]*:", new, re.IGNORECASE) and not new.startswith("mailto:"):
-        token.attrSet("class", "external-link")
-        token.attrSet("rel", "noopener noreferrer")
-        token.attrSet("target", "_blank")
-    return self.renderToken(tokens, idx, options, env)
+    token = tokens[idx]  # tokens are shared by every page that embeds the note: never mutated here
+    attrs = dict(token.attrs)
+    link = _linker(env).url(str(attrs.get("href") or ""), "link", token.meta.get("line"), env)
+    attrs["href"] = link
+    if re.match(r"^[a-z][a-z0-9+.-]*:", link, re.IGNORECASE) and not link.startswith("mailto:"):
+        attrs.update({"class": "external-link", "rel": "noopener noreferrer", "target": "_blank"})
+    return f"<a{_attributes(attrs)}>"
 
 
 def _render_image(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
     token = tokens[idx]
-    token.attrSet("src", _linker(env).url(str(token.attrGet("src") or ""), "image", env))
-    token.attrSet("loading", "lazy")
+    attrs = dict(token.attrs)
+    attrs["src"] = _linker(env).url(str(attrs.get("src") or ""), "image", token.meta.get("line"), env)
+    attrs.pop("alt", None)
     alt = self.renderInlineAsText(token.children or [], options, env)
     # Obsidian: ![alt|300](x.png) sets the width.
     size = re.search(r"\|\s*(\d+)(?:x(\d+))?\s*$", alt)
     if size:
         alt = alt[: size.start()]
-        token.attrSet("width", size[1])
+        attrs["width"] = size[1]
         if size[2]:
-            token.attrSet("height", size[2])
-    attributes = "".join(
-        f' {escape(name)}="{escape(str(value))}"' for name, value in token.attrs.items() if name != "alt"
-    )
-    return f'<img alt="{escape(alt)}"{attributes}>'
+            attrs["height"] = size[2]
+    attrs["loading"] = "lazy"
+    return f'<img alt="{escape(alt)}"{_attributes(attrs)}>'
 
 
 FenceRenderer = Callable[[Token, dict[str, Any]], str]
@@ -551,7 +554,7 @@ def site_markdown() -> MarkdownIt:
         .enable(["table", "strikethrough"])
         .use(front_matter_plugin)
         .use(footnote_plugin)
-        .use(tasklists_plugin, enabled=False, label=True)
+        .use(tasklists_plugin, enabled=False)
         .use(dollarmath_plugin, allow_labels=True, allow_space=True, allow_digits=False, double_inline=True)
         .use(site_plugin)
     )

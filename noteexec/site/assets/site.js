@@ -1,0 +1,339 @@
+// noteexec site behaviour: theme toggle, callout folding, search, note list, copy buttons,
+// Mermaid, live reload. Plain ES2017, no dependencies; works from file:// and any base path.
+(function () {
+  "use strict";
+
+  var body = document.body;
+  var root = body.getAttribute("data-root") || "";
+  var here = body.getAttribute("data-page") || "";
+  var html = document.documentElement;
+
+  // ------------------------------------------------------------------ theme
+  function isDark() {
+    return html.classList.contains("theme-dark");
+  }
+  if (!html.classList.contains("theme-dark") && !html.classList.contains("theme-light")) {
+    var saved = null;
+    try {
+      saved = window.localStorage.getItem("noteexec-theme");
+    } catch (error) {
+      saved = null;
+    }
+    var prefersDark = window.matchMedia("(prefers-color-scheme: dark)").matches;
+    html.classList.add((saved ? saved === "dark" : prefersDark) ? "theme-dark" : "theme-light");
+  }
+  function setTheme(dark) {
+    html.classList.toggle("theme-dark", dark);
+    html.classList.toggle("theme-light", !dark);
+    try {
+      window.localStorage.setItem("noteexec-theme", dark ? "dark" : "light");
+    } catch (error) {
+      // storage may be off (private mode): the choice lasts for this page only
+    }
+    renderMermaid();
+  }
+  var toggle = document.querySelector(".theme-toggle");
+  if (toggle) {
+    toggle.addEventListener("click", function () {
+      setTheme(!isDark());
+    });
+  }
+
+  // ------------------------------------------------------------------ callouts
+  function fold(title) {
+    var callout = title.parentElement;
+    var collapsed = callout.classList.toggle("is-collapsed");
+    title.setAttribute("aria-expanded", collapsed ? "false" : "true");
+  }
+  document.addEventListener("click", function (event) {
+    var title = event.target.closest(".callout.is-collapsible > .callout-title");
+    if (title && !event.target.closest("a")) {
+      fold(title);
+    }
+  });
+  document.addEventListener("keydown", function (event) {
+    var title = event.target.closest && event.target.closest(".callout.is-collapsible > .callout-title");
+    if (title && (event.key === "Enter" || event.key === " ")) {
+      event.preventDefault();
+      fold(title);
+    }
+  });
+
+  // ------------------------------------------------------------------ note list
+  var index = (window.NOTEEXEC_INDEX && window.NOTEEXEC_INDEX.pages) || [];
+  var navFiles = document.querySelector(".nav-files");
+  function element(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+  if (navFiles && index.length) {
+    var folders = {};
+    var order = [];
+    index.forEach(function (page) {
+      var slash = page.p.lastIndexOf("/");
+      var folder = slash < 0 ? "" : page.p.slice(0, slash);
+      if (!folders[folder]) {
+        folders[folder] = [];
+        order.push(folder);
+      }
+      folders[folder].push(page);
+    });
+    order.sort();
+    order.forEach(function (folder) {
+      var group = element("div", "nav-folder");
+      if (folder) group.appendChild(element("div", "nav-folder-title", folder));
+      var list = element("ul");
+      folders[folder].forEach(function (page) {
+        var item = element("li", "nav-file status-" + page.s);
+        var link = element("a");
+        link.href = root + page.u;
+        link.title = page.p;
+        link.appendChild(element("span", "dot"));
+        link.appendChild(element("span", "nav-file-title", page.t));
+        if (page.u === here) link.className = "is-active";
+        item.appendChild(link);
+        list.appendChild(item);
+      });
+      group.appendChild(list);
+      navFiles.appendChild(group);
+    });
+  }
+  var menu = document.querySelector(".menu-toggle");
+  if (menu) {
+    menu.addEventListener("click", function () {
+      body.classList.toggle("nav-open");
+    });
+  }
+
+  // ------------------------------------------------------------------ search
+  var input = document.querySelector(".search-input");
+  var results = document.querySelector(".search-results");
+  var selected = -1;
+
+  function fold_(text) {
+    return (text || "").toLocaleLowerCase();
+  }
+  function score(page, terms) {
+    var title = fold_(page.t);
+    var headings = fold_((page.h || []).join(" "));
+    var tags = fold_((page.g || []).join(" "));
+    var text = fold_(page.x);
+    var total = 0;
+    for (var i = 0; i < terms.length; i++) {
+      var term = terms[i];
+      var s = 0;
+      if (title.indexOf(term) >= 0) s += 10;
+      if (tags.indexOf(term) >= 0) s += 6;
+      if (headings.indexOf(term) >= 0) s += 4;
+      if (text.indexOf(term) >= 0) s += 1;
+      if (!s) return 0;
+      total += s;
+    }
+    return total;
+  }
+  function snippet(page, terms) {
+    var text = page.x || "";
+    var lower = fold_(text);
+    var at = -1;
+    for (var i = 0; i < terms.length && at < 0; i++) at = lower.indexOf(terms[i]);
+    var node = element("div", "search-result-snippet");
+    if (at < 0) {
+      node.textContent = text.slice(0, 120);
+      return node;
+    }
+    var start = Math.max(0, at - 40);
+    var end = Math.min(text.length, at + terms[0].length + 80);
+    node.appendChild(document.createTextNode((start > 0 ? "…" : "") + text.slice(start, at)));
+    node.appendChild(element("mark", "", text.slice(at, at + terms[0].length)));
+    node.appendChild(document.createTextNode(text.slice(at + terms[0].length, end) + (end < text.length ? "…" : "")));
+    return node;
+  }
+  function showResults(query) {
+    var terms = fold_(query).split(/\s+/).filter(Boolean);
+    results.textContent = "";
+    selected = -1;
+    if (!terms.length) {
+      results.hidden = true;
+      return;
+    }
+    var found = [];
+    index.forEach(function (page) {
+      var s = score(page, terms);
+      if (s) found.push([s, page]);
+    });
+    found.sort(function (a, b) {
+      return b[0] - a[0] || (a[1].t < b[1].t ? -1 : 1);
+    });
+    if (!found.length) {
+      results.appendChild(element("div", "search-empty", "No notes match “" + query + "”"));
+    }
+    found.slice(0, 20).forEach(function (entry) {
+      var page = entry[1];
+      var link = element("a", "search-result");
+      link.href = root + page.u;
+      link.setAttribute("role", "option");
+      link.appendChild(element("div", "search-result-title", page.t));
+      link.appendChild(snippet(page, terms));
+      results.appendChild(link);
+    });
+    results.hidden = false;
+  }
+  function move(step) {
+    var items = results.querySelectorAll(".search-result");
+    if (!items.length) return;
+    if (selected >= 0) items[selected].classList.remove("is-selected");
+    selected = (selected + step + items.length) % items.length;
+    items[selected].classList.add("is-selected");
+    items[selected].scrollIntoView({ block: "nearest" });
+  }
+  if (input && results) {
+    input.addEventListener("input", function () {
+      showResults(input.value);
+    });
+    input.addEventListener("keydown", function (event) {
+      if (event.key === "ArrowDown") {
+        event.preventDefault();
+        move(1);
+      } else if (event.key === "ArrowUp") {
+        event.preventDefault();
+        move(-1);
+      } else if (event.key === "Enter") {
+        var items = results.querySelectorAll(".search-result");
+        var target = items[selected >= 0 ? selected : 0];
+        if (target) window.location.href = target.href;
+      } else if (event.key === "Escape") {
+        input.value = "";
+        showResults("");
+        input.blur();
+      }
+    });
+    document.addEventListener("click", function (event) {
+      if (!event.target.closest(".search")) results.hidden = true;
+    });
+    document.addEventListener("keydown", function (event) {
+      var typing = /^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement.tagName);
+      if (!typing && (event.key === "/" || ((event.ctrlKey || event.metaKey) && event.key === "k"))) {
+        event.preventDefault();
+        input.focus();
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------ code copy buttons
+  document.querySelectorAll(".code-block").forEach(function (block) {
+    var code = block.querySelector("pre code");
+    if (!code || !navigator.clipboard) return;
+    var button = element("button", "copy-code", "Copy");
+    button.type = "button";
+    button.addEventListener("click", function () {
+      navigator.clipboard.writeText(code.textContent).then(
+        function () {
+          button.textContent = "Copied";
+          setTimeout(function () {
+            button.textContent = "Copy";
+          }, 1200);
+        },
+        function () {
+          button.textContent = "Copy failed";
+        }
+      );
+    });
+    block.appendChild(button);
+  });
+
+  // ------------------------------------------------------------------ table of contents
+  var tocLinks = document.querySelectorAll(".toc a");
+  if (tocLinks.length && "IntersectionObserver" in window) {
+    var byId = {};
+    tocLinks.forEach(function (link) {
+      byId[decodeURIComponent(link.getAttribute("href").slice(1))] = link;
+    });
+    var observer = new IntersectionObserver(
+      function (entries) {
+        entries.forEach(function (entry) {
+          if (entry.isIntersecting && byId[entry.target.id]) {
+            tocLinks.forEach(function (link) {
+              link.classList.remove("is-active");
+            });
+            byId[entry.target.id].classList.add("is-active");
+          }
+        });
+      },
+      { rootMargin: "0px 0px -70% 0px" }
+    );
+    Object.keys(byId).forEach(function (id) {
+      var heading = document.getElementById(id);
+      if (heading) observer.observe(heading);
+    });
+  }
+
+  // ------------------------------------------------------------------ mermaid
+  var diagrams = Array.prototype.slice.call(document.querySelectorAll("pre.mermaid"));
+  diagrams.forEach(function (node) {
+    node.setAttribute("data-source", node.textContent);
+  });
+  function renderMermaid() {
+    if (!diagrams.length || !window.mermaid) return;
+    diagrams.forEach(function (node) {
+      node.removeAttribute("data-processed");
+      node.textContent = node.getAttribute("data-source");
+    });
+    window.mermaid.initialize({
+      startOnLoad: false,
+      securityLevel: "strict",
+      theme: isDark() ? "dark" : "default",
+      fontFamily: getComputedStyle(body).fontFamily,
+    });
+    window.mermaid.run({ nodes: diagrams, suppressErrors: true }).catch(function (error) {
+      console.warn("noteexec: a diagram could not be drawn", error);
+    });
+  }
+  if (diagrams.length) {
+    if (window.mermaid) {
+      renderMermaid();
+    } else {
+      window.addEventListener("load", renderMermaid);
+    }
+  }
+
+  // ------------------------------------------------------------------ print
+  window.addEventListener("beforeprint", function () {
+    document.querySelectorAll("details").forEach(function (details) {
+      if (!details.open) {
+        details.setAttribute("data-print-opened", "");
+        details.open = true;
+      }
+    });
+  });
+  window.addEventListener("afterprint", function () {
+    document.querySelectorAll("details[data-print-opened]").forEach(function (details) {
+      details.open = false;
+      details.removeAttribute("data-print-opened");
+    });
+  });
+
+  // ------------------------------------------------------------------ live reload (noteexec serve)
+  if (body.hasAttribute("data-live") && window.location.protocol.indexOf("http") === 0) {
+    var generation = null;
+    var poll = function () {
+      fetch("/_noteexec/generation", { cache: "no-store" })
+        .then(function (response) {
+          return response.text();
+        })
+        .then(function (text) {
+          if (generation !== null && text !== generation) {
+            window.location.reload();
+            return;
+          }
+          generation = text;
+          setTimeout(poll, 700);
+        })
+        .catch(function () {
+          setTimeout(poll, 2000);
+        });
+    };
+    poll();
+  }
+})();

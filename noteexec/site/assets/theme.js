@@ -1,0 +1,11 @@
+// noteexec: pick the theme before the page paints (saved choice, else the system's).
+(function () {
+  var saved = null;
+  try {
+    saved = window.localStorage.getItem("noteexec-theme");
+  } catch (error) {
+    saved = null;
+  }
+  var dark = saved ? saved === "dark" : window.matchMedia("(prefers-color-scheme: dark)").matches;
+  document.documentElement.classList.add(dark ? "theme-dark" : "theme-light");
+})();

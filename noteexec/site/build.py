@@ -1,0 +1,291 @@
+"""Check results → a static site, written atomically and deterministically.
+
+:func:`render_site` is pure: notes and their results in, ``{site path: bytes or source file}``
+out. :func:`write_site` writes that mapping into a temporary folder next to the output and
+swaps it in, so a failed or interrupted build leaves the previous site as it was.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+from xml.sax.saxutils import escape as xml_escape
+
+from noteexec.check import NoteResult
+from noteexec.site.assets import site_css, site_js, theme_js
+from noteexec.site.page import BrokenLink, Page, ParsedNote, SiteIndex, make_page, parse_for_site
+from noteexec.site.render import PageLinks, Theme, render_index, render_page, render_tag
+from noteexec.site.vault import ASSETS_DIR, Vault
+
+MERMAID_VERSION = "12.3.0"
+DEFAULT_MERMAID_URL = f"https://cdn.jsdelivr.net/npm/mermaid@{MERMAID_VERSION}/dist/mermaid.min.js"
+MARKER = ".noteexec-site"
+"""Written into every site: only a folder holding it (or an empty one) is ever replaced."""
+
+
+class BuildError(Exception):
+    """No site could be written (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    title: str | None = None
+    mermaid_url: str | None = DEFAULT_MERMAID_URL
+    """Where pages load mermaid.js from; a local file is copied into the site. None: no Mermaid."""
+    offline: bool = False
+    """Load nothing from the network: diagrams without a local mermaid.js show their source."""
+    ran: bool = True
+    """False for ``--no-run``: blocks show as "not run" and do not count as failures."""
+    live_reload: bool = False
+    site_url: str | None = None
+    """The public address of the site, for absolute URLs in ``sitemap.xml``."""
+
+
+@dataclass(frozen=True)
+class SiteFiles:
+    files: dict[str, bytes | Path]
+    pages: tuple[Page, ...]
+    broken: tuple[BrokenLink, ...]
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    out: Path
+    pages: tuple[Page, ...]
+    broken: tuple[BrokenLink, ...]
+    files: int
+    ran: bool = True
+
+    @property
+    def failed(self) -> tuple[Page, ...]:
+        return tuple(page for page in self.pages if page.status in ("failed", "error"))
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.broken
+
+
+def _mermaid(options: BuildOptions) -> tuple[str | None, bool, Path | None]:
+    """(src for pages, whether it is a site file, local file to copy)."""
+    url = options.mermaid_url
+    if not url:
+        return None, False, None
+    parts = urlsplit(url)
+    local: Path | None = None
+    if parts.scheme == "file":
+        from urllib.request import url2pathname
+
+        local = Path(url2pathname(parts.path))
+    elif not parts.scheme or len(parts.scheme) == 1:  # a path (or a Windows drive letter)
+        local = Path(url)
+    if local is not None:
+        if not local.is_file():
+            raise BuildError(f"--mermaid-url: {local}: no such file")
+        return f"{ASSETS_DIR}/mermaid.min.js", True, local
+    if options.offline:
+        return None, False, None
+    return url, False, None
+
+
+def theme_for(options: BuildOptions, title: str) -> tuple[Theme, Path | None]:
+    src, is_site_file, local = _mermaid(options)
+    return (
+        Theme(
+            site_title=title,
+            mermaid_src=src,
+            mermaid_is_site_file=is_site_file,
+            live_reload=options.live_reload,
+        ),
+        local,
+    )
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
+def _search_index(pages: Sequence[Page]) -> bytes:
+    entries = [
+        {
+            "t": page.title,
+            "u": page.url,
+            "p": page.rel,
+            "s": page.status,
+            "d": page.date or "",
+            "g": list(page.tags),
+            "h": [heading.text for heading in page.headings],
+            "x": page.text,
+        }
+        for page in sorted(pages, key=lambda page: page.rel)
+    ]
+    data = json.dumps({"pages": entries}, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return f"window.NOTEEXEC_INDEX = {data};\n".encode()
+
+
+def _sitemap(pages: Sequence[Page], tag_urls: Mapping[str, str], site_url: str | None) -> bytes:
+    base = site_url.rstrip("/") + "/" if site_url else ""
+    entries = [("index.html", None)]
+    entries.extend((page.url, page.date) for page in sorted(pages, key=lambda page: page.url))
+    entries.extend((url, None) for url in sorted(tag_urls.values()))
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">',
+    ]
+    for url, date in entries:
+        lastmod = f"<lastmod>{xml_escape(date)}</lastmod>" if date and len(date) == 10 else ""
+        lines.append(f"  <url><loc>{xml_escape(base + quote(url, safe='/-_.~'))}</loc>{lastmod}</url>")
+    lines.append("</urlset>")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def render_site(
+    root: Path,
+    results: Sequence[NoteResult],
+    options: BuildOptions = BuildOptions(),
+    attachments: Sequence[str] = (),
+) -> SiteFiles:
+    """Every file of the site, from the notes' results (pure but for reading attachments' paths)."""
+    title = options.title or root.resolve().name or "Notes"
+    theme, mermaid_file = theme_for(options, title)
+    rels = [_relative(result.note.path, root) for result in results]
+    parsed: dict[str, ParsedNote] = {
+        rel: parse_for_site(result.note, rel) for rel, result in zip(rels, results, strict=True)
+    }
+    vault = Vault(rels, attachments, {rel: note.aliases for rel, note in parsed.items()})
+    tag_urls = vault.tag_urls(tag for note in parsed.values() for tag in note.tags)
+    site = SiteIndex(
+        vault=vault, parsed=parsed, tag_urls=tag_urls, mermaid=theme.mermaid_src is not None, ran=options.ran
+    )
+    pages = [make_page(parsed[rel], result, site) for rel, result in zip(rels, results, strict=True)]
+
+    backlinks: dict[str, list[tuple[str, str]]] = {}
+    for page in pages:
+        for target in page.links:
+            backlinks.setdefault(target, []).append((page.title, page.url))
+    files: dict[str, bytes | Path] = {}
+    for page in pages:
+        links = PageLinks(
+            backlinks=tuple(
+                sorted(backlinks.get(page.rel, ()), key=lambda item: (item[0].casefold(), item[1]))
+            ),
+            tag_urls=tag_urls,
+        )
+        files[page.url] = render_page(page, links, theme).encode()
+    broken = tuple(item for page in pages for item in page.broken)
+    files["index.html"] = render_index(pages, broken, tag_urls, theme).encode()
+    by_tag: dict[str, list[Page]] = {}
+    names: dict[str, str] = {}
+    for page in pages:
+        for tag in page.tags:
+            by_tag.setdefault(tag.casefold(), []).append(page)
+            names.setdefault(tag.casefold(), tag)
+    for key, url in tag_urls.items():
+        files[url] = render_tag(names[key], url, by_tag.get(key, []), tag_urls, theme).encode()
+    files["search-index.js"] = _search_index(pages)
+    files["sitemap.xml"] = _sitemap(pages, tag_urls, options.site_url)
+    files[f"{ASSETS_DIR}/site.css"] = site_css().encode()
+    files[f"{ASSETS_DIR}/site.js"] = site_js().encode()
+    files[f"{ASSETS_DIR}/theme.js"] = theme_js().encode()
+    if mermaid_file is not None:
+        files[f"{ASSETS_DIR}/mermaid.min.js"] = mermaid_file
+    for page in pages:
+        for rel in page.attachments:
+            files[vault.url(rel)] = root / rel
+    return SiteFiles(files=files, pages=tuple(pages), broken=broken, tags=tag_urls)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    if not hasattr(os, "uname") or os.uname().sysname != "Linux":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return result == 0
+
+
+def _check_replaceable(out: Path) -> None:
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir() or out.is_symlink():
+        raise BuildError(f"{out} exists and is not a folder; not replacing it")
+    if (out / MARKER).exists() or not any(out.iterdir()):
+        return
+    raise BuildError(f"{out} is not empty and was not written by noteexec; not replacing it")
+
+
+def write_site(files: Mapping[str, bytes | Path], out: Path) -> None:
+    """Write the site into a fresh folder beside ``out``, then swap it in."""
+    out = Path(os.path.abspath(out))
+    _check_replaceable(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for stale in out.parent.glob(f".{out.name}.*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)  # left by a build that was killed
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as error:
+        raise BuildError(f"cannot write {out}: {error.strerror or error}") from None
+    try:
+        os.chmod(staging, 0o755)
+        for rel in sorted(files):
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            data = files[rel]
+            if isinstance(data, Path):
+                shutil.copyfile(data, target)
+            else:
+                target.write_bytes(data)
+        (staging / MARKER).write_text("Written by noteexec build; replaced on every build.\n")
+        if not out.exists():
+            os.rename(staging, out)
+        elif _exchange(staging, out):
+            shutil.rmtree(staging, ignore_errors=True)  # now the previous site
+        else:
+            previous = staging.with_name(staging.name[:-4] + ".old")
+            os.rename(out, previous)
+            try:
+                os.rename(staging, out)
+            except OSError:
+                os.rename(previous, out)
+                raise
+            shutil.rmtree(previous, ignore_errors=True)
+    except BaseException as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, OSError):
+            raise BuildError(f"cannot write {out}: {error.strerror or error}") from None
+        raise
+
+
+def build_site(
+    root: Path,
+    results: Sequence[NoteResult],
+    out: Path,
+    options: BuildOptions = BuildOptions(),
+) -> BuildReport:
+    """Render and write the site of the vault at ``root`` from its notes' results."""
+    from noteexec.site.vault import scan_attachments
+
+    attachments = scan_attachments(root, skip=[out]) if root.is_dir() else []
+    site = render_site(root, results, options, attachments)
+    write_site(site.files, out)
+    return BuildReport(out=out, pages=site.pages, broken=site.broken, files=len(site.files), ran=options.ran)

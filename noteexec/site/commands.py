@@ -1,0 +1,200 @@
+"""``noteexec build``, ``render`` and ``serve``: the command-line side of the site.
+
+Exit codes: 0 the site was written and every check passed; 1 it was written but a check
+failed or a link is broken (the summary says which); 2 nothing could be written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from noteexec.check import NoteFile, NoteResult, UsageError, assemble, check, discover, expectations
+from noteexec.config import Config, load_config
+from noteexec.parse import read_note
+from noteexec.site.build import DEFAULT_MERMAID_URL, BuildError, BuildOptions, BuildReport, build_site
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SITE_COMMANDS = ("build", "render", "serve")
+
+
+def _common(command: argparse.ArgumentParser, jobs: bool = True) -> None:
+    command.add_argument(
+        "--no-run", action="store_true", help="render without executing (blocks show 'not run')"
+    )
+    command.add_argument(
+        "--mermaid-url",
+        default=DEFAULT_MERMAID_URL,
+        metavar="URL",
+        help="where pages load mermaid.js from (a local file is copied into the site); "
+        f"default {DEFAULT_MERMAID_URL}",
+    )
+    command.add_argument(
+        "--offline", action="store_true", help="load nothing from the network: diagrams show their source"
+    )
+    command.add_argument("--title", help="the site's title (default: the vault folder's name)")
+    if jobs:
+        command.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="notes run at once")
+
+
+def add_site_commands(commands: Any) -> None:
+    """Register the site's subcommands on the CLI's subparsers."""
+    build = commands.add_parser("build", help="check a vault and write it as a static site")
+    build.add_argument("vault", type=Path, metavar="VAULT")
+    build.add_argument("-o", "--out", type=Path, default=Path("site"), metavar="OUT", help="default: ./site")
+    build.add_argument("--site-url", help="public address of the site, for absolute URLs in sitemap.xml")
+    _common(build)
+
+    render = commands.add_parser("render", help="one note as one self-contained HTML page")
+    render.add_argument("note", type=Path, metavar="NOTE")
+    render.add_argument("-o", "--out", type=Path, metavar="FILE.html", help="default: the note's name .html")
+    _common(render)
+
+    serve = commands.add_parser("serve", help="build, serve on 127.0.0.1, rebuild and reload on save")
+    serve.add_argument("vault", type=Path, metavar="VAULT")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument(
+        "-o", "--out", type=Path, help="where the site is written (default: a temporary folder)"
+    )
+    _common(serve)
+
+
+def _results(
+    files: Sequence[NoteFile],
+    config: Config,
+    no_run: bool,
+    jobs: int,
+    on_result: Callable[[NoteResult], None] = lambda result: None,
+) -> list[NoteResult]:
+    if no_run:
+        results = []
+        for file in files:
+            note = read_note(file.path)
+            result = assemble(note, expectations(note, config), None)
+            on_result(result)
+            results.append(result)
+        return results
+    if jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    from noteexec.sandbox import Sandbox
+
+    with Sandbox(parallel=jobs, env_passthrough=config.env) as sandbox:
+        return check(files, config, sandbox, on_result)
+
+
+def options_from(arguments: argparse.Namespace, live: bool = False) -> BuildOptions:
+    return BuildOptions(
+        title=arguments.title,
+        mermaid_url=arguments.mermaid_url or None,
+        offline=arguments.offline,
+        ran=not arguments.no_run,
+        live_reload=live,
+        site_url=getattr(arguments, "site_url", None),
+    )
+
+
+def print_summary(report: BuildReport, root: Path, stream: TextIO, duration: float | None = None) -> None:
+    notes = len(report.pages)
+    counts: dict[str, int] = {}
+    for page in report.pages:
+        for block in page.blocks:
+            counts[block.outcome] = counts.get(block.outcome, 0) + 1
+    took = f" in {duration:.2f}s" if duration is not None else ""
+    stream.write(f"wrote {report.files} files to {report.out}{took}\n")
+    parts = [
+        f"{counts.get(outcome, 0)} {outcome.replace('_', ' ')}" for outcome in ("passed", "failed", "skipped")
+    ]
+    if counts.get("not_run"):
+        parts.append(f"{counts['not_run']} not run")
+    stream.write(f"{notes} notes, {sum(counts.values())} blocks: {', '.join(parts)}\n")
+    for page in report.failed:
+        where = root / page.rel
+        if page.error:
+            stream.write(f"ERROR {page.error}\n")
+        for block in page.blocks:
+            if block.outcome == "failed":
+                stream.write(f"FAIL  {where}:{block.line}: {block.message}\n")
+    for broken in report.broken:
+        stream.write(f"BROKEN LINK {broken.describe(str(root))}\n")
+    if report.ok:
+        stream.write("site OK: every check passed and every link resolves\n")
+    else:
+        problems = []
+        if report.failed:
+            problems.append(f"{len(report.failed)} note(s) failed")
+        if report.broken:
+            problems.append(f"{len(report.broken)} broken link(s)")
+        stream.write(f"site written with problems: {', '.join(problems)}\n")
+
+
+def _build(arguments: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    root: Path = arguments.vault
+    if not root.is_dir():
+        raise UsageError(f"{root}: not a folder")
+    config = load_config(root)
+    files = discover([root], config.exclude)
+    out = Path(arguments.out)
+    if out.resolve() == root.resolve():
+        raise UsageError("the site cannot be written over the vault")
+    if not arguments.no_run:
+        print(f"checking {len(files)} notes…", file=sys.stderr)
+    results = _results(files, config, arguments.no_run, arguments.jobs)
+    report = build_site(root, results, out, options_from(arguments))
+    print_summary(report, root, sys.stdout, time.perf_counter() - started)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _render(arguments: argparse.Namespace) -> int:
+    from noteexec.site.single import render_single
+
+    note_path: Path = arguments.note
+    if not note_path.is_file():
+        raise UsageError(f"{note_path}: no such file")
+    config = load_config(note_path)
+    file = NoteFile(note_path, note_path.parent)
+    results = _results([file], config, arguments.no_run, arguments.jobs)
+    out = arguments.out or Path(note_path.stem + ".html")
+    html, page = render_single(note_path.parent, results[0], options_from(arguments))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        temporary = out.with_name(f".{out.name}.tmp")
+        temporary.write_text(html, encoding="utf-8")
+        os.replace(temporary, out)
+    except OSError as error:
+        raise BuildError(f"cannot write {out}: {error.strerror or error}") from None
+    failed = [block for block in page.blocks if block.outcome == "failed"]
+    print(f"wrote {out} ({page.status.replace('_', ' ')})")
+    for block in failed:
+        print(f"FAIL  {note_path}:{block.line}: {block.message}")
+    for broken in page.broken:
+        print(f"BROKEN LINK {broken.describe(str(note_path.parent))}")
+    return EXIT_OK if page.status not in ("failed", "error") and not page.broken else EXIT_FAILED
+
+
+def _serve(arguments: argparse.Namespace) -> int:
+    from noteexec.site.serve import serve
+
+    root: Path = arguments.vault
+    if not root.is_dir():
+        raise UsageError(f"{root}: not a folder")
+    return serve(root, arguments)
+
+
+def run_site_command(arguments: argparse.Namespace) -> int:
+    """Run ``build``/``render``/``serve``; errors that leave no site give exit code 2."""
+    try:
+        if arguments.command == "build":
+            return _build(arguments)
+        if arguments.command == "render":
+            return _render(arguments)
+        return _serve(arguments)
+    except BuildError as error:
+        print(f"noteexec: error: {error}", file=sys.stderr)
+        return EXIT_USAGE

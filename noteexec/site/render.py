@@ -1,0 +1,375 @@
+"""Pages → HTML. Pure functions of plain data: the same input gives the same bytes.
+
+Every page uses relative URLs only (``{root}`` is ``../`` per folder level), so a site works
+from ``file://`` and under any base path. Scripts are files of the site (or, for a lone page,
+inline with a CSP hash); notes never contribute a script.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from noteexec.site import icons
+from noteexec.site.code import BADGE_LABELS
+from noteexec.site.page import BrokenLink, Page
+from noteexec.site.vault import ASSETS_DIR, href, root_prefix
+
+escape = html.escape
+
+STATUS_LABELS = {
+    "passed": "passed",
+    "failed": "failed",
+    "error": "error",
+    "not_run": "not run",
+    "none": "no code",
+}
+STATUS_ORDER = {"error": 0, "failed": 1, "not_run": 2, "passed": 3, "none": 4}
+
+
+@dataclass(frozen=True)
+class Theme:
+    """What every page of one site shares."""
+
+    site_title: str = "Notes"
+    mermaid_src: str | None = None
+    """The mermaid.js URL pages load (relative to the site root when it is a site file)."""
+    mermaid_is_site_file: bool = False
+    live_reload: bool = False
+    inline_css: str | None = None
+    """For a self-contained page: the stylesheet itself instead of a link to it."""
+    inline_js: str | None = None
+    inline_head_js: str | None = None
+    lang: str = "zh"
+
+
+@dataclass(frozen=True)
+class PageLinks:
+    """A page's neighbours: pages that link to it (title, url), by the site."""
+
+    backlinks: tuple[tuple[str, str], ...] = ()
+    tag_urls: dict[str, str] = field(default_factory=dict)
+
+
+def _csp(theme: Theme) -> str:
+    scripts = ["'self'", "file:"]
+    if theme.inline_js is not None:
+        scripts = [
+            f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'"
+            for script in (theme.inline_head_js, theme.inline_js)
+            if script is not None
+        ]
+    if theme.mermaid_src and not theme.mermaid_is_site_file:
+        parts = urlsplit(theme.mermaid_src)
+        if parts.scheme in ("http", "https"):
+            scripts.append(f"{parts.scheme}://{parts.netloc}")
+        elif parts.scheme == "file":
+            scripts.append("file:")
+    return (
+        "default-src 'self' file:; "
+        f"script-src {' '.join(dict.fromkeys(scripts))}; "
+        "style-src 'self' file: 'unsafe-inline'; "
+        "img-src 'self' file: data: https: http:; media-src 'self' file: data: https:; "
+        "font-src 'self' file: data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'none'"
+    )
+
+
+def _head(title: str, root: str, theme: Theme, description: str = "") -> str:
+    css = (
+        f"<style>{theme.inline_css}</style>"
+        if theme.inline_css is not None
+        else f'<link rel="stylesheet" href="{root}{ASSETS_DIR}/site.css">'
+    )
+    if theme.inline_head_js is not None:
+        css += f"\n<script>{theme.inline_head_js}</script>"
+    elif theme.inline_js is None:
+        css += f'\n<script src="{root}{ASSETS_DIR}/theme.js"></script>'
+
+    meta = f'<meta name="description" content="{escape(description)}">' if description else ""
+    return (
+        "<!doctype html>\n"
+        f'<html lang="{escape(theme.lang)}">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<meta name="color-scheme" content="light dark">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{escape(_csp(theme))}">\n'
+        f'<meta name="generator" content="noteexec">\n{meta}'
+        f"<title>{escape(title)}</title>\n{css}\n</head>\n"
+    )
+
+
+def _scripts(root: str, theme: Theme, with_index: bool = True) -> str:
+    parts = []
+    if theme.mermaid_src:  # before site.js, which draws the diagrams
+        src = f"{root}{theme.mermaid_src}" if theme.mermaid_is_site_file else theme.mermaid_src
+        parts.append(f'<script src="{escape(src)}"></script>')
+    if theme.inline_js is not None:
+        parts.append(f"<script>{theme.inline_js}</script>")
+    else:
+        if with_index:
+            parts.append(f'<script src="{root}search-index.js"></script>')
+        parts.append(f'<script src="{root}{ASSETS_DIR}/site.js"></script>')
+    return "\n".join(parts)
+
+
+def _body_open(kind: str, root: str, url: str, theme: Theme, status: str = "") -> str:
+    live = ' data-live="1"' if theme.live_reload else ""
+    status_class = f" status-{status}" if status else ""
+    return (
+        f'<body class="page-{kind}{status_class}" data-root="{escape(root)}" '
+        f'data-page="{escape(url)}"{live}>\n'
+        f'<a class="skip-link" href="#content">Skip to content</a>\n<div class="app">\n'
+    )
+
+
+def _topbar(root: str, theme: Theme, standalone: bool = False) -> str:
+    search = (
+        ""
+        if standalone
+        else (
+            '<div class="search" role="search">'
+            f'<label class="search-box">{icons.SEARCH}'
+            '<input type="search" class="search-input" placeholder="Search notes" aria-label="Search notes" '
+            'autocomplete="off" spellcheck="false"></label>'
+            '<div class="search-results" role="listbox" hidden></div></div>'
+        )
+    )
+    menu = (
+        ""
+        if standalone
+        else '<button type="button" class="menu-toggle" aria-label="Show the list of notes">'
+        f"{icons.MENU}</button>"
+    )
+    home = (
+        f'<span class="site-name">{escape(theme.site_title)}</span>'
+        if standalone
+        else f'<a class="site-name" href="{root}index.html">{escape(theme.site_title)}</a>'
+    )
+    return (
+        f'<header class="topbar">{menu}{home}{search}'
+        '<button type="button" class="theme-toggle" aria-label="Switch between light and dark">'
+        f"{icons.SUN}{icons.MOON}</button></header>\n"
+    )
+
+
+def _sidebar(root: str) -> str:
+    return (
+        '<aside class="sidebar-left" aria-label="Notes">'
+        f'<nav class="nav-tree"><a class="nav-home" href="{root}index.html">All notes</a>'
+        '<div class="nav-files"></div></nav></aside>\n'
+    )
+
+
+def _status_badge(status: str) -> str:
+    return f'<span class="note-status status-{status}">{escape(STATUS_LABELS[status])}</span>'
+
+
+def _tags_html(tags: Sequence[str], page_url: str, tag_urls: dict[str, str]) -> str:
+    links = []
+    for tag in tags:
+        url = tag_urls.get(tag.casefold())
+        target = escape(href(page_url, url)) if url else "#"
+        links.append(f'<a class="tag" href="{target}">#{escape(tag)}</a>')
+    return f'<span class="note-tags">{"".join(links)}</span>' if links else ""
+
+
+def _block_counts(page: Page) -> str:
+    counts: dict[str, int] = {}
+    for block in page.blocks:
+        counts[block.outcome] = counts.get(block.outcome, 0) + 1
+    parts = [
+        f'<span class="count count-{outcome}">{counts[outcome]} {BADGE_LABELS[outcome]}</span>'
+        for outcome in ("failed", "passed", "skipped", "not_run")
+        if counts.get(outcome)
+    ]
+    return f'<span class="block-counts">{"".join(parts)}</span>' if parts else ""
+
+
+def _note_header(page: Page, links: PageLinks) -> str:
+    meta = []
+    if page.date:
+        meta.append(f'<time class="note-date" datetime="{escape(page.date)}">{escape(page.date)}</time>')
+    tags = _tags_html(page.tags, page.url, links.tag_urls)
+    if tags:
+        meta.append(tags)
+    if page.aliases:
+        names = ", ".join(escape(alias) for alias in page.aliases)
+        meta.append(f'<span class="note-aliases">also: {names}</span>')
+    properties = ""
+    if page.properties:
+        rows = "".join(
+            f"<tr><th>{escape(name)}</th><td>{escape(value)}</td></tr>" for name, value in page.properties
+        )
+        properties = f'<table class="note-properties">{rows}</table>'
+    error = f'<div class="note-error" role="alert">{escape(page.error)}</div>' if page.error else ""
+    failed = [block for block in page.blocks if block.outcome == "failed"]
+    jump = ""
+    if failed:
+        items = "".join(
+            f'<li><a href="#L{block.line}">line {block.line}</a>: {escape(block.message)}</li>'
+            for block in failed
+        )
+        jump = f'<div class="note-failures" role="alert"><strong>Failed blocks</strong><ul>{items}</ul></div>'
+    return (
+        '<header class="note-header">'
+        f'<div class="note-check">{_status_badge(page.status)}{_block_counts(page)}</div>'
+        f'<h1 class="page-title">{escape(page.title)}</h1>'
+        f'<div class="note-meta">{"".join(meta)}</div>{properties}{error}{jump}</header>\n'
+    )
+
+
+def _right_sidebar(page: Page, links: PageLinks) -> str:
+    parts = []
+    headings = [heading for heading in page.headings if heading.level > 1 or heading.text != page.title]
+    if headings:
+        top = min(heading.level for heading in headings)
+        items = "".join(
+            f'<li class="toc-level-{heading.level - top + 1}"><a href="#{escape(heading.id)}">'
+            f"{escape(heading.text)}</a></li>"
+            for heading in headings
+        )
+        parts.append(
+            f'<nav class="toc" aria-label="On this page"><h2>On this page</h2><ul>{items}</ul></nav>'
+        )
+    if page.blocks:
+        items = "".join(
+            f'<li class="outcome-{block.outcome}"><a href="#L{block.line}" title="{escape(block.message)}">'
+            f'<span class="dot"></span>line {block.line}</a><span class="outcome">'
+            f"{BADGE_LABELS[block.outcome]}</span></li>"
+            for block in page.blocks
+        )
+        parts.append(f'<section class="block-list"><h2>Code blocks</h2><ul>{items}</ul></section>')
+    if links.backlinks:
+        items = "".join(
+            f'<li><a href="{escape(href(page.url, url))}">{escape(title)}</a></li>'
+            for title, url in links.backlinks
+        )
+        backlinks = f"<ul>{items}</ul>"
+    else:
+        backlinks = '<p class="empty">No notes link here.</p>'
+    parts.append(f'<section class="backlinks"><h2>Links to this page</h2>{backlinks}</section>')
+    return f'<aside class="sidebar-right">{"".join(parts)}</aside>\n'
+
+
+def render_page(page: Page, links: PageLinks, theme: Theme, standalone: bool = False) -> str:
+    root = root_prefix(page.url) if not standalone else ""
+    title = page.title if standalone else f"{page.title} · {theme.site_title}"
+    return (
+        _head(title, root, theme, page.description)
+        + _body_open("note", root, page.url, theme, page.status)
+        + _topbar(root, theme, standalone)
+        + ("" if standalone else _sidebar(root))
+        + '<main class="content" id="content"><article class="note">'
+        + _note_header(page, links)
+        + f'<div class="markdown-rendered">\n{page.body}</div>\n'
+        + "</article></main>\n"
+        + _right_sidebar(page, links)
+        + "</div>\n"
+        + _scripts(root, theme, with_index=not standalone)
+        + "\n</body>\n</html>\n"
+    )
+
+
+def _note_rows(pages: Sequence[Page], from_url: str, tag_urls: dict[str, str]) -> str:
+    rows = []
+    for page in pages:
+        date = escape(page.date or "")
+        rows.append(
+            f'<tr class="status-{page.status}"><td>{_status_badge(page.status)}</td>'
+            f'<td><a class="internal-link" href="{escape(href(from_url, page.url))}">{escape(page.title)}</a>'
+            f'<div class="row-path">{escape(page.rel)}</div></td>'
+            f'<td class="row-blocks">{_block_counts(page)}</td>'
+            f'<td class="row-date"><time datetime="{date}">{date}</time></td>'
+            f"<td>{_tags_html(page.tags, from_url, tag_urls)}</td></tr>"
+        )
+    return (
+        '<table class="note-index"><thead><tr><th>status</th><th>note</th><th>blocks</th><th>date</th>'
+        f"<th>tags</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def index_order(pages: Sequence[Page]) -> list[Page]:
+    """Failures first, then newest first, then by title."""
+
+    def key(page: Page) -> tuple[int, str, str, str]:
+        date = page.date or ""
+        inverted = "".join(chr(0x10FFFF - ord(char)) for char in date)  # newest first, stable
+        return (STATUS_ORDER[page.status], inverted, page.title.casefold(), page.rel)
+
+    return sorted(pages, key=key)
+
+
+def render_index(
+    pages: Sequence[Page], broken: Sequence[BrokenLink], tag_urls: dict[str, str], theme: Theme
+) -> str:
+    ordered = index_order(pages)
+    total: dict[str, int] = {}
+    for page in pages:
+        for block in page.blocks:
+            total[block.outcome] = total.get(block.outcome, 0) + 1
+    notes_failed = sum(page.status in ("failed", "error") for page in pages)
+    summary = [f"<strong>{len(pages)}</strong> notes"]
+    summary.extend(
+        f'<span class="count count-{outcome}">{total[outcome]} {BADGE_LABELS[outcome]}</span>'
+        for outcome in ("failed", "passed", "skipped", "not_run")
+        if total.get(outcome)
+    )
+    verdict = (
+        f'<p class="site-verdict bad">{notes_failed} note(s) need attention.</p>'
+        if notes_failed
+        else '<p class="site-verdict good">Every checked block does what its note says.</p>'
+        if total.get("passed") and not total.get("not_run")
+        else ""
+    )
+    broken_html = ""
+    if broken:
+        items = "".join(f"<li><code>{escape(item.describe())}</code></li>" for item in broken)
+        broken_html = f'<section class="broken-links"><h2>Broken links</h2><ul>{items}</ul></section>'
+    tags = sorted({tag.casefold(): tag for page in pages for tag in page.tags}.items())
+    tag_cloud = "".join(
+        f'<a class="tag" href="{escape(tag_urls[key])}">#{escape(tag)}</a>'
+        for key, tag in tags
+        if key in tag_urls
+    )
+    body = (
+        '<main class="content" id="content"><article class="note index">'
+        f'<header class="note-header"><h1 class="page-title">{escape(theme.site_title)}</h1>'
+        f'<div class="site-summary">{" · ".join(summary)}</div>{verdict}</header>'
+        f"{_note_rows(ordered, 'index.html', tag_urls)}{broken_html}"
+        f'<section class="tag-cloud"><h2>Tags</h2>{tag_cloud}</section>'
+        "</article></main>\n"
+    )
+    return (
+        _head(theme.site_title, "", theme, f"{len(pages)} checked notes")
+        + _body_open("index", "", "index.html", theme)
+        + _topbar("", theme)
+        + _sidebar("")
+        + body
+        + "</div>\n"
+        + _scripts("", theme)
+        + "\n</body>\n</html>\n"
+    )
+
+
+def render_tag(tag: str, url: str, pages: Sequence[Page], tag_urls: dict[str, str], theme: Theme) -> str:
+    root = root_prefix(url)
+    body = (
+        '<main class="content" id="content"><article class="note tag-page">'
+        f'<header class="note-header"><h1 class="page-title">#{escape(tag)}</h1>'
+        f'<div class="site-summary">{len(pages)} note(s)</div></header>'
+        f"{_note_rows(index_order(pages), url, tag_urls)}</article></main>\n"
+    )
+    return (
+        _head(f"#{tag} · {theme.site_title}", root, theme)
+        + _body_open("tag", root, url, theme)
+        + _topbar(root, theme)
+        + _sidebar(root)
+        + body
+        + "</div>\n"
+        + _scripts(root, theme)
+        + "\n</body>\n</html>\n"
+    )

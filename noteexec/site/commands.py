@@ -122,7 +122,9 @@ def print_summary(report: BuildReport, root: Path, stream: TextIO, duration: flo
                 stream.write(f"FAIL  {where}:{block.line}: {block.message}\n")
     for broken in report.broken:
         stream.write(f"BROKEN LINK {broken.describe(str(root))}\n")
-    if report.ok:
+    if report.ok and not report.ran:
+        stream.write("site OK: blocks not run (--no-run); every link resolves\n")
+    elif report.ok:
         stream.write("site OK: every check passed and every link resolves\n")
     else:
         problems = []

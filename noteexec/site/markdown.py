@@ -22,6 +22,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from functools import cache, lru_cache
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import nh3
 from markdown_it import MarkdownIt
@@ -287,11 +288,11 @@ class PlainLinker:
     """Links as if every note were ``name.html`` next to the page: for tests and lone pages."""
 
     def wikilink(self, target: WikiTarget, line: int | None, env: dict[str, Any]) -> str:
-        href = f"{target.note}.html" if target.note else ""
+        href = quote(f"{target.note}.html", safe="/-_.~") if target.note else ""
         if target.heading:
-            href += f"#{slugify(target.heading)}"
+            href += f"#{quote(slugify(target.heading), safe='-_.~')}"
         elif target.block:
-            href += f"#^{target.block}"
+            href += f"#^{quote(target.block, safe='-_.~')}"
         return (
             f'<a class="internal-link" data-href="{escape(target.raw)}" '
             f'href="{escape(href)}">{escape(target.label)}</a>'

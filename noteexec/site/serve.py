@@ -1,0 +1,153 @@
+"""``noteexec serve``: build, serve on 127.0.0.1, re-check changed notes on save, reload the page.
+
+Results are kept per note: a save re-checks only the notes whose files changed (others keep
+their results), then the whole site is rendered again (rendering is cheap) and swapped in
+atomically. Pages of a served site poll ``/_noteexec/generation`` and reload when it changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import sys
+import tempfile
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from noteexec.check import NoteResult, discover
+from noteexec.config import load_config
+
+GENERATION_PATH = "/_noteexec/generation"
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    server_version = "noteexec"
+    state: Any = None
+
+    def do_GET(self) -> None:
+        if self.path.split("?", 1)[0] == GENERATION_PATH:
+            body = str(self.state.generation).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
+    def end_headers(self) -> None:
+        if self.path.split("?", 1)[0] != GENERATION_PATH:
+            self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # quiet: the terminal shows builds, not requests
+
+
+class _State:
+    def __init__(self) -> None:
+        self.generation = 0
+
+
+class SiteServer:
+    """Keeps results per note and rebuilds the site when notes change."""
+
+    def __init__(self, root: Path, arguments: argparse.Namespace, out: Path) -> None:
+        from noteexec.site.commands import options_from
+
+        self.root = root
+        self.arguments = arguments
+        self.out = out
+        self.config = load_config(root)
+        self.options = options_from(arguments, live=True)
+        self.results: dict[Path, NoteResult] = {}
+        self.state = _State()
+        self.sandbox: Any = None
+        if not arguments.no_run:
+            from noteexec.sandbox import Sandbox
+
+            self.sandbox = Sandbox(parallel=max(1, arguments.jobs), env_passthrough=self.config.env)
+
+    def close(self) -> None:
+        if self.sandbox is not None:
+            self.sandbox.close()
+
+    def rebuild(self, changed: set[Path] | None = None) -> None:
+        from noteexec.check import assemble, check, expectations
+        from noteexec.parse import read_note
+        from noteexec.site.build import build_site
+        from noteexec.site.commands import print_summary
+
+        files = discover([self.root], self.config.exclude)
+        stale = [
+            file
+            for file in files
+            if changed is None or file.path.resolve() in changed or file.path not in self.results
+        ]
+        if stale:
+            if self.sandbox is None:
+                notes = [read_note(file.path) for file in stale]
+                fresh = [assemble(note, expectations(note, self.config), None) for note in notes]
+            else:
+                fresh = check(stale, self.config, self.sandbox)  # the sandbox starts on first use
+            for file, result in zip(stale, fresh, strict=True):
+                self.results[file.path] = result
+        present = {file.path for file in files}
+        for path in list(self.results):
+            if path not in present:
+                del self.results[path]
+        report = build_site(self.root, [self.results[file.path] for file in files], self.out, self.options)
+        self.state.generation += 1
+        print_summary(report, self.root, sys.stdout)
+        sys.stdout.flush()
+
+
+def serve(root: Path, arguments: argparse.Namespace) -> int:
+    import watchfiles
+
+    temporary = None
+    out = arguments.out
+    if out is None:
+        temporary = tempfile.TemporaryDirectory(prefix="noteexec-serve-")
+        out = Path(temporary.name) / "site"
+    site = SiteServer(root, arguments, out)
+    server = None
+    try:
+        site.rebuild()
+        handler = functools.partial(type("Handler", (_Handler,), {"state": site.state}), directory=str(out))
+        server = ThreadingHTTPServer((arguments.host, arguments.port), handler)
+        host, port = server.server_address[:2]
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        print(f"serving {root} at http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
+        out_resolved = out.resolve()
+
+        def interesting(change: Any, path: str) -> bool:
+            resolved = Path(path).resolve()
+            return out_resolved not in resolved.parents and not any(
+                part.startswith(".") for part in resolved.relative_to(root.resolve()).parts
+            )
+
+        stop = threading.Event()
+        for changes in watchfiles.watch(root, watch_filter=interesting, debounce=300, stop_event=stop):
+            changed = {Path(path).resolve() for _, path in changes}
+            names = ", ".join(sorted(path.name for path in changed))
+            print(f"changed: {names}", flush=True)
+            try:
+                site.rebuild(changed)
+            except Exception as error:  # keep serving the last good site
+                print(f"noteexec: rebuild failed: {error}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server is not None:
+            with contextlib.suppress(Exception):
+                server.shutdown()
+        site.close()
+        if temporary is not None:
+            temporary.cleanup()
+    return 0

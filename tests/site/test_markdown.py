@@ -1,0 +1,329 @@
+"""Each Markdown extension of the site, one behaviour per test, on rendered HTML."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from noteexec.markdown import CALLOUT_ALIASES
+from noteexec.site.code import highlight_code
+from noteexec.site.markdown import WikiTarget, render_markdown, slugify, tag_slug
+
+
+def render(source: str, **env: Any) -> str:
+    return render_markdown(source, dict(env))
+
+
+def callout_attributes(html: str) -> list[dict[str, str]]:
+    return [
+        dict(re.findall(r'(data-callout[\w-]*)="([^"]*)"', match))
+        for match in re.findall(r'<div class="callout(?: [^"]*)?"[^>]*>', html)
+    ]
+
+
+# -------------------------------------------------------------------------------- wikilinks
+
+
+@pytest.mark.parametrize(
+    ("raw", "note", "heading", "block", "alias", "label"),
+    [
+        ("note", "note", None, None, None, "note"),
+        ("note|shown", "note", None, None, "shown", "shown"),
+        ("folder/note#Heading", "folder/note", "Heading", None, None, "note > Heading"),
+        ("#Local heading", "", "Local heading", None, None, "Local heading"),
+        ("note#^abc-1", "note", None, "abc-1", None, "note"),
+        ("note#H1#H2", "note", "H2", None, None, "note > H2"),
+        ("note\\|alias", "note", None, None, "alias", "alias"),
+        ("note.md", "note.md", None, None, None, "note"),
+    ],
+)
+def test_wikilink_target_is_parsed_like_obsidian(
+    raw: str, note: str, heading: str | None, block: str | None, alias: str | None, label: str
+) -> None:
+    target = WikiTarget(raw, embed=False)
+    assert (target.note, target.heading, target.block, target.alias, target.label) == (
+        note,
+        heading,
+        block,
+        alias,
+        label,
+    )
+
+
+def test_wikilinks_render_as_internal_links() -> None:
+    html = render("See [[other note|the other]] and [[#Section]].")
+    assert (
+        '<a class="internal-link" data-href="other note|the other" href="other%20note.html">the other</a>'
+        in html
+    )
+    assert 'href="#section">Section</a>' in html
+
+
+def test_wikilink_with_escaped_pipe_works_inside_a_table() -> None:
+    html = render("| a |\n|---|\n| [[note\\|alias]] |\n")
+    assert '<td><a class="internal-link"' in html and ">alias</a></td>" in html
+
+
+def test_embed_becomes_an_embed_token_not_a_link() -> None:
+    html = render("![[diagram.png|300]]")
+    assert 'class="internal-embed"' in html and "internal-link" not in html
+
+
+def test_wikilink_inside_code_is_literal() -> None:
+    html = render("`[[not a link]]`")
+    assert "<code>[[not a link]]</code>" in html
+
+
+# -------------------------------------------------------------------------------- highlight, comments, tags
+
+
+def test_highlight_becomes_mark_with_inline_markdown_inside() -> None:
+    assert "<mark>very <strong>important</strong></mark>" in render("a ==very **important**== b")
+
+
+def test_highlight_needs_closing_marks_and_no_inner_space_at_the_edges() -> None:
+    assert "<mark>" not in render("a == b == c")
+    assert "<mark>" not in render("a ==open only")
+
+
+def test_inline_comments_never_reach_the_html() -> None:
+    html = render("visible %%secret one%% also visible %%secret\ntwo%% end")
+    assert "secret" not in html
+    assert "visible" in html and "also visible" in html and "end" in html
+
+
+def test_unclosed_inline_comment_hides_the_rest_of_its_paragraph() -> None:
+    html = render("shown %% hidden forever\n\nnext paragraph")
+    assert "hidden" not in html and "shown" in html and "next paragraph" in html
+
+
+def test_block_comments_and_their_fences_never_reach_the_html() -> None:
+    html = render("before\n\n%%\nsecret text\n```python\nhidden_setup = 1\n```\n%%\n\nafter\n")
+    assert "secret" not in html and "hidden_setup" not in html
+    assert "before" in html and "after" in html
+
+
+def test_comment_markers_inside_code_are_kept() -> None:
+    assert "<code>%%not a comment%%</code>" in render("`%%not a comment%%`")
+
+
+def test_inline_tags_link_to_their_tag_page() -> None:
+    env: dict[str, Any] = {}
+    html = render_markdown("text #PyTorch and #nested/tag and #中文标签.", env)
+    assert '<a class="tag" href="tags/pytorch.html">#PyTorch</a>' in html
+    assert '<a class="tag" href="tags/nested__tag.html">#nested/tag</a>' in html
+    assert "#中文标签</a>" in html
+    assert env["tags"] == ["PyTorch", "nested/tag", "中文标签"]
+
+
+@pytest.mark.parametrize("text", ["issue #123", "a#b", "`#code`", "[x](#anchor)"])
+def test_things_that_are_not_tags(text: str) -> None:
+    assert 'class="tag"' not in render(text)
+
+
+def test_tag_slug_is_case_insensitive_and_path_safe() -> None:
+    assert tag_slug("PyTorch") == tag_slug("pytorch") == "pytorch"
+    assert "/" not in tag_slug("a/b") and ".." not in tag_slug("../x")
+
+
+# -------------------------------------------------------------------------------- ids
+
+
+def test_cjk_heading_keeps_its_characters_in_the_id() -> None:
+    env: dict[str, Any] = {}
+    html = render_markdown("##### 错误场景分析\n\n## ➡️ 前向传播 (Forward Pass) → 构建计算图\n", env)
+    assert '<h5 id="错误场景分析">错误场景分析</h5>' in html
+    assert 'id="前向传播-forward-pass-构建计算图"' in html
+    assert [heading[2] for heading in env["headings"]] == ["错误场景分析", "前向传播-forward-pass-构建计算图"]
+
+
+def test_duplicate_headings_get_distinct_ids() -> None:
+    html = render("## Same\n\n## Same\n\n## Same\n")
+    assert re.findall(r'id="([^"]+)"', html) == ["same", "same-1", "same-2"]
+
+
+def test_slugify_drops_punctuation_and_emoji() -> None:
+    assert slugify("💡 总结与关键要点 (Key Takeaways)") == "总结与关键要点-key-takeaways"
+    assert slugify("!!!") == "section"
+
+
+def test_block_id_moves_to_its_block() -> None:
+    env: dict[str, Any] = {}
+    html = render_markdown("A paragraph ^para-1\n\n- item ^item2\n", env)
+    assert '<p id="^para-1">A paragraph</p>' in html
+    assert '<li id="^item2">item</li>' in html
+    assert env["block_ids"] == ["para-1", "item2"]
+
+
+# -------------------------------------------------------------------------------- callouts
+
+
+def test_callout_has_obsidians_dom() -> None:
+    html = render("> [!tip|wide]+ Custom **title**\n> Body text\n")
+    assert (
+        '<div class="callout is-collapsible" data-callout="tip" data-callout-fold="+" '
+        'data-callout-metadata="wide">'
+    ) in html
+    assert '<div class="callout-title" role="button" tabindex="0" aria-expanded="true">' in html
+    assert '<div class="callout-icon"><svg' in html
+    assert '<div class="callout-title-inner">Custom <strong>title</strong></div>' in html
+    assert '<div class="callout-fold"><svg' in html
+    assert '<div class="callout-content">\n<p>Body text</p>\n</div>' in html
+
+
+@pytest.mark.parametrize("kind", sorted(CALLOUT_ALIASES))
+def test_every_type_and_alias_gets_its_own_data_callout_and_icon(kind: str) -> None:
+    for name in (kind, *CALLOUT_ALIASES[kind]):
+        html = render(f"> [!{name.upper()}]\n> body\n")
+        assert callout_attributes(html)[0]["data-callout"] == name
+        assert f"callout-icon-{kind}" in html
+        assert f'<div class="callout-title-inner">{name.title()}</div>' in html
+
+
+def test_unknown_type_keeps_its_name_and_looks_like_a_note() -> None:
+    html = render("> [!LIST] My list\n> - a\n")
+    assert callout_attributes(html)[0]["data-callout"] == "list"
+    assert "callout-icon-note" in html
+
+
+def test_default_title_is_the_type_in_title_case() -> None:
+    assert '<div class="callout-title-inner">My-Type</div>' not in render("> [!my-type]\n> x\n")
+    assert '<div class="callout-title-inner">My Type</div>' in render("> [!my-type]\n> x\n")
+
+
+def test_title_only_callout_has_no_content() -> None:
+    html = render("> [!warning] Only a title\n")
+    assert "callout-content" not in html
+    assert html.count("<div") == html.count("</div>")
+
+
+def test_minus_starts_collapsed_and_plain_is_not_foldable() -> None:
+    collapsed = render("> [!faq]- Question\n> Answer\n")
+    assert 'class="callout is-collapsible is-collapsed"' in collapsed
+    assert 'aria-expanded="false"' in collapsed
+    plain = render("> [!faq] Question\n> Answer\n")
+    assert "is-collapsible" not in plain and 'class="callout-fold"' not in plain
+
+
+def test_callouts_nest_to_any_depth() -> None:
+    source = "> [!note] one\n> > [!tip] two\n> > > [!bug] three\n> > > > [!quote] four\n> > > > deep\n"
+    html = render(source)
+    kinds = [attributes["data-callout"] for attributes in callout_attributes(html)]
+    assert kinds == ["note", "tip", "bug", "quote"]
+    assert html.count("<div") == html.count("</div>")
+    assert "<p>deep</p>" in html
+
+
+def test_plain_blockquote_stays_a_blockquote() -> None:
+    assert "<blockquote>" in render("> just a quote\n")
+
+
+# -------------------------------------------------------------------------------- the rest of GFM
+
+
+def test_footnotes() -> None:
+    html = render("Claim[^1].\n\n[^1]: Source.\n")
+    assert 'class="footnote-ref"' in html and 'class="footnotes"' in html and "Source." in html
+
+
+def test_task_lists_render_disabled_checkboxes() -> None:
+    html = render("- [ ] todo\n- [x] done\n")
+    assert html.count('type="checkbox"') == 2 and 'checked="checked"' in html and "disabled" in html
+
+
+def test_tables_and_strikethrough() -> None:
+    html = render("| a | b |\n|---|---|\n| 1 | ~~2~~ |\n")
+    assert "<table>" in html and "<s>2</s>" in html
+
+
+def test_soft_line_breaks_are_kept_like_obsidian() -> None:
+    assert "one<br />\ntwo" in render("one\ntwo\n")
+
+
+def test_frontmatter_is_not_body_text() -> None:
+    html = render("---\ntitle: Secret title\ntags: [a]\n---\n\nBody\n")
+    assert "Secret title" not in html and "tags" not in html and "<p>Body</p>" in html
+
+
+# -------------------------------------------------------------------------------- math
+
+
+def test_inline_and_display_math_become_mathml() -> None:
+    html = render("Energy $E=mc^2$ and\n\n$$\n\\frac{\\partial L}{\\partial w}\n$$\n")
+    assert '<span class="math math-inline"><math' in html and "<msup>" in html
+    assert '<div class="math math-block"><math' in html and 'display="block"' in html and "<mfrac>" in html
+    assert "<script" not in html
+
+
+def test_math_that_does_not_convert_shows_its_source() -> None:
+    html = render("$$\n\\begin{unknownenv} <x> \n$$\n")
+    assert "<math" not in html or "math-error" in html
+    assert "<x>" not in html  # escaped either way
+
+
+# -------------------------------------------------------------------------------- code
+
+
+def test_code_is_highlighted_by_pygments() -> None:
+    html = render("```python\nimport torch\n```\n")
+    assert '<code class="language-python"><span class="kn">import</span>' in html
+
+
+def test_unknown_language_is_escaped_plain_text() -> None:
+    html = render("```nosuchlang\n<b>x</b>\n```\n")
+    assert "&lt;b&gt;x&lt;/b&gt;" in html
+
+
+def test_highlighted_line_is_marked() -> None:
+    assert '<span class="hll">' in highlight_code("a = 1\nb = 2\n", "python", (2,))
+
+
+def test_mermaid_fence_is_a_mermaid_pre_when_the_page_loads_mermaid() -> None:
+    html = render("```mermaid\ngraph TD\n  a --> b\n```\n", mermaid=True)
+    assert '<pre class="mermaid">graph TD\n  a --&gt; b\n</pre>' in html
+
+
+def test_mermaid_fence_is_code_when_offline() -> None:
+    html = render("```mermaid\ngraph TD\n  a --> b\n```\n", mermaid=False)
+    assert 'class="mermaid"' not in html and "mermaid-source" in html and "a --&gt; b" in html
+
+
+# -------------------------------------------------------------------------------- safety
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "<script>alert(1)</script>",
+        "text <script>alert(1)</script> text",
+        '<img src="x" onerror="alert(1)">',
+        '<div onclick="alert(1)">hi</div>',
+        '<a href="javascript:alert(1)">x</a>',
+        "[x](javascript:alert(1))",
+        "[x](JAVASCRIPT:alert(1))",
+        '<iframe src="https://example.com"></iframe>',
+        '<svg onload="alert(1)"></svg>',
+        "<style>body{display:none}</style>",
+        '<span style="background:url(javascript:alert(1))">x</span>',
+        "[[javascript:alert(1)]]",
+        '<object data="x.swf"></object>',
+    ],
+)
+def test_raw_html_cannot_run_script(source: str) -> None:
+    html = render(source).lower()
+    assert "<script" not in html
+    assert "onerror" not in html and "onclick" not in html and "onload" not in html
+    assert not re.search(r'\s(href|src)="javascript:', html) and "url(javascript" not in html
+    assert "<iframe" not in html and "<object" not in html and "<style" not in html
+
+
+def test_harmless_raw_html_is_kept() -> None:
+    html = render('Line<br>break and <span style="color: red">red</span> and <kbd>Ctrl</kbd>\n')
+    assert "<br>" in html and '<span style="color:red">red</span>' in html and "<kbd>Ctrl</kbd>" in html
+
+
+def test_text_is_escaped() -> None:
+    html = render("a < b & c > d\n\n```python\nprint('<b>')\n```\n")
+    assert "a &lt; b &amp; c &gt; d" in html and "<b>" not in html

@@ -1,0 +1,259 @@
+"""Link resolution and the page model: titles, metadata, links, embeds, verdict panels."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from noteexec.facts import BlockFacts, Gradient, Graph, Raised
+from noteexec.site.build import BuildOptions, render_site
+from noteexec.site.code import graph_mermaid, graph_paths
+from noteexec.site.page import Page
+from noteexec.site.vault import Vault, frontmatter_list, href
+from tests.site.helpers import results_for, write_vault
+
+# -------------------------------------------------------------------------------- resolution
+
+VAULT = Vault(
+    ["a/Note.md", "b/note.md", "note.md", "x/y/deep.md", "Unique Name.md"],
+    ["img/pic.png", "a/pic.png"],
+    {"x/y/deep.md": ["Zed", "另一个名字"]},
+)
+
+
+@pytest.mark.parametrize(
+    ("target", "source", "expected"),
+    [
+        ("note", "a/q.md", "a/Note.md"),  # same folder wins
+        ("note", "c/q.md", "note.md"),  # then the shortest path
+        ("NOTE", "c/q.md", "note.md"),  # case-insensitive
+        ("b/note", "c/q.md", "b/note.md"),  # a path picks by suffix
+        ("y/deep", "q.md", "x/y/deep.md"),
+        ("deep.md", "q.md", "x/y/deep.md"),
+        ("unique name", "q.md", "Unique Name.md"),
+        ("zed", "q.md", "x/y/deep.md"),  # aliases
+        ("另一个名字", "q.md", "x/y/deep.md"),
+        ("../note", "a/q.md", "note.md"),  # relative
+        ("pic.png", "a/q.md", "a/pic.png"),
+        ("pic.png", "q.md", "a/pic.png"),  # no same-folder file: the shortest path
+        ("missing", "q.md", None),
+    ],
+)
+def test_links_resolve_like_obsidian(target: str, source: str, expected: str | None) -> None:
+    resolved = VAULT.resolve(target, source)
+    assert (resolved.rel if resolved else None) == expected
+
+
+def test_hrefs_are_relative_and_percent_encoded() -> None:
+    assert href("a/b.html", "c/计算.html", "错误") == "../c/%E8%AE%A1%E7%AE%97.html#%E9%94%99%E8%AF%AF"
+    assert href("index.html", "x y.html") == "x%20y.html"
+    assert href("a/b.html", "a/b.html", "h") == "b.html#h"
+
+
+def test_note_urls_avoid_the_sites_own_files() -> None:
+    vault = Vault(["index.md", "search-index.js.md", "_assets/x.md"])
+    assert vault.url("index.md") == "index-1.html"
+    assert vault.url("_assets/x.md").startswith("_notes/")
+
+
+def test_frontmatter_lists_accept_a_string_or_a_list() -> None:
+    assert frontmatter_list("one") == ("one",)
+    assert frontmatter_list("a, b") == ("a", "b")
+    assert frontmatter_list(["a", None, " b "]) == ("a", "b")
+    assert frontmatter_list(None) == ()
+
+
+# -------------------------------------------------------------------------------- pages
+
+
+def site_of(tmp_path: Path, notes: dict[str, str], facts=None, **options: object) -> dict[str, Page]:
+    root = write_vault(tmp_path / "vault", notes)
+    files = render_site(root, results_for(root, facts), BuildOptions(**options))
+    return {page.rel: page for page in files.pages}
+
+
+def test_title_comes_from_frontmatter_then_h1_then_file_name(tmp_path: Path) -> None:
+    pages = site_of(
+        tmp_path,
+        {
+            "fm.md": "---\ntitle: From frontmatter\n---\n# Heading one\n",
+            "h1.md": "Intro\n\n# Heading one\n",
+            "plain name.md": "Just text\n",
+        },
+    )
+    assert pages["fm.md"].title == "From frontmatter"
+    assert pages["h1.md"].title == "Heading one"
+    assert pages["plain name.md"].title == "plain name"
+
+
+def test_frontmatter_becomes_metadata_not_body(tmp_path: Path) -> None:
+    page = site_of(
+        tmp_path,
+        {
+            "n.md": """
+            ---
+            title: T
+            date: 2025-07-26
+            tags: [PyTorch, "#Autograd"]
+            aliases: [Other name]
+            author: Me
+            ---
+            # T
+
+            Body with #inline-tag.
+            """
+        },
+    )["n.md"]
+    assert page.date == "2025-07-26"
+    assert page.tags == ("PyTorch", "Autograd", "inline-tag")
+    assert page.aliases == ("Other name",)
+    assert page.properties == (("author", "Me"),)
+    assert "2025-07-26" not in page.body and "aliases" not in page.body
+    assert "<h1" not in page.body  # the H1 repeats the title shown in the header
+
+
+def test_broken_links_are_marked_and_reported_with_their_line(tmp_path: Path) -> None:
+    pages = site_of(
+        tmp_path,
+        {
+            "a.md": "# A\n\nline three [[b]]\nline four [[nowhere]]\n\n- [[b#No such heading]]\n- [[b#Real]]\n",
+            "b.md": "# B\n\n## Real\n",
+        },
+    )
+    page = pages["a.md"]
+    assert [(item.line, item.target, item.reason) for item in page.broken] == [
+        (4, "[[nowhere]]", "no such note"),
+        (6, "[[b#No such heading]]", "no such heading"),
+    ]
+    assert 'class="internal-link is-unresolved"' in page.body
+    assert 'href="b.html#real"' in page.body
+    assert page.links == ("b.md",)
+
+
+def test_backlinks_and_embeds(tmp_path: Path) -> None:
+    root = write_vault(
+        tmp_path / "vault",
+        {
+            "host.md": "# Host\n\n![[guest#Part two]]\n\n![[guest#^quote1]]\n\n![[pic.png|240]]\n\n![[guest]]\n",
+            "guest.md": "# Guest\n\n## Part one\nfirst\n\n## Part two\nsecond [[host]]\n\nA quotable line ^quote1\n",
+            "self.md": "# Self\n\n![[self]]\n",
+        },
+    )
+    (root / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    site = render_site(root, results_for(root), BuildOptions(), attachments=["pic.png"])
+    pages = {page.rel: page for page in site.pages}
+    host = pages["host.md"].body
+    assert 'class="internal-embed markdown-embed"' in host
+    assert "second" in host and "first" not in host.split("A quotable line")[0].split("Part two")[1]
+    assert "A quotable line" in host
+    assert '<img src="pic.png" alt="pic.png" width="240" loading="lazy">' in host
+    assert site.files["pic.png"] == root / "pic.png"
+    assert "(embed cycle)" in pages["self.md"].body
+    guest_html = site.files["guest.html"].decode()
+    assert re.search(r"Links to this page</h2><ul><li><a href=\"host.html\">Host</a>", guest_html)
+
+
+# -------------------------------------------------------------------------------- verdicts
+
+FAIL_NOTE = """
+---
+title: Failing note
+---
+> [!FAIL] wrong
+> ```python
+> w = torch.tensor([2.0])
+> # RuntimeError: element 0 of tensors does not require grad
+> w.sum().backward()
+> ```
+
+> [!SUCCESS] right
+> ```python
+> w = torch.tensor([2.0], requires_grad=True)
+> (w * 3).sum().backward()
+> print(w.grad)
+> ```
+"""
+
+
+def failing_facts() -> list[BlockFacts]:
+    return [
+        BlockFacts(
+            state="ran",
+            exception=Raised("NameError", ("NameError", "Exception"), "name 'torch' <is> not defined", 8),
+            stdout="partial <output>\n",
+            warnings=(Raised("UserWarning", ("UserWarning",), "careful", 8),),
+        ),
+        BlockFacts(
+            state="ran",
+            stdout="tensor([3.])\n",
+            gradients=(Gradient("w.grad", (1,), "float32", True, "[3]"),),
+            graphs=(
+                Graph(
+                    nodes=(("n0", "SumBackward0"), ("n1", "MulBackward0"), ("n2", "AccumulateGrad (w)")),
+                    edges=(("n0", "n1"), ("n1", "n2")),
+                ),
+            ),
+        ),
+    ]
+
+
+def test_failed_block_shows_expectation_what_happened_and_where(tmp_path: Path) -> None:
+    page = site_of(tmp_path, {"f.md": FAIL_NOTE}, {"f.md": failing_facts()})["f.md"]
+    assert page.status == "failed"
+    assert [(block.line, block.outcome) for block in page.blocks] == [(5, "failed"), (12, "passed")]
+    body = page.body
+    failed = body[body.index('id="L5"') : body.index('id="L12"')]
+    assert 'data-outcome="failed"' in failed and '<details class="nx-verdict" open>' in failed
+    assert "expects RuntimeError: element 0 of tensors does not require grad at line 8" in failed
+    assert "name &#x27;torch&#x27; &lt;is&gt; not defined" in failed  # escaped
+    assert 'at <a href="#L5">line 8</a> <code class="nx-line-code">w.sum().backward()</code>' in failed
+    assert "partial &lt;output&gt;" in failed and "UserWarning" in failed
+    assert '<span class="hll">' in failed  # the raising line is marked in the code
+
+
+def test_gradients_table_and_measured_graph(tmp_path: Path) -> None:
+    body = site_of(tmp_path, {"f.md": FAIL_NOTE}, {"f.md": failing_facts()})["f.md"].body
+    passed = body[body.index('id="L12"') :]
+    assert '<details class="nx-verdict">' in passed  # passed blocks start folded
+    assert (
+        "<td><code>w.grad</code></td><td><code>(1,)</code></td><td>float32</td><td><code>[3]</code></td>"
+        in passed
+    )
+    assert "Measured autograd graph" in passed
+    assert "<code>SumBackward0 → MulBackward0 → AccumulateGrad (w)</code>" in passed
+    assert '<pre class="mermaid">graph LR' in passed
+
+
+def test_graph_as_mermaid_and_paths() -> None:
+    graph = Graph(
+        nodes=(
+            ("n0", "AddBackward0"),
+            ("n1", "MulBackward0"),
+            ("n2", 'AccumulateGrad (x")'),
+            ("n3", "AccumulateGrad (w)"),
+        ),
+        edges=(("n0", "n1"), ("n0", "n3"), ("n1", "n2")),
+    )
+    source = graph_mermaid(graph)
+    assert source.startswith("graph LR\n") and "n0 --> n1" in source and "#quot;" in source
+    assert graph_paths(graph) == [
+        'AddBackward0 → MulBackward0 → AccumulateGrad (x")',
+        "AddBackward0 → AccumulateGrad (w)",
+    ]
+
+
+def test_no_run_marks_blocks_not_run_and_not_failed(tmp_path: Path) -> None:
+    root = write_vault(tmp_path / "vault", {"f.md": FAIL_NOTE})
+    site = render_site(root, results_for(root), BuildOptions(ran=False))
+    page = site.pages[0]
+    assert page.status == "not_run"
+    assert {block.outcome for block in page.blocks} == {"not_run"}
+    assert "nx-badge-not_run" in page.body
+
+
+def test_hand_drawn_diagram_points_at_the_measured_graph(tmp_path: Path) -> None:
+    note = FAIL_NOTE + "\n```mermaid\ngraph TD\n  a --> b\n```\n"
+    body = site_of(tmp_path, {"f.md": note}, {"f.md": failing_facts()})["f.md"].body
+    assert 'Drawn by hand · <a class="nx-compare" href="#L12">' in body

@@ -348,6 +348,7 @@ def run_note(job: dict[str, Any], channel: Channel, workdir: str) -> None:
     ``workdir`` is a fresh folder the worker removes afterwards; the note's cwd is inside it.
     """
     note_file = job["path"]
+    modules_before = set(sys.modules)
     cwd = os.path.join(workdir, "cwd")
     os.mkdir(cwd)
     os.chdir(cwd)
@@ -377,7 +378,7 @@ def run_note(job: dict[str, Any], channel: Channel, workdir: str) -> None:
         channel.send({"event": "block", "index": index, "facts": facts})
         if facts.get("exit") is not None:
             return
-    channel.send({"event": "done"})
+    channel.send({"event": "done", "imported": sorted(set(sys.modules) - modules_before)})
 
 
 def _run_prelude(prelude: str, namespace: dict[str, Any]) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import importlib
 import json
 import os
 import selectors
@@ -45,6 +46,13 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 _libc = ctypes.CDLL(None, use_errno=True)
+
+# torch modules that notes import lazily (torch.optim's first step imports torch._dynamo, ~1 s)
+# and that are safe to import in the worker: importing them starts no thread.
+_WARMABLE = (
+    "torch._dynamo", "torch.testing", "torch.optim", "torch.autograd", "torch.func",
+    "torch.distributions", "torch.nn", "torch.utils.checkpoint", "torch.linalg", "torch.fx",
+)  # fmt: skip
 
 _SIGNAL_MEANING = {
     "SIGSEGV": "segmentation fault",
@@ -202,6 +210,7 @@ class Running:
     status: int | None = None
     done: bool = False
     timed_out: bool = False
+    imported: list[str] = field(default_factory=list)
 
     def feed(self, chunk: bytes) -> None:
         self.buffer += chunk
@@ -222,6 +231,7 @@ class Running:
             self.setup_failed = {"line": event["line"], "exception": event["exception"]}
         elif kind == "done":
             self.done = True
+            self.imported = event.get("imported", [])
         elif kind == "isolation":
             self.isolation = event["isolation"]
 
@@ -288,6 +298,7 @@ class Worker:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         _libc_call("prctl", _PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         self.namespaces_work = _namespaces_work()
+        self.warming = True
 
     def serve(self) -> None:
         stdin = sys.stdin.fileno()
@@ -408,6 +419,25 @@ class Worker:
             changes = sorted(path for path in set(before) | set(after) if before.get(path) != after.get(path))
         result = note.result(changes)
         _write_all(self.output_fd, (json.dumps(result, ensure_ascii=False) + "\n").encode())
+        self._warm_up(note.imported)
+
+    def _warm_up(self, modules: list[str]) -> None:
+        """Import what a finished note imported lazily, so later forks inherit it for free.
+
+        Only known-safe torch modules, and only while the worker stays single-threaded, which
+        keeps forked children free of torch's thread-pool deadlock.
+        """
+        wanted = [name for name in modules if name.startswith(_WARMABLE) and name not in sys.modules]
+        if not wanted or not self.warming:
+            return
+        threads = len(os.listdir("/proc/self/task"))
+        for name in wanted:
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+        if len(os.listdir("/proc/self/task")) != threads:
+            self.warming = False
+            print(f"noteexec worker: {wanted[0]} started a thread; warm-up stopped", file=sys.stderr)
+        gc.freeze()
 
 
 def main() -> None:

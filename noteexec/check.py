@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from noteexec.cache import ResultCache, run_key
 from noteexec.config import Config
 from noteexec.expect import Expectation, expect
 from noteexec.facts import BlockFacts, NoteFacts
@@ -46,6 +47,7 @@ class NoteResult:
     status: NoteStatus
     error: str | None
     facts: NoteFacts | None = None
+    cached: bool = False
 
 
 def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> list[NoteFile]:
@@ -121,7 +123,9 @@ def _note_error(note: Note, facts: NoteFacts | None) -> str | None:
     return None
 
 
-def assemble(note: Note, expected: Sequence[Expectation], facts: NoteFacts | None) -> NoteResult:
+def assemble(
+    note: Note, expected: Sequence[Expectation], facts: NoteFacts | None, cached: bool = False
+) -> NoteResult:
     """Pair each block with its facts and judge it; the note's status follows."""
     ran = iter(facts.blocks) if facts is not None else iter(())
     error = _note_error(note, facts)
@@ -138,7 +142,7 @@ def assemble(note: Note, expected: Sequence[Expectation], facts: NoteFacts | Non
         status = "failed"
     else:
         status = "passed"
-    return NoteResult(note, tuple(results), status, error, facts)
+    return NoteResult(note, tuple(results), status, error, facts, cached)
 
 
 def _why_not_run(note: Note, facts: NoteFacts | None) -> str:
@@ -154,10 +158,13 @@ def check(
     config: Config,
     sandbox: Sandbox,
     on_result: Callable[[NoteResult], None] = lambda result: None,
+    cache: ResultCache | None = None,
+    fingerprint: str = "",
 ) -> list[NoteResult]:
     """Check notes; ``on_result`` sees each note's result in file order as soon as it is known.
 
-    The sandbox starts its worker only if some note has something to run.
+    Notes whose facts are in ``cache`` are judged without running; the sandbox starts its
+    worker only if some note still has something to run.
     """
     notes = [read_note(file.path) for file in files]
     expected = [expectations(note, config) for note in notes]
@@ -167,23 +174,31 @@ def check(
         else None
         for note, expectation, file in zip(notes, expected, files, strict=True)
     ]
-    results: list[NoteResult | None] = [None] * len(notes)
+    keys = {index: run_key(run, fingerprint) for index, run in enumerate(runs) if run is not None}
     facts: dict[int, NoteFacts] = {}
-    next_to_report = 0
+    hits: set[int] = set()
+    if cache is not None:
+        for index, key in keys.items():
+            cached = cache.get(key)
+            if cached is not None:
+                facts[index] = cached
+                hits.add(index)
+    results: list[NoteResult] = []
 
     def report_ready() -> None:
-        nonlocal next_to_report
-        while next_to_report < len(notes) and (runs[next_to_report] is None or next_to_report in facts):
-            index = next_to_report
-            result = assemble(notes[index], expected[index], facts.get(index))
-            results[index] = result
+        while len(results) < len(notes) and (runs[len(results)] is None or len(results) in facts):
+            index = len(results)
+            result = assemble(notes[index], expected[index], facts.get(index), index in hits)
+            results.append(result)
             on_result(result)
-            next_to_report += 1
 
     report_ready()
-    scheduled = [(index, run) for index, run in enumerate(runs) if run is not None]
+    scheduled = [(index, run) for index, run in enumerate(runs) if run is not None and index not in facts]
     for position, note_facts in sandbox.run([run for _, run in scheduled]):
-        facts[scheduled[position][0]] = note_facts
+        index = scheduled[position][0]
+        facts[index] = note_facts
+        if cache is not None:
+            cache.put(keys[index], notes[index].path.name, note_facts)
         report_ready()
     report_ready()
-    return [result for result in results if result is not None]
+    return results

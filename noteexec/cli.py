@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -10,14 +11,37 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from noteexec import __version__
-from noteexec.check import NoteResult, UsageError, check, discover, expectations
+from noteexec.cache import open_cache
+from noteexec.check import NoteFile, UsageError, check, discover, expectations
 from noteexec.config import Config, ConfigError, load_config
+from noteexec.formats import write_github, write_junit
 from noteexec.parse import read_note
 from noteexec.report import Summary, TextReporter, write_json
 from noteexec.sandbox import Sandbox
 from noteexec.site.commands import SITE_COMMANDS, add_site_commands, run_site_command
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+FORMATS = ("text", "json", "junit", "github")
+
+
+def _add_cache_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--no-cache", action="store_true", help="run every note, store nothing")
+    command.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="default: $NOTEEXEC_CACHE_DIR, else .noteexec/ beside the vault",
+    )
+    command.add_argument(
+        "--cache-key-file",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a file (e.g. a lock file) whose content is part of every cache key",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,14 +54,33 @@ def _parser() -> argparse.ArgumentParser:
 
     check_command = commands.add_parser("check", help="run every note's blocks and judge them")
     check_command.add_argument("paths", nargs="*", type=Path, default=[Path("notes")], metavar="PATH")
-    check_command.add_argument("--format", choices=("text", "json"), default="text")
     check_command.add_argument(
-        "-j", "--jobs", type=int, default=os.cpu_count() or 1, help="notes run at once"
+        "--format",
+        action="append",
+        default=[],
+        metavar="FORMAT[:FILE]",
+        help=f"one of {', '.join(FORMATS)}, to stdout or to FILE; repeat for several (default: text)",
     )
-    check_command.add_argument("-v", "--verbose", action="count", default=0)
+    check_command.add_argument(
+        "-o", "--output", action="append", default=[], metavar="FILE", help="file for the last --format"
+    )
+    check_command.add_argument(
+        "-j", "--jobs", type=int, default=os.cpu_count() or 1, help="notes run at once (default: CPUs)"
+    )
+    check_command.add_argument(
+        "--shard", metavar="K/N", help="check only the K-th of N deterministic shards of the notes"
+    )
+    check_command.add_argument("-v", "--verbose", action="count", default=0, help="also passing blocks")
+    check_command.add_argument("-q", "--quiet", action="count", default=0, help="only failures")
+    _add_cache_arguments(check_command)
 
     list_command = commands.add_parser("list", help="show each block's expectation, run nothing")
     list_command.add_argument("paths", nargs="+", type=Path, metavar="NOTE")
+
+    cache_command = commands.add_parser("cache", help="show or clear the result cache")
+    cache_command.add_argument("action", choices=("info", "clear"))
+    cache_command.add_argument("path", nargs="?", type=Path, default=Path("notes"), metavar="VAULT")
+    cache_command.add_argument("--cache-dir", type=Path, metavar="DIR")
     add_site_commands(commands)
     return parser
 
@@ -46,26 +89,104 @@ def _config_for(paths: Sequence[Path]) -> Config:
     return load_config(paths[0] if paths else Path.cwd())
 
 
+def _outputs(arguments: argparse.Namespace) -> list[tuple[str, Path | None]]:
+    """Pair each --format with its file: ``junit:report.xml``, or the next --output."""
+    requested = arguments.format or ["text"]
+    outputs: list[tuple[str, Path | None]] = []
+    files = list(arguments.output)
+    for item in requested:
+        name, _, file = item.partition(":")
+        if name not in FORMATS:
+            raise UsageError(f"unknown format {name!r} (choose from {', '.join(FORMATS)})")
+        outputs.append((name, Path(file) if file else None))
+    for index in range(len(outputs) - 1, -1, -1):
+        if files and outputs[index][1] is None:
+            outputs[index] = (outputs[index][0], Path(files.pop()))
+    if files:
+        raise UsageError("--output given without a --format to go with it")
+    if sum(file is None for _, file in outputs) > 1:
+        raise UsageError("only one format can go to stdout; give the others a file (FORMAT:FILE)")
+    return outputs
+
+
+def _shard(files: list[NoteFile], shard: str | None) -> list[NoteFile]:
+    if shard is None:
+        return files
+    index, _, count = shard.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise UsageError(f"--shard must look like K/N with 1 <= K <= N, not {shard!r}")
+    return [file for position, file in enumerate(files) if position % int(count) == int(index) - 1]
+
+
 def _check(arguments: argparse.Namespace) -> int:
     started = time.perf_counter()
-    config = _config_for(arguments.paths)
-    files = discover(arguments.paths, config.exclude)
     if arguments.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    reporter = TextReporter(sys.stdout, arguments.verbose) if arguments.format == "text" else None
-
-    def on_result(result: NoteResult) -> None:
-        if reporter is not None:
-            reporter.note(result)
-
-    with Sandbox(parallel=arguments.jobs, env_passthrough=config.env) as sandbox:
-        results = check(files, config, sandbox, on_result)
+    outputs = _outputs(arguments)
+    config = _config_for(arguments.paths)
+    files = _shard(discover(arguments.paths, config.exclude), arguments.shard)
+    cache, fingerprint = open_cache(
+        arguments.paths[0] if arguments.paths else Path.cwd(),
+        arguments.cache_dir,
+        not arguments.no_cache,
+        arguments.cache_key_file,
+    )
+    text = next((file for name, file in outputs if name == "text"), False)
+    reporter = None
+    if text is not False:
+        stream = sys.stdout if text is None else open(text, "w", encoding="utf-8")  # noqa: SIM115
+        terminal = stream.isatty()
+        reporter = TextReporter(
+            stream,
+            verbosity=arguments.verbose - arguments.quiet,
+            colour=terminal and "NO_COLOR" not in os.environ,
+            progress=sys.stderr if terminal and sys.stderr.isatty() and not arguments.quiet else None,
+        )
+        reporter.start(len(files))
+    try:
+        with Sandbox(parallel=arguments.jobs, env_passthrough=config.env) as sandbox:
+            results = check(
+                files, config, sandbox, reporter.note if reporter else lambda _: None, cache, fingerprint
+            )
+    finally:
+        if cache is not None:
+            for warning in cache.warnings:
+                print(f"noteexec: warning: {warning}", file=sys.stderr)
+            cache.close()
     duration = time.perf_counter() - started
-    if reporter is not None:
-        reporter.summary(results, duration)
-    else:
-        write_json(results, sys.stdout, duration)
+    for name, file in outputs:
+        stream = sys.stdout if file is None else open(file, "w", encoding="utf-8")  # noqa: SIM115
+        with contextlib.nullcontext() if file is None else stream:
+            if name == "text" and reporter is not None:
+                reporter.summary(results, duration)
+            elif name == "json":
+                write_json(results, stream, duration)
+            elif name == "junit":
+                write_junit(results, stream, duration)
+            elif name == "github":
+                write_github(results, stream)
+    if reporter is not None and reporter.stream is not sys.stdout:
+        reporter.stream.close()
     return EXIT_OK if Summary.of(results).ok else EXIT_FAILED
+
+
+def _cache(arguments: argparse.Namespace) -> int:
+    cache, _ = open_cache(arguments.path, arguments.cache_dir)
+    assert cache is not None
+    if arguments.action == "clear":
+        removed = cache.clear()
+        print(f"removed {removed} cached note results from {cache.path}")
+    else:
+        info = cache.info()
+        print(f"cache: {info.path}")
+        print(f"entries: {info.entries}")
+        print(f"size: {info.size / 1024:.1f} KiB")
+        if info.newest is not None:
+            print(f"newest: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.newest))}")
+    for warning in cache.warnings:
+        print(f"noteexec: warning: {warning}", file=sys.stderr)
+    cache.close()
+    return EXIT_OK
 
 
 def _list(arguments: argparse.Namespace) -> int:
@@ -91,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if arguments.command == "check":
             return _check(arguments)
+        if arguments.command == "cache":
+            return _cache(arguments)
         if arguments.command in SITE_COMMANDS:
             return run_site_command(arguments)
         return _list(arguments)

@@ -134,6 +134,21 @@ class NoteFacts:
             vault_changes=tuple(data.get("vault_changes", ())),
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """The worker's JSON shape again (the inverse of :meth:`from_json`), for the cache."""
+        return {
+            "blocks": [_block_json(block) for block in self.blocks],
+            "setup_failed": {
+                "line": self.setup_failure.line,
+                "exception": _raised_json(self.setup_failure.exception),
+            }
+            if self.setup_failure
+            else None,
+            "ended": self.ended,
+            "isolation": self.isolation,
+            "vault_changes": list(self.vault_changes),
+        }
+
     @classmethod
     def lost(cls, block_count: int, reason: str) -> NoteFacts:
         """Facts for a note whose run never reported back (the sandbox itself failed)."""
@@ -141,3 +156,41 @@ class NoteFacts:
             blocks=tuple(BlockFacts(state="not_run", reason=reason) for _ in range(block_count)),
             ended=reason,
         )
+
+
+def _raised_json(raised: Raised) -> dict[str, Any]:
+    return {"type": raised.type, "names": list(raised.names), "message": raised.message, "line": raised.line}
+
+
+def _block_json(block: BlockFacts) -> dict[str, Any]:
+    return {
+        "state": block.state,
+        "reason": block.reason,
+        "exception": _raised_json(block.exception) if block.exception else None,
+        "warnings": [_raised_json(warning) for warning in block.warnings],
+        "stdout": block.stdout,
+        "stdout_by_line": [list(piece) for piece in block.stdout_by_line],
+        "stderr": block.stderr,
+        "truncated": block.truncated,
+        "duration": block.duration,
+        "gradients": [
+            {
+                "name": gradient.name,
+                "shape": list(gradient.shape),
+                "dtype": gradient.dtype,
+                "finite": gradient.finite,
+                "preview": gradient.preview,
+            }
+            for gradient in block.gradients
+        ],
+        "leaves_without_grad": list(block.leaves_without_grad),
+        "backward_calls": block.backward_calls,
+        "graphs": [
+            {
+                "nodes": [{"id": node_id, "label": label} for node_id, label in graph.nodes],
+                "edges": [list(edge) for edge in graph.edges],
+                "truncated": graph.truncated,
+            }
+            for graph in block.graphs
+        ],
+    }

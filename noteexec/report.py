@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TextIO
@@ -86,57 +87,122 @@ def write_json(results: Sequence[NoteResult], stream: TextIO, duration: float | 
 
 
 class TextReporter:
-    """A line per note as results arrive; details of every failure; a summary line."""
+    """A line per note as results arrive, details of every failure, a summary line.
+
+    On a terminal: colours (never with ``NO_COLOR``) and a progress line on stderr.
+    ``verbosity`` -1 shows only failing notes, 1 adds passing blocks and warnings.
+    """
 
     LABELS: ClassVar[dict[str, str]] = {"passed": "PASS", "failed": "FAIL", "error": "ERROR"}
+    COLOURS: ClassVar[dict[str, str]] = {"passed": "32", "failed": "31", "error": "33", "dim": "2"}
 
-    def __init__(self, stream: TextIO, verbose: int = 0) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        verbosity: int = 0,
+        colour: bool = False,
+        progress: TextIO | None = None,
+    ) -> None:
         self.stream = stream
-        self.verbose = verbose
+        self.verbosity = verbosity
+        self.colour = colour
+        self.progress = progress
+        self.total = 0
+        self.done = 0
+        self.failures = 0
+        self.started = time.perf_counter()
+
+    def _paint(self, text: str, style: str) -> str:
+        return f"\033[{self.COLOURS[style]}m{text}\033[0m" if self.colour else text
+
+    def start(self, total: int) -> None:
+        self.total = total
+        self.started = time.perf_counter()
+        self._draw_progress()
 
     def note(self, result: NoteResult) -> None:
+        self.done += 1
+        self.failures += result.status != "passed"
+        self._clear_progress()
+        if result.status != "passed" or self.verbosity >= 0:
+            self._note_lines(result)
+        self.stream.flush()
+        self._draw_progress()
+
+    def _note_lines(self, result: NoteResult) -> None:
         counts = Summary.of([result])
         parts = [f"{counts.passed} passed"]
         if counts.failed:
             parts.append(f"{counts.failed} failed")
         if counts.skipped:
             parts.append(f"{counts.skipped} skipped")
-        label = self.LABELS[result.status]
-        self.stream.write(f"{label:5} {result.note.path} ({', '.join(parts)})\n")
+        if result.cached:
+            parts.append("cached")
+        label = self._paint(f"{self.LABELS[result.status]:5}", result.status)
+        self.stream.write(f"{label} {result.note.path} ({', '.join(parts)})\n")
         if result.error:
             self.stream.write(f"  error: {result.error}\n")
         for block in result.blocks:
-            if block.verdict.outcome == "failed":
+            if block.verdict.outcome == "failed" and result.status != "error":
                 self._failure(result, block)
-            elif self.verbose and block.verdict.outcome == "passed":
+            elif self.verbosity > 0 and block.verdict.outcome == "passed":
                 self.stream.write(f"  {result.note.path}:{block.block.line}: ok: {block.verdict.message}\n")
-            for warning in block.verdict.warnings if self.verbose else ():
+            for warning in block.verdict.warnings if self.verbosity > 0 else ():
                 self.stream.write(f"  {result.note.path}:{block.block.line}: warning: {warning}\n")
-        self.stream.flush()
 
     def _failure(self, result: NoteResult, block: BlockResult) -> None:
         callout = f" [{block.block.callout.kind}]" if block.block.callout else ""
         self.stream.write(f"  {result.note.path}:{block.block.line}{callout} {block.verdict.message}\n")
-        self.stream.write(f"    {block.expectation.describe()}\n")
-        focus = _focus_line(block)
-        if focus is not None:
-            lines = result.note.lines
-            for number in range(max(block.block.line + 1, focus - _CONTEXT), focus + _CONTEXT + 1):
-                if number > len(lines) or number > block.block.line + len(block.block.code.splitlines()):
-                    break
-                marker = ">" if number == focus else " "
-                self.stream.write(f"    {marker}{number:5} | {lines[number - 1]}\n")
+        self.stream.write(self._paint(f"    {block.expectation.describe()}", "dim") + "\n")
+        for number, text, focused in excerpt(result, block):
+            marker = ">" if focused else " "
+            self.stream.write(f"    {marker}{number:5} | {text}\n")
         if block.verdict.diff:
             for line in block.verdict.diff.splitlines():
                 self.stream.write(f"    {line}\n")
 
+    def _draw_progress(self) -> None:
+        if self.progress is None or not self.total:
+            return
+        elapsed = time.perf_counter() - self.started
+        failed = f", {self.failures} failed" if self.failures else ""
+        width = 24
+        filled = width * self.done // self.total
+        bar = "#" * filled + "-" * (width - filled)
+        self.progress.write(f"\r[{bar}] {self.done}/{self.total} notes{failed} {elapsed:.1f}s")
+        self.progress.flush()
+
+    def _clear_progress(self) -> None:
+        if self.progress is not None and self.total:
+            self.progress.write("\r\033[K")
+            self.progress.flush()
+
     def summary(self, results: Sequence[NoteResult], duration: float) -> None:
+        self._clear_progress()
         counts = Summary.of(results)
-        self.stream.write(
+        cached = sum(result.cached for result in results)
+        line = (
             f"{counts.notes} notes, {counts.blocks} blocks: {counts.passed} passed, "
-            f"{counts.failed} failed, {counts.skipped} skipped, {counts.errors} errors "
-            f"in {duration:.2f}s\n"
+            f"{counts.failed} failed, {counts.skipped} skipped, {counts.errors} errors"
+            + (f", {cached} notes from cache" if cached else "")
+            + f" in {duration:.2f}s"
         )
+        self.stream.write(self._paint(line, "passed" if counts.ok else "failed") + "\n")
+        self.stream.flush()
+
+
+def excerpt(result: NoteResult, block: BlockResult) -> list[tuple[int, str, bool]]:
+    """The note's lines around where a block failed: (line number, text, is the focus)."""
+    focus = _focus_line(block)
+    if focus is None:
+        return []
+    lines = result.note.lines
+    last = min(len(lines), block.block.line + len(block.block.code.splitlines()))
+    first = max(block.block.line + 1, focus - _CONTEXT)
+    return [
+        (number, lines[number - 1], number == focus)
+        for number in range(first, min(last, focus + _CONTEXT) + 1)
+    ]
 
 
 def _focus_line(block: BlockResult) -> int | None:

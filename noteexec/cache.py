@@ -1,0 +1,208 @@
+"""A result cache: facts of notes already run, keyed by everything that decides what runs.
+
+Facts are cached, not verdicts: verdicts are recomputed by the (pure, fast) judge, so editing a
+note's prose or its documented messages never needs a re-run, and a wrong verdict can never be
+cached. The key holds what the note executes (prelude, hidden setup, visible blocks, limits),
+the Python, torch and noteexec versions, the machine type, and optional lock-file hashes; it
+holds no absolute path, so a cache restored on another machine (a CI cache) still hits.
+
+Storage is one SQLite database in WAL mode: two runs at once are safe, a killed run loses at
+most its own unwritten results, and a corrupt file is set aside and rebuilt with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sqlite3
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+from noteexec import __version__
+from noteexec.facts import NoteFacts
+from noteexec.sandbox import NoteRun
+
+DATABASE = "results.sqlite3"
+SCHEMA_VERSION = 1
+
+
+class CacheWarning(UserWarning):
+    """Something went wrong with the cache; checking goes on without it."""
+
+
+@cache
+def _torch_version() -> str:
+    """From the installed distribution's metadata: the CLI process never imports torch."""
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def environment_fingerprint(key_files: Iterable[Path] = ()) -> str:
+    digest = hashlib.sha256()
+    for part in (
+        f"schema {SCHEMA_VERSION}",
+        f"python {sys.version}",
+        f"torch {_torch_version()}",
+        f"noteexec {__version__}",
+        f"machine {platform.machine()}",
+    ):
+        digest.update(part.encode() + b"\0")
+    for path in sorted(key_files):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def run_key(run: NoteRun, fingerprint: str) -> str:
+    """What the note executes and under which limits; no path, so the key travels."""
+    executed = asdict(run)
+    del executed["path"], executed["readonly"]
+    payload = json.dumps(executed, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256((fingerprint + "\0" + payload).encode()).hexdigest()
+
+
+def cacheable(facts: NoteFacts) -> bool:
+    """Timeouts and a sandbox that died depend on the moment, not on the note: never cached."""
+    ended = facts.ended or ""
+    return not (ended.startswith("timed out") or "sandbox worker died" in ended)
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    path: Path
+    entries: int
+    size: int
+    oldest: float | None
+    newest: float | None
+
+
+class ResultCache:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.path = directory / DATABASE
+        self.warnings: list[str] = []
+        self._connection: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._connection is not None:
+            return self._connection
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._connection = self._open()
+        except sqlite3.DatabaseError as error:
+            self._set_aside(error)
+            try:
+                self._connection = self._open()
+            except sqlite3.Error as again:
+                self.warnings.append(f"cache disabled: {self.path}: {again}")
+        except (OSError, sqlite3.Error) as error:
+            self.warnings.append(f"cache disabled: {self.path}: {error}")
+        return self._connection
+
+    def _open(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            (status,) = connection.execute("PRAGMA quick_check").fetchone()
+            if status != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {status}")
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS results ("
+                " key TEXT PRIMARY KEY, facts TEXT NOT NULL, note TEXT NOT NULL, stored REAL NOT NULL)"
+            )
+        except sqlite3.Error:
+            connection.close()
+            raise
+        return connection
+
+    def _set_aside(self, error: Exception) -> None:
+        """Move a corrupt database (and its WAL files) out of the way, keeping it for a post-mortem."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for suffix in ("", "-wal", "-shm"):
+            damaged = Path(f"{self.path}{suffix}")
+            if damaged.exists():
+                damaged.rename(damaged.with_name(f"{damaged.name}.corrupt-{stamp}"))
+        self.warnings.append(f"cache {self.path} was corrupt ({error}); set aside and rebuilt")
+
+    def get(self, key: str) -> NoteFacts | None:
+        connection = self._connect()
+        if connection is None:
+            return None
+        try:
+            row = connection.execute("SELECT facts FROM results WHERE key = ?", (key,)).fetchone()
+            return NoteFacts.from_json(json.loads(row[0])) if row else None
+        except (sqlite3.Error, ValueError, KeyError, TypeError) as error:
+            self.warnings.append(f"cache entry unreadable, re-running: {error}")
+            return None
+
+    def put(self, key: str, note: str, facts: NoteFacts) -> None:
+        if not cacheable(facts):
+            return
+        connection = self._connect()
+        if connection is None:
+            return
+        try:
+            connection.execute(
+                "INSERT OR REPLACE INTO results (key, facts, note, stored) VALUES (?, ?, ?, ?)",
+                (key, json.dumps(facts.to_json(), ensure_ascii=False), note, time.time()),
+            )
+        except sqlite3.Error as error:
+            self.warnings.append(f"cache write failed: {error}")
+
+    def info(self) -> CacheInfo:
+        connection = self._connect()
+        size = sum(
+            path.stat().st_size for path in self.directory.glob(f"{DATABASE}*") if path.is_file()
+        ) if self.directory.exists() else 0  # fmt: skip
+        if connection is None:
+            return CacheInfo(self.path, 0, size, None, None)
+        entries, oldest, newest = connection.execute(
+            "SELECT COUNT(*), MIN(stored), MAX(stored) FROM results"
+        ).fetchone()
+        return CacheInfo(self.path, entries, size, oldest, newest)
+
+    def clear(self) -> int:
+        connection = self._connect()
+        if connection is None:
+            return 0
+        (entries,) = connection.execute("SELECT COUNT(*) FROM results").fetchone()
+        connection.execute("DELETE FROM results")
+        connection.execute("VACUUM")
+        return entries
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def default_cache_dir(vault: Path) -> Path:
+    """``.noteexec/`` beside the vault (never inside it: noteexec does not write into a vault)."""
+    root = vault.resolve()
+    if root.is_file():
+        root = root.parent
+    return root.parent / ".noteexec"
+
+
+def open_cache(
+    vault: Path, cache_dir: Path | None = None, enabled: bool = True, key_files: Iterable[Path] = ()
+) -> tuple[ResultCache | None, str]:
+    """The cache a command should use and the environment fingerprint for its keys.
+
+    Precedence: ``--cache-dir``, then ``NOTEEXEC_CACHE_DIR``, then ``.noteexec/`` beside the vault.
+    """
+    if not enabled:
+        return None, ""
+    directory = cache_dir or (
+        Path(os.environ["NOTEEXEC_CACHE_DIR"]) if os.environ.get("NOTEEXEC_CACHE_DIR") else None
+    )
+    return ResultCache(directory or default_cache_dir(vault)), environment_fingerprint(key_files)

@@ -52,5 +52,10 @@ def site_js() -> str:
 
 
 @cache
+def favicon_svg() -> str:
+    return _read("favicon.svg").strip()
+
+
+@cache
 def theme_js() -> str:
     return _read("theme.js")

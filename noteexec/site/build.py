@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 from noteexec.check import NoteResult
-from noteexec.site.assets import site_css, site_js, theme_js
+from noteexec.site.assets import favicon_svg, site_css, site_js, theme_js
 from noteexec.site.page import BrokenLink, Page, ParsedNote, SiteIndex, make_page, parse_for_site
 from noteexec.site.render import PageLinks, Theme, render_index, render_page, render_tag
 from noteexec.site.vault import ASSETS_DIR, Vault
@@ -44,7 +44,8 @@ class BuildOptions:
     """Load nothing from the network: diagrams without a local mermaid.js show their source."""
     ran: bool = True
     """False for ``--no-run``: blocks show as "not run" and do not count as failures."""
-    live_reload: bool = False
+    live_reload: int | None = None
+    """The generation of a ``noteexec serve`` build (pages poll for a newer one); None: static."""
     site_url: str | None = None
     """The public address of the site, for absolute URLs in ``sitemap.xml``."""
 
@@ -198,6 +199,7 @@ def render_site(
     files[f"{ASSETS_DIR}/site.css"] = site_css().encode()
     files[f"{ASSETS_DIR}/site.js"] = site_js().encode()
     files[f"{ASSETS_DIR}/theme.js"] = theme_js().encode()
+    files[f"{ASSETS_DIR}/favicon.svg"] = (favicon_svg() + "\n").encode()
     if mermaid_file is not None:
         files[f"{ASSETS_DIR}/mermaid.min.js"] = mermaid_file
     for page in pages:

@@ -88,13 +88,12 @@ def _results(
         return check(files, config, sandbox, on_result)
 
 
-def options_from(arguments: argparse.Namespace, live: bool = False) -> BuildOptions:
+def options_from(arguments: argparse.Namespace) -> BuildOptions:
     return BuildOptions(
         title=arguments.title,
         mermaid_url=arguments.mermaid_url or None,
         offline=arguments.offline,
         ran=not arguments.no_run,
-        live_reload=live,
         site_url=getattr(arguments, "site_url", None),
     )
 

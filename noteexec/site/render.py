@@ -12,9 +12,10 @@ import hashlib
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from noteexec.site import icons
+from noteexec.site.assets import favicon_svg
 from noteexec.site.code import BADGE_LABELS
 from noteexec.site.page import BrokenLink, Page
 from noteexec.site.vault import ASSETS_DIR, href, root_prefix
@@ -39,7 +40,8 @@ class Theme:
     mermaid_src: str | None = None
     """The mermaid.js URL pages load (relative to the site root when it is a site file)."""
     mermaid_is_site_file: bool = False
-    live_reload: bool = False
+    live_reload: int | None = None
+    """``noteexec serve``: the build's generation; pages reload when the server's moves on."""
     inline_css: str | None = None
     """For a self-contained page: the stylesheet itself instead of a link to it."""
     inline_js: str | None = None
@@ -90,7 +92,12 @@ def _head(title: str, root: str, theme: Theme, description: str = "") -> str:
     elif theme.inline_js is None:
         css += f'\n<script src="{root}{ASSETS_DIR}/theme.js"></script>'
 
-    meta = f'<meta name="description" content="{escape(description)}">' if description else ""
+    meta = f'<meta name="description" content="{escape(description)}">\n' if description else ""
+    if theme.inline_css is None:
+        meta += f'<link rel="icon" href="{root}{ASSETS_DIR}/favicon.svg" type="image/svg+xml">\n'
+    else:
+        meta += f'<link rel="icon" href="data:image/svg+xml,{quote(favicon_svg())}">\n'
+
     return (
         "<!doctype html>\n"
         f'<html lang="{escape(theme.lang)}">\n<head>\n<meta charset="utf-8">\n'
@@ -117,7 +124,7 @@ def _scripts(root: str, theme: Theme, with_index: bool = True) -> str:
 
 
 def _body_open(kind: str, root: str, url: str, theme: Theme, status: str = "") -> str:
-    live = ' data-live="1"' if theme.live_reload else ""
+    live = f' data-live="{theme.live_reload}"' if theme.live_reload is not None else ""
     status_class = f" status-{status}" if status else ""
     return (
         f'<body class="page-{kind}{status_class}" data-root="{escape(root)}" '

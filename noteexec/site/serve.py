@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import sys
 import tempfile
@@ -63,7 +64,7 @@ class SiteServer:
         self.arguments = arguments
         self.out = out
         self.config = load_config(root)
-        self.options = options_from(arguments, live=True)
+        self.options = options_from(arguments)
         self.results: dict[Path, NoteResult] = {}
         self.state = _State()
         self.sandbox: Any = None
@@ -100,8 +101,10 @@ class SiteServer:
         for path in list(self.results):
             if path not in present:
                 del self.results[path]
-        report = build_site(self.root, [self.results[file.path] for file in files], self.out, self.options)
-        self.state.generation += 1
+        generation = self.state.generation + 1
+        options = dataclasses.replace(self.options, live_reload=generation)
+        report = build_site(self.root, [self.results[file.path] for file in files], self.out, options)
+        self.state.generation = generation
         print_summary(report, self.root, sys.stdout)
         sys.stdout.flush()
 

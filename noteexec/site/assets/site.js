@@ -316,18 +316,17 @@
 
   // ------------------------------------------------------------------ live reload (noteexec serve)
   if (body.hasAttribute("data-live") && window.location.protocol.indexOf("http") === 0) {
-    var generation = null;
+    var generation = body.getAttribute("data-live");  // the build this page came from
     var poll = function () {
       fetch("/_noteexec/generation", { cache: "no-store" })
         .then(function (response) {
           return response.text();
         })
         .then(function (text) {
-          if (generation !== null && text !== generation) {
+          if (text !== generation) {
             window.location.reload();
             return;
           }
-          generation = text;
           setTimeout(poll, 700);
         })
         .catch(function () {

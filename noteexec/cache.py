@@ -20,17 +20,17 @@ import sqlite3
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from importlib import metadata
 from pathlib import Path
 
 from noteexec import __version__
-from noteexec.facts import NoteFacts
+from noteexec.facts import NoteFacts, Raised, SetupFailure
 from noteexec.sandbox import NoteRun
 
 DATABASE = "results.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class CacheWarning(UserWarning):
@@ -62,11 +62,54 @@ def environment_fingerprint(key_files: Iterable[Path] = ()) -> str:
 
 
 def run_key(run: NoteRun, fingerprint: str) -> str:
-    """What the note executes and under which limits; no path, so the key travels."""
+    """What the note executes and under which limits.
+
+    No path, so the key travels; no fence line either, so prose edits that move blocks still
+    hit (the cached facts' line numbers are moved along, see :func:`relocate`).
+    """
     executed = asdict(run)
     del executed["path"], executed["readonly"]
+    for block in (*executed["blocks"], *executed["setup"]):
+        block["echo_lines"] = [line - block["line"] for line in block["echo_lines"]]
+        del block["line"]
     payload = json.dumps(executed, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256((fingerprint + "\0" + payload).encode()).hexdigest()
+
+
+def block_spans(run: NoteRun) -> list[tuple[int, int]]:
+    """(fence line, code lines) of every block the run executes, setup first."""
+    return [(block.line, block.code.count("\n") + 1) for block in (*run.setup, *run.blocks)]
+
+
+def relocate(facts: NoteFacts, stored: list[tuple[int, int]], current: list[tuple[int, int]]) -> NoteFacts:
+    """Move the note lines in cached facts from where the blocks were to where they are now."""
+    if stored == current:
+        return facts
+
+    def move(line: int | None) -> int | None:
+        if line is None:
+            return None
+        for (old, length), (new, _) in zip(stored, current, strict=True):
+            if old < line <= old + length:
+                return new + line - old
+        return line
+
+    def moved(raised: Raised | None) -> Raised | None:
+        return None if raised is None else replace(raised, line=move(raised.line))
+
+    blocks = tuple(
+        replace(
+            block,
+            exception=moved(block.exception),
+            warnings=tuple(moved(warning) for warning in block.warnings),
+            stdout_by_line=tuple((move(line), text) for line, text in block.stdout_by_line),
+        )
+        for block in facts.blocks
+    )
+    setup = facts.setup_failure
+    if setup is not None:
+        setup = SetupFailure(move(setup.line), moved(setup.exception))
+    return replace(facts, blocks=blocks, setup_failure=setup)
 
 
 def cacheable(facts: NoteFacts) -> bool:
@@ -133,27 +176,32 @@ class ResultCache:
                 damaged.rename(damaged.with_name(f"{damaged.name}.corrupt-{stamp}"))
         self.warnings.append(f"cache {self.path} was corrupt ({error}); set aside and rebuilt")
 
-    def get(self, key: str) -> NoteFacts | None:
+    def get(self, key: str, run: NoteRun) -> NoteFacts | None:
         connection = self._connect()
         if connection is None:
             return None
         try:
             row = connection.execute("SELECT facts FROM results WHERE key = ?", (key,)).fetchone()
-            return NoteFacts.from_json(json.loads(row[0])) if row else None
+            if row is None:
+                return None
+            stored = json.loads(row[0])
+            spans = [tuple(span) for span in stored["spans"]]
+            return relocate(NoteFacts.from_json(stored["facts"]), spans, block_spans(run))
         except (sqlite3.Error, ValueError, KeyError, TypeError) as error:
             self.warnings.append(f"cache entry unreadable, re-running: {error}")
             return None
 
-    def put(self, key: str, note: str, facts: NoteFacts) -> None:
+    def put(self, key: str, run: NoteRun, facts: NoteFacts) -> None:
         if not cacheable(facts):
             return
         connection = self._connect()
         if connection is None:
             return
+        value = {"spans": block_spans(run), "facts": facts.to_json()}
         try:
             connection.execute(
                 "INSERT OR REPLACE INTO results (key, facts, note, stored) VALUES (?, ?, ?, ?)",
-                (key, json.dumps(facts.to_json(), ensure_ascii=False), note, time.time()),
+                (key, json.dumps(value, ensure_ascii=False), os.path.basename(run.path), time.time()),
             )
         except sqlite3.Error as error:
             self.warnings.append(f"cache write failed: {error}")

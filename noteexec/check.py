@@ -179,7 +179,7 @@ def check(
     hits: set[int] = set()
     if cache is not None:
         for index, key in keys.items():
-            cached = cache.get(key)
+            cached = cache.get(key, runs[index])
             if cached is not None:
                 facts[index] = cached
                 hits.add(index)
@@ -198,7 +198,7 @@ def check(
         index = scheduled[position][0]
         facts[index] = note_facts
         if cache is not None:
-            cache.put(keys[index], notes[index].path.name, note_facts)
+            cache.put(keys[index], scheduled[position][1], note_facts)
         report_ready()
     report_ready()
     return results

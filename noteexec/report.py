@@ -63,6 +63,7 @@ def to_json(results: Sequence[NoteResult], duration: float | None = None) -> dic
                 "path": str(result.note.path),
                 "status": result.status,
                 "error": result.error,
+                "cached": result.cached,
                 "blocks": [block_json(block) for block in result.blocks],
             }
             for result in results

@@ -175,3 +175,10 @@ def test_crlf_and_bom_note_reports_file_lines(run_note: RunNote) -> None:
     text = "\ufeff# t\r\n\r\n```python\r\nx = 1\r\nraise ValueError('v')\r\n```\r\n"
     result = run_note(text)
     assert result.blocks[0].facts.exception.line == 5
+
+
+def test_error_raised_in_an_earlier_block_function_is_pinned_to_the_calling_line(run_note: RunNote) -> None:
+    text = fence("def f():\n    raise ValueError('v')") + callout("fail", "print('hi')\nf()  # ValueError: v")
+    result = run_note(text)
+    assert outcomes(result) == ["passed", "passed"]
+    assert result.blocks[1].facts.exception.line == 8

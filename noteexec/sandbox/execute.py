@@ -105,14 +105,22 @@ def _note_line(frame: types.FrameType | None, note_file: str) -> int | None:
     return None
 
 
-def _traceback_line(error: BaseException, note_file: str) -> int | None:
+def _traceback_line(error: BaseException, note_file: str, block: range | None) -> int | None:
+    """The line of the running block that raised: its deepest frame inside that block.
+
+    An exception raised inside a function defined in an earlier block is reported at the line
+    of this block that called it, which is where a note documents it; failing that, at the
+    innermost line of the note.
+    """
     if isinstance(error, SyntaxError) and error.filename == note_file:
         return error.lineno
-    line = None
+    in_block = in_note = None
     for frame, lineno in traceback.walk_tb(error.__traceback__):
         if frame.f_code.co_filename == note_file:
-            line = lineno
-    return line
+            in_note = lineno
+            if block is not None and lineno in block:
+                in_block = lineno
+    return in_block if in_block is not None else in_note
 
 
 def _class_names(cls: type) -> list[str]:
@@ -127,12 +135,12 @@ def _class_names(cls: type) -> list[str]:
     return names
 
 
-def exception_facts(error: BaseException, note_file: str) -> dict[str, Any]:
+def exception_facts(error: BaseException, note_file: str, block: range | None = None) -> dict[str, Any]:
     return {
         "type": type(error).__name__,
         "names": _class_names(type(error)),
         "message": _message(error),
-        "line": _traceback_line(error, note_file),
+        "line": _traceback_line(error, note_file, block),
     }
 
 
@@ -436,7 +444,7 @@ def _run_block(
     duration = time.perf_counter() - started
     after = reachable_tensors(namespace)
     facts: dict[str, Any] = {
-        "exception": exception_facts(error, note_file) if error is not None else None,
+        "exception": exception_facts(error, note_file, _block_lines(block)) if error is not None else None,
         "warnings": caught,
         "stdout": stdout.text + fd_capture.read_new("stdout"),
         "stdout_by_line": stdout.by_line(),
@@ -447,6 +455,10 @@ def _run_block(
     }
     facts.update(_gradient_facts(before, after, grads_before, autograd))
     return facts
+
+
+def _block_lines(block: dict[str, Any]) -> range:
+    return range(block["line"] + 1, block["line"] + 1 + block["code"].count("\n") + 1)
 
 
 def _warning_recorder(caught: list[dict[str, Any]], note_file: str) -> Callable[..., None]:

@@ -1,0 +1,198 @@
+"""The result cache, through the command line as CI uses it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from noteexec.cache import ResultCache, environment_fingerprint, run_key
+from noteexec.facts import NoteFacts
+from noteexec.sandbox import BlockRun, NoteRun
+from tests.conftest import REPO, callout, fence
+
+SUCCESS = callout("success", "w = torch.ones(1, requires_grad=True)\n(w * 2).sum().backward()")
+FAILURE = callout("fail", "torch.ones(1).backward()  # RuntimeError: element 0 of tensors does not require grad")
+
+
+def noteexec(*arguments: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "noteexec", *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def check_json(vault: Path, *extra: str | Path, env: dict[str, str] | None = None) -> dict:
+    result = noteexec("check", "--format", "json", vault, *extra, env=env)
+    assert result.returncode in (0, 1), result.stderr
+    return json.loads(result.stdout)
+
+
+def cached_flags(document: dict) -> list[bool]:
+    return [note["cached"] for note in document["notes"]]
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Path:
+    vault = tmp_path / "project" / "vault"
+    vault.mkdir(parents=True)
+    (vault / "a.md").write_text("# A\n\nProse.\n\n" + SUCCESS, encoding="utf-8")
+    (vault / "b.md").write_text("# B\n\n" + FAILURE, encoding="utf-8")
+    return vault
+
+
+@pytest.fixture
+def no_torch(tmp_path: Path) -> dict[str, str]:
+    """An environment where importing torch fails: a worker that starts cannot run a note."""
+    fake = tmp_path / "fake-torch"
+    (fake / "torch").mkdir(parents=True)
+    (fake / "torch" / "__init__.py").write_text("raise ImportError('torch is not available in this test')\n")
+    return {"PYTHONPATH": os.pathsep.join([str(fake), str(REPO)])}
+
+
+def test_second_run_hits_and_needs_no_worker(vault: Path, no_torch: dict[str, str]) -> None:
+    first = check_json(vault)
+    assert cached_flags(first) == [False, False]
+    assert (vault.parent / ".noteexec" / "results.sqlite3").exists()
+    assert not any(path.name.startswith(".noteexec") for path in vault.iterdir())
+    second = check_json(vault, env=no_torch)
+    assert cached_flags(second) == [True, True]
+    assert second["summary"] == {**first["summary"], "duration": second["summary"]["duration"]}
+    assert [n["blocks"] for n in second["notes"]] == [
+        [{**b, "duration": b["duration"]} for b in n["blocks"]] for n in first["notes"]
+    ]
+
+
+def test_prose_edits_hit_code_edits_miss(vault: Path) -> None:
+    check_json(vault)
+    note = vault / "a.md"
+    note.write_text(note.read_text().replace("Prose.", "Much better prose.\n\nWith more lines."))
+    (vault / "b.md").write_text((vault / "b.md").read_text().replace("torch.ones(1)", "torch.zeros(1)"))
+    assert cached_flags(check_json(vault)) == [True, False]
+
+
+def test_config_and_key_files_are_part_of_the_key(vault: Path) -> None:
+    lock = vault.parent / "requirements.lock"
+    lock.write_text("torch==2.13.0\n")
+    check_json(vault, "--cache-key-file", lock)
+    assert cached_flags(check_json(vault, "--cache-key-file", lock)) == [True, True]
+    lock.write_text("torch==2.13.0\nnumpy==2\n")
+    assert cached_flags(check_json(vault, "--cache-key-file", lock)) == [False, False]
+    (vault.parent / "noteexec.toml").write_text('prelude = "import torch"\n')
+    assert cached_flags(check_json(vault, "--cache-key-file", lock)) == [False, False]
+
+
+def test_no_cache_and_cache_dir_and_environment_variable(vault: Path, tmp_path: Path) -> None:
+    check_json(vault, "--no-cache")
+    assert not (vault.parent / ".noteexec").exists()
+    elsewhere = tmp_path / "ci-cache"
+    check_json(vault, "--cache-dir", elsewhere)
+    assert (elsewhere / "results.sqlite3").exists()
+    assert cached_flags(check_json(vault, env={"NOTEEXEC_CACHE_DIR": str(elsewhere)})) == [True, True]
+
+
+def test_cache_info_and_clear(vault: Path) -> None:
+    check_json(vault)
+    info = noteexec("cache", "info", vault)
+    assert info.returncode == 0
+    assert "entries: 2" in info.stdout
+    cleared = noteexec("cache", "clear", vault)
+    assert "removed 2" in cleared.stdout
+    assert cached_flags(check_json(vault)) == [False, False]
+
+
+def test_cache_travels_to_another_machine_path(vault: Path, tmp_path: Path) -> None:
+    check_json(vault)
+    moved = tmp_path / "elsewhere" / "checkout" / "vault"
+    shutil.copytree(vault, moved)
+    shutil.copytree(vault.parent / ".noteexec", moved.parent / ".noteexec")
+    assert cached_flags(check_json(moved)) == [True, True]
+
+
+def test_corrupt_cache_is_set_aside_with_a_warning(vault: Path) -> None:
+    check_json(vault)
+    database = vault.parent / ".noteexec" / "results.sqlite3"
+    for suffix in ("-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    database.write_bytes(b"SQLite format 3\x00" + os.urandom(4096))
+    result = noteexec("check", vault)
+    assert result.returncode == 0
+    assert "corrupt" in result.stderr
+    assert list(database.parent.glob("results.sqlite3.corrupt-*"))
+    assert cached_flags(check_json(vault)) == [True, True]
+
+
+def test_two_runs_at_once_share_the_cache(vault: Path) -> None:
+    for index in range(6):
+        (vault / f"extra{index}.md").write_text(fence(f"x = {index}\nprint(x)  # {index}"))
+    command = [sys.executable, "-m", "noteexec", "check", "--format", "json", str(vault)]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO) for _ in range(2)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    for (stdout, stderr), run in zip(outputs, runs, strict=True):
+        assert run.returncode in (0, 1), stderr
+        assert json.loads(stdout)["summary"]["notes"] == 8
+    assert all(cached_flags(check_json(vault)))
+
+
+def test_a_run_killed_midway_leaves_a_usable_cache(vault: Path) -> None:
+    for index in range(30):
+        (vault / f"slow{index:02d}.md").write_text(fence("import time\ntime.sleep(0.05)"))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "noteexec", "check", "--jobs", "1", str(vault)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
+    time.sleep(2.5)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    document = check_json(vault)
+    assert document["summary"]["notes"] == 32
+    assert any(cached_flags(document))
+
+
+def test_timeouts_are_not_cached(tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path)
+    run = NoteRun(path="/x/a.md", blocks=(BlockRun(1, "x = 1\n"),))
+    key = run_key(run, environment_fingerprint())
+    cache.put(key, run, NoteFacts(blocks=(), ended="timed out after 1 s"))
+    assert cache.get(key, run) is None
+    cache.put(key, run, NoteFacts(blocks=()))
+    assert cache.get(key, run) == NoteFacts(blocks=())
+    with sqlite3.connect(cache.path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_key_ignores_paths_but_not_code() -> None:
+    fingerprint = environment_fingerprint()
+    here = NoteRun(path="/a/n.md", readonly=("/a",), blocks=(BlockRun(1, "x = 1\n"),))
+    there = NoteRun(path="/b/c/n.md", readonly=("/b/c",), blocks=(BlockRun(1, "x = 1\n"),))
+    changed = NoteRun(path="/a/n.md", readonly=("/a",), blocks=(BlockRun(1, "x = 2\n"),))
+    moved = NoteRun(path="/a/n.md", readonly=("/a",), blocks=(BlockRun(5, "x = 1\n"),))
+    assert run_key(here, fingerprint) == run_key(there, fingerprint)
+    assert run_key(here, fingerprint) != run_key(changed, fingerprint)
+    assert run_key(here, fingerprint) == run_key(moved, fingerprint)
+
+
+def test_cached_facts_follow_blocks_that_moved(vault: Path) -> None:
+    note = vault / "c.md"
+    code = "def f():\n    raise ValueError('v')"
+    note.write_text(fence(code) + "\n" + callout("fail", "print('hi')  # hi\nf()  # ValueError: v"))
+    first = check_json(vault)["notes"][2]
+    note.write_text("# Title\n\nNew prose\nover lines.\n\n" + note.read_text())
+    second = check_json(vault)["notes"][2]
+    assert second["cached"]
+    assert [b["outcome"] for b in second["blocks"]] == [b["outcome"] for b in first["blocks"]] == ["passed", "passed"]
+    assert [b["line"] for b in second["blocks"]] == [b["line"] + 5 for b in first["blocks"]]

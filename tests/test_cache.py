@@ -20,7 +20,9 @@ from noteexec.sandbox import BlockRun, NoteRun
 from tests.conftest import REPO, callout, fence
 
 SUCCESS = callout("success", "w = torch.ones(1, requires_grad=True)\n(w * 2).sum().backward()")
-FAILURE = callout("fail", "torch.ones(1).backward()  # RuntimeError: element 0 of tensors does not require grad")
+FAILURE = callout(
+    "fail", "torch.ones(1).backward()  # RuntimeError: element 0 of tensors does not require grad"
+)
 
 
 def noteexec(*arguments: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -138,7 +140,9 @@ def test_two_runs_at_once_share_the_cache(vault: Path) -> None:
     for index in range(6):
         (vault / f"extra{index}.md").write_text(fence(f"x = {index}\nprint(x)  # {index}"))
     command = [sys.executable, "-m", "noteexec", "check", "--format", "json", str(vault)]
-    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO) for _ in range(2)]
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO) for _ in range(2)
+    ]
     outputs = [run.communicate(timeout=300) for run in runs]
     for (stdout, stderr), run in zip(outputs, runs, strict=True):
         assert run.returncode in (0, 1), stderr
@@ -194,5 +198,9 @@ def test_cached_facts_follow_blocks_that_moved(vault: Path) -> None:
     note.write_text("# Title\n\nNew prose\nover lines.\n\n" + note.read_text())
     second = check_json(vault)["notes"][2]
     assert second["cached"]
-    assert [b["outcome"] for b in second["blocks"]] == [b["outcome"] for b in first["blocks"]] == ["passed", "passed"]
+    assert (
+        [b["outcome"] for b in second["blocks"]]
+        == [b["outcome"] for b in first["blocks"]]
+        == ["passed", "passed"]
+    )
     assert [b["line"] for b in second["blocks"]] == [b["line"] + 5 for b in first["blocks"]]

@@ -521,7 +521,7 @@ def site_plugin(md: MarkdownIt) -> None:
     obsidian_plugin(md)
     md.inline.ruler.before("link", "wikilink", _wikilink)
     md.inline.ruler.before("emphasis", "highlight", _highlight)
-    md.inline.ruler.before("text", "inline_comment", _inline_comment)
+    md.inline.ruler.after("text", "inline_comment", _inline_comment)
     md.inline.ruler.after("wikilink", "tag", _tag)
     md.core.ruler.after("obsidian_callouts", "callout_titles", _callout_titles)
     md.core.ruler.after("inline", "obsidian_lines", _lines_and_block_ids)

@@ -17,6 +17,7 @@ import posixpath
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -169,12 +170,22 @@ class Vault:
         return None
 
 
+@lru_cache(maxsize=65536)
+def _relative(from_url: str, to_url: str) -> str:
+    if from_url == to_url:
+        return to_url.rsplit("/", 1)[-1]
+    source = from_url.split("/")[:-1]
+    target = to_url.split("/")
+    common = 0
+    while common < len(source) and common < len(target) - 1 and source[common] == target[common]:
+        common += 1
+    parts = [".."] * (len(source) - common) + target[common:]
+    return quote("/".join(parts), safe="/-_.~")
+
+
 def href(from_url: str, to_url: str, fragment: str | None = None) -> str:
     """A relative, percent-encoded link from one site page to another (works from file://)."""
-    relative = posixpath.relpath(to_url, posixpath.dirname(from_url) or ".") if to_url else ""
-    if to_url and from_url == to_url:
-        relative = posixpath.basename(to_url)
-    encoded = quote(relative, safe="/-_.~")
+    encoded = _relative(from_url, to_url) if to_url else ""
     if fragment:
         encoded += "#" + quote(fragment, safe="-_.~^")
     return encoded

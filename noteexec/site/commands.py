@@ -40,6 +40,18 @@ def _common(command: argparse.ArgumentParser, jobs: bool = True) -> None:
     command.add_argument("--title", help="the site's title (default: the vault folder's name)")
     if jobs:
         command.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="notes run at once")
+    command.add_argument("--no-cache", action="store_true", help="run every note, store nothing")
+    command.add_argument(
+        "--cache-dir", type=Path, metavar="DIR", help="result cache (default: .noteexec/ beside the vault)"
+    )
+    command.add_argument(
+        "--cache-key-file",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a file (e.g. a lock file) whose content is part of every cache key",
+    )
 
 
 def add_site_commands(commands: Any) -> None:
@@ -68,11 +80,12 @@ def add_site_commands(commands: Any) -> None:
 def _results(
     files: Sequence[NoteFile],
     config: Config,
-    no_run: bool,
-    jobs: int,
+    arguments: argparse.Namespace,
+    vault: Path,
     on_result: Callable[[NoteResult], None] = lambda result: None,
 ) -> list[NoteResult]:
-    if no_run:
+    """Check results: reused from the result cache where it has them, else run in the sandbox."""
+    if arguments.no_run:
         results = []
         for file in files:
             note = read_note(file.path)
@@ -80,12 +93,22 @@ def _results(
             on_result(result)
             results.append(result)
         return results
-    if jobs < 1:
+    if arguments.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    from noteexec.cache import open_cache
     from noteexec.sandbox import Sandbox
 
-    with Sandbox(parallel=jobs, env_passthrough=config.env) as sandbox:
-        return check(files, config, sandbox, on_result)
+    cache, fingerprint = open_cache(
+        vault, arguments.cache_dir, not arguments.no_cache, arguments.cache_key_file
+    )
+    try:
+        with Sandbox(parallel=arguments.jobs, env_passthrough=config.env) as sandbox:
+            return check(files, config, sandbox, on_result, cache, fingerprint)
+    finally:
+        if cache is not None:
+            for warning in cache.warnings:
+                print(f"noteexec: warning: {warning}", file=sys.stderr)
+            cache.close()
 
 
 def options_from(arguments: argparse.Namespace) -> BuildOptions:
@@ -146,7 +169,7 @@ def _build(arguments: argparse.Namespace) -> int:
         raise UsageError("the site cannot be written over the vault")
     if not arguments.no_run:
         print(f"checking {len(files)} notes…", file=sys.stderr)
-    results = _results(files, config, arguments.no_run, arguments.jobs)
+    results = _results(files, config, arguments, root)
     report = build_site(root, results, out, options_from(arguments))
     print_summary(report, root, sys.stdout, time.perf_counter() - started)
     return EXIT_OK if report.ok else EXIT_FAILED
@@ -160,7 +183,7 @@ def _render(arguments: argparse.Namespace) -> int:
         raise UsageError(f"{note_path}: no such file")
     config = load_config(note_path)
     file = NoteFile(note_path, note_path.parent)
-    results = _results([file], config, arguments.no_run, arguments.jobs)
+    results = _results([file], config, arguments, note_path)
     out = arguments.out or Path(note_path.stem + ".html")
     html, page = render_single(note_path.parent, results[0], options_from(arguments))
     try:

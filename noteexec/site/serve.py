@@ -68,14 +68,22 @@ class SiteServer:
         self.results: dict[Path, NoteResult] = {}
         self.state = _State()
         self.sandbox: Any = None
+        self.cache: Any = None
+        self.fingerprint = ""
         if not arguments.no_run:
+            from noteexec.cache import open_cache
             from noteexec.sandbox import Sandbox
 
             self.sandbox = Sandbox(parallel=max(1, arguments.jobs), env_passthrough=self.config.env)
+            self.cache, self.fingerprint = open_cache(
+                root, arguments.cache_dir, not arguments.no_cache, arguments.cache_key_file
+            )
 
     def close(self) -> None:
         if self.sandbox is not None:
             self.sandbox.close()
+        if self.cache is not None:
+            self.cache.close()
 
     def rebuild(self, changed: set[Path] | None = None) -> None:
         from noteexec.check import assemble, check, expectations
@@ -94,7 +102,10 @@ class SiteServer:
                 notes = [read_note(file.path) for file in stale]
                 fresh = [assemble(note, expectations(note, self.config), None) for note in notes]
             else:
-                fresh = check(stale, self.config, self.sandbox)  # the sandbox starts on first use
+                # the sandbox starts on first use; the cache answers for notes it has seen
+                fresh = check(
+                    stale, self.config, self.sandbox, cache=self.cache, fingerprint=self.fingerprint
+                )
             for file, result in zip(stale, fresh, strict=True):
                 self.results[file.path] = result
         present = {file.path for file in files}

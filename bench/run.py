@@ -104,7 +104,114 @@ def core(workdir: Path, repeat: int) -> list[Row]:
     return rows
 
 
-SECTIONS: dict[str, Callable[[Path, int], list[Row]]] = {"core": core}
+MARKDOWN_DOCS_CONFTEST = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def pytest_markdown_docs_globals():
+    return {"torch": torch, "nn": nn, "F": F}
+"""
+
+
+def markdown_docs_python(workdir: Path) -> Path:
+    """A virtual environment that has pytest-markdown-docs, seeing this one's packages."""
+    environment = workdir / "markdown-docs-venv"
+    subprocess.run([PYTHON, "-m", "venv", "--system-site-packages", environment], check=True)
+    python = environment / "bin" / "python"
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "pytest-markdown-docs"], check=True, capture_output=True
+    )
+    return python
+
+
+def tree_peak_pss(command: Sequence[str | Path], cwd: Path = REPO) -> tuple[float, int]:
+    """Wall time and peak PSS (bytes) of a command's whole process tree, sampled every 10 ms.
+
+    PSS counts a page shared by n processes as 1/n of it, so pages shared after fork count once.
+    """
+    started = time.perf_counter()
+    process = subprocess.Popen([str(part) for part in command], cwd=cwd, stdout=subprocess.DEVNULL)
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, sum(_pss(pid) for pid in _tree(process.pid)))
+        time.sleep(0.01)
+    return time.perf_counter() - started, peak
+
+
+def _tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_bytes().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(stat[1]), []).append(int(entry))
+    found, pending = [root], [root]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+def _pss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def scale(workdir: Path, repeat: int) -> list[Row]:
+    """Issue 5: cold check vs pytest-markdown-docs vs importing torch; warm re-check; memory."""
+    rows: list[Row] = []
+    markdown_docs = markdown_docs_python(workdir)
+    import_torch = median_wall([PYTHON, "-c", "import torch"], repeat)
+    _, torch_pss = tree_peak_pss([PYTHON, "-c", "import torch, time; time.sleep(0.5)"])
+    rows.append(("python -c 'import torch'", f"{import_torch:.2f} s", f"PSS {torch_pss / 2**20:.0f} MiB", ""))
+    for size in (50, 200, 1000):
+        vault = make_vault(size, workdir)
+        (vault.parent / "conftest.py").write_text(MARKDOWN_DOCS_CONFTEST)
+        cache_dir = workdir / f"cache-{size}"
+        cold, peak = tree_peak_pss(noteexec("check", "--jobs", "2", "--cache-dir", cache_dir, vault))
+        warm = median_wall(noteexec("check", "--jobs", "2", "--cache-dir", cache_dir, vault), repeat)
+        docs = wall(
+            [markdown_docs, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--markdown-docs", vault.name],
+            cwd=vault.parent,
+        )
+        rows.append(
+            (
+                f"{size} notes: cold check --jobs 2",
+                f"{cold:.2f} s",
+                f"pytest --markdown-docs {docs:.2f} s",
+                f"{cold / docs:.2f}x (target <= 1.0x); {cold / import_torch:.1f}x import torch",
+            )
+        )
+        rows.append(
+            (
+                f"{size} notes: warm re-check (all cached)",
+                f"{warm:.3f} s",
+                f"cold {cold:.2f} s",
+                f"{warm / cold:.3f}x (target <= 0.1x{', < 0.5 s' if size == 1000 else ''})",
+            )
+        )
+        rows.append(
+            (
+                f"{size} notes: peak PSS of the process tree",
+                f"{peak / 2**20:.0f} MiB",
+                f"import torch {torch_pss / 2**20:.0f} MiB",
+                f"{peak / torch_pss:.2f}x (target <= 2x, flat in size)",
+            )
+        )
+    return rows
+
+
+SECTIONS: dict[str, Callable[[Path, int], list[Row]]] = {"core": core, "scale": scale}
 
 
 def print_table(rows: list[Row]) -> None:

@@ -166,39 +166,44 @@ def check(
     Notes whose facts are in ``cache`` are judged without running; the sandbox starts its
     worker only if some note still has something to run.
     """
-    notes = [read_note(file.path) for file in files]
-    expected = [expectations(note, config) for note in notes]
-    runs: list[NoteRun | None] = [
-        note_run(note, expectation, file.root, config)
-        if not note.problems and any(e.kind != "skip" for e in expectation)
-        else None
-        for note, expectation, file in zip(notes, expected, files, strict=True)
-    ]
-    keys = {index: run_key(run, fingerprint) for index, run in enumerate(runs) if run is not None}
+    notes: list[Note] = []
+    expected: list[tuple[Expectation, ...]] = []
     facts: dict[int, NoteFacts] = {}
     hits: set[int] = set()
-    if cache is not None:
-        for index, key in keys.items():
-            cached = cache.get(key, runs[index])
-            if cached is not None:
-                facts[index] = cached
-                hits.add(index)
+    pending: dict[int, tuple[int, NoteRun, str]] = {}  # sandbox ticket → note index, run, key
+    for index, file in enumerate(files):
+        note = read_note(file.path)
+        expectation = expectations(note, config)
+        notes.append(note)
+        expected.append(expectation)
+        if note.problems or all(e.kind == "skip" for e in expectation):
+            continue
+        run = note_run(note, expectation, file.root, config)
+        key = run_key(run, fingerprint)
+        cached = cache.get(key, run) if cache is not None else None
+        if cached is not None:
+            facts[index] = cached
+            hits.add(index)
+        else:  # the worker starts with the first note that must run, while parsing goes on
+            pending[sandbox.submit(run)] = (index, run, key)
+
     results: list[NoteResult] = []
 
     def report_ready() -> None:
-        while len(results) < len(notes) and (runs[len(results)] is None or len(results) in facts):
+        while len(results) < len(notes) and (len(results) in facts or len(results) not in waiting):
             index = len(results)
             result = assemble(notes[index], expected[index], facts.get(index), index in hits)
             results.append(result)
             on_result(result)
 
+    waiting = {index for index, _, _ in pending.values()}
     report_ready()
-    scheduled = [(index, run) for index, run in enumerate(runs) if run is not None and index not in facts]
-    for position, note_facts in sandbox.run([run for _, run in scheduled]):
-        index = scheduled[position][0]
+    for ticket, note_facts in sandbox.collect():
+        index, run, key = pending.pop(ticket)
+        waiting.discard(index)
         facts[index] = note_facts
         if cache is not None:
-            cache.put(keys[index], scheduled[position][1], note_facts)
+            cache.put(key, run, note_facts)
         report_ready()
     report_ready()
     return results

@@ -9,13 +9,14 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import queue
 import subprocess
 import sys
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import IO
+from typing import IO, Any
 
 from noteexec.facts import NoteFacts
 
@@ -60,13 +61,20 @@ def sandbox_environment(environ: dict[str, str], passthrough: Iterable[str] = ()
 
 @dataclass
 class Sandbox:
-    """A warm worker process; ``run`` yields each note's facts as soon as it is known."""
+    """A warm worker process, started on the first note submitted.
+
+    ``submit`` queues a note and returns at once, so a caller can keep parsing while the worker
+    imports torch and runs notes; ``collect`` yields facts in completion order. A reader thread
+    drains the worker's results, so neither side can block the other on a full pipe.
+    """
 
     parallel: int = 1
     env_passthrough: tuple[str, ...] = ()
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _next_id: int = field(default=0, init=False, repr=False)
     _stderr: IO[bytes] | None = field(default=None, init=False, repr=False)
+    _outstanding: dict[int, NoteRun] = field(default_factory=dict, init=False, repr=False)
+    _results: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue, init=False, repr=False)
 
     def start(self) -> None:
         if self._process is not None:
@@ -83,50 +91,59 @@ class Sandbox:
             env=env,
             cwd="/",
         )
+        self._results = queue.Queue()
+        threading.Thread(target=self._read_results, args=(self._process, self._results), daemon=True).start()
+        self._send({"parallel": self.parallel})
+
+    @staticmethod
+    def _read_results(process: subprocess.Popen[bytes], results: queue.Queue[dict[str, Any] | None]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            results.put(json.loads(line))
+        results.put(None)  # the worker is gone
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        try:
+            self._process.stdin.write(json.dumps(message).encode() + b"\n")
+            self._process.stdin.flush()
+        except OSError:
+            pass  # the worker died; collect() reports every note it did not finish
+
+    def submit(self, run: NoteRun) -> int:
+        """Queue a note to run; returns the ticket its facts will carry."""
+        self.start()
+        ticket = self._next_id
+        self._next_id += 1
+        self._outstanding[ticket] = run
+        self._send({**asdict(run), "id": ticket, "threads": self._threads()})
+        return ticket
+
+    def collect(self) -> Iterator[tuple[int, NoteFacts]]:
+        """Facts of every submitted note, in completion order."""
+        while self._outstanding:
+            data = self._results.get()
+            if data is None:
+                reason = self._death_reason()
+                lost = sorted(self._outstanding.items())
+                self._outstanding.clear()
+                self.close()
+                for ticket, run in lost:
+                    yield ticket, NoteFacts.lost(len(run.blocks), reason)
+                return
+            run = self._outstanding.pop(data["id"], None)
+            if run is None:
+                continue
+            if "supervisor_failed" in data:
+                yield data["id"], NoteFacts.lost(len(run.blocks), data["supervisor_failed"])
+            else:
+                yield data["id"], NoteFacts.from_json(data)
 
     def run(self, runs: Sequence[NoteRun]) -> Iterator[tuple[int, NoteFacts]]:
         """Yield ``(index into runs, facts)`` in completion order."""
-        if not runs:
-            return
-        self.start()
-        process = self._process
-        assert process is not None and process.stdin is not None and process.stdout is not None
-        first_id = self._next_id
-        self._next_id += len(runs)
-        pending = set(range(len(runs)))
-
-        def submit() -> None:
-            try:
-                assert process.stdin is not None
-                process.stdin.write(json.dumps({"parallel": self.parallel}).encode() + b"\n")
-                for index, run in enumerate(runs):
-                    job = {**asdict(run), "id": first_id + index, "threads": self._threads()}
-                    process.stdin.write(json.dumps(job).encode() + b"\n")
-                process.stdin.flush()
-            except OSError:
-                pass  # the worker died; the reader below reports every note it did not finish
-
-        writer = threading.Thread(target=submit, daemon=True)
-        writer.start()
-        while pending:
-            line = process.stdout.readline()
-            if not line:
-                break
-            data = json.loads(line)
-            index = data["id"] - first_id
-            if index not in pending:
-                continue
-            pending.discard(index)
-            if "supervisor_failed" in data:
-                yield index, NoteFacts.lost(len(runs[index].blocks), data["supervisor_failed"])
-            else:
-                yield index, NoteFacts.from_json(data)
-        writer.join()
-        if pending:
-            reason = self._death_reason()
-            self.close()
-            for index in sorted(pending):
-                yield index, NoteFacts.lost(len(runs[index].blocks), reason)
+        tickets = {self.submit(run): index for index, run in enumerate(runs)}
+        for ticket, facts in self.collect():
+            yield tickets[ticket], facts
 
     def _death_reason(self) -> str:
         """The worker's last words (stderr), so a broken install is visible, not a mystery."""

@@ -247,17 +247,18 @@ class NoteItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, NoteFailure):
-            return failure_text(excinfo.value, self.note.name)
+            return failure_text(excinfo.value, self.note.nodeid)
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         if self.block is None:
-            return self.path, None, f"{self.note.name}: note error"
-        return self.path, self.block.line - 1, f"{self.note.name}:{self.block.line}"
+            return self.path, None, f"{self.note.nodeid}: note error"
+        return self.path, self.block.line - 1, f"{self.note.nodeid}:{self.block.line}"
 
 
 def failure_text(failure: NoteFailure, name: str) -> str:
-    """What went wrong, most important first (the first line is pytest's short summary)."""
+    """What went wrong, most important first (the first line is pytest's short summary);
+    ``name`` is the note's path as pytest shows it."""
     from noteexec.report import excerpt
 
     result, block = failure.result, failure.block
@@ -265,7 +266,7 @@ def failure_text(failure: NoteFailure, name: str) -> str:
     if failure.problem:
         lines.append(failure.problem)
     if result.error:
-        lines.append(f"note error: {result.error}")
+        lines.append(f"note error: {result.error.replace(str(result.note.path), name)}")
     if block is None:
         return "\n".join(lines)
     if block.verdict.outcome == "failed":
@@ -274,7 +275,9 @@ def failure_text(failure: NoteFailure, name: str) -> str:
     lines.append(f"block:    {name}:{block.block.line}{callout}")
     lines.append(f"expected: {block.expectation.describe()}")
     lines.extend(f"warning:  {warning}" for warning in block.verdict.warnings)
-    shown = [f"{'>' if focused else ' '}{number:5} | {text}" for number, text, focused in excerpt(result, block)]
+    shown = [
+        f"{'>' if focused else ' '}{number:5} | {text}" for number, text, focused in excerpt(result, block)
+    ]
     if not shown:
         code = block.block.code.splitlines()
         shown = [

@@ -114,12 +114,12 @@ def test_vault_items_outcomes_failure_text_and_junit(pytester: pytest.Pytester, 
     result.stdout.fnmatch_lines(
         [
             "*_ broken.md:4 _*",
-            "note error: broken.md:2: invalid YAML frontmatter*",
+            "note error: broken.md:?: invalid YAML frontmatter*",
             "not run: the note has an error",
         ]
     )
     result.stdout.fnmatch_lines(
-        ["FAILED prose-broken.md::note - note error: prose-broken.md:2: invalid YAML frontmatter*"]
+        ["FAILED prose-broken.md::note - note error: prose-broken.md:?: invalid YAML frontmatter*"]
     )
     result.stdout.fnmatch_lines(
         [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
 import gc
 import json
 import os
@@ -28,6 +29,8 @@ from noteexec.site.vault import ASSETS_DIR, Vault
 
 MERMAID_VERSION = "12.3.0"
 DEFAULT_MERMAID_URL = f"https://cdn.jsdelivr.net/npm/mermaid@{MERMAID_VERSION}/dist/mermaid.min.js"
+HOME_NOTES = ("readme.md", "index.md", "home.md")
+"""A vault's front page: its title becomes the site's title unless ``--title`` says otherwise."""
 MARKER = ".noteexec-site"
 """Written into every site: only a folder holding it (or an empty one) is ever replaced."""
 
@@ -173,18 +176,24 @@ def render_site(
 def _render_site(
     root: Path, results: Sequence[NoteResult], options: BuildOptions, attachments: Sequence[str]
 ) -> SiteFiles:
-    title = options.title or root.resolve().name or "Notes"
-    theme, mermaid_file = theme_for(options, title)
     rels = [_relative(result.note.path, root) for result in results]
     parsed: dict[str, ParsedNote] = {
         rel: parse_for_site(result.note, rel) for rel, result in zip(rels, results, strict=True)
     }
+    home = next((parsed[rel] for rel in rels if rel.lower() in HOME_NOTES), None)
+    title = options.title or (home.title if home else "") or root.resolve().name or "Notes"
+    theme, mermaid_file = theme_for(options, title)
     vault = Vault(rels, attachments, {rel: note.aliases for rel, note in parsed.items()})
     tag_urls = vault.tag_urls(tag for note in parsed.values() for tag in note.tags)
     site = SiteIndex(
         vault=vault, parsed=parsed, tag_urls=tag_urls, mermaid=theme.mermaid_src is not None, ran=options.ran
     )
     pages = [make_page(parsed[rel], result, site) for rel, result in zip(rels, results, strict=True)]
+    languages: dict[str, int] = {}
+    for page in pages:
+        languages[page.lang] = languages.get(page.lang, 0) + 1
+    if languages:  # index and tag pages speak the vault's main language
+        theme = dataclasses.replace(theme, lang=min(languages, key=lambda lang: (-languages[lang], lang)))
 
     backlinks: dict[str, list[tuple[str, str]]] = {}
     for page in pages:

@@ -65,6 +65,13 @@ def add_site_commands(commands: Any) -> None:
     render = commands.add_parser("render", help="one note as one self-contained HTML page")
     render.add_argument("note", type=Path, metavar="NOTE")
     render.add_argument("-o", "--out", type=Path, metavar="FILE.html", help="default: the note's name .html")
+    render.add_argument(
+        "--vault",
+        type=Path,
+        metavar="DIR",
+        help="the vault its links resolve in (default: the nearest folder holding .obsidian/, "
+        "else the note's folder)",
+    )
     _common(render)
 
     serve = commands.add_parser("serve", help="build, serve on 127.0.0.1, rebuild and reload on save")
@@ -175,17 +182,27 @@ def _build(arguments: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def _vault_of(note: Path) -> Path:
+    for folder in note.resolve().parents:
+        if (folder / ".obsidian").is_dir():
+            return folder
+    return note.parent
+
+
 def _render(arguments: argparse.Namespace) -> int:
     from noteexec.site.single import render_single
 
     note_path: Path = arguments.note
     if not note_path.is_file():
         raise UsageError(f"{note_path}: no such file")
+    vault = arguments.vault or _vault_of(note_path)
+    if note_path.resolve().parent != vault.resolve() and vault.resolve() not in note_path.resolve().parents:
+        raise UsageError(f"{note_path} is not inside the vault {vault}")
     config = load_config(note_path)
-    file = NoteFile(note_path, note_path.parent)
+    file = NoteFile(note_path, vault)
     results = _results([file], config, arguments, note_path)
     out = arguments.out or Path(note_path.stem + ".html")
-    html, page = render_single(note_path.parent, results[0], options_from(arguments))
+    html, page = render_single(vault, results[0], options_from(arguments))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         temporary = out.with_name(f".{out.name}.tmp")
@@ -198,7 +215,7 @@ def _render(arguments: argparse.Namespace) -> int:
     for block in failed:
         print(f"FAIL  {note_path}:{block.line}: {block.message}")
     for broken in page.broken:
-        print(f"BROKEN LINK {broken.describe(str(note_path.parent))}")
+        print(f"BROKEN LINK {broken.describe(str(vault))}")
     return EXIT_OK if page.status not in ("failed", "error") and not page.broken else EXIT_FAILED
 
 

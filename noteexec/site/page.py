@@ -104,6 +104,7 @@ class Page:
     description: str
     properties: tuple[tuple[str, str], ...] = field(default=())
     """Other frontmatter properties, as (name, text) pairs."""
+    lang: str = "en"
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,6 +386,19 @@ class SiteLinker:
         return href(self.page_url, self.site.vault.url(resolved.rel), unquote(fragment) or None)
 
 
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
+def detect_lang(text: str) -> str:
+    """``zh``/``ja``/``ko`` when mostly written in it (browsers pick glyphs by it), else ``en``."""
+    cjk = len(_CJK.findall(text))
+    if cjk < len(re.findall(r"[A-Za-z]+", text)) / 2:
+        return "en"
+    if re.search(r"[\u3040-\u30ff]", text):
+        return "ja"
+    return "ko" if re.search(r"[\uac00-\ud7af]", text) else "zh"
+
+
 def _status(result: NoteResult | None, ran: bool) -> str:
     if result is None:
         return "none"
@@ -460,5 +474,6 @@ def make_page(parsed: ParsedNote, result: NoteResult | None, site: SiteIndex) ->
         attachments=tuple(sorted(linker.attachments)),
         text=parsed.text,
         description=description[:200],
+        lang=str(frontmatter.get("lang") or detect_lang(parsed.title + " " + parsed.text[:2000])),
         properties=properties,
     )

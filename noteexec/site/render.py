@@ -46,7 +46,8 @@ class Theme:
     """For a self-contained page: the stylesheet itself instead of a link to it."""
     inline_js: str | None = None
     inline_head_js: str | None = None
-    lang: str = "zh"
+    lang: str = "en"
+    """The language of pages that do not say (a note's frontmatter ``lang`` wins)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def _csp(theme: Theme) -> str:
     )
 
 
-def _head(title: str, root: str, theme: Theme, description: str = "") -> str:
+def _head(title: str, root: str, theme: Theme, description: str = "", lang: str | None = None) -> str:
     css = (
         f"<style>{theme.inline_css}</style>"
         if theme.inline_css is not None
@@ -100,7 +101,7 @@ def _head(title: str, root: str, theme: Theme, description: str = "") -> str:
 
     return (
         "<!doctype html>\n"
-        f'<html lang="{escape(theme.lang)}">\n<head>\n<meta charset="utf-8">\n'
+        f'<html lang="{escape(lang or theme.lang)}">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta name="color-scheme" content="light dark">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{escape(_csp(theme))}">\n'
@@ -266,7 +267,7 @@ def render_page(page: Page, links: PageLinks, theme: Theme, standalone: bool = F
     root = root_prefix(page.url) if not standalone else ""
     title = page.title if standalone else f"{page.title} · {theme.site_title}"
     return (
-        _head(title, root, theme, page.description)
+        _head(title, root, theme, page.description, page.lang)
         + _body_open("note", root, page.url, theme, page.status)
         + _topbar(root, theme, standalone)
         + ("" if standalone else _sidebar(root))

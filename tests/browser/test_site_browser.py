@@ -246,3 +246,34 @@ def test_serve_shows_the_site_and_reloads_on_save(page: Any, served: Any) -> Non
         "An answer edited while serving."
     ).wait_for(state="attached", timeout=20_000)
     assert page.errors == []
+
+
+def test_rendered_single_page_works_on_its_own(page: Any, vault: Path, tmp_path: Path) -> None:
+    out = tmp_path / "single.html"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "noteexec",
+            "render",
+            str(vault / "browser" / "failing-note.md"),
+            "-o",
+            str(out),
+            "--no-run",
+            "--offline",
+            "--vault",
+            str(vault),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    page.goto(out.as_uri())
+    callout = page.locator('.callout[data-callout="faq"]')
+    callout.locator(".callout-title").click()  # the inline script runs under the page's CSP hashes
+    assert callout.locator(".callout-content").is_visible()
+    page.locator(".theme-toggle").click()
+    assert page.evaluate("() => document.documentElement.classList.length") == 1
+    assert page.errors == []

@@ -383,7 +383,10 @@ class SiteLinker:
             return self._attachment_src(resolved.rel)
         if not env.get("embedded"):
             self.links.add(resolved.rel)
-        return href(self.page_url, self.site.vault.url(resolved.rel), unquote(fragment) or None)
+        fragment = unquote(fragment)
+        if fragment and not fragment.startswith("^"):
+            fragment = slugify(fragment)  # [x](note.md#Some Heading) → the heading's id
+        return href(self.page_url, self.site.vault.url(resolved.rel), fragment or None)
 
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")

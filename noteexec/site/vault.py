@@ -13,6 +13,7 @@ Resolution of ``[[target]]`` from a note in folder ``F``:
 
 from __future__ import annotations
 
+import os
 import posixpath
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -197,17 +198,21 @@ def root_prefix(url: str) -> str:
 
 
 def scan_attachments(root: Path, skip: Iterable[Path] = ()) -> list[str]:
-    """Non-Markdown files of a vault (no dot-folders, nothing inside ``skip``), in path order."""
-    skipped = [path.resolve() for path in skip]
+    """Non-Markdown files of a vault (no dot-folders, nothing inside ``skip``), in path order.
+
+    Symlinks are not followed, so nothing outside the vault is ever copied into a site.
+    """
+    skipped = {os.path.realpath(path) for path in skip}
     found: list[str] = []
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
-            continue
-        if path.suffix.lower() == ".md" or path.is_symlink():
-            continue
-        resolved = path.resolve()
-        if any(resolved == item or item in resolved.parents for item in skipped):
-            continue
-        found.append(relative.as_posix())
-    return found
+    for directory, folders, files in os.walk(root):
+        folders[:] = sorted(
+            name
+            for name in folders
+            if not name.startswith(".") and os.path.realpath(os.path.join(directory, name)) not in skipped
+        )
+        for name in files:
+            path = Path(directory) / name
+            if name.startswith(".") or name.lower().endswith(".md") or path.is_symlink():
+                continue
+            found.append(path.relative_to(root).as_posix())
+    return sorted(found)

@@ -257,3 +257,57 @@ def test_hand_drawn_diagram_points_at_the_measured_graph(tmp_path: Path) -> None
     note = FAIL_NOTE + "\n```mermaid\ngraph TD\n  a --> b\n```\n"
     body = site_of(tmp_path, {"f.md": note}, {"f.md": failing_facts()})["f.md"].body
     assert 'Drawn by hand · <a class="nx-compare" href="#L12">' in body
+
+
+def test_markdown_links_and_images_to_vault_files_are_rewritten(tmp_path: Path) -> None:
+    root = write_vault(
+        tmp_path / "vault",
+        {
+            "sub/a.md": "# A\n\n[to b](../b.md#Part%20Two) and ![diagram|120](../img/d.png) and [web](https://x.org)\n"
+            "and [gone](nowhere.md)\n",
+            "b.md": "# B\n\n## Part Two\n",
+        },
+    )
+    (root / "img").mkdir()
+    (root / "img" / "d.png").write_bytes(b"png")
+    site = render_site(root, results_for(root), BuildOptions(), attachments=["img/d.png"])
+    page = next(page for page in site.pages if page.rel == "sub/a.md")
+    assert '<a href="../b.html#part-two">to b</a>' in page.body
+    assert '<img alt="diagram" src="../img/d.png" width="120" loading="lazy">' in page.body
+    assert 'href="https://x.org" class="external-link" rel="noopener noreferrer" target="_blank"' in page.body
+    assert [(item.line, item.target) for item in page.broken] == [(4, "nowhere.md")]
+    assert site.files["img/d.png"] == root / "img" / "d.png"
+
+
+def test_attachments_skip_dot_folders_symlinks_and_the_output(tmp_path: Path) -> None:
+    from noteexec.site.vault import scan_attachments
+
+    root = write_vault(tmp_path / "vault", {"n.md": "x"})
+    for name in ("a.png", ".obsidian/app.json", "site/index.html", "deep/b.pdf"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"x")
+    (root / "link.png").symlink_to(tmp_path / "outside.png")
+    assert scan_attachments(root, skip=[root / "site"]) == ["a.png", "deep/b.pdf"]
+
+
+def test_a_single_page_inlines_its_images(tmp_path: Path) -> None:
+    from noteexec.site.single import render_single
+
+    root = write_vault(tmp_path / "vault", {"n.md": "# N\n\n![[p.png]] and [[other]]\n", "other.md": "# O\n"})
+    (root / "p.png").write_bytes(b"\x89PNG")
+    html, page = render_single(root, results_for(root)[0], BuildOptions(offline=True))
+    assert 'src="data:image/png;base64,iVBORw=="' in html
+    assert 'href="other.html"' in html and page.broken == ()
+    assert "<style>" in html and '<link rel="stylesheet"' not in html
+
+
+def test_page_language_follows_the_text(tmp_path: Path) -> None:
+    pages = site_of(
+        tmp_path,
+        {
+            "en.md": "# Backward on a non-scalar\n\nSome English text with one 中文 word.\n",
+            "zh.md": "# 计算图\n\n计算图是自动求导的核心，`requires_grad` 必须先设置。\n",
+            "fr.md": "---\nlang: fr\n---\nBonjour\n",
+        },
+    )
+    assert (pages["en.md"].lang, pages["zh.md"].lang, pages["fr.md"].lang) == ("en", "zh", "fr")

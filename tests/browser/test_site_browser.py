@@ -163,6 +163,16 @@ def test_phone_width_has_no_sideways_scrolling(browser: Any, site: Path) -> None
     context.close()
 
 
+def test_print_style_shows_only_the_note(page: Any, site: Path) -> None:
+    page.goto(file_url(site, "browser/failing-note.html"))
+    page.emulate_media(media="print")
+    assert not page.locator(".sidebar-left").is_visible()
+    assert not page.locator(".topbar").is_visible()
+    assert page.locator("article.note").is_visible()
+    folded = page.locator('.callout[data-callout="faq"] .callout-content')
+    assert folded.is_visible()  # folded callouts print open
+
+
 def test_screenshots_of_the_seed_note(browser: Any, site: Path) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for scheme in ("light", "dark"):

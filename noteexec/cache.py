@@ -20,14 +20,14 @@ import sqlite3
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import metadata
 from pathlib import Path
 
 from noteexec import __version__
 from noteexec.facts import NoteFacts, Raised, SetupFailure
-from noteexec.sandbox import NoteRun
+from noteexec.sandbox import BlockRun, NoteRun
 
 DATABASE = "results.sqlite3"
 SCHEMA_VERSION = 2
@@ -52,7 +52,7 @@ def environment_fingerprint(key_files: Iterable[Path] = ()) -> str:
         f"schema {SCHEMA_VERSION}",
         f"python {sys.version}",
         f"torch {_torch_version()}",
-        f"noteexec {__version__}",
+        f"noteexec {__version__} {_source_digest()}",
         f"machine {platform.machine()}",
     ):
         digest.update(part.encode() + b"\0")
@@ -67,13 +67,28 @@ def run_key(run: NoteRun, fingerprint: str) -> str:
     No path, so the key travels; no fence line either, so prose edits that move blocks still
     hit (the cached facts' line numbers are moved along, see :func:`relocate`).
     """
-    executed = asdict(run)
-    del executed["path"], executed["readonly"]
-    for block in (*executed["blocks"], *executed["setup"]):
-        block["echo_lines"] = [line - block["line"] for line in block["echo_lines"]]
-        del block["line"]
-    payload = json.dumps(executed, sort_keys=True, ensure_ascii=False)
+
+    def block(item: BlockRun) -> list[object]:
+        return [item.code, [line - item.line for line in item.echo_lines]]
+
+    executed = [
+        [block(item) for item in run.blocks],
+        [block(item) for item in run.setup],
+        run.prelude,
+        run.timeout,
+        run.memory_limit,
+        run.file_size_limit,
+        run.namespaces,
+    ]
+    payload = json.dumps(executed, ensure_ascii=False)
     return hashlib.sha256((fingerprint + "\0" + payload).encode()).hexdigest()
+
+
+def parsed_key(content: bytes, config: object, fingerprint: str) -> str:
+    """A note file's bytes under one configuration: what parsing and expectations depend on."""
+    digest = hashlib.sha256(f"{fingerprint}\0{config!r}\0".encode())
+    digest.update(content)
+    return digest.hexdigest()
 
 
 def block_spans(run: NoteRun) -> list[tuple[int, int]]:
@@ -162,6 +177,10 @@ class ResultCache:
                 "CREATE TABLE IF NOT EXISTS results ("
                 " key TEXT PRIMARY KEY, facts TEXT NOT NULL, note TEXT NOT NULL, stored REAL NOT NULL)"
             )
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS parsed ("
+                " key TEXT PRIMARY KEY, data TEXT NOT NULL, stored REAL NOT NULL)"
+            )
         except sqlite3.Error:
             connection.close()
             raise
@@ -206,6 +225,29 @@ class ResultCache:
         except sqlite3.Error as error:
             self.warnings.append(f"cache write failed: {error}")
 
+    def get_parsed(self, key: str) -> str | None:
+        """A parsed note and its expectations (JSON, see :mod:`noteexec.serialize`)."""
+        connection = self._connect()
+        if connection is None:
+            return None
+        try:
+            row = connection.execute("SELECT data FROM parsed WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as error:
+            self.warnings.append(f"cache read failed: {error}")
+            return None
+        return row[0] if row else None
+
+    def put_parsed(self, key: str, data: str) -> None:
+        connection = self._connect()
+        if connection is None:
+            return
+        try:
+            connection.execute(
+                "INSERT OR REPLACE INTO parsed (key, data, stored) VALUES (?, ?, ?)", (key, data, time.time())
+            )
+        except sqlite3.Error as error:
+            self.warnings.append(f"cache write failed: {error}")
+
     def info(self) -> CacheInfo:
         connection = self._connect()
         size = sum(
@@ -224,6 +266,7 @@ class ResultCache:
             return 0
         (entries,) = connection.execute("SELECT COUNT(*) FROM results").fetchone()
         connection.execute("DELETE FROM results")
+        connection.execute("DELETE FROM parsed")
         connection.execute("VACUUM")
         return entries
 
@@ -254,3 +297,12 @@ def open_cache(
         Path(os.environ["NOTEEXEC_CACHE_DIR"]) if os.environ.get("NOTEEXEC_CACHE_DIR") else None
     )
     return ResultCache(directory or default_cache_dir(vault)), environment_fingerprint(key_files)
+
+
+def _source_digest() -> str:
+    """The checker's own code: a cache written by other code is never trusted."""
+    digest = hashlib.sha256()
+    package = Path(__file__).parent
+    for path in sorted([*package.glob("*.py"), *package.glob("sandbox/*.py")]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()

@@ -5,18 +5,20 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from noteexec.cache import ResultCache, run_key
+from noteexec.cache import ResultCache, parsed_key, run_key
 from noteexec.config import Config
 from noteexec.expect import Expectation, expect
 from noteexec.facts import BlockFacts, NoteFacts
 from noteexec.judge import Verdict, judge
+from noteexec.markdown import normalize_source
 from noteexec.model import CodeBlock, Note
-from noteexec.parse import read_note
+from noteexec.parse import parse_note, read_note
 from noteexec.sandbox import BlockRun, NoteRun, Sandbox
+from noteexec.serialize import parsed_from_json, parsed_json
 
 NoteStatus = Literal["passed", "failed", "error"]
 
@@ -153,6 +155,29 @@ def _why_not_run(note: Note, facts: NoteFacts | None) -> str:
     return "no result"
 
 
+def _load(
+    file: NoteFile, config: Config, cache: ResultCache | None, fingerprint: str
+) -> tuple[Note, tuple[Expectation, ...]]:
+    """Parse a note and derive its expectations, or take both from the cache (same bytes)."""
+    if cache is None:
+        note = read_note(file.path)
+        return note, expectations(note, config)
+    try:
+        content = file.path.read_bytes()
+        text = content.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        note = read_note(file.path)  # reports the problem with its line
+        return note, expectations(note, config)
+    key = parsed_key(content, replace(config, source=None), fingerprint)
+    cached = cache.get_parsed(key)
+    if cached is not None:
+        return parsed_from_json(cached, file.path, normalize_source(text))
+    note = parse_note(text, file.path)
+    expected = expectations(note, config)
+    cache.put_parsed(key, parsed_json(note, expected))
+    return note, expected
+
+
 def check(
     files: Sequence[NoteFile],
     config: Config,
@@ -172,8 +197,7 @@ def check(
     hits: set[int] = set()
     pending: dict[int, tuple[int, NoteRun, str]] = {}  # sandbox ticket → note index, run, key
     for index, file in enumerate(files):
-        note = read_note(file.path)
-        expectation = expectations(note, config)
+        note, expectation = _load(file, config, cache, fingerprint)
         notes.append(note)
         expected.append(expectation)
         if note.problems or all(e.kind == "skip" for e in expectation):

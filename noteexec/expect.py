@@ -101,7 +101,8 @@ def expect(block: CodeBlock, families: Families = Families(), note_skip: bool = 
     if block.skip:
         return Expectation(kind="skip", skip_reason="%% noteexec: skip %%")
 
-    documented = list(_comment_documents(block))
+    tree = _syntax_tree(block.code)
+    documented = list(_comment_documents(block, tree))
     output_error, block_output = _output_fence_documents(block)
     if output_error is not None:
         documented.append(output_error)
@@ -110,7 +111,7 @@ def expect(block: CodeBlock, families: Families = Families(), note_skip: bool = 
     outputs = [doc for doc in documented if isinstance(doc, DocumentedOutput)]
     if block_output is not None:
         outputs.append(block_output)
-    echo_lines = _bare_expression_lines(block, outputs)
+    echo_lines = _bare_expression_lines(block, outputs, tree)
 
     callout = block.callout.kind if block.callout else None
     kind: Kind
@@ -129,8 +130,17 @@ def expect(block: CodeBlock, families: Families = Families(), note_skip: bool = 
     )
 
 
+def _syntax_tree(code: str) -> ast.Module | None:
+    try:
+        return ast.parse(code)
+    except (SyntaxError, ValueError):
+        return None
+
+
 def _comments(code: str) -> Iterable[tuple[int, int, str]]:
     """(code line, column, text after '#') of every comment; tokenize knows strings from comments."""
+    if "#" not in code:
+        return
     try:
         for token in tokenize.generate_tokens(io.StringIO(code).readline):
             if token.type == tokenize.COMMENT:
@@ -144,9 +154,11 @@ def _comments(code: str) -> Iterable[tuple[int, int, str]]:
                 yield number, len(text) - len(stripped), stripped[1:].strip()
 
 
-def _comment_documents(block: CodeBlock) -> Iterable[DocumentedError | DocumentedOutput]:
+def _comment_documents(
+    block: CodeBlock, tree: ast.Module | None
+) -> Iterable[DocumentedError | DocumentedOutput]:
     lines = block.code.splitlines()
-    statements = _statement_spans(block.code)
+    statements = _statement_spans(tree)
     for number, column, text in _comments(block.code):
         trailing = bool(lines[number - 1][:column].strip())
         error = _DOCUMENTED_ERROR.search(text)
@@ -182,15 +194,13 @@ def _next_code_line(lines: list[str], after: int) -> int | None:
     return None
 
 
-def _statement_spans(code: str) -> dict[int, tuple[int, int]]:
+def _statement_spans(tree: ast.Module | None) -> dict[int, tuple[int, int]]:
     """Last code line of each printing statement → (first, last) line: where its output is from.
 
     A statement prints when it is a bare expression (a ``print(...)`` call or a value that the
     sandbox echoes like a REPL would).
     """
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
+    if tree is None:
         return {}
     spans: dict[int, tuple[int, int]] = {}
     for node in ast.walk(tree):
@@ -199,12 +209,12 @@ def _statement_spans(code: str) -> dict[int, tuple[int, int]]:
     return spans
 
 
-def _bare_expression_lines(block: CodeBlock, outputs: list[DocumentedOutput]) -> tuple[int, ...]:
+def _bare_expression_lines(
+    block: CodeBlock, outputs: list[DocumentedOutput], tree: ast.Module | None
+) -> tuple[int, ...]:
     """Documented expressions that are not ``print`` calls: their values must be shown."""
     documented = {output.line for output in outputs if output.line is not None}
-    try:
-        tree = ast.parse(block.code)
-    except SyntaxError:
+    if tree is None or not documented:
         return ()
     lines = []
     for node in ast.walk(tree):

@@ -24,6 +24,7 @@ from noteexec.model import (
 )
 
 SKIP_DIRECTIVE = "noteexec: skip"
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster
 
 
 def read_note(path: Path) -> Note:
@@ -62,7 +63,7 @@ def parse_note(text: str, path: Path = Path("<note>")) -> Note:
 
 def _load_frontmatter(token: Token, problems: list[Problem]) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(token.content)
+        data = yaml.load(token.content, Loader=_YAML_LOADER)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
         line = 2 + mark.line if mark is not None else 1  # content starts after the "---" line

@@ -77,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     list_command = commands.add_parser("list", help="show each block's expectation, run nothing")
     list_command.add_argument("paths", nargs="+", type=Path, metavar="NOTE")
 
+    commands.add_parser("doctor", help="show which sandbox protections this machine provides")
+
     cache_command = commands.add_parser("cache", help="show or clear the result cache")
     cache_command.add_argument("action", choices=("info", "clear"))
     cache_command.add_argument("path", nargs="?", type=Path, default=Path("notes"), metavar="VAULT")
@@ -214,6 +216,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(arguments)
         if arguments.command == "cache":
             return _cache(arguments)
+        if arguments.command == "doctor":
+            from noteexec.doctor import diagnose, exit_code, report
+
+            findings = diagnose()
+            print(report(findings))
+            return exit_code(findings)
         if arguments.command in SITE_COMMANDS:
             return run_site_command(arguments)
         return _list(arguments)

@@ -17,7 +17,6 @@ lines over a pipe per note; nothing is pickled.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import importlib
 import json
@@ -32,20 +31,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from noteexec.sandbox.execute import Channel, run_note
+from noteexec.sandbox.isolation import (
+    PR_SET_CHILD_SUBREAPER,
+    PR_SET_PDEATHSIG,
+    isolate,
+    kill_children,
+    libc_call,
+    namespaces_work,
+    reap_descendants,
+)
 
 CHANNEL_FD = 1021
-
-_CLONE_NEWNS = 0x00020000
-_CLONE_NEWNET = 0x40000000
-_MS_RDONLY = 1
-_MS_REMOUNT = 32
-_MS_BIND = 4096
-_MS_REC = 16384
-_MS_PRIVATE = 1 << 18
-_PR_SET_PDEATHSIG = 1
-_PR_SET_CHILD_SUBREAPER = 36
-
-_libc = ctypes.CDLL(None, use_errno=True)
 
 # torch modules that notes import lazily (torch.optim's first step imports torch._dynamo, ~1 s)
 # and that are safe to import in the worker: importing them starts no thread.
@@ -64,70 +60,7 @@ _SIGNAL_MEANING = {
 }
 
 
-def _libc_call(name: str, *args: Any) -> None:
-    if getattr(_libc, name)(*args) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, os.strerror(errno))
-
-
-def _children() -> list[int]:
-    """This process's children, from /proc (every thread's list)."""
-    found: list[int] = []
-    for task in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{task}/children") as listing:
-                found.extend(int(pid) for pid in listing.read().split())
-        except OSError:
-            continue
-    return found
-
-
-def _kill_children(keep: frozenset[int] = frozenset()) -> list[int]:
-    victims = [pid for pid in _children() if pid not in keep]
-    for pid in victims:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    return victims
-
-
 # --- inside the note process -------------------------------------------------------------------
-
-
-def _isolate(readonly: list[str], use_namespaces: bool) -> dict[str, Any]:
-    """Enter new network and mount namespaces; report which protections are in force."""
-    watched = {"namespaces": False, "network": "shared", "vault": "watched"}
-    if not use_namespaces:
-        return {**watched, "reason": "namespaces disabled by configuration"}
-    try:
-        _libc_call("unshare", _CLONE_NEWNET | _CLONE_NEWNS)
-    except OSError as error:
-        return {**watched, "reason": f"unshare: {error.strerror}"}
-    isolation: dict[str, Any] = {"namespaces": True, "network": "none", "vault": "read-only"}
-    try:
-        _libc_call("mount", b"none", b"/", None, _MS_REC | _MS_PRIVATE, None)
-        for path in readonly:
-            encoded = os.fsencode(path)
-            _libc_call("mount", encoded, encoded, None, _MS_BIND | _MS_REC, None)
-            flags = _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_REC
-            _libc_call("mount", None, encoded, None, flags, None)
-    except OSError as error:
-        isolation.update(vault="watched", reason=f"read-only mount: {error.strerror}")
-    return isolation
-
-
-def _reap_descendants() -> None:
-    """As a subreaper: kill everything below and reap it, until nothing is left."""
-    for _ in range(1000):
-        if not _kill_children():
-            return
-        while True:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                time.sleep(0.001)
-                break
 
 
 def _note_process(job: dict[str, Any], reader: int, writer: int, workdir: str) -> None:
@@ -138,32 +71,19 @@ def _note_process(job: dict[str, Any], reader: int, writer: int, workdir: str) -
         os.close(writer)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        _libc_call("prctl", _PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        _libc_call("prctl", _PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         os.setsid()
         channel = Channel(CHANNEL_FD)
-        channel.send({"event": "isolation", "isolation": _isolate(job["readonly"], job["namespaces"])})
+        channel.send({"event": "isolation", "isolation": isolate(job["readonly"], job["namespaces"])})
         gc.enable()
         run_note(job, channel, workdir)
-        _reap_descendants()
+        reap_descendants()
         exit_code = 0
     except BaseException:  # the note process must never unwind into the worker's loop
         exit_code = 70
     finally:
         os._exit(exit_code)
-
-
-def _namespaces_work() -> bool:
-    """Whether this machine lets a process enter new network and mount namespaces."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _libc_call("unshare", _CLONE_NEWNET | _CLONE_NEWNS)
-        except OSError:
-            os._exit(1)
-        os._exit(0)
-    _, status = os.waitpid(pid, 0)
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 # --- the worker --------------------------------------------------------------------------------
@@ -296,8 +216,8 @@ class Worker:
         self.wake_reader = wake_reader
         signal.set_wakeup_fd(wake_writer)
         signal.signal(signal.SIGCHLD, lambda *_: None)
-        _libc_call("prctl", _PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        self.namespaces_work = _namespaces_work()
+        libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        self.namespaces_work = namespaces_work()
         self.warming = True
 
     def serve(self) -> None:
@@ -394,7 +314,7 @@ class Worker:
             if note is not None:
                 note.status = status
                 # Whatever the note left behind is now an orphan of the worker: kill it all.
-                _kill_children(keep=frozenset(self.running) - {pid})
+                kill_children(keep=frozenset(self.running) - {pid})
                 self._finish_if_done(note)
 
     def _finish_if_done(self, note: Running) -> None:

@@ -223,6 +223,7 @@ def _lines_and_block_ids(state: StateCore) -> None:
                     line += 1
                 elif child.type in ("wikilink", "tag", "link_open", "image"):
                     child.meta["line"] = line
+        _unwrap_block_embed(tokens, index)
         last = token.children[-1]
         if last.type == "text":
             match = _BLOCK_ID.search(last.content)
@@ -234,6 +235,28 @@ def _lines_and_block_ids(state: StateCore) -> None:
                     last.content = last.content[: match.start()]
                     owner.attrSet("id", f"^{match[1]}")
                     state.env.setdefault("block_ids", []).append(match[1])
+
+
+_INLINE_EMBED = re.compile(
+    r"\.(png|jpe?g|gif|svg|webp|bmp|avif|ico|mp3|wav|m4a|ogg|flac|webm|mp4|mov|mkv|ogv)$", re.IGNORECASE
+)
+
+
+def _unwrap_block_embed(tokens: list[Token], index: int) -> None:
+    """A paragraph that is just ``![[note]]`` becomes the embed itself (a ``<div>`` in no ``<p>``)."""
+    children = [
+        child
+        for child in tokens[index].children or ()
+        if not (child.type == "text" and not child.content.strip())
+    ]
+    if len(children) != 1 or children[0].type != "wikilink":
+        return
+    target: WikiTarget = children[0].meta["target"]
+    if not target.embed or _INLINE_EMBED.search(target.note):
+        return
+    opening, closing = tokens[index - 1], tokens[index + 1] if index + 1 < len(tokens) else None
+    if opening.type == "paragraph_open" and closing is not None and closing.type == "paragraph_close":
+        opening.hidden = closing.hidden = True
 
 
 _BLOCK_ID = re.compile(r"(?:^|\s)\^([A-Za-z0-9][A-Za-z0-9-]*)\s*$")

@@ -114,6 +114,27 @@ def theme_for(options: BuildOptions, title: str) -> tuple[Theme, Path | None]:
     )
 
 
+def css_snippets(root: Path) -> dict[str, Path]:
+    """The vault's enabled Obsidian CSS snippets (``.obsidian/appearance.json``), by site path.
+
+    Callouts and the rest keep Obsidian's DOM, so a snippet styles the site as it styles the app.
+    """
+    obsidian = root / ".obsidian"
+    try:
+        settings = json.loads((obsidian / "appearance.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    enabled = settings.get("enabledCssSnippets") if isinstance(settings, dict) else None
+    found: dict[str, Path] = {}
+    for name in enabled if isinstance(enabled, list) else ():
+        if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
+            continue
+        source = obsidian / "snippets" / f"{name}.css"
+        if source.is_file() and not source.is_symlink():
+            found[f"{ASSETS_DIR}/snippets/{name}.css"] = source
+    return dict(sorted(found.items()))
+
+
 def _relative(path: Path, root: Path) -> str:
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
@@ -183,6 +204,8 @@ def _render_site(
     home = next((parsed[rel] for rel in rels if rel.lower() in HOME_NOTES), None)
     title = options.title or (home.title if home else "") or root.resolve().name or "Notes"
     theme, mermaid_file = theme_for(options, title)
+    snippets = css_snippets(root)
+    theme = dataclasses.replace(theme, snippets=tuple(snippets))
     vault = Vault(rels, attachments, {rel: note.aliases for rel, note in parsed.items()})
     tag_urls = vault.tag_urls(tag for note in parsed.values() for tag in note.tags)
     site = SiteIndex(
@@ -224,6 +247,8 @@ def _render_site(
     files[f"{ASSETS_DIR}/site.js"] = site_js().encode()
     files[f"{ASSETS_DIR}/theme.js"] = theme_js().encode()
     files[f"{ASSETS_DIR}/favicon.svg"] = (favicon_svg() + "\n").encode()
+    for site_path, source in snippets.items():
+        files[site_path] = source
     if mermaid_file is not None:
         files[f"{ASSETS_DIR}/mermaid.min.js"] = mermaid_file
     for page in pages:

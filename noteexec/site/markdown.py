@@ -322,7 +322,7 @@ class PlainLinker:
         )
 
     def embed(self, target: WikiTarget, line: int | None, env: dict[str, Any]) -> str:
-        return f'<span class="internal-embed" src="{escape(target.raw)}">{escape(target.label)}</span>'
+        return f'<span class="internal-embed" data-src="{escape(target.raw)}">{escape(target.label)}</span>'
 
     def tag_href(self, tag: str, env: dict[str, Any]) -> str:
         return f"tags/{tag_slug(tag)}.html"

@@ -46,6 +46,8 @@ class Theme:
     """For a self-contained page: the stylesheet itself instead of a link to it."""
     inline_js: str | None = None
     inline_head_js: str | None = None
+    snippets: tuple[str, ...] = ()
+    """Site paths of the vault's enabled Obsidian CSS snippets, linked after the site's CSS."""
     lang: str = "en"
     """The language of pages that do not say (a note's frontmatter ``lang`` wins)."""
 
@@ -88,6 +90,8 @@ def _head(title: str, root: str, theme: Theme, description: str = "", lang: str 
         if theme.inline_css is not None
         else f'<link rel="stylesheet" href="{root}{ASSETS_DIR}/site.css">'
     )
+    for snippet in theme.snippets:
+        css += f'\n<link rel="stylesheet" href="{root}{escape(quote(snippet, safe="/-_.~"))}">'
     if theme.inline_head_js is not None:
         css += f"\n<script>{theme.inline_head_js}</script>"
     elif theme.inline_js is None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from noteexec.markdown import CALLOUT_ALIASES
 from noteexec.site.code import highlight_code
@@ -327,3 +330,60 @@ def test_harmless_raw_html_is_kept() -> None:
 def test_text_is_escaped() -> None:
     html = render("a < b & c > d\n\n```python\nprint('<b>')\n```\n")
     assert "a &lt; b &amp; c &gt; d" in html and "<b>" not in html
+
+
+_RISKY = [
+    "<script>",
+    "</script>",
+    "<img src=x onerror=alert(1)>",
+    '<a href="javascript:x">',
+    "</a>",
+    "[[",
+    "]]",
+    "![[",
+    "|",
+    "#",
+    "==",
+    "%%",
+    "$",
+    "`",
+    "> [!note]",
+    "\n",
+    "<svg onload=x>",
+    "<div style='background:url(javascript:x)'>",
+    "[t](javascript:x)",
+    "<iframe>",
+    "&",
+    '"',
+    "x",
+    " ",
+    "^id",
+    "<!--",
+    "-->",
+]
+
+
+class _Tags(HTMLParser):
+    """Every start tag of a document with its attributes, as a browser would see them."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, attrs))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_RISKY), max_size=30))
+def test_no_combination_of_note_text_yields_script(parts: list[str]) -> None:
+    parser = _Tags()
+    parser.feed(render("".join(parts)))
+    for tag, attributes in parser.tags:
+        assert tag not in ("script", "iframe", "object", "embed", "style"), tag
+        for name, value in attributes:
+            assert not name.startswith("on"), (tag, name)
+            text = re.sub(r"\s", "", (value or "").lower())
+            assert not (name in ("href", "src") and text.startswith("javascript:")), (tag, name, value)
+            inert = name.startswith("data-") or name in ("title", "alt")  # text, never a URL to load
+            assert "javascript:" not in text or inert, (tag, name, value)

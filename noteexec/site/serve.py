@@ -29,6 +29,10 @@ class _Handler(SimpleHTTPRequestHandler):
     state: Any = None
 
     def do_GET(self) -> None:
+        # Rebuilds can land within the second of the previous one: never answer "304 Not
+        # Modified" from a one-second Last-Modified, or a reload would show the old page.
+        del self.headers["If-Modified-Since"]
+        del self.headers["If-None-Match"]
         if self.path.split("?", 1)[0] == GENERATION_PATH:
             body = str(self.state.generation).encode()
             self.send_response(200)
@@ -42,7 +46,7 @@ class _Handler(SimpleHTTPRequestHandler):
 
     def end_headers(self) -> None:
         if self.path.split("?", 1)[0] != GENERATION_PATH:
-            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Cache-Control", "no-store")
         super().end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:

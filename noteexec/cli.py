@@ -15,33 +15,16 @@ from noteexec.cache import open_cache
 from noteexec.check import NoteFile, UsageError, check, discover, expectations
 from noteexec.config import Config, ConfigError, load_config
 from noteexec.formats import write_github, write_junit
+from noteexec.options import add_cache_arguments
 from noteexec.parse import read_note
 from noteexec.report import Summary, TextReporter, write_json
 from noteexec.sandbox import Sandbox
-from noteexec.site.commands import SITE_COMMANDS, add_site_commands, run_site_command
+from noteexec.site.arguments import SITE_COMMANDS, add_site_commands
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 FORMATS = ("text", "json", "junit", "github")
-
-
-def _add_cache_arguments(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--no-cache", action="store_true", help="run every note, store nothing")
-    command.add_argument(
-        "--cache-dir",
-        type=Path,
-        metavar="DIR",
-        help="default: $NOTEEXEC_CACHE_DIR, else .noteexec/ beside the vault",
-    )
-    command.add_argument(
-        "--cache-key-file",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="a file (e.g. a lock file) whose content is part of every cache key",
-    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check_command.add_argument("-v", "--verbose", action="count", default=0, help="also passing blocks")
     check_command.add_argument("-q", "--quiet", action="count", default=0, help="only failures")
-    _add_cache_arguments(check_command)
+    add_cache_arguments(check_command)
 
     list_command = commands.add_parser("list", help="show each block's expectation, run nothing")
     list_command.add_argument("paths", nargs="+", type=Path, metavar="NOTE")
@@ -198,7 +181,8 @@ def _list(arguments: argparse.Namespace) -> int:
         note = read_note(file.path)
         print(f"{note.path}")
         for problem in note.problems:
-            print(f"  {note.path}:{problem.line}: error: {problem.message}")
+            where = f"{note.path}:{problem.line}" if problem.line else f"{note.path}"
+            print(f"  {where}: error: {problem.message}")
             status = EXIT_FAILED
         for block, expectation in zip(note.blocks, expectations(note, config), strict=True):
             callout = block.callout.kind if block.callout else "-"
@@ -223,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(report(findings))
             return exit_code(findings)
         if arguments.command in SITE_COMMANDS:
+            from noteexec.site.commands import run_site_command  # the site loads only when used
+
             return run_site_command(arguments)
         return _list(arguments)
     except (UsageError, ConfigError) as error:

@@ -22,13 +22,12 @@ from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 from noteexec.check import NoteResult
+from noteexec.site.arguments import DEFAULT_MERMAID_URL
 from noteexec.site.assets import favicon_svg, site_css, site_js, theme_js
 from noteexec.site.page import BrokenLink, Page, ParsedNote, SiteIndex, make_page, parse_for_site
 from noteexec.site.render import PageLinks, Theme, render_index, render_page, render_tag
 from noteexec.site.vault import ASSETS_DIR, Vault
 
-MERMAID_VERSION = "12.3.0"
-DEFAULT_MERMAID_URL = f"https://cdn.jsdelivr.net/npm/mermaid@{MERMAID_VERSION}/dist/mermaid.min.js"
 HOME_NOTES = ("readme.md", "index.md", "home.md")
 """A vault's front page: its title becomes the site's title unless ``--title`` says otherwise."""
 MARKER = ".noteexec-site"
@@ -136,8 +135,10 @@ def css_snippets(root: Path) -> dict[str, Path]:
 
 
 def _relative(path: Path, root: Path) -> str:
+    """The note's vault path under its own name (a symlinked note is not resolved: it may loop)."""
     try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
+        folder = Path(os.path.realpath(path.parent))
+        return (folder / path.name).relative_to(os.path.realpath(root)).as_posix()
     except ValueError:
         return path.name
 

@@ -12,76 +12,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from noteexec.check import NoteFile, NoteResult, UsageError, assemble, check, discover, expectations
 from noteexec.config import Config, load_config
 from noteexec.parse import read_note
-from noteexec.site.build import DEFAULT_MERMAID_URL, BuildError, BuildOptions, BuildReport, build_site
+from noteexec.site.build import BuildError, BuildOptions, BuildReport, build_site
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-SITE_COMMANDS = ("build", "render", "serve")
-
-
-def _common(command: argparse.ArgumentParser, jobs: bool = True) -> None:
-    command.add_argument(
-        "--no-run", action="store_true", help="render without executing (blocks show 'not run')"
-    )
-    command.add_argument(
-        "--mermaid-url",
-        default=DEFAULT_MERMAID_URL,
-        metavar="URL",
-        help="where pages load mermaid.js from (a local file is copied into the site); "
-        f"default {DEFAULT_MERMAID_URL}",
-    )
-    command.add_argument(
-        "--offline", action="store_true", help="load nothing from the network: diagrams show their source"
-    )
-    command.add_argument("--title", help="the site's title (default: the vault folder's name)")
-    if jobs:
-        command.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="notes run at once")
-    command.add_argument("--no-cache", action="store_true", help="run every note, store nothing")
-    command.add_argument(
-        "--cache-dir", type=Path, metavar="DIR", help="result cache (default: .noteexec/ beside the vault)"
-    )
-    command.add_argument(
-        "--cache-key-file",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="a file (e.g. a lock file) whose content is part of every cache key",
-    )
-
-
-def add_site_commands(commands: Any) -> None:
-    """Register the site's subcommands on the CLI's subparsers."""
-    build = commands.add_parser("build", help="check a vault and write it as a static site")
-    build.add_argument("vault", type=Path, metavar="VAULT")
-    build.add_argument("-o", "--out", type=Path, default=Path("site"), metavar="OUT", help="default: ./site")
-    build.add_argument("--site-url", help="public address of the site, for absolute URLs in sitemap.xml")
-    _common(build)
-
-    render = commands.add_parser("render", help="one note as one self-contained HTML page")
-    render.add_argument("note", type=Path, metavar="NOTE")
-    render.add_argument("-o", "--out", type=Path, metavar="FILE.html", help="default: the note's name .html")
-    render.add_argument(
-        "--vault",
-        type=Path,
-        metavar="DIR",
-        help="the vault its links resolve in (default: the nearest folder holding .obsidian/, "
-        "else the note's folder)",
-    )
-    _common(render)
-
-    serve = commands.add_parser("serve", help="build, serve on 127.0.0.1, rebuild and reload on save")
-    serve.add_argument("vault", type=Path, metavar="VAULT")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument(
-        "-o", "--out", type=Path, help="where the site is written (default: a temporary folder)"
-    )
-    _common(serve)
 
 
 def _results(

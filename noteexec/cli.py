@@ -12,7 +12,7 @@ from pathlib import Path
 
 from noteexec import __version__
 from noteexec.cache import open_cache
-from noteexec.check import NoteFile, UsageError, check, discover, expectations
+from noteexec.check import NoteFile, NoteResult, UsageError, check, discover, expectations
 from noteexec.config import Config, ConfigError, load_config
 from noteexec.formats import write_github, write_junit
 from noteexec.options import add_cache_arguments
@@ -139,6 +139,7 @@ def _check(arguments: argparse.Namespace) -> int:
                 print(f"noteexec: warning: {warning}", file=sys.stderr)
             cache.close()
     duration = time.perf_counter() - started
+    _warn_about_isolation(results, config)
     for name, file in outputs:
         stream = sys.stdout if file is None else open(file, "w", encoding="utf-8")  # noqa: SIM115
         with contextlib.nullcontext() if file is None else stream:
@@ -153,6 +154,22 @@ def _check(arguments: argparse.Namespace) -> int:
     if reporter is not None and reporter.stream is not sys.stdout:
         reporter.stream.close()
     return EXIT_OK if Summary.of(results).ok else EXIT_FAILED
+
+
+def _warn_about_isolation(results: Sequence[NoteResult], config: Config) -> None:
+    """Say once when this machine gave notes less isolation than asked for."""
+    if not config.namespaces:
+        return
+    for result in results:
+        isolation = result.facts.isolation if result.facts is not None else {}
+        if isolation and not isolation.get("namespaces", True):
+            reason = isolation.get("reason", "namespaces unavailable")
+            print(
+                f"noteexec: warning: notes ran without network isolation or a read-only vault here "
+                f"({reason}); vault writes are detected instead. See `noteexec doctor`.",
+                file=sys.stderr,
+            )
+            return
 
 
 def _cache(arguments: argparse.Namespace) -> int:

@@ -51,6 +51,7 @@ def block_json(result: BlockResult) -> dict[str, Any]:
         "warnings": list(result.verdict.warnings),
         "diff": result.verdict.diff,
         "stdout": result.facts.stdout if result.facts else "",
+        "output_truncated": result.facts.truncated if result.facts else False,
         "duration": result.facts.duration if result.facts else 0.0,
     }
 

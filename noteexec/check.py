@@ -15,8 +15,8 @@ from noteexec.expect import Expectation, expect
 from noteexec.facts import BlockFacts, NoteFacts
 from noteexec.judge import Verdict, judge
 from noteexec.markdown import normalize_source
-from noteexec.model import CodeBlock, Note
-from noteexec.parse import parse_note, read_note
+from noteexec.model import CodeBlock, Note, Problem
+from noteexec.parse import parse_note, read_note, read_source
 from noteexec.sandbox import BlockRun, NoteRun, Sandbox
 from noteexec.serialize import parsed_from_json, parsed_json
 
@@ -62,7 +62,7 @@ def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> list[NoteFil
     for given in paths:
         if not given.exists() and not given.is_symlink():
             raise UsageError(f"{given}: no such file or directory")
-        if given.is_file():
+        if not given.is_dir():  # a file, or something that reading it will report (a FIFO)
             found.setdefault(given, NoteFile(given, given.parent))
             continue
         root = given
@@ -84,11 +84,8 @@ def _excluded(path: Path, root: Path, patterns: tuple[str, ...]) -> bool:
 
 
 def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-    except (OSError, ValueError):
-        return False
-    return True
+    """Whether ``path`` resolves into ``root`` (a symlink loop resolves to itself: inside)."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
 
 
 def expectations(note: Note, config: Config) -> tuple[Expectation, ...]:
@@ -115,7 +112,10 @@ def note_run(note: Note, expected: Sequence[Expectation], root: Path, config: Co
 
 def _note_error(note: Note, facts: NoteFacts | None) -> str | None:
     if note.problems:
-        return "; ".join(f"{note.path}:{problem.line}: {problem.message}" for problem in note.problems)
+        return "; ".join(
+            f"{note.path}{f':{problem.line}' if problem.line else ''}: {problem.message}"
+            for problem in note.problems
+        )
     if facts is None:
         return None
     if facts.setup_failure is not None:
@@ -162,19 +162,22 @@ def _load(
     if cache is None:
         note = read_note(file.path)
         return note, expectations(note, config)
-    try:
-        content = file.path.read_bytes()
-        text = content.decode("utf-8")
-    except (OSError, UnicodeDecodeError):
-        note = read_note(file.path)  # reports the problem with its line
+    read = read_source(file.path)
+    if isinstance(read, Problem):
+        note = Note(path=file.path, source="", problems=(read,))
         return note, expectations(note, config)
+    content, text = read
     key = parsed_key(content, replace(config, source=None), fingerprint)
     cached = cache.get_parsed(key)
     if cached is not None:
         return parsed_from_json(cached, file.path, normalize_source(text))
     note = parse_note(text, file.path)
     expected = expectations(note, config)
-    cache.put_parsed(key, parsed_json(note, expected))
+    try:
+        data = parsed_json(note, expected)
+    except (TypeError, ValueError, RecursionError):  # frontmatter JSON cannot hold: parse it again next time
+        return note, expected
+    cache.put_parsed(key, data)
     return note, expected
 
 

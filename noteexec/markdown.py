@@ -5,6 +5,11 @@ Two extensions matter to every stage:
   inside them never become visible blocks, and the checker can read them as hidden setup;
 - ``> [!type]`` blockquotes become ``callout_open``/``callout_close`` tokens (a core rule over
   blockquote tokens) whose ``meta["callout"]`` holds the parsed header.
+
+Two flags let the checker report what markdown-it passes over in silence: a fence that is never
+closed (it runs to the end of its container) gets ``meta["unterminated"]``, and a container
+opened at markdown-it's nesting limit (``maxNesting``: its content is not parsed at all, which
+is what keeps deep nesting from exhausting Python's stack) gets ``meta["too_deep"]``.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from markdown_it import MarkdownIt
-from markdown_it.rules_block import StateBlock
+from markdown_it.rules_block import StateBlock, fence
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from mdit_py_plugins.front_matter import front_matter_plugin
@@ -125,6 +130,34 @@ def _comment_block(state: StateBlock, start_line: int, end_line: int, silent: bo
     return True
 
 
+def _fence(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
+    """markdown-it's fence rule, flagging a fence that no closing fence ends."""
+    if not fence(state, start_line, end_line, silent):
+        return False
+    if not silent:
+        token = state.tokens[-1]
+        last = state.line - 1
+        closing = _line_text(state, last).rstrip()
+        closed = (
+            last > start_line
+            and state.sCount[last] - state.blkIndent < 4
+            and closing.startswith(token.markup)
+            and closing == token.markup[0] * len(closing)
+        )
+        if not closed:
+            token.meta["unterminated"] = True
+    return True
+
+
+def _too_deep(state: StateCore) -> None:
+    """Flag containers whose content markdown-it skipped for reaching ``maxNesting``."""
+    limit = state.md.options.maxNesting
+    tokens = state.tokens
+    for index, token in enumerate(tokens[:-1]):
+        if token.nesting == 1 and token.level + 1 >= limit and tokens[index + 1].nesting == -1:
+            token.meta["too_deep"] = True
+
+
 def _callouts(state: StateCore) -> None:
     """Turn blockquotes whose first line is ``[!type]`` into callout tokens."""
     tokens = state.tokens
@@ -174,13 +207,15 @@ def _matching_close(tokens: list[Token], open_index: int) -> int:
 
 def obsidian_plugin(md: MarkdownIt) -> None:
     """Comment blocks and callouts, the syntax the checker depends on."""
+    md.block.ruler.at("fence", _fence, {"alt": ["paragraph", "reference", "blockquote", "list"]})
     md.block.ruler.after(
         "fence",
         "obsidian_comment",
         _comment_block,
         {"alt": ["paragraph", "reference", "blockquote", "list"]},
     )
-    md.core.ruler.after("block", "obsidian_callouts", _callouts)
+    md.core.ruler.after("block", "obsidian_too_deep", _too_deep)
+    md.core.ruler.after("obsidian_too_deep", "obsidian_callouts", _callouts)
 
 
 @cache

@@ -6,6 +6,9 @@ the 1-based lines of the file as an editor shows them.
 
 from __future__ import annotations
 
+import math
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +28,54 @@ from noteexec.model import (
 
 SKIP_DIRECTIVE = "noteexec: skip"
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster
+MAX_YAML_NESTING = 200
+"""Deeper frontmatter is read by the pure-Python loader: libyaml recurses in C and a few
+thousand nested ``[`` overflow the C stack (a segfault), where Python raises RecursionError."""
+MAX_FRONTMATTER_VALUES = 100_000
+"""Frontmatter that expands to more values (YAML aliases: "billion laughs") is refused."""
+
+
+def read_source(path: Path) -> tuple[bytes, str] | Problem:
+    """A note file's bytes and text, or the problem that keeps it from being read.
+
+    Only regular files are read: a FIFO or a device named ``.md`` is reported, never waited on.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        return Problem(0, f"cannot read: {error.strerror or error}")
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return Problem(0, "cannot read: not a regular file")
+        with os.fdopen(descriptor, "rb", closefd=False) as file:
+            data = file.read()
+    except OSError as error:
+        return Problem(0, f"cannot read: {error.strerror or error}")
+    finally:
+        os.close(descriptor)
+    try:
+        return data, data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        return Problem(line, "not valid UTF-8 (a binary file?)")
 
 
 def read_note(path: Path) -> Note:
     """Read and parse a note file; unreadable or undecodable files become a note with a problem."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        return Note(path=path, source="", problems=(Problem(0, f"cannot read: {error.strerror}"),))
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        return Note(path=path, source="", problems=(Problem(line, "not valid UTF-8"),))
-    return parse_note(text, path)
+    read = read_source(path)
+    if isinstance(read, Problem):
+        return Note(path=path, source="", problems=(read,))
+    return parse_note(read[1], path)
 
 
 def parse_note(text: str, path: Path = Path("<note>")) -> Note:
     source = normalize_source(text)
-    tokens = block_parser().parse(source)
+    env: dict[str, Any] = {}
+    tokens = block_parser().parse(source, env)
     problems: list[Problem] = []
+    if "\0" in source:
+        line = source.count("\n", 0, source.index("\0")) + 1
+        problems.append(Problem(line, "contains a NUL byte: not a UTF-8 text file (UTF-16?)"))
     frontmatter: dict[str, Any] = {}
     if tokens and tokens[0].type == "front_matter":
         frontmatter = _load_frontmatter(tokens[0], problems)
@@ -62,13 +93,21 @@ def parse_note(text: str, path: Path = Path("<note>")) -> Note:
 
 
 def _load_frontmatter(token: Token, problems: list[Problem]) -> dict[str, Any]:
+    text = token.content
+    loader = _YAML_LOADER if _nesting_bound(text) <= MAX_YAML_NESTING else yaml.SafeLoader
     try:
-        data = yaml.load(token.content, Loader=_YAML_LOADER)
+        data = yaml.load(text, Loader=loader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
         line = 2 + mark.line if mark is not None else 1  # content starts after the "---" line
         reason = getattr(error, "problem", None) or str(error).splitlines()[0]
         problems.append(Problem(line, f"invalid YAML frontmatter: {reason}"))
+        return {}
+    except RecursionError:
+        problems.append(Problem(1, "invalid YAML frontmatter: nested too deeply"))
+        return {}
+    except (ValueError, TypeError, OverflowError) as error:  # e.g. a date like 2024-13-45
+        problems.append(Problem(1, f"invalid YAML frontmatter: {error}"))
         return {}
     if data is None:
         return {}
@@ -77,7 +116,79 @@ def _load_frontmatter(token: Token, problems: list[Problem]) -> dict[str, Any]:
             Problem(1, f"frontmatter must be a mapping of properties, not a {type(data).__name__}")
         )
         return {}
-    return data
+    too_big = _expansion_problem(data)
+    if too_big is not None:
+        problems.append(Problem(1, f"invalid YAML frontmatter: {too_big}"))
+        return {}
+    return {_property_name(key): value for key, value in data.items()}
+
+
+def _property_name(key: Any) -> str:
+    """Property names are text, as YAML wrote them (``null:`` is the property "null")."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, bool):
+        return {None: "null", True: "true", False: "false"}[key]
+    return str(key)
+
+
+def _nesting_bound(text: str) -> int:
+    """An upper bound of the nesting depth of a YAML document, found without parsing it.
+
+    A block collection nests deeper only on a more indented line or after an indicator on the
+    same line (``- - x``, ``a: b: c``); a flow collection after a bracket.
+    """
+    bound = flow = 0
+    for line in text.split("\n"):
+        stripped = line.lstrip(" ")
+        opens = line.count("[") + line.count("{")
+        indicators = stripped.count("-") + stripped.count("?") + stripped.count(":")
+        bound = max(bound, 2 * (len(line) - len(stripped)) + indicators + flow + opens + 2)
+        flow = max(0, flow + opens - line.count("]") - line.count("}"))
+    return bound
+
+
+def _expansion_problem(data: Any) -> str | None:
+    """Why loaded YAML is unsafe to walk: aliases that expand it enormously, or refer to themselves.
+
+    Every later stage (the cache's JSON, the site's property list) walks the frontmatter as a
+    tree, which expands each alias again; counting the tree's values with one memo per shared
+    node costs as much as the document itself.
+    """
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+
+    def size(value: Any) -> int:
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list | tuple | set):
+            children = value
+        else:
+            return 1
+        key = id(value)
+        if key in sizes:
+            return sizes[key]
+        if key in visiting:
+            raise _AliasCycle
+        visiting.add(key)
+        total = 1 + sum(size(child) for child in children)
+        visiting.discard(key)
+        sizes[key] = total
+        return total
+
+    try:
+        total = size(data)
+    except _AliasCycle:
+        return "a YAML alias refers to itself"
+    except RecursionError:
+        return "nested too deeply"
+    if total > MAX_FRONTMATTER_VALUES:
+        return f"expands to {total:,} values (YAML aliases?); at most {MAX_FRONTMATTER_VALUES:,} are read"
+    return None
+
+
+class _AliasCycle(Exception):
+    pass
 
 
 def _note_options(frontmatter: dict[str, Any], yaml_text: str, problems: list[Problem]) -> NoteOptions:
@@ -94,15 +205,18 @@ def _note_options(frontmatter: dict[str, Any], yaml_text: str, problems: list[Pr
         skip = False
     timeout = raw.get("timeout")
     if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or timeout <= 0
     ):
         problems.append(
             Problem(line, f"'noteexec.timeout' must be a positive number of seconds, not {timeout!r}")
         )
         timeout = None
-    unknown = sorted(set(raw) - {"skip", "timeout"})
+    unknown = sorted(str(key) for key in raw if key not in ("skip", "timeout"))
     if unknown:
-        problems.append(Problem(line, f"unknown 'noteexec' option(s): {', '.join(map(str, unknown))}"))
+        problems.append(Problem(line, f"unknown 'noteexec' option(s): {', '.join(unknown)}"))
     return NoteOptions(skip=skip, timeout=float(timeout) if timeout is not None else None)
 
 
@@ -134,6 +248,13 @@ def _python_blocks(
 
     for token in tokens:
         if token.nesting == 1:
+            if token.meta.get("too_deep") and token.map is not None:
+                problems.append(
+                    Problem(
+                        token.map[0] + 1 + line_offset,
+                        "nested too deeply (callouts, quotes and lists): what is inside is not read",
+                    )
+                )
             if token.type == "callout_open":
                 callouts.append(token.meta["callout"])
             previous_sibling[token.level + 1] = None
@@ -150,6 +271,8 @@ def _python_blocks(
             _comment_contents(token, problems, setup, line_offset)
         elif token.type == "fence" and token.map is not None:
             line = token.map[0] + 1 + line_offset
+            if token.meta.get("unterminated"):
+                problems.append(Problem(line, f"code fence '{token.markup}' is never closed"))
             language = _fence_language(token)
             if language in PYTHON_LANGUAGES:
                 before = previous_sibling.get(token.level)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from noteexec.check import NoteResult
+from noteexec.check import NoteResult, discover
 from noteexec.parse import read_note
 from noteexec.site.assets import site_css, site_js, theme_js
 from noteexec.site.build import BuildOptions, theme_for
@@ -17,10 +17,8 @@ def render_single(root: Path, result: NoteResult, options: BuildOptions | None =
     """The page of ``result``'s note; links to other notes of ``root`` point at ``name.html``."""
     options = options or BuildOptions()
     rel = result.note.path.resolve().relative_to(root.resolve()).as_posix()
-    notes = sorted(
-        path.relative_to(root).as_posix()
-        for path in root.rglob("*.md")
-        if not any(part.startswith(".") for part in path.relative_to(root).parts)
+    notes = sorted(  # as `build` finds them: no note symlinked from outside the vault
+        file.path.relative_to(root).as_posix() for file in (discover([root]) if root.is_dir() else [])
     )
     if rel not in notes:
         notes.append(rel)

@@ -21,7 +21,8 @@ import pytest
 from noteexec.check import check, discover
 from noteexec.config import load_config
 from noteexec.sandbox import Sandbox
-from noteexec.site.build import MERMAID_VERSION, BuildOptions, build_site
+from noteexec.site.arguments import MERMAID_VERSION
+from noteexec.site.build import BuildOptions, build_site
 from tests.conftest import REPO
 
 CHROMIUM = Path(os.environ.get("NOTEEXEC_CHROMIUM", "/usr/bin/chromium"))

@@ -109,7 +109,11 @@ def _check(arguments: argparse.Namespace) -> int:
         raise UsageError("--jobs must be at least 1")
     outputs = _outputs(arguments)
     config = _config_for(arguments.paths)
-    files = _shard(discover(arguments.paths, config.exclude), arguments.shard)
+    found = discover(arguments.paths, config.exclude)
+    if not found:  # nothing failed, so exit 0; but a vault with no notes is likely a wrong path
+        where = ", ".join(map(str, arguments.paths))
+        print(f"noteexec: warning: no notes (*.md) found in {where}", file=sys.stderr)
+    files = _shard(found, arguments.shard)
     cache, fingerprint = open_cache(
         arguments.paths[0] if arguments.paths else Path.cwd(),
         arguments.cache_dir,

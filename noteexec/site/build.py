@@ -25,7 +25,7 @@ from noteexec.check import NoteResult
 from noteexec.site.arguments import DEFAULT_MERMAID_URL
 from noteexec.site.assets import favicon_svg, site_css, site_js, theme_js
 from noteexec.site.page import BrokenLink, Page, ParsedNote, SiteIndex, make_page, parse_for_site
-from noteexec.site.render import PageLinks, Theme, render_index, render_page, render_tag
+from noteexec.site.render import PageLinks, Theme, render_index, render_page, render_tag, script_source
 from noteexec.site.vault import ASSETS_DIR, Vault
 
 HOME_NOTES = ("readme.md", "index.md", "home.md")
@@ -97,6 +97,8 @@ def _mermaid(options: BuildOptions) -> tuple[str | None, bool, Path | None]:
         return f"{ASSETS_DIR}/mermaid.min.js", True, local
     if options.offline:
         return None, False, None
+    if script_source(url) is None:
+        raise BuildError(f"--mermaid-url: {url}: not an http(s) URL or a local file")
     return url, False, None
 
 

@@ -406,13 +406,50 @@ def _render_nothing(self: Any, tokens: list[Token], idx: int, options: Any, env:
     return ""
 
 
+# MathML that latex2mathml writes. Not annotation-xml (its content may be HTML) nor maction.
+_MATHML_TAGS = frozenset(
+    {
+        "math", "menclose", "merror", "mfenced", "mfrac", "mi", "mlabeledtr", "mmultiscripts", "mn",
+        "mo", "mover", "mpadded", "mphantom", "mprescripts", "mroot", "mrow", "ms", "mspace", "msqrt",
+        "mstyle", "msub", "msubsup", "msup", "mtable", "mtd", "mtext", "mtr", "munder", "munderover",
+        "none", "semantics", "annotation",
+    }
+)  # fmt: skip
+# Presentation attributes only: no href (\href), style (\style), class (\class) or id.
+_MATHML_ATTRIBUTES = frozenset(
+    {
+        "xmlns", "display", "accent", "accentunder", "align", "close", "columnalign", "columnlines",
+        "columnspacing", "columnspan", "depth", "displaystyle", "encoding", "fence", "form", "frame",
+        "framespacing", "height", "largeop", "linebreak", "linethickness", "lspace", "mathbackground",
+        "mathcolor", "mathsize", "mathvariant", "maxsize", "minsize", "movablelimits", "notation",
+        "open", "rowalign", "rowlines", "rowspacing", "rowspan", "rspace", "scriptlevel", "separator",
+        "separators", "stretchy", "symmetric", "voffset", "width",
+    }
+)  # fmt: skip
+_MATH_CHARREF = re.compile(r"&amp;(#[0-9]+;|#x[0-9a-fA-F]+;)")
+
+
 @lru_cache(maxsize=4096)
 def math_html(latex: str, display: bool) -> str:
-    """MathML for a formula, or the escaped source marked as an error when it does not convert."""
-    from latex2mathml.converter import convert
+    """MathML for a formula, or the escaped source marked as an error when it does not convert.
+
+    latex2mathml's own ``convert`` unescapes its whole output, so ``\\text{<img onerror=...>}``
+    would come out as markup (and ``<mtext>`` holds HTML): the tree is serialised here instead,
+    escaped, keeping only the character references latex2mathml writes for symbols, and only
+    MathML elements and presentation attributes.
+    """
+    from xml.etree.ElementTree import tostring
+
+    from latex2mathml.converter import convert_to_element
 
     try:
-        return convert(latex, display="block" if display else "inline")
+        math = convert_to_element(latex, display="block" if display else "inline")
+        for node in math.iter():
+            if node.tag not in _MATHML_TAGS:
+                raise ValueError(f"unexpected MathML element {node.tag!r}")
+            for name in [name for name in node.attrib if name not in _MATHML_ATTRIBUTES]:
+                del node.attrib[name]
+        return _MATH_CHARREF.sub(r"&\1", tostring(math, encoding="unicode"))
     except Exception:
         tag = "pre" if display else "code"
         return f'<{tag} class="math-error" title="formula could not be rendered">{escape(latex)}</{tag}>'
@@ -499,10 +536,21 @@ def _attributes(attrs: dict[str, Any]) -> str:
     return "".join(f' {escape(name)}="{escape(str(value))}"' for name, value in attrs.items())
 
 
+_SCRIPT_SCHEME = re.compile(r"^(javascript|vbscript|data|file):", re.IGNORECASE)
+
+
+def _inert_url(url: str) -> bool:
+    """A URL that would run script or show a page made of the note's own text (``data:``)."""
+    return bool(_SCRIPT_SCHEME.match(re.sub(r"[\x00-\x20\x7f]", "", url)))
+
+
 def _render_link_open(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
     token = tokens[idx]  # tokens are shared by every page that embeds the note: never mutated here
     attrs = dict(token.attrs)
     link = _linker(env).url(str(attrs.get("href") or ""), "link", token.meta.get("line"), env)
+    if _inert_url(link):  # markdown-it lets data:image/... through; a link to it is no link
+        attrs.pop("href", None)
+        return f"<a{_attributes(attrs)}>"
     attrs["href"] = link
     if re.match(r"^[a-z][a-z0-9+.-]*:", link, re.IGNORECASE) and not link.startswith("mailto:"):
         attrs.update({"class": "external-link", "rel": "noopener noreferrer", "target": "_blank"})
@@ -523,6 +571,18 @@ def _render_image(self: Any, tokens: list[Token], idx: int, options: Any, env: d
         if size[2]:
             attrs["height"] = size[2]
     attrs["loading"] = "lazy"
+    src = str(attrs["src"])
+    remote = re.match(r"^([a-z][a-z0-9+.-]*:|//)", src, re.IGNORECASE)
+    if remote and not src.lower().startswith("data:image/"):
+        # The site's Content-Security-Policy loads images from the site only: a remote image
+        # becomes a link to it (nothing is fetched from elsewhere when the page opens).
+        label = escape(alt or src)
+        if _inert_url(src):
+            return f"<span>{label}</span>"
+        return (
+            f'<a href="{escape(src)}" class="external-link external-image" rel="noopener noreferrer" '
+            f'target="_blank">{label}</a>'
+        )
     return f'<img alt="{escape(alt)}"{_attributes(attrs)}>'
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
@@ -60,27 +61,45 @@ class PageLinks:
     tag_urls: dict[str, str] = field(default_factory=dict)
 
 
+def script_source(url: str) -> str | None:
+    """A remote script's URL as a CSP source: scheme, host, port and path, exactly (no query).
+
+    None when the URL is not an ``http(s)`` URL a policy can name safely.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]+)?", parts.netloc):
+        return None
+    path = quote(parts.path or "/", safe="/-._~!$&()+=:@%")  # no ; , ' or spaces: they end a source
+    return f"{parts.scheme}://{parts.netloc.lower()}{path}"
+
+
 def _csp(theme: Theme) -> str:
-    scripts = ["'self'", "file:"]
+    """The page's Content-Security-Policy: the site's own files, plus the Mermaid script if remote.
+
+    ``'self'`` covers the site's files from ``file://`` too (browsers match a file page's
+    ``'self'`` to file URLs). A self-contained page allows its inline scripts by hash instead.
+    Images: the site's and ``data:`` (a lone page inlines its images); nothing else is loaded
+    from elsewhere, and notes never contribute a script, a style sheet, a frame or a plugin.
+    """
+    scripts = ["'self'"]
+    media = ["'self'"]
     if theme.inline_js is not None:
         scripts = [
             f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'"
             for script in (theme.inline_head_js, theme.inline_js)
             if script is not None
         ]
+        media.append("data:")
     if theme.mermaid_src and not theme.mermaid_is_site_file:
-        parts = urlsplit(theme.mermaid_src)
-        if parts.scheme in ("http", "https"):
-            scripts.append(f"{parts.scheme}://{parts.netloc}")
-        elif parts.scheme == "file":
-            scripts.append("file:")
+        source = script_source(theme.mermaid_src)
+        if source is not None:
+            scripts.append(source)
     return (
-        "default-src 'self' file:; "
+        "default-src 'self'; "
         f"script-src {' '.join(dict.fromkeys(scripts))}; "
-        "style-src 'self' file: 'unsafe-inline'; "
-        "img-src 'self' file: data: https: http:; media-src 'self' file: data: https:; "
-        "font-src 'self' file: data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-        "form-action 'none'"
+        "style-src 'self' 'unsafe-inline'; "
+        f"img-src 'self' data:; media-src {' '.join(media)}; font-src 'self'; connect-src 'self'; "
+        "object-src 'none'; frame-src 'none'; base-uri 'none'; form-action 'none'"
     )
 
 

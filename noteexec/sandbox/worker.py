@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import importlib.util
 import json
 import os
 import selectors
@@ -43,11 +44,12 @@ from noteexec.sandbox.isolation import (
 
 CHANNEL_FD = 1021
 
-# torch modules that notes import lazily (torch.optim's first step imports torch._dynamo, ~1 s)
-# and that are safe to import in the worker: importing them starts no thread.
-_WARMABLE = (
-    "torch._dynamo", "torch.testing", "torch.optim", "torch.autograd", "torch.func",
-    "torch.distributions", "torch.nn", "torch.utils.checkpoint", "torch.linalg", "torch.fx",
+# Notes import parts of torch lazily (torch.optim's first step imports torch._dynamo and sympy,
+# ~1 s); the worker imports what finished notes imported, so later forks get it for free. Never
+# parts that start threads or processes, which would make forked children deadlock.
+_NEVER_WARM = (
+    "torch._inductor", "torch.distributed", "torch.multiprocessing", "torch.cuda", "torch.compiler",
+    "torch.utils.data", "torch.backends.cuda", "torch.testing._internal",
 )  # fmt: skip
 
 _SIGNAL_MEANING = {
@@ -219,6 +221,7 @@ class Worker:
         libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         self.namespaces_work = namespaces_work()
         self.warming = True
+        self.started = time.time()
 
     def serve(self) -> None:
         stdin = sys.stdin.fileno()
@@ -344,16 +347,24 @@ class Worker:
     def _warm_up(self, modules: list[str]) -> None:
         """Import what a finished note imported lazily, so later forks inherit it for free.
 
-        Only known-safe torch modules, and only while the worker stays single-threaded, which
-        keeps forked children free of torch's thread-pool deadlock.
+        Only torch's own modules, only files older than the worker (a note that wrote or changed
+        a file under torch/ gets nothing run outside its sandbox), and only while the worker stays
+        single-threaded, which keeps forked children free of torch's thread-pool deadlock.
         """
-        wanted = [name for name in modules if name.startswith(_WARMABLE) and name not in sys.modules]
+        wanted = [
+            name
+            for name in sorted(modules)
+            if name.startswith("torch.") and not name.startswith(_NEVER_WARM) and name not in sys.modules
+        ]
         if not wanted or not self.warming:
             return
         threads = len(os.listdir("/proc/self/task"))
         for name in wanted:
             with contextlib.suppress(Exception):
-                importlib.import_module(name)
+                spec = importlib.util.find_spec(name)
+                origin = spec.origin if spec is not None else None
+                if origin and os.path.isfile(origin) and os.stat(origin).st_mtime < self.started:
+                    importlib.import_module(name)
         if len(os.listdir("/proc/self/task")) != threads:
             self.warming = False
             print(f"noteexec worker: {wanted[0]} started a thread; warm-up stopped", file=sys.stderr)

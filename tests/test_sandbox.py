@@ -191,3 +191,39 @@ def test_output_is_capped(run_note: RunNote) -> None:
     facts = result.blocks[0].facts
     assert facts.truncated
     assert len(facts.stdout) <= (1 << 20) + 1
+
+
+def test_worker_never_imports_a_module_a_note_planted_in_torch(tmp_path: Path, sandbox: Sandbox) -> None:
+    """The worker imports what notes imported from torch, but only files older than itself."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("torch")
+    assert spec is not None and spec.submodule_search_locations
+    package = Path(next(iter(spec.submodule_search_locations)))
+    name = f"_noteexec_planted_{uuid.uuid4().hex}"
+    marker = tmp_path / "imports.log"  # outside the vault, which notes cannot write
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    note = vault / "plant.md"
+    planted = package / f"{name}.py"
+    module_source = (
+        f"import os\nwith open({str(marker)!r}, 'a') as log:\n    log.write(str(os.getpid()) + chr(10))\n"
+    )
+    note.write_text(
+        fence(
+            f"from pathlib import Path\nPath({str(planted)!r}).write_text({module_source!r})\nimport torch.{name}"
+        )
+    )
+    try:
+        with Sandbox() as own:
+            [first] = check([NoteFile(note, vault)], Config(), own)
+            [second] = check([NoteFile(note, vault)], Config(), own)
+        assert outcomes(first) == ["passed"], first.blocks[0].verdict.message
+        assert outcomes(second) == ["passed"]
+        # Each note's own process imported the module once; the worker never did.
+        assert len(marker.read_text().splitlines()) == 2
+    finally:
+        for leftover in package.glob(f"{name}*"):
+            leftover.unlink()
+        for cached in (package / "__pycache__").glob(f"{name}*"):
+            cached.unlink()

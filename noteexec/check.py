@@ -66,7 +66,12 @@ def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> list[NoteFil
             found.setdefault(given, NoteFile(given, given.parent))
             continue
         root = given
-        for directory, subdirectories, files in os.walk(root):
+
+        def unreadable(error: OSError, root: Path = root) -> None:
+            if Path(error.filename) == root:
+                raise UsageError(f"{root}: cannot read: {error.strerror}")
+
+        for directory, subdirectories, files in os.walk(root, onerror=unreadable):
             subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
             for name in sorted(files):
                 path = Path(directory) / name

@@ -75,17 +75,20 @@ def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> list[NoteFil
             subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
             for name in sorted(files):
                 path = Path(directory) / name
-                if not name.lower().endswith(".md") or _excluded(path, root, patterns):
-                    continue
-                if path.is_symlink() and not _inside(path, root):
-                    continue
-                found.setdefault(path, NoteFile(path, root))
+                if name.lower().endswith(".md") and is_note(path, root, patterns):
+                    found.setdefault(path, NoteFile(path, root))
     return list(found.values())
 
 
-def _excluded(path: Path, root: Path, patterns: tuple[str, ...]) -> bool:
-    relative = path.relative_to(root).as_posix()
-    return any(fnmatch.fnmatch(relative, pattern) for pattern in patterns)
+def is_note(path: Path, root: Path, exclude: Iterable[str] = ()) -> bool:
+    """Whether checking the folder ``root`` checks the file ``path`` (every front end agrees):
+    not in a dot-folder, not excluded, not a symlink out of ``root``."""
+    relative = path.relative_to(root)
+    if any(part.startswith(".") for part in relative.parts[:-1]):
+        return False
+    if any(fnmatch.fnmatch(relative.as_posix(), pattern) for pattern in exclude):
+        return False
+    return not path.is_symlink() or _inside(path, root)
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -13,7 +13,6 @@ its option and ini key. The pytest process never imports torch; only the sandbox
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import warnings
 from collections.abc import Iterator
@@ -113,9 +112,11 @@ class _Runner:
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> NoteFile | None:
         if file_path.suffix.lower() != ".md":
             return None
+        from noteexec.check import is_note
+
         root, named = self.root_for(file_path)
         settings = self.settings_for(root)
-        if not named and not _is_note(file_path, root, settings.exclude):
+        if not named and not is_note(file_path, root, settings.exclude):
             return None
         return NoteFile.from_parent(parent, path=file_path, root=root, settings=settings, runner=self)
 
@@ -151,22 +152,6 @@ class _Runner:
         sandboxes, self.sandboxes = self.sandboxes, {}
         for sandbox in sandboxes.values():
             sandbox.close()
-
-
-def _is_note(path: Path, root: Path, exclude: tuple[str, ...]) -> bool:
-    """Whether ``noteexec check root`` checks ``path``: not in a dot-folder, not excluded, not a
-    symlink out of the checked folder (as :func:`noteexec.check.discover` decides)."""
-    relative = path.relative_to(root)
-    if any(part.startswith(".") for part in relative.parts[:-1]):
-        return False
-    if any(fnmatch.fnmatch(relative.as_posix(), pattern) for pattern in exclude):
-        return False
-    if path.is_symlink():
-        try:
-            path.resolve().relative_to(root.resolve())
-        except (OSError, ValueError):
-            return False
-    return True
 
 
 class NoteFile(pytest.File):

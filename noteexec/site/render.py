@@ -133,9 +133,9 @@ def _head(title: str, root: str, theme: Theme, description: str = "", lang: str 
     )
 
 
-def _scripts(root: str, theme: Theme, with_index: bool = True) -> str:
+def _scripts(root: str, theme: Theme, with_index: bool = True, diagrams: bool = False) -> str:
     parts = []
-    if theme.mermaid_src:  # before site.js, which draws the diagrams
+    if theme.mermaid_src and diagrams:  # only where there are diagrams; before site.js, which draws them
         src = f"{root}{theme.mermaid_src}" if theme.mermaid_is_site_file else theme.mermaid_src
         parts.append(f'<script src="{escape(src)}"></script>')
     if theme.inline_js is not None:
@@ -300,7 +300,7 @@ def render_page(page: Page, links: PageLinks, theme: Theme, standalone: bool = F
         + "</article></main>\n"
         + _right_sidebar(page, links)
         + "</div>\n"
-        + _scripts(root, theme, with_index=not standalone)
+        + _scripts(root, theme, with_index=not standalone, diagrams='<pre class="mermaid">' in page.body)
         + "\n</body>\n</html>\n"
     )
 

@@ -4,7 +4,8 @@ Every note of :func:`write_hostile_vault` carries one payload in every place a n
 text: raw HTML (block and inline), a callout title, frontmatter (title, tags, aliases, date,
 lang, other properties), a heading, an inline ``#tag``, a wikilink and embed alias, a wikilink
 target, a Markdown link's text and URL, an image's alt text, a table, a footnote, a list, a
-highlight, math, a Mermaid label. ``checked.md`` has python blocks that print every payload, warn
+highlight, math. ``diagrams.md`` puts each payload in a Mermaid label (one diagram each, and
+under an init directive that tries to loosen Mermaid's sanitiser). ``checked.md`` has python blocks that print every payload, warn
 with them and raise with them, so they reach captured output, warnings, diffs and exception
 messages (facts come from a real run or from :func:`checked_facts`). One note's file name is a
 payload too.
@@ -118,12 +119,6 @@ def hostile_note(kind: str, payload: str) -> str:
 
         Math $\\text{{{p}}}$ and $$\\text{{{p}}}$$
 
-        ```mermaid
-        graph TD
-          A["{p}"] --> B["label"]
-          click A href "javascript:window.__pwned=1"
-        ```
-
         ```html
         {p}
         ```
@@ -160,8 +155,30 @@ the documented output differs, so the page shows a diff of the payloads
 """
 
 
+DIAGRAM = """\
+```mermaid
+graph TD
+  A["{p}"] --> B["label"]
+  click A href "javascript:window.__pwned=1"
+```
+
+```mermaid
+%%{{init: {{"securityLevel": "loose", "dompurifyConfig": {{"ADD_TAGS": ["iframe", "form"], "ADD_ATTR": ["onerror", "srcdoc"], "FORBID_TAGS": []}}}}}}%%
+flowchart TD
+  A["<img src=x onerror=window.__pwned=1>"] --> B["{p}"]
+  click A call eval("window.__pwned=1")
+```
+"""
+
+
+def diagrams_note() -> str:
+    """Every payload as a Mermaid label (a diagram each: a stray quote breaks only its own)."""
+    diagrams = "\n".join(DIAGRAM.format(p=payload) for payload in PAYLOADS.values())
+    return f"# Diagrams\n\n{canary('diagrams')}\n\n{diagrams}"
+
+
 def write_hostile_vault(root: Path) -> Path:
-    """The hostile vault: one note per payload kind, ``checked.md``, ``other.md``, ``pic.png``."""
+    """One note per payload kind, ``diagrams.md``, ``checked.md``, ``other.md``, ``pic.png``."""
     root.mkdir(parents=True, exist_ok=True)
     for kind, payload in PAYLOADS.items():
         path = root / note_name(kind)
@@ -170,6 +187,7 @@ def write_hostile_vault(root: Path) -> Path:
     (root / "checked.md").write_text(
         CHECKED_NOTE.format(payloads=json.dumps(list(PAYLOADS.values()))), encoding="utf-8"
     )
+    (root / "diagrams.md").write_text(diagrams_note(), encoding="utf-8")
     (root / "other.md").write_text(
         "# Other\n\nThe embedded note. " + " ".join(PAYLOADS.values()) + "\n", encoding="utf-8"
     )

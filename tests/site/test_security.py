@@ -177,7 +177,8 @@ def test_a_local_mermaid_file_is_a_site_file_under_self(site: SiteFiles) -> None
     assert_strict(csp)
     assert csp["script-src"] == ["'self'"]
     assert "_assets/mermaid.min.js" in site.files
-    assert '<pre class="mermaid">' in text(site, note_name("script")[:-3] + ".html")
+    assert text(site, "diagrams.html").count('<pre class="mermaid">') == 2 * len(PAYLOADS)
+    assert "mermaid.min.js" not in text(site, "index.html")  # pages without diagrams do not load it
 
 
 def test_a_single_page_allows_exactly_its_own_inline_scripts(vault: Path) -> None:

@@ -283,6 +283,12 @@
     window.mermaid.initialize({
       startOnLoad: false,
       securityLevel: "strict",
+      // Labels may hold HTML (sanitised by Mermaid's DOMPurify); nothing a reader could submit,
+      // nothing that embeds another document, no style sheet.
+      dompurifyConfig: {
+        FORBID_TAGS: ["form", "input", "button", "textarea", "select", "option", "iframe", "frame",
+          "object", "embed", "style", "link", "meta", "base"],
+      },
       theme: isDark() ? "dark" : "default",
       fontFamily: getComputedStyle(body).fontFamily,
     });

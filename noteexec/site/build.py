@@ -7,6 +7,7 @@ swaps it in, so a failed or interrupted build leaves the previous site as it was
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
@@ -15,7 +16,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -288,14 +289,67 @@ def _check_replaceable(out: Path) -> None:
     raise BuildError(f"{out} is not empty and was not written by noteexec; not replacing it")
 
 
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (the output's parent): one build writes there at a time.
+
+    ``flock`` on the folder itself, so no lock file is left behind, and a build killed while it
+    holds the lock releases it with its last file descriptor. Where folders cannot be locked,
+    builds are not serialised.
+    """
+    try:
+        import fcntl
+
+        descriptor = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def _recover(out: Path) -> None:
+    """Undo what a killed build left beside ``out`` (call with the lock held).
+
+    ``.OUT.*.tmp``: a staging folder, or the previous site being deleted: removed.
+    ``.OUT.*.old``: the previous site moved aside by the rename fallback; if the build died
+    before the new site took its place, it is put back.
+    """
+    for old in sorted(out.parent.glob(f".{out.name}.*.old")):
+        if not out.exists() and not out.is_symlink() and (old / MARKER).exists():
+            os.rename(old, out)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+    for stale in out.parent.glob(f".{out.name}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def write_site(files: Mapping[str, bytes | Path], out: Path) -> None:
-    """Write the site into a fresh folder beside ``out``, then swap it in."""
+    """Write the site into a fresh folder beside ``out``, then swap it in.
+
+    Builds into the same folder at once take turns (a lock on its parent), so one never deletes
+    another's staging folder; a build killed at any moment leaves ``out`` the old site or the new.
+    """
     out = Path(os.path.abspath(out))
-    _check_replaceable(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        for stale in out.parent.glob(f".{out.name}.*.tmp"):
-            shutil.rmtree(stale, ignore_errors=True)  # left by a build that was killed
+    except OSError as error:
+        raise BuildError(f"cannot write {out}: {error.strerror or error}") from None
+    with _locked(out.parent):
+        try:
+            _recover(out)
+        except OSError as error:
+            raise BuildError(f"cannot write {out}: {error.strerror or error}") from None
+        _check_replaceable(out)
+        _write_and_swap(files, out)
+
+
+def _write_and_swap(files: Mapping[str, bytes | Path], out: Path) -> None:
+    try:
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     except OSError as error:
         raise BuildError(f"cannot write {out}: {error.strerror or error}") from None

@@ -93,9 +93,14 @@ def test_the_payloads_reached_the_places_that_show_them_as_text(site: SiteFiles)
     checked = text(site, "checked.html")
     for payload in PAYLOADS.values():
         shown = html.escape(payload)
-        for where in ("nx-stdout", "nx-stderr", "nx-exception-text", "nx-diff"):
-            section = checked[checked.index(f'class="{where}"') :]
-            assert shown in section[: section.index("</pre>")] or shown in section, where
+        for where in (
+            '<pre class="nx-stdout">',
+            '<pre class="nx-stderr">',
+            '"nx-exc-type">ValueError',
+            "nx-diff",
+        ):
+            section = checked[checked.index(where) :]
+            assert shown in section[: section.index("</pre>")], (where, payload)
     assert html.escape(PAYLOADS["script"]) in checked[checked.index("nx-warning") :]
     index = text(site, "index.html")
     assert html.escape(PAYLOAD_FILE_NAME[:-3]) in index  # a file name that is a payload

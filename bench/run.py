@@ -65,7 +65,7 @@ def core(workdir: Path, repeat: int) -> list[Row]:
     seed_only = workdir / "seed"
     seed_only.mkdir()
     shutil.copy(SEED, seed_only / SEED.name)
-    cold = median_wall(noteexec("check", seed_only / SEED.name), repeat)
+    cold = median_wall(noteexec("check", "--no-cache", seed_only / SEED.name), repeat)
     rows.append(
         (
             "cold `noteexec check` of the seed note",
@@ -78,8 +78,8 @@ def core(workdir: Path, repeat: int) -> list[Row]:
     one = make_vault(1, workdir)
     per_note = []
     for _ in range(repeat):
-        many = wall(noteexec("check", "--jobs", "1", vault))
-        single = wall(noteexec("check", "--jobs", "1", one))
+        many = wall(noteexec("check", "--no-cache", "--jobs", "1", vault))
+        single = wall(noteexec("check", "--no-cache", "--jobs", "1", one))
         per_note.append((many - single) / 199)
     overhead = statistics.median(per_note)
     rows.append(
@@ -91,8 +91,9 @@ def core(workdir: Path, repeat: int) -> list[Row]:
         )
     )
     jobs = os.cpu_count() or 1
-    parallel = median_wall(noteexec("check", "--jobs", str(jobs), vault), max(1, repeat // 2))
-    serial = median_wall(noteexec("check", "--jobs", "1", vault), max(1, repeat // 2))
+    rounds = max(1, repeat // 2)
+    parallel = median_wall(noteexec("check", "--no-cache", "--jobs", str(jobs), vault), rounds)
+    serial = median_wall(noteexec("check", "--no-cache", "--jobs", "1", vault), rounds)
     rows.append(
         (
             f"200-note vault, --jobs {jobs}",
@@ -127,7 +128,7 @@ def markdown_docs_python(workdir: Path) -> Path:
 
 
 def tree_peak_pss(command: Sequence[str | Path], cwd: Path = REPO) -> tuple[float, int]:
-    """Wall time and peak PSS (bytes) of a command's whole process tree, sampled every 10 ms.
+    """Wall time and peak PSS (bytes) of a command's whole process tree, sampled every 50 ms.
 
     PSS counts a page shared by n processes as 1/n of it, so pages shared after fork count once.
     """
@@ -136,7 +137,7 @@ def tree_peak_pss(command: Sequence[str | Path], cwd: Path = REPO) -> tuple[floa
     peak = 0
     while process.poll() is None:
         peak = max(peak, sum(_pss(pid) for pid in _tree(process.pid)))
-        time.sleep(0.01)
+        time.sleep(0.05)
     return time.perf_counter() - started, peak
 
 
@@ -178,7 +179,9 @@ def scale(workdir: Path, repeat: int) -> list[Row]:
         vault = make_vault(size, workdir)
         (vault.parent / "conftest.py").write_text(MARKDOWN_DOCS_CONFTEST)
         cache_dir = workdir / f"cache-{size}"
-        cold, peak = tree_peak_pss(noteexec("check", "--jobs", "2", "--cache-dir", cache_dir, vault))
+        cold = wall(noteexec("check", "--jobs", "2", "--cache-dir", cache_dir, vault))  # and fill the cache
+        # Memory is sampled in a run of its own: reading smaps costs CPU that the timing must not pay.
+        _, peak = tree_peak_pss(noteexec("check", "--jobs", "2", "--no-cache", vault))
         warm = median_wall(noteexec("check", "--jobs", "2", "--cache-dir", cache_dir, vault), repeat)
         docs = wall(
             [markdown_docs, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--markdown-docs", vault.name],
@@ -218,11 +221,15 @@ def print_table(rows: list[Row]) -> None:
     header = ("measure", "value", "baseline (same run)", "ratio / target")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(4)]
     for row in [header, tuple("-" * width for width in widths), *rows]:
-        print("| " + " | ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)) + " |")
+        print(
+            "| " + " | ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)) + " |"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append")
     parser.add_argument("--repeat", type=int, default=5)
     arguments = parser.parse_args()

@@ -121,7 +121,9 @@ def _comment_block(state: StateBlock, start_line: int, end_line: int, silent: bo
         close_line += 1
     unterminated = close_line >= end_line
     body_end = end_line if unterminated else close_line
-    body = state.getLines(start_line + 1, body_end, state.sCount[start_line], True)
+    # keepLastLF on a last line with no line break makes markdown-it-py read past the source
+    keep_last_newline = state.eMarks[body_end - 1] < len(state.src)
+    body = state.getLines(start_line + 1, body_end, state.sCount[start_line], keep_last_newline)
     token = state.push("obsidian_comment", "", 0)
     token.map = [start_line, end_line if unterminated else close_line + 1]
     token.content = body

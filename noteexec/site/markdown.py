@@ -103,13 +103,17 @@ class WikiTarget:
         return name
 
 
+MAX_WIKILINK = 4096
+"""The longest ``[[target#heading|alias]]`` read as a link."""
+
+
 def _wikilink(state: StateInline, silent: bool) -> bool:
     start = state.pos
     embed = state.src.startswith("![[", start)
     opening = start + (3 if embed else 2)
     if not embed and not state.src.startswith("[[", start):
         return False
-    close = state.src.find("]]", opening)
+    close = state.src.find("]]", opening, opening + MAX_WIKILINK + 2)  # unbounded: quadratic on "[[[[…"
     if close < 0 or close > state.posMax:
         return False
     raw = state.src[opening:close]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +17,20 @@ from noteexec.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_NOTE = REPO.parent / "shared" / "seed-note.md"
+
+
+def noteexec(
+    *arguments: str | Path, cwd: Path = REPO, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the command line as a user does: a new process, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "noteexec", *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        env={**os.environ, **env} if env else None,
+    )
 
 
 def callout(kind: str, code: str, title: str = "", body: str = "", lang: str = "python") -> str:

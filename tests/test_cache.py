@@ -17,23 +17,12 @@ import pytest
 from noteexec.cache import ResultCache, environment_fingerprint, run_key
 from noteexec.facts import NoteFacts
 from noteexec.sandbox import BlockRun, NoteRun
-from tests.conftest import REPO, callout, fence
+from tests.conftest import REPO, callout, fence, noteexec
 
 SUCCESS = callout("success", "w = torch.ones(1, requires_grad=True)\n(w * 2).sum().backward()")
 FAILURE = callout(
     "fail", "torch.ones(1).backward()  # RuntimeError: element 0 of tensors does not require grad"
 )
-
-
-def noteexec(*arguments: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "noteexec", *map(str, arguments)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def check_json(vault: Path, *extra: str | Path, env: dict[str, str] | None = None) -> dict:

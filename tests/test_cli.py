@@ -8,17 +8,7 @@ import sys
 from pathlib import Path
 
 from noteexec import __version__
-from tests.conftest import REPO, SEED_NOTE, callout, fence
-
-
-def noteexec(*arguments: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "noteexec", *map(str, arguments)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
+from tests.conftest import REPO, SEED_NOTE, callout, fence, noteexec
 
 
 def test_version() -> None:

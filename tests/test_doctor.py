@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from noteexec.doctor import diagnose, exit_code, report
-from tests.test_cli import noteexec
+from tests.conftest import noteexec
 
 
 def test_doctor_probes_each_protection() -> None:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, callout, fence
-from tests.test_cli import noteexec
+from tests.conftest import REPO, callout, fence, noteexec
 
 
 @pytest.fixture(scope="module")

@@ -13,20 +13,10 @@ import pytest
 
 from noteexec.site import build as build_module
 from noteexec.site.build import MARKER, BuildError, BuildOptions, build_site, render_site, write_site
-from tests.conftest import REPO, SEED_NOTE
+from tests.conftest import REPO, SEED_NOTE, noteexec
 from tests.site.helpers import results_for, write_vault
 
 NOTES = REPO / "notes"
-
-
-def noteexec(*arguments: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "noteexec", *map(str, arguments)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
 
 
 def digest(folder: Path) -> dict[str, str]:

@@ -69,6 +69,3 @@ def matches(expected: str, actual: str, *, prefix: bool = False) -> bool:
             reachable[0] = False
     return reachable[len(words)]
 
-
-def normalize_whitespace(text: str) -> str:
-    return " ".join(text.split())

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -138,12 +138,6 @@ class Sandbox:
                 yield data["id"], NoteFacts.lost(len(run.blocks), data["supervisor_failed"])
             else:
                 yield data["id"], NoteFacts.from_json(data)
-
-    def run(self, runs: Sequence[NoteRun]) -> Iterator[tuple[int, NoteFacts]]:
-        """Yield ``(index into runs, facts)`` in completion order."""
-        tickets = {self.submit(run): index for index, run in enumerate(runs)}
-        for ticket, facts in self.collect():
-            yield tickets[ticket], facts
 
     def _death_reason(self) -> str:
         """The worker's last words (stderr), so a broken install is visible, not a mystery."""

@@ -231,3 +231,22 @@ def test_worker_never_imports_a_module_a_note_planted_in_torch(tmp_path: Path, s
             leftover.unlink()
         for cached in (package / "__pycache__").glob(f"{name}*"):
             cached.unlink()
+
+
+def test_a_worker_that_cannot_start_fails_every_note_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "fake"
+    (fake / "torch").mkdir(parents=True)
+    (fake / "torch" / "__init__.py").write_text("raise ImportError('torch is broken here')\n")
+    monkeypatch.setenv("PYTHONPATH", str(fake))
+    notes = []
+    for name in ("a.md", "b.md"):
+        (tmp_path / name).write_text(fence("x = 1"))
+        notes.append(NoteFile(tmp_path / name, tmp_path))
+    with Sandbox() as broken:
+        results = check(notes, Config(), broken)
+    assert [outcomes(result) for result in results] == [["failed"], ["failed"]]
+    message = results[0].blocks[0].verdict.message
+    assert message.startswith("not run: the sandbox worker died")
+    assert "torch is broken here" in message

@@ -107,18 +107,24 @@ def test_folders_skip_dot_directories(tmp_path: Path) -> None:
     assert "1 notes" in result.stdout
 
 
-def test_list_shows_expectations_without_importing_torch() -> None:
+def with_import_times(*arguments: str | Path) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run the CLI under ``-X importtime``: its result, and every module its own process imported."""
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "noteexec", "list", str(SEED_NOTE)],
+        [sys.executable, "-X", "importtime", "-m", "noteexec", *map(str, arguments)],
         capture_output=True,
         text=True,
         cwd=REPO,
-        timeout=60,
+        timeout=120,
     )
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    return result, imported
+
+
+def test_list_shows_expectations_without_importing_torch() -> None:
+    result, imported = with_import_times("list", SEED_NOTE)
     assert result.returncode == 0
     assert f"{SEED_NOTE}:28  failure   raises" in result.stdout
     assert "RuntimeError: element 0 of tensors does not require grad... at line 39" in result.stdout
-    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
     assert "markdown_it" in imported
     assert "torch" not in imported
 
@@ -127,15 +133,8 @@ def test_check_process_never_imports_torch(tmp_path: Path) -> None:
     (tmp_path / "n.md").write_text(
         callout("success", "w = torch.ones(1, requires_grad=True)\n(w * 2).sum().backward()")
     )
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "noteexec", "check", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-    )
+    result, parent_imports = with_import_times("check", "--no-cache", tmp_path)
     assert result.returncode == 0, result.stdout
-    parent_imports = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
     assert "noteexec.check" in parent_imports
     assert "torch" not in parent_imports
 

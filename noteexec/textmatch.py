@@ -68,4 +68,3 @@ def matches(expected: str, actual: str, *, prefix: bool = False) -> bool:
                 reachable[j] = reachable[j - 1] and _same(token, words[j - 1])
             reachable[0] = False
     return reachable[len(words)]
-

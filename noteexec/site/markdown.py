@@ -493,8 +493,15 @@ _SAFE_CSS = frozenset(
 )  # fmt: skip
 
 
+MAX_SANITIZED_TAGS = 5_000
+"""nh3's cost grows with the square of nesting depth; past this many tags a fragment is shown as
+text (escaped, so still safe) instead of being cleaned: a hostile note cannot stall a build."""
+
+
 @lru_cache(maxsize=4096)
 def sanitize_html(fragment: str) -> str:
+    if fragment.count("<") > MAX_SANITIZED_TAGS:
+        return escape(fragment)
     return nh3.clean(
         fragment,
         tags=set(ALLOWED_TAGS),

@@ -273,3 +273,15 @@ def test_remote_images_become_links_so_pages_load_nothing_from_elsewhere() -> No
     assert ">a diagram</a>" in rendered and ">//example.org/e.png</a>" in rendered
     inline = render_markdown("![dot](data:image/png;base64,iVBORw0KGgo=)\n")
     assert '<img alt="dot" src="data:image/png;base64,iVBORw0KGgo="' in inline
+
+
+def test_raw_html_too_deep_to_clean_is_shown_as_text() -> None:
+    from noteexec.site.markdown import MAX_SANITIZED_TAGS, sanitize_html
+
+    depth = MAX_SANITIZED_TAGS + 1
+    fragment = "<div>" * depth + "<script>window.__pwned=1</script>" + "</div>" * depth
+    cleaned = sanitize_html(fragment)
+    assert "<div>" not in cleaned
+    assert "<script" not in cleaned
+    assert "&lt;script&gt;" in cleaned
+    assert sanitize_html("<div><b>ok</b></div>") == "<div><b>ok</b></div>"

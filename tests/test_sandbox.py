@@ -250,3 +250,87 @@ def test_a_worker_that_cannot_start_fails_every_note_with_its_reason(
     message = results[0].blocks[0].verdict.message
     assert message.startswith("not run: the sandbox worker died")
     assert "torch is broken here" in message
+
+
+def test_a_note_waiting_for_its_turn_is_not_timed_out(tmp_path: Path) -> None:
+    """The next note's process is prepared while the current one runs; its timeout starts with its turn."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    slow = vault / "a-slow.md"
+    slow.write_text(fence("import time\ntime.sleep(2.5)"))
+    quick = vault / "b-quick.md"
+    quick.write_text(short_timeout(1) + fence("x = 1"))
+    with Sandbox(parallel=1) as own:
+        results = check([NoteFile(slow, vault), NoteFile(quick, vault)], Config(), own)
+    assert [outcomes(result) for result in results] == [["passed"], ["passed"]]
+
+
+def test_later_notes_start_with_what_earlier_notes_imported_from_torch(tmp_path: Path) -> None:
+    """A prepared process forked before the worker warmed up a module is replaced by a fresh one."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    module = "torch.utils.show_pickle"
+    (vault / "a-imports.md").write_text(
+        fence(f"import sys\nassert {module!r} not in sys.modules\nimport {module}")
+    )
+    (vault / "b-finds.md").write_text(
+        fence(f"import sys\nprint({module!r} in sys.modules)") + fence("True", "text")
+    )
+    with Sandbox(parallel=1) as own:
+        results = check([NoteFile(path, vault) for path in sorted(vault.iterdir())], Config(), own)
+    assert [outcomes(result) for result in results] == [["passed"], ["passed"]], (
+        results[1].blocks[0].verdict.message
+    )
+
+
+def test_many_notes_through_one_slot_each_get_their_own_result(tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    for index in range(12):
+        (vault / f"{index:02d}.md").write_text(
+            fence(f"import os\nprint({index}, os.getpid() != os.getppid())")
+        )
+    with Sandbox(parallel=1) as own:
+        results = check([NoteFile(path, vault) for path in sorted(vault.iterdir())], Config(), own)
+    assert [result.blocks[0].facts.stdout for result in results] == [f"{index} True\n" for index in range(12)]
+
+
+HUGE_PAGE_PROBE = """
+import json, mmap
+from noteexec.sandbox.isolation import back_with_huge_pages
+
+def anonymous():
+    fields = dict(line.split(":", 1) for line in open("/proc/self/smaps_rollup").read().splitlines()[1:])
+    return {key: int(fields[key].split()[0]) << 10 for key in ("Anonymous", "AnonHugePages")}
+
+PRIVATE = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+dense = mmap.mmap(-1, 32 << 20, flags=PRIVATE)
+dense.write(b"x" * (32 << 20))  # every page present
+sparse = mmap.mmap(-1, 32 << 20, flags=PRIVATE)
+for offset in range(0, 32 << 20, 1 << 20):
+    sparse[offset] = 1  # one page in 256
+before = anonymous()
+collapsed = back_with_huge_pages()
+print(json.dumps({"before": before, "after": anonymous(), "collapsed": collapsed}))
+"""
+
+
+def test_dense_anonymous_memory_is_backed_by_huge_pages_and_sparse_memory_is_left_alone() -> None:
+    """What makes fork cheap for a worker holding torch, without adding memory."""
+    import json
+    import subprocess
+    import sys
+
+    probe = subprocess.run(
+        [sys.executable, "-c", HUGE_PAGE_PROBE], capture_output=True, text=True, check=True
+    )
+    report = json.loads(probe.stdout)
+    before, after = report["before"], report["after"]
+    assert after["Anonymous"] - before["Anonymous"] < 2 << 20  # the sparse 32 MiB was not filled in
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    release = tuple(int(part) for part in os.uname().release.split(".")[:2])
+    if release >= (6, 1) and "[never]" not in thp:  # MADV_COLLAPSE exists here
+        assert report["collapsed"] >= 28 << 20
+        assert after["AnonHugePages"] - before["AnonHugePages"] >= 28 << 20
+    else:
+        assert report["collapsed"] == 0

@@ -8,6 +8,7 @@ decides whether that is right.
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import math
 import os
@@ -350,13 +351,19 @@ class FdCapture:
         return data.decode("utf-8", "replace")
 
 
-def run_note(job: dict[str, Any], channel: Channel, workdir: str) -> None:
+def run_note(
+    job: dict[str, Any], channel: Channel, workdir: str, wait_for_turn: Callable[[], bool]
+) -> list[str] | None:
     """Execute the note described by ``job`` in this process; report each block on ``channel``.
 
-    ``workdir`` is a fresh folder the worker removes afterwards; the note's cwd is inside it.
+    Everything that is the same for every note (cwd, captures, limits, the prelude) is done
+    first, while another note may still be running; ``wait_for_turn`` then blocks until the
+    worker starts this note (False: it never will). ``workdir`` is a fresh folder the worker
+    removes afterwards; the note's cwd is inside it. Returns the modules the note imported, or
+    None when it stopped early (a failed setup, ``sys.exit``).
     """
     note_file = job["path"]
-    modules_before = set(sys.modules)
+    modules_before = len(sys.modules)
     cwd = os.path.join(workdir, "cwd")
     os.mkdir(cwd)
     os.chdir(cwd)
@@ -369,24 +376,36 @@ def run_note(job: dict[str, Any], channel: Channel, workdir: str) -> None:
     torch.set_num_threads(job["threads"])
     autograd = Autograd()
     autograd.install()
-
     namespace: dict[str, Any] = {"__name__": "__main__", "__noteexec_echo__": _echo}
     prelude_error = _run_prelude(job["prelude"], namespace)
+
+    if not wait_for_turn():
+        return None
     if prelude_error is not None:
         channel.send({"event": "setup_failed", "line": None, "exception": prelude_error})
-        return
+        return None
     for block in job["setup"]:
         facts = _run_block(block, namespace, note_file, autograd, fd_capture)
         if facts["exception"] is not None:
             channel.send({"event": "setup_failed", "line": block["line"], "exception": facts["exception"]})
-            return
+            return None
     for index, block in enumerate(job["blocks"]):
         channel.send({"event": "start", "index": index})
         facts = _run_block(block, namespace, note_file, autograd, fd_capture)
         channel.send({"event": "block", "index": index, "facts": facts})
         if facts.get("exit") is not None:
-            return
-    channel.send({"event": "done", "imported": sorted(set(sys.modules) - modules_before)})
+            return None
+    return _imported_since(modules_before)
+
+
+def _imported_since(count: int) -> list[str]:
+    """Modules imported after the first ``count``, for the worker to warm up.
+
+    ``sys.modules`` keeps import order, so they are the newest entries. Walking only those
+    matters: touching each of the worker's thousands of module names would copy the page of
+    each one into this process (copy-on-write of reference counts), a third of a note's cost.
+    """
+    return sorted(itertools.islice(reversed(sys.modules), max(0, len(sys.modules) - count)))
 
 
 def _run_prelude(prelude: str, namespace: dict[str, Any]) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ import gc
 import importlib
 import importlib.util
 import json
+import math
 import os
 import selectors
 import shutil
@@ -35,6 +36,7 @@ from noteexec.sandbox.execute import Channel, run_note
 from noteexec.sandbox.isolation import (
     PR_SET_CHILD_SUBREAPER,
     PR_SET_PDEATHSIG,
+    back_with_huge_pages,
     isolate,
     kill_children,
     libc_call,
@@ -65,7 +67,8 @@ _SIGNAL_MEANING = {
 # --- inside the note process -------------------------------------------------------------------
 
 
-def _note_process(job: dict[str, Any], reader: int, writer: int, workdir: str) -> None:
+def _note_process(job: dict[str, Any], reader: int, writer: int, go: int, workdir: str) -> None:
+    """The note's own process: isolate, prepare, wait for its turn (a byte on ``go``), run."""
     exit_code = 70
     try:
         os.close(reader)
@@ -79,8 +82,17 @@ def _note_process(job: dict[str, Any], reader: int, writer: int, workdir: str) -
         channel = Channel(CHANNEL_FD)
         channel.send({"event": "isolation", "isolation": isolate(job["readonly"], job["namespaces"])})
         gc.enable()
-        run_note(job, channel, workdir)
+
+        def wait_for_turn() -> bool:
+            channel.send({"event": "ready"})
+            turn = os.read(go, 1) == b"g"
+            os.close(go)
+            return turn
+
+        imported = run_note(job, channel, workdir, wait_for_turn)
         reap_descendants()
+        if imported is not None:
+            channel.send({"event": "done", "imported": imported})
         exit_code = 0
     except BaseException:  # the note process must never unwind into the worker's loop
         exit_code = 70
@@ -116,14 +128,21 @@ def _signal_name(number: int) -> str:
 
 @dataclass
 class Running:
-    """A note in flight, as the worker sees it: its process, its pipe, what it said so far."""
+    """A note's process, as the worker sees it: its pipes, its stage, what it said so far.
+
+    Stages: *prepared* (forked and set up, waiting for ``go``), *running*, *finished* (its
+    result is written; the process may still be exiting), *discarded* (a prepared process
+    that was killed before its turn; its job went back to the queue).
+    """
 
     job: dict[str, Any]
     pid: int
     reader: int
+    go: int
     workdir: str
     deadline: float
     vault_before: dict[str, tuple[int, int]] | None
+    stage: str = "prepared"
     buffer: bytes = b""
     blocks: dict[int, dict[str, Any]] = field(default_factory=dict)
     current: int | None = None
@@ -144,7 +163,9 @@ class Running:
         kind = event["event"]
         if kind in ("start", "block"):
             self.deadline = time.monotonic() + self.job["timeout"]
-        if kind == "start":
+        if kind == "ready" and self.stage == "prepared":
+            self.deadline = math.inf  # waiting for its turn is not running
+        elif kind == "start":
             self.current = event["index"]
         elif kind == "block":
             self.blocks[event["index"]] = event["facts"]
@@ -204,12 +225,19 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class Worker:
-    """Reads jobs (JSON lines) on stdin, runs up to ``parallel`` notes at once, writes results."""
+    """Reads jobs (JSON lines) on stdin, runs up to ``parallel`` notes at once, writes results.
+
+    The process of the next note is forked and prepared while the current ones run, so a
+    finished note's slot is refilled by a single write, and a note counts as finished as soon
+    as it says so: tearing down its address space overlaps with the next note.
+    """
+
+    SPARES = 1
 
     def __init__(self, output_fd: int) -> None:
         self.output_fd = output_fd
         self.queue: list[dict[str, Any]] = []
-        self.running: dict[int, Running] = {}  # pid → note
+        self.notes: dict[int, Running] = {}  # pid → note, in the order they were forked
         self.parallel = 1
         self.selector = selectors.DefaultSelector()
         wake_reader, wake_writer = os.pipe()
@@ -229,7 +257,7 @@ class Worker:
         self.selector.register(self.wake_reader, selectors.EVENT_READ, "children")
         pending = b""
         accepting = True
-        while accepting or self.queue or self.running:
+        while accepting or self.queue or self.notes:
             for key, _ in self.selector.select(self._next_deadline()):
                 if key.data == "jobs":
                     chunk = os.read(stdin, 1 << 16)
@@ -260,32 +288,67 @@ class Worker:
         else:
             self.queue.append(message)
 
+    def _in_stage(self, stage: str) -> list[Running]:
+        return [note for note in self.notes.values() if note.stage == stage]
+
     def _next_deadline(self) -> float | None:
-        if not self.running:
-            return None
-        return max(0.0, min(note.deadline for note in self.running.values()) - time.monotonic())
+        deadline = min((note.deadline for note in self.notes.values()), default=math.inf)
+        return None if deadline == math.inf else max(0.0, deadline - time.monotonic())
 
     def _start_jobs(self) -> None:
-        while self.queue and len(self.running) < self.parallel:
-            job = self.queue.pop(0)
-            watch = not (job["namespaces"] and self.namespaces_work)
-            vault_before = _vault_snapshot(job["readonly"]) if watch else None
-            workdir = tempfile.mkdtemp(prefix="noteexec-")
-            reader, writer = os.pipe()
-            pid = os.fork()
-            if pid == 0:
-                _note_process(job, reader, writer, workdir)
-            os.close(writer)
-            note = Running(job, pid, reader, workdir, time.monotonic() + job["timeout"], vault_before)
-            self.running[pid] = note
-            self.selector.register(reader, selectors.EVENT_READ, note)
+        """Fill free slots from the prepared notes (oldest first), keep ``SPARES`` prepared."""
+        while True:
+            running, prepared = len(self._in_stage("running")), self._in_stage("prepared")
+            if prepared and running < self.parallel:
+                self._go(prepared[0])
+            elif self.queue and (running < self.parallel or len(prepared) < self.SPARES):
+                self._prepare(self.queue.pop(0))
+            else:
+                return
+
+    def _prepare(self, job: dict[str, Any]) -> None:
+        watch = not (job["namespaces"] and self.namespaces_work)
+        vault_before = _vault_snapshot(job["readonly"]) if watch else None
+        workdir = tempfile.mkdtemp(prefix="noteexec-")
+        reader, writer = os.pipe()
+        go_reader, go_writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(go_writer)
+            _note_process(job, reader, writer, go_reader, workdir)
+        os.close(writer)
+        os.close(go_reader)
+        note = Running(job, pid, reader, go_writer, workdir, time.monotonic() + job["timeout"], vault_before)
+        self.notes[pid] = note
+        self.selector.register(reader, selectors.EVENT_READ, note)
+
+    def _go(self, note: Running) -> None:
+        note.stage = "running"
+        note.deadline = time.monotonic() + note.job["timeout"]
+        with contextlib.suppress(OSError):  # it died while waiting: reaping reports that
+            os.write(note.go, b"g")
+        os.close(note.go)
+        note.go = -1
+
+    def _discard_prepared(self) -> None:
+        """Kill prepared processes (forked before the worker imported more) and requeue their jobs."""
+        discarded = self._in_stage("prepared")
+        for note in discarded:
+            note.stage = "discarded"
+            note.deadline = math.inf
+            os.close(note.go)
+            note.go = -1
+            self._close_reader(note)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(note.pid, signal.SIGKILL)
+        self.queue[:0] = [note.job for note in discarded]
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
-        for note in self.running.values():
+        for note in self.notes.values():
             if not note.timed_out and now >= note.deadline:
                 note.timed_out = True
-                note.deadline = now + 3600
+                note.deadline = math.inf
                 for target in (-note.pid, note.pid):  # its process group, then the process
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.kill(target, signal.SIGKILL)
@@ -300,10 +363,14 @@ class Worker:
         if chunk:
             note.feed(chunk)
         else:
+            self._close_reader(note)
+        self._finish_if_done(note)
+
+    def _close_reader(self, note: Running) -> None:
+        if note.reader != -1:
             self.selector.unregister(note.reader)
             os.close(note.reader)
             note.reader = -1
-            self._finish_if_done(note)
 
     def _reap(self) -> None:
         while True:
@@ -313,29 +380,39 @@ class Worker:
                 return
             if pid == 0:
                 return
-            note = self.running.get(pid)
+            note = self.notes.get(pid)
             if note is not None:
                 note.status = status
                 # Whatever the note left behind is now an orphan of the worker: kill it all.
-                kill_children(keep=frozenset(self.running) - {pid})
+                kill_children(keep=frozenset(self.notes) - {pid})
                 self._finish_if_done(note)
+                if note.stage in ("finished", "discarded"):
+                    del self.notes[pid]
+                    shutil.rmtree(note.workdir, ignore_errors=True)
 
     def _finish_if_done(self, note: Running) -> None:
-        """A note is finished once its process is reaped; its pipe is then drained and closed."""
-        if note.status is None:
+        """Write a note's result once it said ``done`` or its process was reaped.
+
+        A note that said ``done`` has reaped everything it started and only exits; where the
+        vault is only watched (no read-only view), the worker still waits for that exit.
+        """
+        if note.stage != "running" and not (note.stage == "prepared" and note.status is not None):
             return
-        if note.reader != -1:
+        if note.status is None and not (note.done and note.vault_before is None):
+            return
+        if note.reader != -1 and note.status is not None:
             os.set_blocking(note.reader, False)
             try:
                 while chunk := os.read(note.reader, 1 << 16):
                     note.feed(chunk)
             except BlockingIOError:
                 pass  # a leftover child still holds the pipe; it has been killed
-            self.selector.unregister(note.reader)
-            os.close(note.reader)
-            note.reader = -1
-        del self.running[note.pid]
-        shutil.rmtree(note.workdir, ignore_errors=True)
+        self._close_reader(note)
+        if note.go != -1:
+            os.close(note.go)
+            note.go = -1
+        note.stage = "finished"
+        note.deadline = math.inf
         changes: list[str] = []
         if note.vault_before is not None:
             before, after = note.vault_before, _vault_snapshot(note.job["readonly"])
@@ -358,6 +435,7 @@ class Worker:
         ]
         if not wanted or not self.warming:
             return
+        known = len(sys.modules)
         threads = len(os.listdir("/proc/self/task"))
         for name in wanted:
             with contextlib.suppress(Exception):
@@ -369,6 +447,9 @@ class Worker:
             self.warming = False
             print(f"noteexec worker: {wanted[0]} started a thread; warm-up stopped", file=sys.stderr)
         gc.freeze()
+        back_with_huge_pages()
+        if len(sys.modules) > known:
+            self._discard_prepared()
 
 
 def main() -> None:
@@ -378,6 +459,7 @@ def main() -> None:
     import torch.nn.functional  # noqa: F401 - the prelude's modules, imported once, no op run
 
     gc.freeze()  # forked children share these objects without copying their pages
+    back_with_huge_pages()  # and fork copies a page-table entry per 2 MiB instead of per 4 KiB
     Worker(output_fd).serve()
 
 

@@ -334,3 +334,19 @@ def test_dense_anonymous_memory_is_backed_by_huge_pages_and_sparse_memory_is_lef
         assert after["AnonHugePages"] - before["AnonHugePages"] >= 28 << 20
     else:
         assert report["collapsed"] == 0
+
+
+def test_a_block_that_does_not_compile_fails_at_its_line_and_the_note_goes_on(run_note: RunNote) -> None:
+    result = run_note(
+        fence("x = 1")
+        + fence("# SyntaxError: invalid syntax\ndef broken(:\n    pass")
+        + fence("y = (\n")
+        + fence("print(x + 1)")
+    )
+    assert outcomes(result) == ["passed", "passed", "failed", "passed"]
+    documented, undocumented = result.blocks[1].facts, result.blocks[2].facts
+    assert documented is not None and documented.exception is not None
+    assert (documented.exception.type, documented.exception.line) == ("SyntaxError", 6)
+    assert undocumented is not None and undocumented.exception is not None
+    assert undocumented.exception.type == "SyntaxError" and undocumented.exception.line == 10
+    assert result.blocks[3].facts is not None and result.blocks[3].facts.stdout == "2\n"

@@ -297,10 +297,17 @@ def _reset_torch_state() -> None:
         torch.cuda.manual_seed_all(0)
 
 
-def _echo_transform(code: str, filename: str, echo_lines: set[int]) -> types.CodeType:
-    """Compile a block; documented bare expressions print their value like a REPL would."""
-    tree = ast.parse(code, filename=filename)
-    if echo_lines:
+def _compile_block(block: dict[str, Any], filename: str) -> types.CodeType | Exception:
+    """Compile a block, or the error compiling it raised (the block's fact when its turn comes).
+
+    Documented bare expressions print their value like a REPL would; a block without any is
+    compiled from its text, which is quicker than going through a syntax tree.
+    """
+    code, echo_lines = _padded(block["code"], block["line"]), set(block.get("echo_lines", ()))
+    try:
+        if not echo_lines:
+            return compile(code, filename, "exec")
+        tree = ast.parse(code, filename=filename)
         for node in ast.walk(tree):
             for _, value in ast.iter_fields(node):
                 if isinstance(value, list):
@@ -313,7 +320,9 @@ def _echo_transform(code: str, filename: str, echo_lines: set[int]) -> types.Cod
                             )
                             value[index] = ast.copy_location(ast.Expr(call), statement)
         ast.fix_missing_locations(tree)
-    return compile(tree, filename, "exec")
+        return compile(tree, filename, "exec")
+    except Exception as error:  # SyntaxError, or ValueError for a NUL byte
+        return error
 
 
 def _echo(value: Any) -> None:
@@ -330,23 +339,19 @@ class FdCapture:
     """Output written straight to fd 1/2 (subprocesses, C code), read back after each block."""
 
     def __init__(self, directory: str) -> None:
-        self.paths = {
-            "stdout": os.path.join(directory, "fd1"),
-            "stderr": os.path.join(directory, "fd2"),
-        }
-        self.offsets = dict.fromkeys(self.paths, 0)
+        self.readers: dict[str, int] = {}
         for fd, stream in ((1, "stdout"), (2, "stderr")):
-            handle = os.open(self.paths[stream], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            path = os.path.join(directory, f"fd{fd}")
+            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.dup2(handle, fd)
             os.close(handle)
+            self.readers[stream] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
 
     def read_new(self, stream: str) -> str:
+        """What was written since the last call (up to the cap), from a descriptor kept open."""
         try:
-            with open(self.paths[stream], "rb") as handle:
-                handle.seek(self.offsets[stream])
-                data = handle.read(OUTPUT_CAP)
-                self.offsets[stream] = handle.tell()
-        except OSError:
+            data = os.read(self.readers[stream], OUTPUT_CAP)
+        except OSError:  # the note closed or replaced the descriptor
             return ""
         return data.decode("utf-8", "replace")
 
@@ -378,20 +383,22 @@ def run_note(
     autograd.install()
     namespace: dict[str, Any] = {"__name__": "__main__", "__noteexec_echo__": _echo}
     prelude_error = _run_prelude(job["prelude"], namespace)
+    setup = [(block, _compile_block(block, note_file)) for block in job["setup"]]
+    blocks = [(block, _compile_block(block, note_file)) for block in job["blocks"]]
 
     if not wait_for_turn():
         return None
     if prelude_error is not None:
         channel.send({"event": "setup_failed", "line": None, "exception": prelude_error})
         return None
-    for block in job["setup"]:
-        facts = _run_block(block, namespace, note_file, autograd, fd_capture)
+    for block, code in setup:
+        facts = _run_block(block, code, namespace, note_file, autograd, fd_capture)
         if facts["exception"] is not None:
             channel.send({"event": "setup_failed", "line": block["line"], "exception": facts["exception"]})
             return None
-    for index, block in enumerate(job["blocks"]):
+    for index, (block, code) in enumerate(blocks):
         channel.send({"event": "start", "index": index})
-        facts = _run_block(block, namespace, note_file, autograd, fd_capture)
+        facts = _run_block(block, code, namespace, note_file, autograd, fd_capture)
         channel.send({"event": "block", "index": index, "facts": facts})
         if facts.get("exit") is not None:
             return None
@@ -430,6 +437,7 @@ def _limit_resources(job: dict[str, Any]) -> None:
 
 def _run_block(
     block: dict[str, Any],
+    code: types.CodeType | Exception,
     namespace: dict[str, Any],
     note_file: str,
     autograd: Autograd,
@@ -450,9 +458,8 @@ def _run_block(
         warnings.showwarning = _warning_recorder(caught, note_file)
         sys.stdout, sys.stderr = stdout, stderr
         try:
-            code = _echo_transform(
-                _padded(block["code"], block["line"]), note_file, set(block.get("echo_lines", ()))
-            )
+            if isinstance(code, Exception):
+                raise code
             exec(code, namespace)
         except SystemExit as exit_request:
             exit_code = exit_request.code

@@ -350,3 +350,24 @@ def test_a_block_that_does_not_compile_fails_at_its_line_and_the_note_goes_on(ru
     assert undocumented is not None and undocumented.exception is not None
     assert undocumented.exception.type == "SyntaxError" and undocumented.exception.line == 10
     assert result.blocks[3].facts is not None and result.blocks[3].facts.stdout == "2\n"
+
+
+def test_notes_run_one_at_a_time_until_they_stop_needing_warm_up_then_side_by_side(tmp_path: Path) -> None:
+    vault, log = tmp_path / "vault", tmp_path / "log"
+    vault.mkdir()
+    log.mkdir()
+    code = "import time, pathlib\nstarted = time.monotonic()\ntime.sleep(0.3)\n"
+    for index in range(10):
+        record = f"pathlib.Path({str(log)!r}, '{index}').write_text(f'{{started}} {{time.monotonic()}}')"
+        (vault / f"{index:02d}.md").write_text(fence(code + record))
+    with Sandbox(parallel=2) as own:
+        results = check([NoteFile(path, vault) for path in sorted(vault.iterdir())], Config(), own)
+    assert all(outcomes(result) == ["passed"] for result in results)
+    spans = [tuple(map(float, (log / str(index)).read_text().split())) for index in range(10)]
+
+    def overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+        return a[0] < b[1] and b[0] < a[1]
+
+    first = spans[:5]  # until four notes in a row needed no warm-up
+    assert not any(overlaps(a, b) for index, a in enumerate(first) for b in first[index + 1 :])
+    assert any(overlaps(a, b) for index, a in enumerate(spans[5:]) for b in spans[5 + index + 1 :])

@@ -233,6 +233,7 @@ class Worker:
     """
 
     SPARES = 1
+    SETTLED_AFTER = 4
 
     def __init__(self, output_fd: int) -> None:
         self.output_fd = output_fd
@@ -250,6 +251,7 @@ class Worker:
         self.namespaces_work = namespaces_work()
         self.warming = True
         self.started = time.time()
+        self.quiet_notes = 0  # notes in a row that needed no warm-up
 
     def serve(self) -> None:
         stdin = sys.stdin.fileno()
@@ -295,13 +297,24 @@ class Worker:
         deadline = min((note.deadline for note in self.notes.values()), default=math.inf)
         return None if deadline == math.inf else max(0.0, deadline - time.monotonic())
 
+    def _slots(self) -> int:
+        """One note at a time until notes stop needing warm-up, then ``parallel``.
+
+        The first notes of a run are the ones that import parts of torch lazily (a first
+        ``optimizer.step()`` pulls in torch._dynamo and sympy: a second and 100 MiB). Run side by
+        side, each would import them again in its own process; one at a time, the worker
+        imports them once and every later note starts with them.
+        """
+        settled = self.quiet_notes >= self.SETTLED_AFTER or not self.warming
+        return self.parallel if settled else 1
+
     def _start_jobs(self) -> None:
         """Fill free slots from the prepared notes (oldest first), keep ``SPARES`` prepared."""
         while True:
             running, prepared = len(self._in_stage("running")), self._in_stage("prepared")
-            if prepared and running < self.parallel:
+            if prepared and running < self._slots():
                 self._go(prepared[0])
-            elif self.queue and (running < self.parallel or len(prepared) < self.SPARES):
+            elif self.queue and (running < self._slots() or len(prepared) < self.SPARES):
                 self._prepare(self.queue.pop(0))
             else:
                 return
@@ -380,15 +393,31 @@ class Worker:
                 return
             if pid == 0:
                 return
-            note = self.notes.get(pid)
-            if note is not None:
-                note.status = status
-                # Whatever the note left behind is now an orphan of the worker: kill it all.
-                kill_children(keep=frozenset(self.notes) - {pid})
-                self._finish_if_done(note)
-                if note.stage in ("finished", "discarded"):
-                    del self.notes[pid]
-                    shutil.rmtree(note.workdir, ignore_errors=True)
+            self._reaped(pid, status)
+
+    def _reaped(self, pid: int, status: int) -> None:
+        note = self.notes.get(pid)
+        if note is not None:
+            note.status = status
+            # Whatever the note left behind is now an orphan of the worker: kill it all.
+            kill_children(keep=frozenset(self.notes) - {pid})
+            self._finish_if_done(note)
+            if note.stage in ("finished", "discarded"):
+                del self.notes[pid]
+                shutil.rmtree(note.workdir, ignore_errors=True)
+
+    def _collapse_when_alone(self) -> None:
+        """Back the memory with huge pages again, once no note process shares it.
+
+        Collapsing copies pages into huge ones: a process still mapping the old pages would
+        keep a second copy of them alive. Finished and discarded notes are only exiting.
+        """
+        if self._in_stage("running") or self._in_stage("prepared"):
+            return
+        for note in list(self.notes.values()):
+            with contextlib.suppress(ChildProcessError):
+                self._reaped(*os.waitpid(note.pid, 0))
+        back_with_huge_pages()
 
     def _finish_if_done(self, note: Running) -> None:
         """Write a note's result once it said ``done`` or its process was reaped.
@@ -434,7 +463,9 @@ class Worker:
             if name.startswith("torch.") and not name.startswith(_NEVER_WARM) and name not in sys.modules
         ]
         if not wanted or not self.warming:
+            self.quiet_notes += 1
             return
+        self.quiet_notes = 0
         known = len(sys.modules)
         threads = len(os.listdir("/proc/self/task"))
         for name in wanted:
@@ -447,9 +478,9 @@ class Worker:
             self.warming = False
             print(f"noteexec worker: {wanted[0]} started a thread; warm-up stopped", file=sys.stderr)
         gc.freeze()
-        back_with_huge_pages()
         if len(sys.modules) > known:
             self._discard_prepared()
+            self._collapse_when_alone()
 
 
 def main() -> None:

@@ -184,18 +184,22 @@ def scale(workdir: Path, repeat: int) -> list[Row]:
     import_torch = median_wall([PYTHON, "-c", "import torch"], repeat)
     _, torch_pss = tree_peak_pss([PYTHON, "-c", "import torch, time; time.sleep(0.5)"])
     rows.append(("python -c 'import torch'", f"{import_torch:.2f} s", f"PSS {torch_pss / 2**20:.0f} MiB", ""))
+    rounds = max(1, repeat // 2)
+    docs_command = [markdown_docs, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--markdown-docs"]
     for size in (50, 200, 1000):
         vault = make_vault(size, workdir)
         (vault.parent / "conftest.py").write_text(MARKDOWN_DOCS_CONFTEST)
-        cache_dir = workdir / f"cache-{size}"
-        cold = wall(noteexec("check", "--jobs", "2", "--cache-dir", cache_dir, vault))  # and fill the cache
+        # Rounds alternate the two tools, so a machine that speeds up or slows down during the
+        # run (a shared VM does) weighs on both alike.
+        colds, docs_runs = [], []
+        for round_index in range(rounds):
+            cache_dir = workdir / f"cache-{size}-{round_index}"  # a new cache: a cold run that fills it
+            colds.append(wall(noteexec("check", "--jobs", "2", "--cache-dir", cache_dir, vault)))
+            docs_runs.append(wall([*docs_command, vault.name], cwd=vault.parent))
+        cold, docs = statistics.median(colds), statistics.median(docs_runs)
         # Memory is sampled in a run of its own: reading smaps costs CPU that the timing must not pay.
         _, peak = tree_peak_pss(noteexec("check", "--jobs", "2", "--no-cache", vault))
         warm = median_wall(noteexec("check", "--jobs", "2", "--cache-dir", cache_dir, vault), repeat)
-        docs = wall(
-            [markdown_docs, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--markdown-docs", vault.name],
-            cwd=vault.parent,
-        )
         rows.append(
             (
                 f"{size} notes: cold check --jobs 2",

@@ -233,7 +233,8 @@ class Worker:
     """
 
     SPARES = 1
-    SETTLED_AFTER = 4
+    SETTLED_AFTER = 4  # notes in a row that needed no warm-up
+    SERIAL_AT_MOST = 16  # notes, however many needed warm-up
 
     def __init__(self, output_fd: int) -> None:
         self.output_fd = output_fd
@@ -251,7 +252,8 @@ class Worker:
         self.namespaces_work = namespaces_work()
         self.warming = True
         self.started = time.time()
-        self.quiet_notes = 0  # notes in a row that needed no warm-up
+        self.quiet_notes = 0
+        self.finished_notes = 0
 
     def serve(self) -> None:
         stdin = sys.stdin.fileno()
@@ -305,7 +307,11 @@ class Worker:
         side, each would import them again in its own process; one at a time, the worker
         imports them once and every later note starts with them.
         """
-        settled = self.quiet_notes >= self.SETTLED_AFTER or not self.warming
+        settled = (
+            self.quiet_notes >= self.SETTLED_AFTER
+            or self.finished_notes >= self.SERIAL_AT_MOST
+            or not self.warming
+        )
         return self.parallel if settled else 1
 
     def _start_jobs(self) -> None:
@@ -457,6 +463,7 @@ class Worker:
         a file under torch/ gets nothing run outside its sandbox), and only while the worker stays
         single-threaded, which keeps forked children free of torch's thread-pool deadlock.
         """
+        self.finished_notes += 1
         wanted = [
             name
             for name in sorted(modules)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-from noteexec.check import NoteFile, check
+from noteexec.check import NoteFile, NoteResult, check
 from noteexec.config import Config
 from noteexec.sandbox import Sandbox, sandbox_environment
 from tests.conftest import RunNote, fence, outcomes
@@ -252,6 +255,12 @@ def test_a_worker_that_cannot_start_fails_every_note_with_its_reason(
     assert "torch is broken here" in message
 
 
+def check_folder(vault: Path, parallel: int) -> list[NoteResult]:
+    """Check every note of a folder, in name order, with a sandbox of its own."""
+    with Sandbox(parallel=parallel) as own:
+        return check([NoteFile(path, vault) for path in sorted(vault.iterdir())], Config(), own)
+
+
 def test_a_note_waiting_for_its_turn_is_not_timed_out(tmp_path: Path) -> None:
     """The next note's process is prepared while the current one runs; its timeout starts with its turn."""
     vault = tmp_path / "vault"
@@ -260,8 +269,7 @@ def test_a_note_waiting_for_its_turn_is_not_timed_out(tmp_path: Path) -> None:
     slow.write_text(fence("import time\ntime.sleep(2.5)"))
     quick = vault / "b-quick.md"
     quick.write_text(short_timeout(1) + fence("x = 1"))
-    with Sandbox(parallel=1) as own:
-        results = check([NoteFile(slow, vault), NoteFile(quick, vault)], Config(), own)
+    results = check_folder(vault, parallel=1)
     assert [outcomes(result) for result in results] == [["passed"], ["passed"]]
 
 
@@ -276,8 +284,7 @@ def test_later_notes_start_with_what_earlier_notes_imported_from_torch(tmp_path:
     (vault / "b-finds.md").write_text(
         fence(f"import sys\nprint({module!r} in sys.modules)") + fence("True", "text")
     )
-    with Sandbox(parallel=1) as own:
-        results = check([NoteFile(path, vault) for path in sorted(vault.iterdir())], Config(), own)
+    results = check_folder(vault, parallel=1)
     assert [outcomes(result) for result in results] == [["passed"], ["passed"]], (
         results[1].blocks[0].verdict.message
     )
@@ -290,8 +297,7 @@ def test_many_notes_through_one_slot_each_get_their_own_result(tmp_path: Path) -
         (vault / f"{index:02d}.md").write_text(
             fence(f"import os\nprint({index}, os.getpid() != os.getppid())")
         )
-    with Sandbox(parallel=1) as own:
-        results = check([NoteFile(path, vault) for path in sorted(vault.iterdir())], Config(), own)
+    results = check_folder(vault, parallel=1)
     assert [result.blocks[0].facts.stdout for result in results] == [f"{index} True\n" for index in range(12)]
 
 
@@ -317,10 +323,6 @@ print(json.dumps({"before": before, "after": anonymous(), "collapsed": collapsed
 
 def test_dense_anonymous_memory_is_backed_by_huge_pages_and_sparse_memory_is_left_alone() -> None:
     """What makes fork cheap for a worker holding torch, without adding memory."""
-    import json
-    import subprocess
-    import sys
-
     probe = subprocess.run(
         [sys.executable, "-c", HUGE_PAGE_PROBE], capture_output=True, text=True, check=True
     )
@@ -360,8 +362,7 @@ def test_notes_run_one_at_a_time_until_they_stop_needing_warm_up_then_side_by_si
     for index in range(10):
         record = f"pathlib.Path({str(log)!r}, '{index}').write_text(f'{{started}} {{time.monotonic()}}')"
         (vault / f"{index:02d}.md").write_text(fence(code + record))
-    with Sandbox(parallel=2) as own:
-        results = check([NoteFile(path, vault) for path in sorted(vault.iterdir())], Config(), own)
+    results = check_folder(vault, parallel=2)
     assert all(outcomes(result) == ["passed"] for result in results)
     spans = [tuple(map(float, (log / str(index)).read_text().split())) for index in range(10)]
 

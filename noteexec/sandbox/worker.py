@@ -318,9 +318,10 @@ class Worker:
         """Fill free slots from the prepared notes (oldest first), keep ``SPARES`` prepared."""
         while True:
             running, prepared = len(self._in_stage("running")), self._in_stage("prepared")
-            if prepared and running < self._slots():
+            free = running < self._slots()
+            if prepared and free:
                 self._go(prepared[0])
-            elif self.queue and (running < self._slots() or len(prepared) < self.SPARES):
+            elif self.queue and (free or len(prepared) < self.SPARES):
                 self._prepare(self.queue.pop(0))
             else:
                 return
@@ -346,8 +347,7 @@ class Worker:
         note.deadline = time.monotonic() + note.job["timeout"]
         with contextlib.suppress(OSError):  # it died while waiting: reaping reports that
             os.write(note.go, b"g")
-        os.close(note.go)
-        note.go = -1
+        self._close_go(note)
 
     def _discard_prepared(self) -> None:
         """Kill prepared processes (forked before the worker imported more) and requeue their jobs."""
@@ -355,8 +355,7 @@ class Worker:
         for note in discarded:
             note.stage = "discarded"
             note.deadline = math.inf
-            os.close(note.go)
-            note.go = -1
+            self._close_go(note)
             self._close_reader(note)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(note.pid, signal.SIGKILL)
@@ -384,6 +383,12 @@ class Worker:
         else:
             self._close_reader(note)
         self._finish_if_done(note)
+
+    @staticmethod
+    def _close_go(note: Running) -> None:
+        if note.go != -1:
+            os.close(note.go)
+            note.go = -1
 
     def _close_reader(self, note: Running) -> None:
         if note.reader != -1:
@@ -431,10 +436,10 @@ class Worker:
         A note that said ``done`` has reaped everything it started and only exits; where the
         vault is only watched (no read-only view), the worker still waits for that exit.
         """
-        if note.stage != "running" and not (note.stage == "prepared" and note.status is not None):
+        if note.stage not in ("prepared", "running"):
             return
         if note.status is None and not (note.done and note.vault_before is None):
-            return
+            return  # a prepared note never says done: it finishes only if its process ends
         if note.reader != -1 and note.status is not None:
             os.set_blocking(note.reader, False)
             try:
@@ -443,10 +448,9 @@ class Worker:
             except BlockingIOError:
                 pass  # a leftover child still holds the pipe; it has been killed
         self._close_reader(note)
-        if note.go != -1:
-            os.close(note.go)
-            note.go = -1
+        self._close_go(note)
         note.stage = "finished"
+        self.finished_notes += 1
         note.deadline = math.inf
         changes: list[str] = []
         if note.vault_before is not None:
@@ -463,7 +467,6 @@ class Worker:
         a file under torch/ gets nothing run outside its sandbox), and only while the worker stays
         single-threaded, which keeps forked children free of torch's thread-pool deadlock.
         """
-        self.finished_notes += 1
         wanted = [
             name
             for name in sorted(modules)

@@ -24,13 +24,15 @@ from dataclasses import dataclass, replace
 from functools import cache
 from importlib import metadata
 from pathlib import Path
+from typing import Protocol
 
 from noteexec import __version__
 from noteexec.facts import NoteFacts, Raised, SetupFailure
 from noteexec.sandbox import BlockRun, NoteRun
 
 DATABASE = "results.sqlite3"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+"""Also the database's ``user_version``: tables of another version are dropped and made anew."""
 
 
 class CacheWarning(UserWarning):
@@ -91,9 +93,24 @@ def parsed_key(content: bytes, config: object, fingerprint: str) -> str:
     return digest.hexdigest()
 
 
-def block_spans(run: NoteRun) -> list[tuple[int, int]]:
-    """(fence line, code lines) of every block the run executes, setup first."""
-    return [(block.line, block.code.count("\n") + 1) for block in (*run.setup, *run.blocks)]
+class Located(Protocol):
+    """A block of a note (a parsed one or one sent to the sandbox)."""
+
+    @property
+    def line(self) -> int: ...
+    @property
+    def code(self) -> str: ...
+
+
+def block_spans(executed: Iterable[Located]) -> list[tuple[int, int]]:
+    """(fence line, code lines) of the blocks a note executes, in order (setup first)."""
+    return [(block.line, block.code.count("\n") + 1) for block in executed]
+
+
+def facts_from_json(text: str, spans: list[tuple[int, int]]) -> NoteFacts:
+    """Stored facts, their lines moved to where the blocks (at ``spans``) are now."""
+    stored = json.loads(text)
+    return relocate(NoteFacts.from_json(stored["facts"]), [tuple(span) for span in stored["spans"]], spans)
 
 
 def relocate(facts: NoteFacts, stored: list[tuple[int, int]], current: list[tuple[int, int]]) -> NoteFacts:
@@ -173,13 +190,18 @@ class ResultCache:
             (status,) = connection.execute("PRAGMA quick_check").fetchone()
             if status != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {status}")
+            (version,) = connection.execute("PRAGMA user_version").fetchone()
+            if version != SCHEMA_VERSION:  # written by another noteexec: its rows could never hit
+                connection.execute("DROP TABLE IF EXISTS results")
+                connection.execute("DROP TABLE IF EXISTS parsed")
+                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             connection.execute(
                 "CREATE TABLE IF NOT EXISTS results ("
                 " key TEXT PRIMARY KEY, facts TEXT NOT NULL, note TEXT NOT NULL, stored REAL NOT NULL)"
             )
             connection.execute(
                 "CREATE TABLE IF NOT EXISTS parsed ("
-                " key TEXT PRIMARY KEY, data TEXT NOT NULL, stored REAL NOT NULL)"
+                " key TEXT PRIMARY KEY, data TEXT NOT NULL, run_key TEXT, stored REAL NOT NULL)"
             )
         except sqlite3.Error:
             connection.close()
@@ -195,18 +217,22 @@ class ResultCache:
                 damaged.rename(damaged.with_name(f"{damaged.name}.corrupt-{stamp}"))
         self.warnings.append(f"cache {self.path} was corrupt ({error}); set aside and rebuilt")
 
-    def get(self, key: str, run: NoteRun) -> NoteFacts | None:
+    def get(self, key: str, spans: list[tuple[int, int]]) -> NoteFacts | None:
+        """The facts stored under a run key, for blocks now at ``spans``."""
         connection = self._connect()
         if connection is None:
             return None
         try:
             row = connection.execute("SELECT facts FROM results WHERE key = ?", (key,)).fetchone()
-            if row is None:
-                return None
-            stored = json.loads(row[0])
-            spans = [tuple(span) for span in stored["spans"]]
-            return relocate(NoteFacts.from_json(stored["facts"]), spans, block_spans(run))
-        except (sqlite3.Error, ValueError, KeyError, TypeError) as error:
+        except sqlite3.Error as error:
+            self.warnings.append(f"cache read failed: {error}")
+            return None
+        return None if row is None else self.decode_facts(row[0], spans)
+
+    def decode_facts(self, text: str, spans: list[tuple[int, int]]) -> NoteFacts | None:
+        try:
+            return facts_from_json(text, spans)
+        except (ValueError, KeyError, TypeError) as error:
             self.warnings.append(f"cache entry unreadable, re-running: {error}")
             return None
 
@@ -216,7 +242,7 @@ class ResultCache:
         connection = self._connect()
         if connection is None:
             return
-        value = {"spans": block_spans(run), "facts": facts.to_json()}
+        value = {"spans": block_spans((*run.setup, *run.blocks)), "facts": facts.to_json()}
         try:
             connection.execute(
                 "INSERT OR REPLACE INTO results (key, facts, note, stored) VALUES (?, ?, ?, ?)",
@@ -225,25 +251,31 @@ class ResultCache:
         except sqlite3.Error as error:
             self.warnings.append(f"cache write failed: {error}")
 
-    def get_parsed(self, key: str) -> str | None:
-        """A parsed note and its expectations (JSON, see :mod:`noteexec.serialize`)."""
+    def get_parsed(self, key: str) -> tuple[str, str | None, str | None] | None:
+        """What is known of a note file's bytes, in one lookup: the parsed note and its
+        expectations (JSON, see :mod:`noteexec.serialize`), the key of what it runs (None when
+        it runs nothing), and that run's stored facts (JSON, for :meth:`decode_facts`), if any."""
         connection = self._connect()
         if connection is None:
             return None
         try:
-            row = connection.execute("SELECT data FROM parsed WHERE key = ?", (key,)).fetchone()
+            return connection.execute(
+                "SELECT parsed.data, parsed.run_key, results.facts FROM parsed"
+                " LEFT JOIN results ON results.key = parsed.run_key WHERE parsed.key = ?",
+                (key,),
+            ).fetchone()
         except sqlite3.Error as error:
             self.warnings.append(f"cache read failed: {error}")
             return None
-        return row[0] if row else None
 
-    def put_parsed(self, key: str, data: str) -> None:
+    def put_parsed(self, key: str, data: str, run_key: str | None) -> None:
         connection = self._connect()
         if connection is None:
             return
         try:
             connection.execute(
-                "INSERT OR REPLACE INTO parsed (key, data, stored) VALUES (?, ?, ?)", (key, data, time.time())
+                "INSERT OR REPLACE INTO parsed (key, data, run_key, stored) VALUES (?, ?, ?, ?)",
+                (key, data, run_key, time.time()),
             )
         except sqlite3.Error as error:
             self.warnings.append(f"cache write failed: {error}")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from noteexec.cache import ResultCache, parsed_key, run_key
+from noteexec.cache import ResultCache, block_spans, parsed_key, run_key
 from noteexec.config import Config
 from noteexec.expect import Expectation, expect
 from noteexec.facts import BlockFacts, NoteFacts
@@ -163,30 +163,60 @@ def _why_not_run(note: Note, facts: NoteFacts | None) -> str:
     return "no result"
 
 
-def _load(
-    file: NoteFile, config: Config, cache: ResultCache | None, fingerprint: str
-) -> tuple[Note, tuple[Expectation, ...]]:
-    """Parse a note and derive its expectations, or take both from the cache (same bytes)."""
+@dataclass(frozen=True)
+class Loaded:
+    """A note ready to judge or run: parsed, with expectations, and what the cache knows of it."""
+
+    note: Note
+    expected: tuple[Expectation, ...]
+    run_key: str | None = None
+    """The key of what the note runs; None when it runs nothing or nothing is cached."""
+    facts: NoteFacts | None = None
+    """Facts stored under ``run_key``, their lines where the note's blocks are now."""
+
+
+def executed_blocks(note: Note, expected: Sequence[Expectation]) -> tuple[CodeBlock, ...]:
+    """The blocks a note's run executes, in order: the hidden setup, then what is not skipped."""
+    visible = (block for block, e in zip(note.blocks, expected, strict=True) if e.kind != "skip")
+    return (*note.setup, *visible)
+
+
+def runs_nothing(note: Note, expected: Sequence[Expectation]) -> bool:
+    return bool(note.problems) or all(e.kind == "skip" for e in expected)
+
+
+def _load(file: NoteFile, config: Config, cache: ResultCache | None, fingerprint: str) -> Loaded:
+    """Parse a note and derive its expectations, or take both from the cache (same bytes),
+    together with the facts of its last run when they are cached."""
     if cache is None:
         note = read_note(file.path)
-        return note, expectations(note, config)
+        return Loaded(note, expectations(note, config))
     read = read_source(file.path)
     if isinstance(read, Problem):
         note = Note(path=file.path, source="", problems=(read,))
-        return note, expectations(note, config)
+        return Loaded(note, expectations(note, config))
     content, text = read
     key = parsed_key(content, replace(config, source=None), fingerprint)
-    cached = cache.get_parsed(key)
-    if cached is not None:
-        return parsed_from_json(cached, file.path, normalize_source(text))
+    known = cache.get_parsed(key)
+    if known is not None:
+        data, key_of_run, stored_facts = known
+        note, expected = parsed_from_json(data, file.path, normalize_source(text))
+        facts = None
+        if key_of_run is not None and stored_facts is not None:
+            facts = cache.decode_facts(stored_facts, block_spans(executed_blocks(note, expected)))
+        return Loaded(note, expected, key_of_run, facts)
     note = parse_note(text, file.path)
     expected = expectations(note, config)
+    key_of_run = facts = None
+    if not runs_nothing(note, expected):
+        key_of_run = run_key(note_run(note, expected, file.root, config), fingerprint)
+        facts = cache.get(key_of_run, block_spans(executed_blocks(note, expected)))
     try:
         data = parsed_json(note, expected)
     except (TypeError, ValueError, RecursionError):  # frontmatter JSON cannot hold: parse it again next time
-        return note, expected
-    cache.put_parsed(key, data)
-    return note, expected
+        return Loaded(note, expected, key_of_run, facts)
+    cache.put_parsed(key, data, key_of_run)
+    return Loaded(note, expected, key_of_run, facts)
 
 
 def check(
@@ -208,19 +238,16 @@ def check(
     hits: set[int] = set()
     pending: dict[int, tuple[int, NoteRun, str]] = {}  # sandbox ticket → note index, run, key
     for index, file in enumerate(files):
-        note, expectation = _load(file, config, cache, fingerprint)
-        notes.append(note)
-        expected.append(expectation)
-        if note.problems or all(e.kind == "skip" for e in expectation):
-            continue
-        run = note_run(note, expectation, file.root, config)
-        key = run_key(run, fingerprint)
-        cached = cache.get(key, run) if cache is not None else None
-        if cached is not None:
-            facts[index] = cached
+        loaded = _load(file, config, cache, fingerprint)
+        notes.append(loaded.note)
+        expected.append(loaded.expected)
+        if loaded.facts is not None:
+            facts[index] = loaded.facts
             hits.add(index)
-        else:  # the worker starts with the first note that must run, while parsing goes on
-            pending[sandbox.submit(run)] = (index, run, key)
+        elif not runs_nothing(loaded.note, loaded.expected):
+            # the worker starts with the first note that must run, while loading goes on
+            run = note_run(loaded.note, loaded.expected, file.root, config)
+            pending[sandbox.submit(run)] = (index, run, loaded.run_key or run_key(run, fingerprint))
 
     results: list[NoteResult] = []
 

@@ -167,9 +167,9 @@ def test_timeouts_are_not_cached(tmp_path: Path) -> None:
     run = NoteRun(path="/x/a.md", blocks=(BlockRun(1, "x = 1\n"),))
     key = run_key(run, environment_fingerprint())
     cache.put(key, run, NoteFacts(blocks=(), ended="timed out after 1 s"))
-    assert cache.get(key, run) is None
+    assert cache.get(key, [(1, 1)]) is None
     cache.put(key, run, NoteFacts(blocks=()))
-    assert cache.get(key, run) == NoteFacts(blocks=())
+    assert cache.get(key, [(1, 1)]) == NoteFacts(blocks=())
     with sqlite3.connect(cache.path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 

@@ -34,6 +34,22 @@ def test_seed_note_with_hidden_setup_passes(run_note: RunNote) -> None:
     assert [label for _, label in graph.nodes] == ["MseLossBackward0", "MulBackward0", "AccumulateGrad (w)"]
 
 
+def test_a_loop_records_each_distinct_graph_once(run_note: RunNote) -> None:
+    code = (
+        "w = torch.ones(2, requires_grad=True)\n"
+        "for step in range(20):\n"
+        "    (w * 2).sum().backward()\n"
+        "(w ** 2).sum().backward()"
+    )
+    result = run_note(fence(code))
+    facts = result.blocks[0].facts
+    assert facts.backward_calls == 21
+    assert [[label for _, label in graph.nodes] for graph in facts.graphs] == [
+        ["SumBackward0", "MulBackward0", "AccumulateGrad (w)"],
+        ["SumBackward0", "PowBackward0", "AccumulateGrad (w)"],
+    ]
+
+
 def test_each_documented_error_form(run_note: RunNote) -> None:
     text = (
         callout("fail", "x = torch.ones(2, requires_grad=True)\n# 报错! RuntimeError: grad can be implicitly created only for scalar outputs\n(x * 2).backward()")

@@ -25,6 +25,8 @@ import torch
 
 OUTPUT_CAP = 1 << 20
 GRAPH_NODE_CAP = 64
+GRAPH_CAP = 8
+"""Distinct graphs kept per block: a training loop walks one graph per step, the same each time."""
 _WALK_DEPTH = 3
 _CONTAINER_CAP = 1000
 
@@ -155,7 +157,7 @@ def _message(error: BaseException) -> str:
 
 
 class Autograd:
-    """Wraps ``torch.autograd.backward``/``grad`` to see the graphs they walk and what they return."""
+    """Wraps ``torch.autograd.backward``/``grad`` to see the distinct graphs they walk and their results."""
 
     def __init__(self) -> None:
         self.graphs: list[dict[str, Any]] = []
@@ -189,8 +191,10 @@ class Autograd:
             roots = [roots]
         try:
             functions = [t.grad_fn for t in roots if isinstance(t, torch.Tensor) and t.grad_fn]
-            if functions:
-                self.graphs.append(_walk_graph(functions))
+            if functions and len(self.graphs) < GRAPH_CAP:
+                graph = _walk_graph(functions)
+                if graph not in self.graphs:
+                    self.graphs.append(graph)
         except Exception:
             pass
 

@@ -13,16 +13,15 @@ most its own unwritten results, and a corrupt file is set aside and rebuilt with
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
-import platform
 import sqlite3
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 from typing import Protocol
 
@@ -40,12 +39,17 @@ class CacheWarning(UserWarning):
 
 
 @cache
-def _torch_version() -> str:
-    """From the installed distribution's metadata: the CLI process never imports torch."""
-    try:
-        return metadata.version("torch")
-    except metadata.PackageNotFoundError:
+def _torch_build() -> str:
+    """torch's ``version.py`` (its version and the commit it was built from), found without
+    importing torch: the CLI process never imports it, and a warm run cannot wait for
+    ``importlib.metadata`` either."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or spec.origin is None:
         return "absent"
+    try:
+        return Path(spec.origin).with_name("version.py").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return "unknown"
 
 
 def environment_fingerprint(key_files: Iterable[Path] = ()) -> str:
@@ -53,9 +57,9 @@ def environment_fingerprint(key_files: Iterable[Path] = ()) -> str:
     for part in (
         f"schema {SCHEMA_VERSION}",
         f"python {sys.version}",
-        f"torch {_torch_version()}",
+        f"torch {_torch_build()}",
         f"noteexec {__version__} {_source_digest()}",
-        f"machine {platform.machine()}",
+        f"machine {os.uname().machine}",
     ):
         digest.update(part.encode() + b"\0")
     for path in sorted(key_files):
@@ -86,11 +90,16 @@ def run_key(run: NoteRun, fingerprint: str) -> str:
     return hashlib.sha256((fingerprint + "\0" + payload).encode()).hexdigest()
 
 
-def parsed_key(content: bytes, config: object, fingerprint: str) -> str:
-    """A note file's bytes under one configuration: what parsing and expectations depend on."""
-    digest = hashlib.sha256(f"{fingerprint}\0{config!r}\0".encode())
-    digest.update(content)
-    return digest.hexdigest()
+def parsed_keys(config: object, fingerprint: str) -> Callable[[bytes], str]:
+    """Keys of note files' bytes under one configuration: what parsing and expectations depend on."""
+    prefix = hashlib.sha256(f"{fingerprint}\0{config!r}\0".encode())
+
+    def key(content: bytes) -> str:
+        digest = prefix.copy()
+        digest.update(content)
+        return digest.hexdigest()
+
+    return key
 
 
 class Located(Protocol):
@@ -331,7 +340,16 @@ def open_cache(
     return ResultCache(directory or default_cache_dir(vault)), environment_fingerprint(key_files)
 
 
-_CACHED_STAGES = ("markdown.py", "model.py", "parse.py", "expect.py", "serialize.py", "facts.py", "cache.py")
+_CACHED_STAGES = (
+    "source.py",
+    "markdown.py",
+    "model.py",
+    "parse.py",
+    "expect.py",
+    "serialize.py",
+    "facts.py",
+    "cache.py",
+)
 
 
 def _source_digest() -> str:

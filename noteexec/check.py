@@ -9,16 +9,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from noteexec.cache import ResultCache, block_spans, parsed_key, run_key
+from noteexec.cache import ResultCache, block_spans, parsed_keys, run_key
 from noteexec.config import Config
 from noteexec.expect import Expectation, expect
 from noteexec.facts import BlockFacts, NoteFacts
 from noteexec.judge import Verdict, judge
-from noteexec.markdown import normalize_source
+from noteexec.memory import collector_paused
 from noteexec.model import CodeBlock, Note, Problem
-from noteexec.parse import parse_note, read_note, read_source
 from noteexec.sandbox import BlockRun, NoteRun, Sandbox
 from noteexec.serialize import parsed_from_json, parsed_json
+from noteexec.source import normalize_source, read_source
 
 NoteStatus = Literal["passed", "failed", "error"]
 
@@ -185,18 +185,30 @@ def runs_nothing(note: Note, expected: Sequence[Expectation]) -> bool:
     return bool(note.problems) or all(e.kind == "skip" for e in expected)
 
 
-def _load(file: NoteFile, config: Config, cache: ResultCache | None, fingerprint: str) -> Loaded:
+def _parse(text: str, path: Path) -> Note:
+    from noteexec.parse import parse_note  # markdown-it and YAML load only when a note is parsed
+
+    return parse_note(text, path)
+
+
+def _load(
+    file: NoteFile,
+    config: Config,
+    cache: ResultCache | None,
+    fingerprint: str,
+    key_of: Callable[[bytes], str],
+) -> Loaded:
     """Parse a note and derive its expectations, or take both from the cache (same bytes),
     together with the facts of its last run when they are cached."""
-    if cache is None:
-        note = read_note(file.path)
-        return Loaded(note, expectations(note, config))
     read = read_source(file.path)
     if isinstance(read, Problem):
         note = Note(path=file.path, source="", problems=(read,))
         return Loaded(note, expectations(note, config))
     content, text = read
-    key = parsed_key(content, replace(config, source=None), fingerprint)
+    if cache is None:
+        note = _parse(text, file.path)
+        return Loaded(note, expectations(note, config))
+    key = key_of(content)
     known = cache.get_parsed(key)
     if known is not None:
         data, key_of_run, stored_facts = known
@@ -205,7 +217,7 @@ def _load(file: NoteFile, config: Config, cache: ResultCache | None, fingerprint
         if key_of_run is not None and stored_facts is not None:
             facts = cache.decode_facts(stored_facts, block_spans(executed_blocks(note, expected)))
         return Loaded(note, expected, key_of_run, facts)
-    note = parse_note(text, file.path)
+    note = _parse(text, file.path)
     expected = expectations(note, config)
     key_of_run = facts = None
     if not runs_nothing(note, expected):
@@ -219,6 +231,7 @@ def _load(file: NoteFile, config: Config, cache: ResultCache | None, fingerprint
     return Loaded(note, expected, key_of_run, facts)
 
 
+@collector_paused()  # every note's result is kept to the end
 def check(
     files: Sequence[NoteFile],
     config: Config,
@@ -237,8 +250,9 @@ def check(
     facts: dict[int, NoteFacts] = {}
     hits: set[int] = set()
     pending: dict[int, tuple[int, NoteRun, str]] = {}  # sandbox ticket → note index, run, key
+    key_of = parsed_keys(replace(config, source=None), fingerprint)
     for index, file in enumerate(files):
-        loaded = _load(file, config, cache, fingerprint)
+        loaded = _load(file, config, cache, fingerprint, key_of)
         notes.append(loaded.note)
         expected.append(loaded.expected)
         if loaded.facts is not None:

@@ -16,7 +16,6 @@ from noteexec.check import NoteFile, NoteResult, UsageError, check, discover, ex
 from noteexec.config import Config, ConfigError, load_config
 from noteexec.formats import write_github, write_junit
 from noteexec.options import add_cache_arguments
-from noteexec.parse import read_note
 from noteexec.report import Summary, TextReporter, write_json
 from noteexec.sandbox import Sandbox
 from noteexec.site.arguments import SITE_COMMANDS, add_site_commands
@@ -196,6 +195,8 @@ def _cache(arguments: argparse.Namespace) -> int:
 
 
 def _list(arguments: argparse.Namespace) -> int:
+    from noteexec.parse import read_note  # markdown-it and YAML are not loaded for a warm `check`
+
     config = _config_for(arguments.paths)
     status = EXIT_OK
     for file in discover(arguments.paths, config.exclude):

@@ -6,13 +6,12 @@ The nearest file at or above the checked path wins; every key is optional.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from noteexec.expect import Families
-from noteexec.markdown import CANONICAL_CALLOUT
+from noteexec.model import CANONICAL_CALLOUT
 
 DEFAULT_PRELUDE = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 DEFAULT_TIMEOUT = 60.0
@@ -55,6 +54,8 @@ def find_config_file(start: Path) -> tuple[Path, dict[str, Any]] | None:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # loaded only where a configuration file is found
+
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:

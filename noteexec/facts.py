@@ -93,8 +93,8 @@ class BlockFacts:
             backward_calls=int(data.get("backward_calls", 0)),
             graphs=tuple(
                 Graph(
-                    nodes=tuple((node["id"], node["label"]) for node in graph["nodes"]),
-                    edges=tuple((a, b) for a, b in graph["edges"]),
+                    nodes=tuple([(node["id"], node["label"]) for node in graph["nodes"]]),
+                    edges=tuple([(a, b) for a, b in graph["edges"]]),
                     truncated=bool(graph.get("truncated", False)),
                 )
                 for graph in data.get("graphs", ())

@@ -15,7 +15,6 @@ is what keeps deep nesting from exhausting Python's stack) gets ``meta["too_deep
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cache
 
 from markdown_it import MarkdownIt
@@ -24,50 +23,13 @@ from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from mdit_py_plugins.front_matter import front_matter_plugin
 
-COMMENT_MARK = "%%"
+from noteexec.model import CANONICAL_CALLOUT, CalloutHeader
 
-# Canonical callout types and their aliases, as Obsidian documents them.
-CALLOUT_ALIASES: dict[str, tuple[str, ...]] = {
-    "note": (),
-    "abstract": ("summary", "tldr"),
-    "info": (),
-    "todo": (),
-    "tip": ("hint", "important"),
-    "success": ("check", "done"),
-    "question": ("help", "faq"),
-    "warning": ("caution", "attention"),
-    "failure": ("fail", "missing"),
-    "danger": ("error",),
-    "bug": (),
-    "example": (),
-    "quote": ("cite",),
-}
-CANONICAL_CALLOUT: dict[str, str] = {
-    name: canonical for canonical, aliases in CALLOUT_ALIASES.items() for name in (canonical, *aliases)
-}
+COMMENT_MARK = "%%"
 
 _CALLOUT_HEADER = re.compile(
     r"^\[!(?P<type>[A-Za-z0-9_-]+)(?:\|(?P<metadata>[^\]]*))?\](?P<fold>[+-])?(?:[ \t]+(?P<title>.*))?$"
 )
-
-
-@dataclass(frozen=True)
-class CalloutHeader:
-    """The first line of a callout: ``[!type|metadata]fold title``."""
-
-    kind: str
-    """Canonical type (``failure`` for ``[!FAIL]``); unknown types keep their lowercased name."""
-    raw_type: str
-    title: str
-    """The title as written (inline Markdown), empty when the callout has none."""
-    fold: str | None
-    metadata: str | None
-    known: bool
-
-    @property
-    def display_title(self) -> str:
-        """Obsidian's default title is the type as written, in title case."""
-        return self.title or self.raw_type.replace("-", " ").replace("_", " ").title()
 
 
 def parse_callout_header(line: str) -> CalloutHeader | None:
@@ -226,8 +188,3 @@ def block_parser() -> MarkdownIt:
     md = MarkdownIt("commonmark").use(front_matter_plugin).use(obsidian_plugin)
     md.disable("inline")  # the checker needs block structure only; callout titles stay raw
     return md
-
-
-def normalize_source(text: str) -> str:
-    """What markdown-it sees: no BOM, LF line endings (CRLF and lone CR both end a line)."""
-    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")

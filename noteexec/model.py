@@ -6,10 +6,47 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from noteexec.markdown import CalloutHeader
-
 PYTHON_LANGUAGES = frozenset({"python", "py", "python3"})
 OUTPUT_LANGUAGES = frozenset({"", "text", "output", "console", "pytb", "log"})
+
+# Canonical callout types and their aliases, as Obsidian documents them.
+CALLOUT_ALIASES: dict[str, tuple[str, ...]] = {
+    "note": (),
+    "abstract": ("summary", "tldr"),
+    "info": (),
+    "todo": (),
+    "tip": ("hint", "important"),
+    "success": ("check", "done"),
+    "question": ("help", "faq"),
+    "warning": ("caution", "attention"),
+    "failure": ("fail", "missing"),
+    "danger": ("error",),
+    "bug": (),
+    "example": (),
+    "quote": ("cite",),
+}
+CANONICAL_CALLOUT: dict[str, str] = {
+    name: canonical for canonical, aliases in CALLOUT_ALIASES.items() for name in (canonical, *aliases)
+}
+
+
+@dataclass(frozen=True)
+class CalloutHeader:
+    """The first line of a callout: ``[!type|metadata]fold title``."""
+
+    kind: str
+    """Canonical type (``failure`` for ``[!FAIL]``); unknown types keep their lowercased name."""
+    raw_type: str
+    title: str
+    """The title as written (inline Markdown), empty when the callout has none."""
+    fold: str | None
+    metadata: str | None
+    known: bool
+
+    @property
+    def display_title(self) -> str:
+        """Obsidian's default title is the type as written, in title case."""
+        return self.title or self.raw_type.replace("-", " ").replace("_", " ").title()
 
 
 @dataclass(frozen=True)

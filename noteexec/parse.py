@@ -6,26 +6,26 @@ the 1-based lines of the file as an editor shows them.
 
 from __future__ import annotations
 
-import gc
 import math
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 from markdown_it.token import Token
 
-from noteexec.markdown import CalloutHeader, block_parser, normalize_source
+from noteexec.markdown import block_parser
+from noteexec.memory import collector_paused
 from noteexec.model import (
     OUTPUT_LANGUAGES,
     PYTHON_LANGUAGES,
+    CalloutHeader,
     CodeBlock,
     Note,
     NoteOptions,
     OutputFence,
     Problem,
 )
+from noteexec.source import normalize_source, read_source
 
 SKIP_DIRECTIVE = "noteexec: skip"
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster
@@ -34,31 +34,6 @@ MAX_YAML_NESTING = 200
 thousand nested ``[`` overflow the C stack (a segfault), where Python raises RecursionError."""
 MAX_FRONTMATTER_VALUES = 100_000
 """Frontmatter that expands to more values (YAML aliases: "billion laughs") is refused."""
-
-
-def read_source(path: Path) -> tuple[bytes, str] | Problem:
-    """A note file's bytes and text, or the problem that keeps it from being read.
-
-    Only regular files are read: a FIFO or a device named ``.md`` is reported, never waited on.
-    """
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as error:
-        return Problem(0, f"cannot read: {error.strerror or error}")
-    try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            return Problem(0, "cannot read: not a regular file")
-        with os.fdopen(descriptor, "rb", closefd=False) as file:
-            data = file.read()
-    except OSError as error:
-        return Problem(0, f"cannot read: {error.strerror or error}")
-    finally:
-        os.close(descriptor)
-    try:
-        return data, data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        return Problem(line, "not valid UTF-8 (a binary file?)")
 
 
 def read_note(path: Path) -> Note:
@@ -71,13 +46,8 @@ def read_note(path: Path) -> Note:
 
 def parse_note(text: str, path: Path = Path("<note>")) -> Note:
     source = normalize_source(text)
-    collecting = gc.isenabled()
-    gc.disable()  # markdown-it's tokens make no cycles; collecting while a 20 MB note parses triples the time
-    try:
+    with collector_paused():  # collecting while a 20 MB note parses would triple the time
         tokens = block_parser().parse(source)
-    finally:
-        if collecting:
-            gc.enable()
     problems: list[Problem] = []
     if "\0" in source:
         line = source.count("\n", 0, source.index("\0")) + 1

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from noteexec.expect import DocumentedError, DocumentedOutput, Expectation
-from noteexec.markdown import CalloutHeader
-from noteexec.model import CodeBlock, Note, NoteOptions, OutputFence, Problem
+from noteexec.model import CalloutHeader, CodeBlock, Note, NoteOptions, OutputFence, Problem
 
 
 def _block_json(block: CodeBlock) -> dict[str, Any]:

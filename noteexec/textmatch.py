@@ -25,15 +25,10 @@ WILDCARD = object()
 
 def _tokens(text: str) -> list[object]:
     """Numbers become floats, the wildcard a sentinel, everything else its text."""
-    result: list[object] = []
-    for match in _TOKEN.finditer(text):
-        if match["wild"]:
-            result.append(WILDCARD)
-        elif match["number"]:
-            result.append(float(match["number"]))
-        else:
-            result.append(match.group())
-    return result
+    return [
+        WILDCARD if wild else float(number) if number else word or symbol
+        for wild, number, word, symbol in _TOKEN.findall(text)
+    ]
 
 
 def _same(expected: object, actual: object) -> bool:
@@ -44,27 +39,44 @@ def _same(expected: object, actual: object) -> bool:
     return expected == actual
 
 
+def _run_at(segment: list[object], words: list[object], start: int) -> bool:
+    """Whether ``segment`` matches the actual tokens from ``start`` on."""
+    return start + len(segment) <= len(words) and all(
+        _same(token, words[start + offset]) for offset, token in enumerate(segment)
+    )
+
+
 def matches(expected: str, actual: str, *, prefix: bool = False) -> bool:
     """True when ``actual`` is what ``expected`` documents.
 
     With ``prefix``, ``expected`` only has to match the start of ``actual`` (error messages,
     whose tails change between torch versions).
     """
+    if expected == actual:
+        return True
     flat_expected, flat_actual = " ".join(expected.split()), " ".join(actual.split())
     if flat_expected == flat_actual or (prefix and flat_actual.startswith(flat_expected)):
         return True  # the common case, without tokenizing
-    pattern = _tokens(expected)
-    if prefix:
-        pattern.append(WILDCARD)
-    words = [token for token in _tokens(actual) if token is not WILDCARD]
-    # reachable[j]: the pattern read so far can match exactly the first j actual tokens.
-    reachable = [True] + [False] * len(words)
-    for token in pattern:
+    segments: list[list[object]] = [[]]  # the documented tokens between wildcards
+    for token in _tokens(expected):
         if token is WILDCARD:
-            for j in range(1, len(words) + 1):
-                reachable[j] = reachable[j] or reachable[j - 1]
+            segments.append([])
         else:
-            for j in range(len(words), 0, -1):
-                reachable[j] = reachable[j - 1] and _same(token, words[j - 1])
-            reachable[0] = False
-    return reachable[len(words)]
+            segments[-1].append(token)
+    if prefix:
+        segments.append([])
+    words = [token for token in _tokens(actual) if token is not WILDCARD]
+    first, last = segments[0], segments[-1]
+    if len(segments) == 1:
+        return len(first) == len(words) and _run_at(first, words, 0)
+    if not _run_at(first, words, 0):
+        return False
+    # Between wildcards, the earliest place a segment matches leaves the most room for the rest.
+    position = len(first)
+    for segment in segments[1:-1]:
+        starts = range(position, len(words) - len(segment) + 1)
+        found = next((start for start in starts if _run_at(segment, words, start)), None)
+        if found is None:
+            return False
+        position = found + len(segment)
+    return len(words) - len(last) >= position and _run_at(last, words, len(words) - len(last))

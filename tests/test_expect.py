@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from noteexec.expect import DocumentedError, DocumentedOutput, Expectation, Families, expect
 from noteexec.parse import parse_note
-from noteexec.textmatch import matches
+from noteexec.textmatch import WILDCARD, _same, _tokens, matches
 from tests.conftest import SEED_NOTE, callout, fence
 
 
@@ -159,3 +161,27 @@ def test_code_that_does_not_parse_still_yields_its_comment_documents() -> None:
 )
 def test_matching(documented: str, actual: str, prefix: bool, expected: bool) -> None:
     assert matches(documented, actual, prefix=prefix) is expected
+
+
+def reference_match(expected: str, actual: str, prefix: bool) -> bool:
+    """Every way the documented tokens can line up with the actual ones (a dynamic programme)."""
+    pattern = _tokens(expected) + ([WILDCARD] if prefix else [])
+    words = [token for token in _tokens(actual) if token is not WILDCARD]
+    reachable = [True] + [False] * len(words)  # the pattern so far can match exactly j words
+    for token in pattern:
+        if token is WILDCARD:
+            for j in range(1, len(words) + 1):
+                reachable[j] = reachable[j] or reachable[j - 1]
+        else:
+            for j in range(len(words), 0, -1):
+                reachable[j] = reachable[j - 1] and _same(token, words[j - 1])
+            reachable[0] = False
+    return reachable[len(words)]
+
+
+texts = st.lists(st.sampled_from(["a", "b", "(", "1", "1.00001", "2", "...", "…"]), max_size=9).map(" ".join)
+
+
+@given(texts, texts, st.booleans())
+def test_matching_agrees_with_trying_every_alignment(documented: str, actual: str, prefix: bool) -> None:
+    assert matches(documented, actual, prefix=prefix) is reference_match(documented, actual, prefix)

@@ -252,7 +252,13 @@ def test_the_strategies_reach_what_they_should() -> None:
     """A guard against a strategy that silently stopped producing python blocks or containers."""
     seen = {"python": 0, "in a callout": 0, "hidden setup": 0, "skipped": 0, "problem": 0, "crlf": 0}
 
-    @settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=100,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(notes())
     def sample(text: str) -> None:
         note = parse_note(text)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from noteexec.markdown import CALLOUT_ALIASES, parse_callout_header
+from noteexec.markdown import parse_callout_header
+from noteexec.model import CALLOUT_ALIASES
 from noteexec.parse import parse_note
 from tests.conftest import SEED_NOTE, callout, fence
 

@@ -11,7 +11,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
-import gc
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 from noteexec.check import NoteResult
+from noteexec.memory import collector_paused
 from noteexec.site.arguments import DEFAULT_MERMAID_URL
 from noteexec.site.assets import favicon_svg, site_css, site_js, theme_js
 from noteexec.site.page import BrokenLink, Page, ParsedNote, SiteIndex, make_page, parse_for_site
@@ -187,15 +187,8 @@ def render_site(
     attachments: Sequence[str] = (),
 ) -> SiteFiles:
     """Every file of the site, from the notes' results (pure but for reading attachments' paths)."""
-    # Both passes keep every note's tokens alive: millions of small objects that the cyclic
-    # garbage collector would scan again and again for nothing (they hold no cycles to free).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():  # both passes keep every note's tokens alive: millions of objects
         return _render_site(root, results, options, attachments)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _render_site(

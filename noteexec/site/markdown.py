@@ -34,7 +34,8 @@ from mdit_py_plugins.footnote import footnote_plugin
 from mdit_py_plugins.front_matter import front_matter_plugin
 from mdit_py_plugins.tasklists import tasklists_plugin
 
-from noteexec.markdown import CalloutHeader, obsidian_plugin
+from noteexec.markdown import obsidian_plugin
+from noteexec.model import CalloutHeader
 from noteexec.site import icons
 
 escape = html.escape

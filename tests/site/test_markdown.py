@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from noteexec.markdown import CALLOUT_ALIASES
+from noteexec.model import CALLOUT_ALIASES
 from noteexec.site.code import highlight_code
 from noteexec.site.markdown import WikiTarget, render_markdown, slugify, tag_slug
 

@@ -15,6 +15,7 @@ from noteexec.cache import open_cache
 from noteexec.check import NoteFile, NoteResult, UsageError, check, discover, expectations
 from noteexec.config import Config, ConfigError, load_config
 from noteexec.formats import write_github, write_junit
+from noteexec.memory import collector_paused
 from noteexec.options import add_cache_arguments
 from noteexec.report import Summary, TextReporter, write_json
 from noteexec.sandbox import Sandbox
@@ -102,6 +103,7 @@ def _shard(files: list[NoteFile], shard: str | None) -> list[NoteFile]:
     return [file for position, file in enumerate(files) if position % int(count) == int(index) - 1]
 
 
+@collector_paused()  # the results are kept to the end and freed when this returns: nothing to collect
 def _check(arguments: argparse.Namespace) -> int:
     started = time.perf_counter()
     if arguments.jobs < 1:

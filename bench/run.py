@@ -9,6 +9,7 @@ Vaults are generated from the bundled ``notes/`` into a temporary folder.
 from __future__ import annotations
 
 import argparse
+import compileall
 import itertools
 import os
 import platform
@@ -247,6 +248,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     arguments = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    # Bytecode as `pip install` leaves it: an editable checkout under PYTHONDONTWRITEBYTECODE
+    # would otherwise compile noteexec's modules again in every measured run.
+    compileall.compile_dir(REPO / "noteexec", quiet=1)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="noteexec-bench-") as directory:
         for name in arguments.only or SECTIONS:

@@ -204,3 +204,17 @@ def test_cached_facts_follow_blocks_that_moved(vault: Path) -> None:
         == ["passed", "passed"]
     )
     assert [b["line"] for b in second["blocks"]] == [b["line"] + 5 for b in first["blocks"]]
+
+
+def test_a_cache_of_an_older_schema_is_emptied_and_used(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "results.sqlite3") as old:
+        old.execute("CREATE TABLE parsed (key TEXT PRIMARY KEY, data TEXT NOT NULL, stored REAL NOT NULL)")
+        old.execute("INSERT INTO parsed VALUES ('k', '{}', 0)")
+        old.execute("PRAGMA user_version = 2")
+    old.close()
+    cache = ResultCache(tmp_path)
+    assert cache.get_parsed("k") is None
+    cache.put_parsed("k", "{}", "run")
+    assert cache.get_parsed("k") == ("{}", "run", None)
+    assert cache.warnings == []
+    cache.close()

@@ -199,6 +199,7 @@ class ResultCache:
             (status,) = connection.execute("PRAGMA quick_check").fetchone()
             if status != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {status}")
+            connection.execute("BEGIN IMMEDIATE")  # a run opening at once waits: it never drops our tables
             (version,) = connection.execute("PRAGMA user_version").fetchone()
             if version != SCHEMA_VERSION:  # written by another noteexec: its rows could never hit
                 connection.execute("DROP TABLE IF EXISTS results")
@@ -212,6 +213,7 @@ class ResultCache:
                 "CREATE TABLE IF NOT EXISTS parsed ("
                 " key TEXT PRIMARY KEY, data TEXT NOT NULL, run_key TEXT, stored REAL NOT NULL)"
             )
+            connection.execute("COMMIT")
         except sqlite3.Error:
             connection.close()
             raise

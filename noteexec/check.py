@@ -18,7 +18,7 @@ from noteexec.memory import collector_paused
 from noteexec.model import CodeBlock, Note, Problem
 from noteexec.sandbox import BlockRun, NoteRun, Sandbox
 from noteexec.serialize import parsed_from_json, parsed_json
-from noteexec.source import normalize_source, read_source
+from noteexec.source import decode_source, normalize_utf8, read_source
 
 NoteStatus = Literal["passed", "failed", "error"]
 
@@ -191,6 +191,11 @@ def _parse(text: str, path: Path) -> Note:
     return parse_note(text, path)
 
 
+def _unreadable(path: Path, problem: Problem, config: Config) -> Loaded:
+    note = Note(path=path, utf8=b"", problems=(problem,))
+    return Loaded(note, expectations(note, config))
+
+
 def _load(
     file: NoteFile,
     config: Config,
@@ -200,24 +205,24 @@ def _load(
 ) -> Loaded:
     """Parse a note and derive its expectations, or take both from the cache (same bytes),
     together with the facts of its last run when they are cached."""
-    read = read_source(file.path)
-    if isinstance(read, Problem):
-        note = Note(path=file.path, source="", problems=(read,))
-        return Loaded(note, expectations(note, config))
-    content, text = read
-    if cache is None:
-        note = _parse(text, file.path)
-        return Loaded(note, expectations(note, config))
-    key = key_of(content)
-    known = cache.get_parsed(key)
-    if known is not None:
+    content = read_source(file.path)
+    if isinstance(content, Problem):
+        return _unreadable(file.path, content, config)
+    key = key_of(content) if cache is not None else ""
+    known = cache.get_parsed(key) if cache is not None else None
+    if cache is not None and known is not None:  # the same bytes were parsed (so decoded) before
         data, key_of_run, stored_facts = known
-        note, expected = parsed_from_json(data, file.path, normalize_source(text))
+        note, expected = parsed_from_json(data, file.path, normalize_utf8(content))
         facts = None
         if key_of_run is not None and stored_facts is not None:
             facts = cache.decode_facts(stored_facts, block_spans(executed_blocks(note, expected)))
         return Loaded(note, expected, key_of_run, facts)
+    text = decode_source(content)
+    if isinstance(text, Problem):
+        return _unreadable(file.path, text, config)
     note = _parse(text, file.path)
+    if cache is None:
+        return Loaded(note, expectations(note, config))
     expected = expectations(note, config)
     key_of_run = facts = None
     if not runs_nothing(note, expected):

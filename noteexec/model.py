@@ -101,13 +101,19 @@ class NoteOptions:
 @dataclass(frozen=True)
 class Note:
     path: Path
-    source: str
-    """The normalised text (no BOM, LF endings); line ``n`` is ``lines[n - 1]``."""
+    utf8: bytes
+    """The normalised text (no BOM, LF endings) as UTF-8: a run keeps every note to the end, and
+    a ``str`` with one emoji in it takes four bytes for every character."""
     frontmatter: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     blocks: tuple[CodeBlock, ...] = ()
     setup: tuple[CodeBlock, ...] = ()
     options: NoteOptions = NoteOptions()
     problems: tuple[Problem, ...] = ()
+
+    @property
+    def source(self) -> str:
+        """The normalised text; line ``n`` is ``lines[n - 1]``."""
+        return self.utf8.decode("utf-8", "surrogatepass")
 
     @property
     def lines(self) -> list[str]:

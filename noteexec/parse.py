@@ -25,7 +25,7 @@ from noteexec.model import (
     OutputFence,
     Problem,
 )
-from noteexec.source import normalize_source, read_source
+from noteexec.source import decode_source, normalize_source, read_source
 
 SKIP_DIRECTIVE = "noteexec: skip"
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster
@@ -39,9 +39,10 @@ MAX_FRONTMATTER_VALUES = 100_000
 def read_note(path: Path) -> Note:
     """Read and parse a note file; unreadable or undecodable files become a note with a problem."""
     read = read_source(path)
-    if isinstance(read, Problem):
-        return Note(path=path, source="", problems=(read,))
-    return parse_note(read[1], path)
+    text = read if isinstance(read, Problem) else decode_source(read)
+    if isinstance(text, Problem):
+        return Note(path=path, utf8=b"", problems=(text,))
+    return parse_note(text, path)
 
 
 def parse_note(text: str, path: Path = Path("<note>")) -> Note:
@@ -59,7 +60,7 @@ def parse_note(text: str, path: Path = Path("<note>")) -> Note:
     blocks, setup = _python_blocks(tokens, problems)
     return Note(
         path=path,
-        source=source,
+        utf8=source.encode("utf-8", "surrogatepass"),
         frontmatter=frontmatter,
         blocks=blocks,
         setup=setup,

@@ -74,11 +74,11 @@ def parsed_json(note: Note, expectations: tuple[Expectation, ...]) -> str:
     )
 
 
-def parsed_from_json(text: str, path: Path, source: str) -> tuple[Note, tuple[Expectation, ...]]:
+def parsed_from_json(text: str, path: Path, utf8: bytes) -> tuple[Note, tuple[Expectation, ...]]:
     data = json.loads(text)
     note = Note(
         path=path,
-        source=source,
+        utf8=utf8,
         frontmatter=data["frontmatter"],
         blocks=tuple(_block(block) for block in data["blocks"]),
         setup=tuple(_block(block) for block in data["setup"]),

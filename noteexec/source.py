@@ -13,10 +13,11 @@ from pathlib import Path
 from noteexec.model import Problem
 
 
-def read_source(path: Path) -> tuple[bytes, str] | Problem:
-    """A note file's bytes and text, or the problem that keeps it from being read.
+def read_source(path: Path) -> bytes | Problem:
+    """A note file's bytes, or the problem that keeps it from being read.
 
     Only regular files are read: a FIFO or a device named ``.md`` is reported, never waited on.
+    Decoding is left to parsing: bytes found in the cache were decoded when they were parsed.
     """
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -29,13 +30,16 @@ def read_source(path: Path) -> tuple[bytes, str] | Problem:
         chunks = []  # one read when the size is right; more if the file grew meanwhile
         while chunk := os.read(descriptor, status.st_size + 1 if not chunks else 1 << 20):
             chunks.append(chunk)
-        data = b"".join(chunks)
+        return b"".join(chunks)
     except OSError as error:
         return Problem(0, f"cannot read: {error.strerror or error}")
     finally:
         os.close(descriptor)
+
+
+def decode_source(data: bytes) -> str | Problem:
     try:
-        return data, data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         return Problem(line, "not valid UTF-8 (a binary file?)")
@@ -44,3 +48,9 @@ def read_source(path: Path) -> tuple[bytes, str] | Problem:
 def normalize_source(text: str) -> str:
     """What markdown-it sees: no BOM, LF line endings (CRLF and lone CR both end a line)."""
     return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def normalize_utf8(data: bytes) -> bytes:
+    """:func:`normalize_source` on UTF-8 bytes, without decoding them (CR and LF bytes never
+    occur inside a multi-byte character)."""
+    return data.removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n").replace(b"\r", b"\n")

@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 
 from noteexec.cache import ResultCache, environment_fingerprint, run_key
+from noteexec.check import NoteFile, check
+from noteexec.config import Config
 from noteexec.facts import NoteFacts
-from noteexec.sandbox import BlockRun, NoteRun
+from noteexec.parse import read_note
+from noteexec.sandbox import BlockRun, NoteRun, Sandbox
 from tests.conftest import REPO, callout, fence, noteexec
 
 SUCCESS = callout("success", "w = torch.ones(1, requires_grad=True)\n(w * 2).sum().backward()")
@@ -218,3 +221,30 @@ def test_a_cache_of_an_older_schema_is_emptied_and_used(tmp_path: Path) -> None:
     assert cache.get_parsed("k") == ("{}", "run", None)
     assert cache.warnings == []
     cache.close()
+
+
+def test_a_note_read_from_the_cache_is_the_note_parsing_gives(tmp_path: Path, sandbox: Sandbox) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    text = (
+        "\ufeff---\r\ntitle: 计算图 🔥\r\ndate: 2025-08-16\r\n---\r\n\r\n# 标题\r"
+        + callout(
+            "fail", "x = torch.ones(1)  # 报错! 🔥\nx.backward()  # RuntimeError: element 0 of tensors"
+        ).replace("\n", "\r\n")
+        + "\r\n%% ```python\r\nimport math\r\n``` %%\r\n"
+    )
+    path = vault / "n.md"
+    path.write_bytes(text.encode("utf-8"))
+    cache = ResultCache(tmp_path / "cache")
+    fingerprint = environment_fingerprint()
+    [first] = check([NoteFile(path, vault)], Config(), sandbox, cache=cache, fingerprint=fingerprint)
+    [second] = check([NoteFile(path, vault)], Config(), sandbox, cache=cache, fingerprint=fingerprint)
+    cache.close()
+    parsed = read_note(path)
+    assert (first.cached, second.cached) == (False, True)
+    assert second.note == first.note == parsed
+    assert second.note.frontmatter == {"title": "计算图 🔥", "date": "2025-08-16"}
+    assert second.note.source == parsed.source and "\r" not in parsed.source
+    assert second.note.lines[parsed.blocks[0].line - 1].startswith("> ```python")
+    assert [b.expectation for b in second.blocks] == [b.expectation for b in first.blocks]
+    assert [b.verdict for b in second.blocks] == [b.verdict for b in first.blocks]

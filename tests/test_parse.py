@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from noteexec.markdown import parse_callout_header
 from noteexec.model import CALLOUT_ALIASES
 from noteexec.parse import parse_note
+from noteexec.source import normalize_source, normalize_utf8
 from tests.conftest import SEED_NOTE, callout, fence
 
 
@@ -102,6 +105,12 @@ def test_bom_crlf_and_frontmatter_keep_file_lines() -> None:
     assert note.blocks[0].line == 6
     assert note.blocks[0].code == "x = 1\n"
     assert parse_note("a\rb\r```python\rx\r```\r").blocks[0].line == 3
+
+
+@given(st.text(alphabet=st.sampled_from(["\r", "\n", "\ufeff", "a", "计", "🔥", "\u0d0a", "\u0a0d"])))
+def test_notes_normalised_as_bytes_and_as_text_agree(text: str) -> None:
+    """A warm run normalises a cached note's bytes without decoding them."""
+    assert normalize_utf8(text.encode()) == normalize_source(text).encode()
 
 
 def test_invalid_yaml_reports_its_line() -> None:

@@ -55,7 +55,8 @@ class NoteResult:
 def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> list[NoteFile]:
     """Markdown files under ``paths`` in a stable order, skipping dot-folders and excludes.
 
-    Symlinks are not followed out of the folder they were found in.
+    Symlinks are not followed out of the folder they were found in. A folder inside that cannot
+    be listed is returned as if it were a note, so that reading it reports why.
     """
     patterns = tuple(exclude)
     found: dict[Path, NoteFile] = {}
@@ -65,19 +66,61 @@ def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> list[NoteFil
         if not given.is_dir():  # a file, or something that reading it will report (a FIFO)
             found.setdefault(given, NoteFile(given, given.parent))
             continue
-        root = given
-
-        def unreadable(error: OSError, root: Path = root) -> None:
-            if Path(error.filename) == root:
-                raise UsageError(f"{root}: cannot read: {error.strerror}")
-
-        for directory, subdirectories, files in os.walk(root, onerror=unreadable):
-            subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
-            for name in sorted(files):
-                path = Path(directory) / name
-                if name.lower().endswith(".md") and is_note(path, root, patterns):
-                    found.setdefault(path, NoteFile(path, root))
+        try:
+            entries = _listing(given)
+        except OSError as error:
+            raise UsageError(f"{given}: cannot read: {error.strerror or error}") from None
+        _collect(given, "", entries, given, patterns, found)
     return list(found.values())
+
+
+def _listing(folder: Path) -> list[os.DirEntry[str]]:
+    with os.scandir(folder) as entries:
+        return sorted(entries, key=lambda entry: entry.name)
+
+
+def _collect(
+    folder: Path,
+    prefix: str,
+    entries: list[os.DirEntry[str]],
+    root: Path,
+    patterns: tuple[str, ...],
+    found: dict[Path, NoteFile],
+) -> None:
+    """A folder's notes, then its subfolders' (depth first, by name), as ``os.walk`` visits them.
+
+    ``prefix`` is the folder's path relative to ``root`` (``a/b/``), for exclude patterns.
+    """
+    folders = []
+    for entry in entries:
+        if _is_folder(entry):  # a symlink to a folder is neither a note nor walked into
+            if entry.is_symlink() or entry.name.startswith("."):
+                continue
+            if not _excluded(f"{prefix}{entry.name}/", patterns):
+                folders.append(entry)
+        elif entry.name.lower().endswith(".md") and not _excluded(prefix + entry.name, patterns):
+            path = folder / entry.name
+            if not entry.is_symlink() or _inside(path, root):
+                found.setdefault(path, NoteFile(path, root))
+    for entry in folders:
+        path = folder / entry.name
+        try:
+            inner = _listing(path)
+        except OSError:
+            found.setdefault(path, NoteFile(path, root))  # reading it says why it cannot be checked
+            continue
+        _collect(path, f"{prefix}{entry.name}/", inner, root, patterns, found)
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a symlink loop: a note that reading will report
+        return False
+
+
+def _excluded(relative: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatch(relative, pattern) for pattern in patterns)
 
 
 def is_note(path: Path, root: Path, exclude: Iterable[str] = ()) -> bool:
@@ -86,7 +129,7 @@ def is_note(path: Path, root: Path, exclude: Iterable[str] = ()) -> bool:
     relative = path.relative_to(root)
     if any(part.startswith(".") for part in relative.parts[:-1]):
         return False
-    if any(fnmatch.fnmatch(relative.as_posix(), pattern) for pattern in exclude):
+    if _excluded(relative.as_posix(), tuple(exclude)):
         return False
     return not path.is_symlink() or _inside(path, root)
 

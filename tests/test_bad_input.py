@@ -456,7 +456,9 @@ def test_unreadable_permissions_are_reported(tmp_path: Path) -> None:
         def work() -> dict[str, object]:
             found = [file.path.name for file in discover([vault])]
             problems = [
-                [problem.line, problem.message] for problem in read_note(vault / "secret.md").problems
+                [problem.line, problem.message]
+                for name in ("secret.md", "locked")
+                for problem in read_note(vault / name).problems
             ]
             try:
                 discover([locked])
@@ -475,8 +477,8 @@ def test_unreadable_permissions_are_reported(tmp_path: Path) -> None:
 
         result = _as_nobody(work)
     assert result == {
-        "found": ["good.md", "secret.md"],
-        "problems": [[0, "cannot read: Permission denied"]],
+        "found": ["good.md", "secret.md", "locked"],  # a folder inside that cannot be read is an error
+        "problems": [[0, "cannot read: Permission denied"]] * 2,
         "locked": f"{locked}: cannot read: Permission denied",
         "status": 1,
     }

@@ -41,7 +41,8 @@ def is_note_path(rel: str) -> bool:
 
 
 def note_url(rel: str) -> str:
-    return rel[:-3] + ".html"
+    """``a/b.md`` → ``a/b.html``; an unreadable folder (shown as a note in error) keeps its name."""
+    return (rel[:-3] if is_note_path(rel) else rel) + ".html"
 
 
 def frontmatter_list(value: Any) -> tuple[str, ...]:

@@ -56,6 +56,8 @@ def test_note_urls_avoid_the_sites_own_files() -> None:
     vault = Vault(["index.md", "search-index.js.md", "_assets/x.md"])
     assert vault.url("index.md") == "index-1.html"
     assert vault.url("_assets/x.md").startswith("_notes/")
+    unreadable_folder = Vault(["locked", "locked.md"])
+    assert [unreadable_folder.url(rel) for rel in ("locked", "locked.md")] == ["locked.html", "locked-1.html"]
 
 
 def test_frontmatter_lists_accept_a_string_or_a_list() -> None:

@@ -11,6 +11,7 @@ from typing import Literal
 
 from noteexec.cache import ResultCache, block_spans, parsed_keys, run_key
 from noteexec.config import Config
+from noteexec.display import shown_path
 from noteexec.expect import Expectation, expect
 from noteexec.facts import BlockFacts, NoteFacts
 from noteexec.judge import Verdict, judge
@@ -70,7 +71,7 @@ def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> list[NoteFil
             entries = _listing(given)
         except OSError as error:
             raise UsageError(f"{given}: cannot read: {error.strerror or error}") from None
-        _collect(given, "", entries, given, patterns, found)
+        _collect(given, entries, patterns, found)
     return list(found.values())
 
 
@@ -80,36 +81,33 @@ def _listing(folder: Path) -> list[os.DirEntry[str]]:
 
 
 def _collect(
-    folder: Path,
-    prefix: str,
-    entries: list[os.DirEntry[str]],
-    root: Path,
-    patterns: tuple[str, ...],
-    found: dict[Path, NoteFile],
+    root: Path, entries: list[os.DirEntry[str]], patterns: tuple[str, ...], found: dict[Path, NoteFile]
 ) -> None:
-    """A folder's notes, then its subfolders' (depth first, by name), as ``os.walk`` visits them.
+    """Notes under ``root`` in ``os.walk`` order: a folder's notes, then each subfolder's by name.
 
-    ``prefix`` is the folder's path relative to ``root`` (``a/b/``), for exclude patterns.
+    An explicit stack, not recursion: a vault may nest folders deeper than Python recurses.
     """
-    folders = []
-    for entry in entries:
-        if _is_folder(entry):  # a symlink to a folder is neither a note nor walked into
-            if entry.is_symlink() or entry.name.startswith("."):
+    stack: list[tuple[Path, str, list[os.DirEntry[str]] | None]] = [(root, "", entries)]
+    while stack:
+        folder, prefix, listed = stack.pop()  # prefix: the folder relative to root, "a/b/"
+        if listed is None:
+            try:
+                listed = _listing(folder)
+            except (FileNotFoundError, NotADirectoryError):  # gone since its parent was listed
                 continue
-            if not _excluded(f"{prefix}{entry.name}/", patterns):
-                folders.append(entry)
-        elif entry.name.lower().endswith(".md") and not _excluded(prefix + entry.name, patterns):
-            path = folder / entry.name
-            if not entry.is_symlink() or _inside(path, root):
-                found.setdefault(path, NoteFile(path, root))
-    for entry in folders:
-        path = folder / entry.name
-        try:
-            inner = _listing(path)
-        except OSError:
-            found.setdefault(path, NoteFile(path, root))  # reading it says why it cannot be checked
-            continue
-        _collect(path, f"{prefix}{entry.name}/", inner, root, patterns, found)
+            except OSError:
+                found.setdefault(folder, NoteFile(folder, root))  # reading it says why it cannot be checked
+                continue
+        subfolders = []
+        for entry in listed:
+            if _is_folder(entry):  # a symlink to a folder is neither a note nor walked into
+                if not entry.is_symlink() and not entry.name.startswith("."):
+                    subfolders.append((folder / entry.name, f"{prefix}{entry.name}/", None))
+            elif entry.name.lower().endswith(".md") and not _excluded(prefix + entry.name, patterns):
+                path = folder / entry.name
+                if not entry.is_symlink() or _inside(path, root):
+                    found.setdefault(path, NoteFile(path, root))
+        stack.extend(reversed(subfolders))
 
 
 def _is_folder(entry: os.DirEntry[str]) -> bool:
@@ -164,15 +162,16 @@ def note_run(note: Note, expected: Sequence[Expectation], root: Path, config: Co
 def _note_error(note: Note, facts: NoteFacts | None) -> str | None:
     if note.problems:
         return "; ".join(
-            f"{note.path}{f':{problem.line}' if problem.line else ''}: {problem.message}"
+            f"{shown_path(note.path)}{f':{problem.line}' if problem.line else ''}: {problem.message}"
             for problem in note.problems
         )
     if facts is None:
         return None
     if facts.setup_failure is not None:
-        return f"{note.path}: {facts.setup_failure.describe()}"
+        return f"{shown_path(note.path)}: {facts.setup_failure.describe()}"
     if facts.vault_changes:
-        return f"{note.path}: the note changed files in the vault: {', '.join(facts.vault_changes)}"
+        changed = ", ".join(map(shown_path, facts.vault_changes))
+        return f"{shown_path(note.path)}: the note changed files in the vault: {changed}"
     return None
 
 

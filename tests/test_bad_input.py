@@ -396,6 +396,85 @@ def test_a_path_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
     assert not (tmp_path / "site").exists()
 
 
+def test_control_characters_in_names_and_notes_are_printed_escaped(tmp_path: Path) -> None:
+    """A name with a newline keeps its error on one line; no escape sequence from a vault (file
+    name, note line, exception message) reaches the terminal."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "a\nb.md").write_text("---\ntitle: [unclosed\n---\n")
+    (vault / "\x1b[31mred.md").write_text(
+        "> [!FAIL]\n> ```python\n> x = 1  # \x1b[2J\n"
+        '> raise ValueError("\\x1b]0;pwned\\x07")  # ValueError: something else\n> ```\n'
+    )
+    (vault / "c.md").write_text("[[missing\x1b[5m]]\n")
+    for arguments in (
+        ("check", vault, "--no-cache"),
+        ("list", vault),
+        ("build", vault, "-o", tmp_path / "site"),
+    ):
+        result = run(*arguments)
+        assert_clean(result)
+        assert result.returncode == 1, arguments
+        for stream in (result.stdout, result.stderr):
+            assert "\x1b" not in stream and "\x07" not in stream, (arguments, stream)
+        assert any(
+            line.endswith("\\x1b[31mred.md") or "\\x1b[31mred.md:" in line
+            for line in result.stdout.splitlines()
+        )
+        [error] = [line for line in result.stdout.splitlines() if "invalid YAML" in line]
+        assert "/a\\nb.md:3: " in error, arguments
+    check = run("check", vault, "--no-cache")
+    assert "\\x1b]0;pwned\\x07" in check.stdout and "\\x1b[2J" in check.stdout
+
+
+def test_folders_nested_deeper_than_python_recurses_are_walked(tmp_path: Path) -> None:
+    from noteexec.check import discover
+
+    folder = str(tmp_path)
+    for _ in range(1200):  # os.makedirs and Path.mkdir(parents=True) recurse themselves
+        folder += "/d"
+        os.mkdir(folder)
+    deepest = Path(folder)
+    (deepest / "deep.md").write_text(GOOD)
+    (tmp_path / "top.md").write_text(GOOD)
+    try:
+        assert [file.path for file in discover([tmp_path])] == [tmp_path / "top.md", deepest / "deep.md"]
+    finally:  # shutil.rmtree, which cleans tmp_path up, recurses too
+        (deepest / "deep.md").unlink()
+        while folder != str(tmp_path):
+            os.rmdir(folder)
+            folder = os.path.dirname(folder)
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
+    for index in range(3):
+        (tmp_path / f"{index}.md").write_text(GOOD)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "noteexec", "check", "--no-cache", "--jobs", "1", tmp_path],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().startswith("PASS")
+    process.stdout.close()  # as `noteexec check | head -1` does
+    errors = process.stderr.read()
+    assert process.wait(timeout=120) == 141
+    assert errors == ""
+
+
+def test_a_file_name_that_is_not_utf8_is_checked_and_built(tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / os.fsdecode(b"caf\xe9.md")).write_text("# Latin-1 name\n\n" + GOOD)
+    for arguments in (("check", vault, "--no-cache"), ("build", vault, "-o", tmp_path / "site")):
+        result = run(*arguments)
+        assert_clean(result)
+        assert result.returncode == 0, result.stdout
+    assert "caf\\udce9.md" in run("list", vault).stdout
+    assert (tmp_path / "site" / "caf\\xe9.html").is_file()
+
+
 def test_an_empty_vault_checks_nothing_exits_0_and_warns(tmp_path: Path) -> None:
     vault = tmp_path / "vault"
     (vault / ".obsidian").mkdir(parents=True)

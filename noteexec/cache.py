@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from noteexec import __version__
+from noteexec.display import shown_path
 from noteexec.facts import NoteFacts, Raised, SetupFailure
 from noteexec.sandbox import BlockRun, NoteRun
 
@@ -254,10 +255,11 @@ class ResultCache:
         if connection is None:
             return
         value = {"spans": block_spans((*run.setup, *run.blocks)), "facts": facts.to_json()}
+        name = shown_path(os.path.basename(run.path))  # for people reading the database
         try:
             connection.execute(
                 "INSERT OR REPLACE INTO results (key, facts, note, stored) VALUES (?, ?, ?, ?)",
-                (key, json.dumps(value, ensure_ascii=False), os.path.basename(run.path), time.time()),
+                (key, json.dumps(value, ensure_ascii=False), name, time.time()),
             )
         except sqlite3.Error as error:
             self.warnings.append(f"cache write failed: {error}")

@@ -14,6 +14,7 @@ from noteexec import __version__
 from noteexec.cache import open_cache
 from noteexec.check import NoteFile, NoteResult, UsageError, check, discover, expectations
 from noteexec.config import Config, ConfigError, load_config
+from noteexec.display import printable, shown_path
 from noteexec.formats import write_github, write_junit
 from noteexec.memory import collector_paused
 from noteexec.options import add_cache_arguments
@@ -203,14 +204,16 @@ def _list(arguments: argparse.Namespace) -> int:
     status = EXIT_OK
     for file in discover(arguments.paths, config.exclude):
         note = read_note(file.path)
-        print(f"{note.path}")
+        path = shown_path(note.path)
+        print(path)
         for problem in note.problems:
-            where = f"{note.path}:{problem.line}" if problem.line else f"{note.path}"
-            print(f"  {where}: error: {problem.message}")
+            where = f"{path}:{problem.line}" if problem.line else path
+            print(f"  {where}: error: {printable(problem.message)}")
             status = EXIT_FAILED
         for block, expectation in zip(note.blocks, expectations(note, config), strict=True):
             callout = block.callout.kind if block.callout else "-"
-            print(f"  {note.path}:{block.line}  {callout:9} {expectation.kind:9} {expectation.describe()}")
+            described = printable(expectation.describe())
+            print(f"  {path}:{block.line}  {printable(callout):9} {expectation.kind:9} {described}")
         if note.setup:
             lines = ", ".join(str(block.line) for block in note.setup)
             print(f"  hidden setup at line(s) {lines}")
@@ -241,6 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("noteexec: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `noteexec check | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # as a process killed by SIGPIPE, like git or cat in the same pipe
 
 
 if __name__ == "__main__":

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from noteexec.check import BlockResult, NoteResult
+from noteexec.display import printable, shown_path
 from noteexec.report import Summary
 
 
 def block_id(result: NoteResult, block: BlockResult) -> str:
     """``path/note.md::L39``: the id a block has everywhere (JUnit, pytest, annotations)."""
-    return f"{result.note.path.as_posix()}::L{block.block.line}"
+    return f"{shown_path(result.note.path.as_posix())}::L{block.block.line}"
 
 
 def _details(block: BlockResult) -> str:
@@ -21,7 +22,7 @@ def _details(block: BlockResult) -> str:
         lines.append(block.verdict.diff.rstrip())
     if block.facts is not None and block.facts.stderr.strip():
         lines.append("stderr:\n" + block.facts.stderr.rstrip())
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 def write_junit(results: Sequence[NoteResult], stream: TextIO, duration: float) -> None:
@@ -49,10 +50,11 @@ def write_junit(results: Sequence[NoteResult], stream: TextIO, duration: float) 
         time=f"{duration:.3f}",
     )
     for result in results:
-        classname = result.note.path.as_posix()
+        classname = shown_path(result.note.path.as_posix())
+        error = printable(result.error) if result.error else None
         if result.status == "error" and not result.blocks:
             case = ElementTree.SubElement(suite, "testcase", classname=classname, name=classname, time="0")
-            ElementTree.SubElement(case, "error", message=result.error or "error").text = result.error
+            ElementTree.SubElement(case, "error", message=error or "error").text = error
         for block in result.blocks:
             seconds = block.facts.duration if block.facts is not None else 0.0
             case = ElementTree.SubElement(
@@ -65,14 +67,14 @@ def write_junit(results: Sequence[NoteResult], stream: TextIO, duration: float) 
                 time=f"{seconds:.3f}",
             )
             if result.status == "error":
-                ElementTree.SubElement(case, "error", message=result.error or "error").text = result.error
+                ElementTree.SubElement(case, "error", message=error or "error").text = error
             elif block.verdict.outcome == "failed":
-                failure = ElementTree.SubElement(case, "failure", message=block.verdict.message)
+                failure = ElementTree.SubElement(case, "failure", message=printable(block.verdict.message))
                 failure.text = _details(block)
             elif block.verdict.outcome == "skipped":
-                ElementTree.SubElement(case, "skipped", message=block.verdict.message)
+                ElementTree.SubElement(case, "skipped", message=printable(block.verdict.message))
             if block.facts is not None and block.facts.stdout:
-                ElementTree.SubElement(case, "system-out").text = block.facts.stdout
+                ElementTree.SubElement(case, "system-out").text = printable(block.facts.stdout)
     ElementTree.indent(root)
     stream.write('<?xml version="1.0" encoding="utf-8"?>\n')
     stream.write(ElementTree.tostring(root, encoding="unicode"))
@@ -80,7 +82,7 @@ def write_junit(results: Sequence[NoteResult], stream: TextIO, duration: float) 
 
 
 def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return printable(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _escape_property(text: str) -> str:
@@ -90,7 +92,7 @@ def _escape_property(text: str) -> str:
 def write_github(results: Sequence[NoteResult], stream: TextIO) -> None:
     """``::error file=…,line=…::reason`` workflow commands: failures show on the pull request diff."""
     for result in results:
-        path = _escape_property(result.note.path.as_posix())
+        path = _escape_property(shown_path(result.note.path.as_posix()))
         if result.error:
             line = _error_line(result)
             stream.write(f"::error file={path},line={line},title=noteexec::{_escape_data(result.error)}\n")

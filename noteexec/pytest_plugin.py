@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from noteexec.display import printable, shown_path
+
 if TYPE_CHECKING:
     from noteexec.check import BlockResult, NoteResult
     from noteexec.config import Config
@@ -228,7 +230,7 @@ class NoteItem(pytest.Item):
         if found.facts is not None:
             for name, text in (("stdout", found.facts.stdout), ("stderr", found.facts.stderr)):
                 if text:
-                    self.add_report_section("call", name, text)
+                    self.add_report_section("call", name, printable(text))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, NoteFailure):
@@ -251,9 +253,9 @@ def failure_text(failure: NoteFailure, name: str) -> str:
     if failure.problem:
         lines.append(failure.problem)
     if result.error:
-        lines.append(f"note error: {result.error.replace(str(result.note.path), name)}")
+        lines.append(f"note error: {result.error.replace(shown_path(result.note.path), name)}")
     if block is None:
-        return "\n".join(lines)
+        return printable("\n".join(lines))
     if block.verdict.outcome == "failed":
         lines.append(block.verdict.message)
     callout = f" in a [!{block.block.callout.kind}] callout" if block.block.callout else ""
@@ -264,11 +266,11 @@ def failure_text(failure: NoteFailure, name: str) -> str:
         f"{'>' if focused else ' '}{number:5} | {text}" for number, text, focused in excerpt(result, block)
     ]
     if not shown:
-        code = block.block.code.splitlines()
+        code, note_lines = block.block.code.splitlines(), result.note.lines
         shown = [
-            f" {number:5} | {result.note.lines[number - 1]}"
+            f" {number:5} | {note_lines[number - 1]}"
             for number in range(block.block.line, block.block.line + min(len(code), _BLOCK_LINES) + 1)
-            if number <= len(result.note.lines)
+            if number <= len(note_lines)
         ]
         if len(code) > _BLOCK_LINES:
             shown.append(f"        | ... ({len(code) - _BLOCK_LINES} more lines)")
@@ -281,7 +283,7 @@ def failure_text(failure: NoteFailure, name: str) -> str:
                 lines.extend(["", f"--- {label} of the block ---", *_tail(text)])
         if block.facts.truncated:
             lines.append("(the block's output was truncated by the sandbox)")
-    return "\n".join(lines)
+    return printable("\n".join(lines))  # nothing from the vault reaches the terminal as a control sequence
 
 
 def _tail(text: str) -> list[str]:

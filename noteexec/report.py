@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TextIO
 
 from noteexec.check import BlockResult, NoteResult
+from noteexec.display import printable, shown_path
 
 _CONTEXT = 2
 
@@ -141,27 +142,29 @@ class TextReporter:
         if result.cached:
             parts.append("cached")
         label = self._paint(f"{self.LABELS[result.status]:5}", result.status)
-        self.stream.write(f"{label} {result.note.path} ({', '.join(parts)})\n")
+        path = shown_path(result.note.path)
+        self.stream.write(f"{label} {path} ({', '.join(parts)})\n")
         if result.error:
-            self.stream.write(f"  error: {result.error}\n")
+            self.stream.write(f"  error: {printable(result.error)}\n")
         for block in result.blocks:
             if block.verdict.outcome == "failed" and result.status != "error":
                 self._failure(result, block)
             elif self.verbosity > 0 and block.verdict.outcome == "passed":
-                self.stream.write(f"  {result.note.path}:{block.block.line}: ok: {block.verdict.message}\n")
+                self.stream.write(f"  {path}:{block.block.line}: ok: {printable(block.verdict.message)}\n")
             for warning in block.verdict.warnings if self.verbosity > 0 else ():
-                self.stream.write(f"  {result.note.path}:{block.block.line}: warning: {warning}\n")
+                self.stream.write(f"  {path}:{block.block.line}: warning: {printable(warning)}\n")
 
     def _failure(self, result: NoteResult, block: BlockResult) -> None:
         callout = f" [{block.block.callout.kind}]" if block.block.callout else ""
-        self.stream.write(f"  {result.note.path}:{block.block.line}{callout} {block.verdict.message}\n")
-        self.stream.write(self._paint(f"    {block.expectation.describe()}", "dim") + "\n")
+        where = f"{shown_path(result.note.path)}:{block.block.line}{callout}"
+        self.stream.write(f"  {where} {printable(block.verdict.message)}\n")
+        self.stream.write(self._paint(f"    {printable(block.expectation.describe())}", "dim") + "\n")
         for number, text, focused in excerpt(result, block):
             marker = ">" if focused else " "
-            self.stream.write(f"    {marker}{number:5} | {text}\n")
+            self.stream.write(f"    {marker}{number:5} | {printable(text)}\n")
         if block.verdict.diff:
             for line in block.verdict.diff.splitlines():
-                self.stream.write(f"    {line}\n")
+                self.stream.write(f"    {printable(line)}\n")
 
     def _draw_progress(self) -> None:
         if self.progress is None or not self.total:

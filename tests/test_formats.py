@@ -54,6 +54,26 @@ def test_junit_has_a_testcase_per_block(vault: Path, tmp_path: Path) -> None:
     assert cases[f"{(vault / 'more0.md').as_posix()}::L1"].find("system-out").text == "0\n"
 
 
+def test_junit_is_well_formed_whatever_a_note_prints(tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    hostile = (
+        'print("\\x1b[2J\\x00\\x07\\ufffe")\nraise ValueError("\\x1b]0;t\\x07\\x0c")  # ValueError: other'
+    )
+    (vault / "a\x1bb.md").write_text(callout("fail", hostile))
+    report = tmp_path / "report.xml"
+    result = noteexec("check", "--no-cache", "--format", f"junit:{report}", "--format", "github", vault)
+    assert result.returncode == 1
+    [case] = ElementTree.parse(report).getroot().iter("testcase")  # parses: nothing XML forbids
+    failure, output = case.find("failure"), case.find("system-out")
+    assert failure is not None and output is not None
+    assert "\\x1b]0;t\\x07\\x0c" in failure.get("message", "")
+    assert output.text == "\\x1b[2J\\x00\\x07\\ufffe\n"
+    assert case.get("classname", "").endswith("a\\x1bb.md")
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "::error file=" in result.stdout and "a\\x1bb.md" in result.stdout
+
+
 def test_github_annotations_point_at_the_failing_lines(vault: Path) -> None:
     result = noteexec("check", "--no-cache", "--format", "github", vault)
     lines = result.stdout.splitlines()

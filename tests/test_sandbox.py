@@ -14,7 +14,7 @@ import pytest
 from noteexec.check import NoteFile, NoteResult, check
 from noteexec.config import Config
 from noteexec.sandbox import Sandbox, sandbox_environment
-from tests.conftest import RunNote, fence, outcomes
+from tests.conftest import RunNote, callout, fence, outcomes
 
 
 def short_timeout(seconds: float = 1) -> str:
@@ -372,3 +372,15 @@ def test_notes_run_one_at_a_time_until_they_stop_needing_warm_up_then_side_by_si
     first = spans[:5]  # until four notes in a row needed no warm-up
     assert not any(overlaps(a, b) for index, a in enumerate(first) for b in first[index + 1 :])
     assert any(overlaps(a, b) for index, a in enumerate(spans[5:]) for b in spans[5 + index + 1 :])
+
+
+def test_a_lone_surrogate_in_output_or_a_message_arrives_as_a_replacement_character(
+    run_note: RunNote,
+) -> None:
+    code = 'print("\\ud800 out")\nraise ValueError("\\udcff in")  # ValueError: \ufffd in'
+    result = run_note(callout("fail", code))
+    [block] = result.blocks
+    assert block.facts.state == "ran", block.facts.reason
+    assert block.facts.stdout == "\ufffd out\n"
+    assert block.facts.exception.message == "\ufffd in"
+    assert block.verdict.outcome == "passed", block.verdict.message

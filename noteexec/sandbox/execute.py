@@ -38,7 +38,11 @@ class Channel:
         self.fd = fd
 
     def send(self, event: dict[str, Any]) -> None:
-        data = (json.dumps(event, ensure_ascii=False, default=str) + "\n").encode()
+        text = json.dumps(event, ensure_ascii=False, default=str) + "\n"
+        try:
+            data = text.encode()
+        except UnicodeEncodeError:  # a lone surrogate (print("\ud800")) arrives as U+FFFD
+            data = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text).encode()
         view = memoryview(data)
         while view:
             written = os.write(self.fd, view)

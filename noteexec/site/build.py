@@ -138,12 +138,16 @@ def css_snippets(root: Path) -> dict[str, Path]:
 
 
 def _relative(path: Path, root: Path) -> str:
-    """The note's vault path under its own name (a symlinked note is not resolved: it may loop)."""
+    """The note's vault path under its own name (a symlinked note is not resolved: it may loop).
+
+    Bytes of a name that are not UTF-8 are spelled ``\\xff``: a site is UTF-8 throughout.
+    """
     try:
         folder = Path(os.path.realpath(path.parent))
-        return (folder / path.name).relative_to(os.path.realpath(root)).as_posix()
+        relative = (folder / path.name).relative_to(os.path.realpath(root)).as_posix()
     except ValueError:
-        return path.name
+        relative = path.name
+    return relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _search_index(pages: Sequence[Page]) -> bytes:

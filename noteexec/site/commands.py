@@ -16,6 +16,7 @@ from typing import TextIO
 
 from noteexec.check import NoteFile, NoteResult, UsageError, assemble, check, discover, expectations
 from noteexec.config import Config, load_config
+from noteexec.display import printable, shown_path
 from noteexec.parse import read_note
 from noteexec.site.build import BuildError, BuildOptions, BuildReport, build_site
 
@@ -81,14 +82,14 @@ def print_summary(report: BuildReport, root: Path, stream: TextIO, duration: flo
         parts.append(f"{counts['not_run']} not run")
     stream.write(f"{notes} notes, {sum(counts.values())} blocks: {', '.join(parts)}\n")
     for page in report.failed:
-        where = root / page.rel
+        where = shown_path(root / page.rel)
         if page.error:
-            stream.write(f"ERROR {page.error}\n")
+            stream.write(f"ERROR {printable(page.error)}\n")
         for block in page.blocks:
             if block.outcome == "failed":
-                stream.write(f"FAIL  {where}:{block.line}: {block.message}\n")
+                stream.write(f"FAIL  {where}:{block.line}: {printable(block.message)}\n")
     for broken in report.broken:
-        stream.write(f"BROKEN LINK {broken.describe(str(root))}\n")
+        stream.write(f"BROKEN LINK {printable(broken.describe(str(root)))}\n")
     if report.ok and not report.ran:
         stream.write("site OK: blocks not run (--no-run); every link resolves\n")
     elif report.ok:
@@ -151,9 +152,9 @@ def _render(arguments: argparse.Namespace) -> int:
     failed = [block for block in page.blocks if block.outcome == "failed"]
     print(f"wrote {out} ({page.status.replace('_', ' ')})")
     for block in failed:
-        print(f"FAIL  {note_path}:{block.line}: {block.message}")
+        print(f"FAIL  {shown_path(note_path)}:{block.line}: {printable(block.message)}")
     for broken in page.broken:
-        print(f"BROKEN LINK {broken.describe(str(vault))}")
+        print(f"BROKEN LINK {printable(broken.describe(str(vault)))}")
     return EXIT_OK if page.status not in ("failed", "error") and not page.broken else EXIT_FAILED
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from markdown_it.token import Token
 
 from noteexec.check import BlockResult, NoteResult
+from noteexec.display import shown_path
 from noteexec.model import Note
 from noteexec.site.code import display_outcome
 from noteexec.site.markdown import WikiTarget, plain_text, site_markdown, slugify
@@ -53,7 +54,7 @@ class BrokenLink:
     reason: str
 
     def describe(self, root: str = "") -> str:
-        where = posixpath.join(root, self.source) if root else self.source
+        where = shown_path(posixpath.join(root, self.source) if root else self.source)
         location = f"{where}:{self.line}" if self.line is not None else where
         return f"{location}: {self.reason}: {self.target}"
 

@@ -7,23 +7,27 @@ scroll) the terminal of whoever checks a vault they did not write.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-_ESCAPES = (
-    {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
-    | {code: f"\\u{code:04x}" for code in (*range(0xD800, 0xE000), 0xFFFE, 0xFFFF)}
-    | {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
-)
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 """Control characters; lone surrogates (a file name that is not UTF-8) and the two non-characters
 that XML refuses."""
-_ESCAPES_BUT_LINES = {code: escape for code, escape in _ESCAPES.items() if code not in (0x09, 0x0A)}
+_UNPRINTABLE_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    character = match.group()
+    code = ord(character)
+    return _NAMED.get(character) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
 def shown_path(path: Path | str) -> str:
     """A path as one line of printable text: every control character escaped (``a\\nb.md``)."""
-    return str(path).translate(_ESCAPES)
+    return _UNPRINTABLE.sub(_escape, str(path))
 
 
 def printable(text: str) -> str:
     """Text with its lines and tabs kept and every other control character (ESC above all) escaped."""
-    return text.translate(_ESCAPES_BUT_LINES)
+    return _UNPRINTABLE_BUT_LINES.sub(_escape, text)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -30,6 +29,8 @@ def write_junit(results: Sequence[NoteResult], stream: TextIO, duration: float) 
 
     The schema is the common denominator that GitLab, Jenkins and GitHub test reporters read.
     """
+    import xml.etree.ElementTree as ElementTree  # loaded only when a JUnit report is asked for
+
     summary = Summary.of(results)
     failures = sum(
         block.verdict.outcome == "failed"

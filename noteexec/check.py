@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -287,46 +287,54 @@ def check(
     cache: ResultCache | None = None,
     fingerprint: str = "",
 ) -> list[NoteResult]:
-    """Check notes; ``on_result`` sees each note's result in file order as soon as it is known.
+    """Every note's result, in file order; ``on_result`` sees each one as soon as it is known."""
+    results = []
+    for result in iter_check(files, config, sandbox, cache, fingerprint):
+        on_result(result)
+        results.append(result)
+    return results
+
+
+LOOKAHEAD = 256
+"""Notes loaded (and queued in the sandbox) ahead of the next one to report: enough to keep
+every worker slot busy, few enough that memory does not grow with the vault."""
+
+
+def iter_check(
+    files: Sequence[NoteFile],
+    config: Config,
+    sandbox: Sandbox,
+    cache: ResultCache | None = None,
+    fingerprint: str = "",
+    lookahead: int = LOOKAHEAD,
+) -> Iterator[NoteResult]:
+    """Check notes, yielding each note's result in file order as soon as it is known.
 
     Notes whose facts are in ``cache`` are judged without running; the sandbox starts its
-    worker only if some note still has something to run.
+    worker only if some note still has something to run. A result is not kept once yielded.
     """
-    notes: list[Note] = []
-    expected: list[tuple[Expectation, ...]] = []
-    facts: dict[int, NoteFacts] = {}
-    hits: set[int] = set()
-    pending: dict[int, tuple[int, NoteRun, str]] = {}  # sandbox ticket → note index, run, key
     key_of = parsed_keys(replace(config, source=None), fingerprint)
-    for index, file in enumerate(files):
-        loaded = _load(file, config, cache, fingerprint, key_of)
-        notes.append(loaded.note)
-        expected.append(loaded.expected)
-        if loaded.facts is not None:
-            facts[index] = loaded.facts
-            hits.add(index)
-        elif not runs_nothing(loaded.note, loaded.expected):
-            # the worker starts with the first note that must run, while loading goes on
-            run = note_run(loaded.note, loaded.expected, file.root, config)
-            pending[sandbox.submit(run)] = (index, run, loaded.run_key or run_key(run, fingerprint))
-
-    results: list[NoteResult] = []
-
-    def report_ready() -> None:
-        while len(results) < len(notes) and (len(results) in facts or len(results) not in waiting):
-            index = len(results)
-            result = assemble(notes[index], expected[index], facts.get(index), index in hits)
-            results.append(result)
-            on_result(result)
-
-    waiting = {index for index, _, _ in pending.values()}
-    report_ready()
-    for ticket, note_facts in sandbox.collect():
-        index, run, key = pending.pop(ticket)
-        waiting.discard(index)
-        facts[index] = note_facts
-        if cache is not None:
-            cache.put(key, run, note_facts)
-        report_ready()
-    report_ready()
-    return results
+    loaded: dict[int, Loaded] = {}  # loaded and not yet reported, by index
+    facts: dict[int, NoteFacts | None] = {}  # known facts (None: nothing to run) by index
+    tickets: dict[int, tuple[int, NoteRun, str]] = {}  # sandbox ticket → note index, run, key
+    next_load = next_report = 0
+    while next_report < len(files):
+        while next_load < len(files) and next_load - next_report < lookahead:
+            file, index = files[next_load], next_load
+            note = loaded[index] = _load(file, config, cache, fingerprint, key_of)
+            if note.facts is not None or runs_nothing(note.note, note.expected):
+                facts[index] = note.facts
+            else:  # the worker starts with the first note that must run, while loading goes on
+                run = note_run(note.note, note.expected, file.root, config)
+                tickets[sandbox.submit(run)] = (index, run, note.run_key or run_key(run, fingerprint))
+            next_load += 1
+        if next_report not in facts:  # wait for the sandbox
+            ticket, note_facts = sandbox.next_facts()
+            index, run, key = tickets.pop(ticket)
+            facts[index] = note_facts
+            if cache is not None:
+                cache.put(key, run, note_facts)
+            continue
+        note = loaded.pop(next_report)
+        yield assemble(note.note, note.expected, facts.pop(next_report), cached=note.facts is not None)
+        next_report += 1

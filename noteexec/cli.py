@@ -9,16 +9,16 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from noteexec import __version__
 from noteexec.cache import open_cache
-from noteexec.check import NoteFile, NoteResult, UsageError, check, discover, expectations
+from noteexec.check import NoteFile, NoteResult, UsageError, discover, expectations, iter_check
 from noteexec.config import Config, ConfigError, load_config
 from noteexec.display import printable, shown_path
-from noteexec.formats import write_github, write_junit
-from noteexec.memory import collector_paused
+from noteexec.formats import GithubReporter, JunitReporter
 from noteexec.options import add_cache_arguments
-from noteexec.report import Summary, TextReporter, write_json
+from noteexec.report import JsonReporter, Reporter, Summary, TextReporter
 from noteexec.sandbox import Sandbox
 from noteexec.site.arguments import SITE_COMMANDS, add_site_commands
 
@@ -104,8 +104,24 @@ def _shard(files: list[NoteFile], shard: str | None) -> list[NoteFile]:
     return [file for position, file in enumerate(files) if position % int(count) == int(index) - 1]
 
 
-@collector_paused()  # the results are kept to the end and freed when this returns: nothing to collect
+def _reporter(name: str, stream: TextIO, arguments: argparse.Namespace) -> Reporter:
+    if name == "json":
+        return JsonReporter(stream)
+    if name == "junit":
+        return JunitReporter(stream)
+    if name == "github":
+        return GithubReporter(stream)
+    terminal = stream.isatty()
+    return TextReporter(
+        stream,
+        verbosity=arguments.verbose - arguments.quiet,
+        colour=terminal and "NO_COLOR" not in os.environ,
+        progress=sys.stderr if terminal and sys.stderr.isatty() and not arguments.quiet else None,
+    )
+
+
 def _check(arguments: argparse.Namespace) -> int:
+    """Results stream through the reporters note by note: memory stays level however large the vault."""
     started = time.perf_counter()
     if arguments.jobs < 1:
         raise UsageError("--jobs must be at least 1")
@@ -122,60 +138,48 @@ def _check(arguments: argparse.Namespace) -> int:
         not arguments.no_cache,
         arguments.cache_key_file,
     )
-    text = next((file for name, file in outputs if name == "text"), False)
-    reporter = None
-    if text is not False:
-        stream = sys.stdout if text is None else open(text, "w", encoding="utf-8")  # noqa: SIM115
-        terminal = stream.isatty()
-        reporter = TextReporter(
-            stream,
-            verbosity=arguments.verbose - arguments.quiet,
-            colour=terminal and "NO_COLOR" not in os.environ,
-            progress=sys.stderr if terminal and sys.stderr.isatty() and not arguments.quiet else None,
-        )
-        reporter.start(len(files))
-    try:
-        with Sandbox(parallel=arguments.jobs, env_passthrough=config.env) as sandbox:
-            results = check(
-                files, config, sandbox, reporter.note if reporter else lambda _: None, cache, fingerprint
-            )
-    finally:
-        if cache is not None:
-            for warning in cache.warnings:
-                print(f"noteexec: warning: {warning}", file=sys.stderr)
-            cache.close()
-    duration = time.perf_counter() - started
-    _warn_about_isolation(results, config)
-    for name, file in outputs:
-        stream = sys.stdout if file is None else open(file, "w", encoding="utf-8")  # noqa: SIM115
-        with contextlib.nullcontext() if file is None else stream:
-            if name == "text" and reporter is not None:
-                reporter.summary(results, duration)
-            elif name == "json":
-                write_json(results, stream, duration)
-            elif name == "junit":
-                write_junit(results, stream, duration)
-            elif name == "github":
-                write_github(results, stream)
-    if reporter is not None and reporter.stream is not sys.stdout:
-        reporter.stream.close()
-    return EXIT_OK if Summary.of(results).ok else EXIT_FAILED
-
-
-def _warn_about_isolation(results: Sequence[NoteResult], config: Config) -> None:
-    """Say once when this machine gave notes less isolation than asked for."""
-    if not config.namespaces:
-        return
-    for result in results:
-        isolation = result.facts.isolation if result.facts is not None else {}
-        if isolation and not isolation.get("namespaces", True):
-            reason = isolation.get("reason", "namespaces unavailable")
+    summary, isolation_lost = Summary(), None
+    with contextlib.ExitStack() as files_open:
+        streams = [
+            sys.stdout if file is None else files_open.enter_context(open(file, "w", encoding="utf-8"))
+            for _, file in outputs
+        ]
+        reporters = [
+            _reporter(name, stream, arguments) for (name, _), stream in zip(outputs, streams, strict=True)
+        ]
+        for reporter in reporters:
+            if isinstance(reporter, TextReporter):
+                reporter.start(len(files))
+        try:
+            with Sandbox(parallel=arguments.jobs, env_passthrough=config.env) as sandbox:
+                for result in iter_check(files, config, sandbox, cache, fingerprint):
+                    summary += Summary.of([result])
+                    isolation_lost = isolation_lost or _isolation_lost(result, config)
+                    for reporter in reporters:
+                        reporter.note(result)
+        finally:
+            if cache is not None:
+                for warning in cache.warnings:
+                    print(f"noteexec: warning: {warning}", file=sys.stderr)
+                cache.close()
+        if isolation_lost is not None:
             print(
                 f"noteexec: warning: notes ran without network isolation or a read-only vault here "
-                f"({reason}); vault writes are detected instead. See `noteexec doctor`.",
+                f"({isolation_lost}); vault writes are detected instead. See `noteexec doctor`.",
                 file=sys.stderr,
             )
-            return
+        duration = time.perf_counter() - started
+        for reporter in reporters:
+            reporter.finish(summary, duration)
+    return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def _isolation_lost(result: NoteResult, config: Config) -> str | None:
+    """Why this note ran with less isolation than asked for, if it did."""
+    isolation = result.facts.isolation if result.facts is not None else {}
+    if config.namespaces and isolation and not isolation.get("namespaces", True):
+        return str(isolation.get("reason", "namespaces unavailable"))
+    return None
 
 
 def _cache(arguments: argparse.Namespace) -> int:

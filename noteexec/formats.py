@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import shutil
+import tempfile
 from typing import TextIO
 
 from noteexec.check import BlockResult, NoteResult
@@ -24,42 +25,35 @@ def _details(block: BlockResult) -> str:
     return printable("\n".join(lines))
 
 
-def write_junit(results: Sequence[NoteResult], stream: TextIO, duration: float) -> None:
+class JunitReporter:
     """One testcase per block; a note-level error is an <error> on each of its blocks.
 
     The schema is the common denominator that GitLab, Jenkins and GitHub test reporters read.
+    The suite's counts come first in the file, so testcases wait in a temporary file, not in
+    memory, until the last note is in.
     """
-    import xml.etree.ElementTree as ElementTree  # loaded only when a JUnit report is asked for
 
-    summary = Summary.of(results)
-    failures = sum(
-        block.verdict.outcome == "failed"
-        for result in results
-        if result.status != "error"
-        for block in result.blocks
-    )
-    errors = sum(len(result.blocks) or 1 for result in results if result.status == "error")
-    root = ElementTree.Element("testsuites", name="noteexec", time=f"{duration:.3f}")
-    suite = ElementTree.SubElement(
-        root,
-        "testsuite",
-        name="noteexec",
-        tests=str(summary.blocks + sum(not r.blocks for r in results if r.status == "error")),
-        failures=str(failures),
-        errors=str(errors),
-        skipped=str(summary.skipped),
-        time=f"{duration:.3f}",
-    )
-    for result in results:
+    def __init__(self, stream: TextIO) -> None:
+        import xml.etree.ElementTree as ElementTree  # loaded only when a JUnit report is asked for
+
+        self.tree = ElementTree
+        self.stream = stream
+        self.cases = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - closed in finish()
+        self.tests = self.failures = self.errors = 0
+
+    def note(self, result: NoteResult) -> None:
+        element = self.tree.SubElement
         classname = shown_path(result.note.path.as_posix())
         error = printable(result.error) if result.error else None
+        cases = []
         if result.status == "error" and not result.blocks:
-            case = ElementTree.SubElement(suite, "testcase", classname=classname, name=classname, time="0")
-            ElementTree.SubElement(case, "error", message=error or "error").text = error
+            case = self.tree.Element("testcase", classname=classname, name=classname, time="0")
+            element(case, "error", message=error or "error").text = error
+            cases.append(case)
+            self.errors += 1
         for block in result.blocks:
             seconds = block.facts.duration if block.facts is not None else 0.0
-            case = ElementTree.SubElement(
-                suite,
+            case = self.tree.Element(
                 "testcase",
                 classname=classname,
                 name=block_id(result, block),
@@ -68,18 +62,39 @@ def write_junit(results: Sequence[NoteResult], stream: TextIO, duration: float) 
                 time=f"{seconds:.3f}",
             )
             if result.status == "error":
-                ElementTree.SubElement(case, "error", message=error or "error").text = error
+                element(case, "error", message=error or "error").text = error
+                self.errors += 1
             elif block.verdict.outcome == "failed":
-                failure = ElementTree.SubElement(case, "failure", message=printable(block.verdict.message))
-                failure.text = _details(block)
+                element(case, "failure", message=printable(block.verdict.message)).text = _details(block)
+                self.failures += 1
             elif block.verdict.outcome == "skipped":
-                ElementTree.SubElement(case, "skipped", message=printable(block.verdict.message))
+                element(case, "skipped", message=printable(block.verdict.message))
             if block.facts is not None and block.facts.stdout:
-                ElementTree.SubElement(case, "system-out").text = printable(block.facts.stdout)
-    ElementTree.indent(root)
-    stream.write('<?xml version="1.0" encoding="utf-8"?>\n')
-    stream.write(ElementTree.tostring(root, encoding="unicode"))
-    stream.write("\n")
+                element(case, "system-out").text = printable(block.facts.stdout)
+            cases.append(case)
+        self.tests += len(cases)
+        for case in cases:
+            self.tree.indent(case, "  ", level=2)
+            self.cases.write("    " + self.tree.tostring(case, encoding="unicode").rstrip() + "\n")
+
+    def finish(self, summary: Summary, duration: float) -> None:
+        seconds = f"{duration:.3f}"
+        suite = self.tree.Element(
+            "testsuite",
+            name="noteexec",
+            tests=str(self.tests),
+            failures=str(self.failures),
+            errors=str(self.errors),
+            skipped=str(summary.skipped),
+            time=seconds,
+        )
+        opening = self.tree.tostring(suite, encoding="unicode").removesuffix(" />")
+        self.stream.write('<?xml version="1.0" encoding="utf-8"?>\n')
+        self.stream.write(f'<testsuites name="noteexec" time="{seconds}">\n  {opening}>\n')
+        self.cases.seek(0)
+        shutil.copyfileobj(self.cases, self.stream)
+        self.cases.close()
+        self.stream.write("  </testsuite>\n</testsuites>\n")
 
 
 def _escape_data(text: str) -> str:
@@ -90,13 +105,17 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def write_github(results: Sequence[NoteResult], stream: TextIO) -> None:
+class GithubReporter:
     """``::error file=…,line=…::reason`` workflow commands: failures show on the pull request diff."""
-    for result in results:
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def note(self, result: NoteResult) -> None:
         path = _escape_property(shown_path(result.note.path.as_posix()))
         if result.error:
-            line = _error_line(result)
-            stream.write(f"::error file={path},line={line},title=noteexec::{_escape_data(result.error)}\n")
+            reason = _escape_data(result.error)
+            self.stream.write(f"::error file={path},line={_error_line(result)},title=noteexec::{reason}\n")
         for block in result.blocks:
             if block.verdict.outcome == "failed" and result.status != "error":
                 line = (
@@ -105,11 +124,14 @@ def write_github(results: Sequence[NoteResult], stream: TextIO) -> None:
                     else block.block.line
                 )
                 title = _escape_property(f"noteexec: {block.expectation.describe()}")
-                stream.write(
+                self.stream.write(
                     f"::error file={path},line={line},title={title}::{_escape_data(_details(block))}\n"
                 )
             for warning in block.verdict.warnings:
-                stream.write(f"::warning file={path},line={block.block.line}::{_escape_data(warning)}\n")
+                self.stream.write(f"::warning file={path},line={block.block.line}::{_escape_data(warning)}\n")
+
+    def finish(self, summary: Summary, duration: float) -> None:
+        self.stream.flush()
 
 
 def _error_line(result: NoteResult) -> int:

@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, TextIO
+from typing import Any, ClassVar, Protocol, TextIO
 
 from noteexec.check import BlockResult, NoteResult
 from noteexec.display import printable, shown_path
@@ -16,12 +16,14 @@ _CONTEXT = 2
 
 @dataclass(frozen=True)
 class Summary:
-    notes: int
-    blocks: int
-    passed: int
-    failed: int
-    skipped: int
-    errors: int
+    notes: int = 0
+    blocks: int = 0
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: int = 0
+    cached: int = 0
+    """Notes whose facts came from the result cache."""
 
     @classmethod
     def of(cls, results: Sequence[NoteResult]) -> Summary:
@@ -33,11 +35,23 @@ class Summary:
             failed=outcomes.count("failed"),
             skipped=outcomes.count("skipped"),
             errors=sum(result.status == "error" for result in results),
+            cached=sum(result.cached for result in results),
         )
+
+    def __add__(self, other: Summary) -> Summary:
+        pairs = zip(vars(self).values(), vars(other).values(), strict=True)
+        return Summary(*(mine + theirs for mine, theirs in pairs))
 
     @property
     def ok(self) -> bool:
         return self.failed == 0 and self.errors == 0
+
+
+class Reporter(Protocol):
+    """A front end's output, fed one note at a time in file order: nothing has to be kept."""
+
+    def note(self, result: NoteResult) -> None: ...
+    def finish(self, summary: Summary, duration: float) -> None: ...
 
 
 def block_json(result: BlockResult) -> dict[str, Any]:
@@ -57,36 +71,41 @@ def block_json(result: BlockResult) -> dict[str, Any]:
     }
 
 
-def to_json(results: Sequence[NoteResult], duration: float | None = None) -> dict[str, Any]:
-    summary = Summary.of(results)
+def note_json(result: NoteResult) -> dict[str, Any]:
+    return {
+        "path": str(result.note.path),
+        "status": result.status,
+        "error": result.error,
+        "cached": result.cached,
+        "blocks": [block_json(block) for block in result.blocks],
+    }
+
+
+def summary_json(summary: Summary, duration: float | None = None) -> dict[str, Any]:
     document: dict[str, Any] = {
-        "notes": [
-            {
-                "path": str(result.note.path),
-                "status": result.status,
-                "error": result.error,
-                "cached": result.cached,
-                "blocks": [block_json(block) for block in result.blocks],
-            }
-            for result in results
-        ],
-        "summary": {
-            "notes": summary.notes,
-            "blocks": summary.blocks,
-            "passed": summary.passed,
-            "failed": summary.failed,
-            "skipped": summary.skipped,
-            "errors": summary.errors,
-        },
+        key: getattr(summary, key) for key in ("notes", "blocks", "passed", "failed", "skipped", "errors")
     }
     if duration is not None:
-        document["summary"]["duration"] = round(duration, 3)
+        document["duration"] = round(duration, 3)
     return document
 
 
-def write_json(results: Sequence[NoteResult], stream: TextIO, duration: float | None = None) -> None:
-    json.dump(to_json(results, duration), stream, ensure_ascii=False, indent=2)
-    stream.write("\n")
+class JsonReporter:
+    """``{"notes": [...], "summary": {...}}``, written note by note."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.first = True
+
+    def note(self, result: NoteResult) -> None:
+        text = json.dumps(note_json(result), ensure_ascii=False, indent=2).replace("\n", "\n    ")
+        self.stream.write(('{\n  "notes": [\n    ' if self.first else ",\n    ") + text)
+        self.first = False
+
+    def finish(self, summary: Summary, duration: float) -> None:
+        self.stream.write('{\n  "notes": [' if self.first else "\n  ")
+        text = json.dumps(summary_json(summary, duration), indent=2).replace("\n", "\n  ")
+        self.stream.write(f'],\n  "summary": {text}\n}}\n')
 
 
 class TextReporter:
@@ -182,17 +201,15 @@ class TextReporter:
             self.progress.write("\r\033[K")
             self.progress.flush()
 
-    def summary(self, results: Sequence[NoteResult], duration: float) -> None:
+    def finish(self, summary: Summary, duration: float) -> None:
         self._clear_progress()
-        counts = Summary.of(results)
-        cached = sum(result.cached for result in results)
         line = (
-            f"{counts.notes} notes, {counts.blocks} blocks: {counts.passed} passed, "
-            f"{counts.failed} failed, {counts.skipped} skipped, {counts.errors} errors"
-            + (f", {cached} notes from cache" if cached else "")
+            f"{summary.notes} notes, {summary.blocks} blocks: {summary.passed} passed, "
+            f"{summary.failed} failed, {summary.skipped} skipped, {summary.errors} errors"
+            + (f", {summary.cached} notes from cache" if summary.cached else "")
             + f" in {duration:.2f}s"
         )
-        self.stream.write(self._paint(line, "passed" if counts.ok else "failed") + "\n")
+        self.stream.write(self._paint(line, "passed" if summary.ok else "failed") + "\n")
         self.stream.flush()
 
 

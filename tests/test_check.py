@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from noteexec.check import NoteFile, check, iter_check
 from noteexec.config import Config
 from noteexec.expect import Families
+from noteexec.facts import BlockFacts, NoteFacts
+from noteexec.sandbox import NoteRun, Sandbox
 from tests.conftest import SEED_NOTE, RunNote, callout, fence, outcomes
 
 
@@ -198,3 +203,56 @@ def test_error_raised_in_an_earlier_block_function_is_pinned_to_the_calling_line
     result = run_note(text)
     assert outcomes(result) == ["passed", "passed"]
     assert result.blocks[1].facts.exception.line == 8
+
+
+def _vault(tmp_path: Path, count: int) -> list[NoteFile]:
+    """Notes that pass, fail, run nothing and have an error, in turn."""
+    kinds = [
+        fence("print(1)  # 1"),
+        callout("fail", "x = 1  # ValueError: never raised"),
+        "# Prose only\n",
+        "---\ntags: [unclosed\n---\n" + fence("x = 1"),
+    ]
+    files = []
+    for index in range(count):
+        path = tmp_path / f"{index:03d}.md"
+        path.write_text(kinds[index % len(kinds)])
+        files.append(NoteFile(path, tmp_path))
+    return files
+
+
+def test_results_stream_in_file_order_whatever_the_lookahead(tmp_path: Path, sandbox: Sandbox) -> None:
+    files = _vault(tmp_path, 9)
+    everything = check(files, Config(), sandbox)
+    streamed = list(iter_check(files, Config(), sandbox, lookahead=2))
+    assert [result.note.path for result in streamed] == [file.path for file in files]
+    assert [(r.status, outcomes(r)) for r in streamed] == [(r.status, outcomes(r)) for r in everything]
+    assert [r.status for r in streamed[:4]] == ["passed", "failed", "passed", "error"]
+
+
+class _InstantSandbox:
+    """Runs nothing: every block 'ran' silently; facts come back newest first (out of order)."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[int, NoteRun] = {}
+        self.submitted: list[str] = []
+
+    def submit(self, run: NoteRun) -> int:
+        self.submitted.append(Path(run.path).name)
+        self.waiting[len(self.submitted)] = run
+        return len(self.submitted)
+
+    def next_facts(self) -> tuple[int, NoteFacts]:
+        ticket = max(self.waiting)
+        run = self.waiting.pop(ticket)
+        return ticket, NoteFacts(tuple(BlockFacts(state="ran") for _ in run.blocks))
+
+
+def test_no_more_than_the_lookahead_is_loaded_ahead_of_the_results(tmp_path: Path) -> None:
+    files = _vault(tmp_path, 40)
+    sandbox = _InstantSandbox()
+    for given, result in enumerate(iter_check(files, Config(), sandbox, lookahead=5)):  # type: ignore[arg-type]
+        assert result.note.path == files[given].path
+        furthest = max(int(name.removesuffix(".md")) for name in sandbox.submitted)
+        assert furthest < given + 5
+    assert len(sandbox.submitted) == 20  # the notes that run something: two in four

@@ -14,7 +14,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -64,7 +65,7 @@ class Sandbox:
     """A warm worker process, started on the first note submitted.
 
     ``submit`` queues a note and returns at once, so a caller can keep parsing while the worker
-    imports torch and runs notes; ``collect`` yields facts in completion order. A reader thread
+    imports torch and runs notes; ``next_facts`` returns facts in completion order. A reader thread
     drains the worker's results, so neither side can block the other on a full pipe.
     """
 
@@ -75,6 +76,7 @@ class Sandbox:
     _stderr: IO[bytes] | None = field(default=None, init=False, repr=False)
     _outstanding: dict[int, NoteRun] = field(default_factory=dict, init=False, repr=False)
     _results: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue, init=False, repr=False)
+    _lost: deque[tuple[int, NoteFacts]] = field(default_factory=deque, init=False, repr=False)
 
     def start(self) -> None:
         if self._process is not None:
@@ -108,7 +110,7 @@ class Sandbox:
             self._process.stdin.write(json.dumps(message).encode() + b"\n")
             self._process.stdin.flush()
         except OSError:
-            pass  # the worker died; collect() reports every note it did not finish
+            pass  # the worker died; next_facts() reports every note it did not finish
 
     def submit(self, run: NoteRun) -> int:
         """Queue a note to run; returns the ticket its facts will carry."""
@@ -119,25 +121,32 @@ class Sandbox:
         self._send({**asdict(run), "id": ticket, "threads": self._threads()})
         return ticket
 
-    def collect(self) -> Iterator[tuple[int, NoteFacts]]:
-        """Facts of every submitted note, in completion order."""
-        while self._outstanding:
+    def next_facts(self) -> tuple[int, NoteFacts]:
+        """The facts of the next submitted note to finish (blocks until one does).
+
+        If the worker dies, every note it did not finish gets facts saying so, one per call.
+        """
+        if not self._outstanding and not self._lost:
+            raise LookupError("no submitted note is waiting for its facts")
+        while True:
+            if self._lost:
+                return self._lost.popleft()
             data = self._results.get()
             if data is None:
                 reason = self._death_reason()
-                lost = sorted(self._outstanding.items())
+                self._lost.extend(
+                    (ticket, NoteFacts.lost(len(run.blocks), reason))
+                    for ticket, run in sorted(self._outstanding.items())
+                )
                 self._outstanding.clear()
                 self.close()
-                for ticket, run in lost:
-                    yield ticket, NoteFacts.lost(len(run.blocks), reason)
-                return
+                continue
             run = self._outstanding.pop(data["id"], None)
             if run is None:
                 continue
             if "supervisor_failed" in data:
-                yield data["id"], NoteFacts.lost(len(run.blocks), data["supervisor_failed"])
-            else:
-                yield data["id"], NoteFacts.from_json(data)
+                return data["id"], NoteFacts.lost(len(run.blocks), data["supervisor_failed"])
+            return data["id"], NoteFacts.from_json(data)
 
     def _death_reason(self) -> str:
         """The worker's last words (stderr), so a broken install is visible, not a mystery."""

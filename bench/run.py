@@ -58,13 +58,18 @@ def note_intervals(command: Sequence[str | Path]) -> list[float]:
 
 
 def make_vault(size: int, into: Path) -> Path:
-    """``size`` notes cycling through the bundled lessons (the index note left out)."""
+    """``size`` notes cycling through the bundled lessons (the index note left out).
+
+    Each copy ends with a block of its own: identical copies would share one cached run, so a
+    cold run of noteexec would execute each lesson only once, and the comparison would be unfair.
+    """
     lessons = sorted(path for path in NOTES.glob("*.md") if path.name != "README.md")
     vault = into / f"vault-{size}"
     vault.mkdir()
     for index in range(size):
         source = lessons[index % len(lessons)]
-        shutil.copy(source, vault / f"{index:04d}-{source.name}")
+        text = source.read_text(encoding="utf-8") + f"\n```python\ncopy_number = {index}\n```\n"
+        (vault / f"{index:04d}-{source.name}").write_text(text, encoding="utf-8")
     return vault
 
 

@@ -11,7 +11,7 @@ import ast
 import io
 import re
 import tokenize
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -203,10 +203,25 @@ def _statement_spans(tree: ast.Module | None) -> dict[int, tuple[int, int]]:
     if tree is None:
         return {}
     spans: dict[int, tuple[int, int]] = {}
-    for node in ast.walk(tree):
+    for node in _statements(tree):
         if isinstance(node, ast.Expr) and node.end_lineno is not None:
             spans[node.end_lineno] = (node.lineno, node.end_lineno)
     return spans
+
+
+def _statements(tree: ast.Module) -> Iterator[ast.AST]:
+    """Every statement, nested ones included, without visiting expressions (``ast.walk`` visits
+    every name and constant too, and statements never sit inside an expression)."""
+    pending: list[ast.AST] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        yield node
+        for value in vars(node).values():
+            if isinstance(value, list) and value and isinstance(value[0], _HOLDS_STATEMENTS):
+                pending.extend(value)
+
+
+_HOLDS_STATEMENTS = (ast.stmt, ast.excepthandler, ast.match_case)
 
 
 def _bare_expression_lines(
@@ -217,7 +232,7 @@ def _bare_expression_lines(
     if tree is None or not documented:
         return ()
     lines = []
-    for node in ast.walk(tree):
+    for node in _statements(tree):
         if (
             isinstance(node, ast.Expr)
             and block.line + node.lineno in documented

@@ -185,3 +185,60 @@ texts = st.lists(st.sampled_from(["a", "b", "(", "1", "1.00001", "2", "...", "â€
 @given(texts, texts, st.booleans())
 def test_matching_agrees_with_trying_every_alignment(documented: str, actual: str, prefix: bool) -> None:
     assert matches(documented, actual, prefix=prefix) is reference_match(documented, actual, prefix)
+
+
+TRICKY_STATEMENTS = """
+import torch
+x = 1
+x  # 1
+def f(a):
+    print(a)  # 2
+    class C:
+        y = [z for z in range(3)]
+        y  # [0, 1, 2]
+    return lambda: (yield_ := 3)
+async def g():
+    async with h() as k:
+        await k  # ignored
+    async for item in k:
+        item
+try:
+    f(1)
+except ValueError as error:
+    error
+else:
+    "else"
+finally:
+    "finally"
+match x:
+    case 1:
+        "one"
+    case _:
+        pass
+while False:
+    "loop"
+else:
+    "loop else"
+with open("p") as p, open("q") as q:
+    p.read()
+if x:
+    (lambda: 0)()
+"""
+
+
+def test_statement_walk_finds_every_expression_statement_ast_walk_finds() -> None:
+    import ast
+    from pathlib import Path
+
+    from noteexec.expect import _statements
+
+    sources = [TRICKY_STATEMENTS] + [
+        block.code
+        for path in sorted((Path(__file__).parent.parent / "notes").glob("*.md"))
+        for block in parse_note(path.read_text(encoding="utf-8")).blocks
+    ]
+    for source in sources:
+        tree = ast.parse(source)
+        walked = {id(node) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+        assert {id(node) for node in _statements(tree) if isinstance(node, ast.Expr)} == walked
+    assert len(sources) > 30

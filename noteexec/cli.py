@@ -7,7 +7,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -120,6 +120,24 @@ def _reporter(name: str, stream: TextIO, arguments: argparse.Namespace) -> Repor
     )
 
 
+@contextlib.contextmanager
+def _report_file(path: Path) -> Iterator[TextIO]:
+    """A report file, written beside its name and renamed into place once complete: an
+    interrupted run leaves the previous report (or none), never half of one for CI to misread."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        stream = open(partial, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+    try:
+        with stream:
+            yield stream
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, path)
+
+
 def _check(arguments: argparse.Namespace) -> int:
     """Results stream through the reporters note by note: memory stays level however large the vault."""
     started = time.perf_counter()
@@ -141,7 +159,7 @@ def _check(arguments: argparse.Namespace) -> int:
     summary, isolation_lost = Summary(), None
     with contextlib.ExitStack() as files_open:
         streams = [
-            sys.stdout if file is None else files_open.enter_context(open(file, "w", encoding="utf-8"))
+            sys.stdout if file is None else files_open.enter_context(_report_file(file))
             for _, file in outputs
         ]
         reporters = [

@@ -6,6 +6,7 @@ import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -99,6 +100,29 @@ def test_several_reporters_at_once(vault: Path, tmp_path: Path) -> None:
     clash = noteexec("check", "--format", "json", "--format", "junit", vault)
     assert clash.returncode == 2
     assert "only one format can go to stdout" in clash.stderr
+
+
+def test_a_report_file_appears_whole_or_not_at_all(vault: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report.xml"
+    report.write_text("<previous/>")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "noteexec", "check", "--no-cache", "--jobs", "1", "--format", "text",
+         "--format", f"junit:{report}", vault],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stdout.readline()  # a note is done: the report is being written
+    process.send_signal(signal.SIGINT)
+    _, errors = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in errors, errors
+    assert report.read_text() == "<previous/>"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["report.xml"]
+    result = noteexec("check", "--no-cache", "--format", f"junit:{tmp_path / 'no' / 'such' / 'r.xml'}", vault)
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"noteexec: error: cannot write {tmp_path / 'no' / 'such' / 'r.xml'}: No such file or directory"
+    )
 
 
 def test_shards_cover_every_block_exactly_once(vault: Path) -> None:

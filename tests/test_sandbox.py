@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from noteexec.check import NoteFile, NoteResult, check
+from noteexec.check import NoteFile, NoteResult, check, iter_check
 from noteexec.config import Config
 from noteexec.sandbox import Sandbox, sandbox_environment
-from tests.conftest import RunNote, callout, fence, outcomes
+from tests.conftest import RunNote, callout, fence, noteexec, outcomes
 
 
 def short_timeout(seconds: float = 1) -> str:
@@ -247,12 +247,21 @@ def test_a_worker_that_cannot_start_fails_every_note_with_its_reason(
     for name in ("a.md", "b.md"):
         (tmp_path / name).write_text(fence("x = 1"))
         notes.append(NoteFile(tmp_path / name, tmp_path))
+    (tmp_path / "c.md").write_text(fence("x = 1"))
+    notes.append(NoteFile(tmp_path / "c.md", tmp_path))
+    launches: list[object] = []
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(
+        "noteexec.sandbox.subprocess.Popen", lambda *a, **k: launches.append(a) or real_popen(*a, **k)
+    )
     with Sandbox() as broken:
-        results = check(notes, Config(), broken)
-    assert [outcomes(result) for result in results] == [["failed"], ["failed"]]
-    message = results[0].blocks[0].verdict.message
-    assert message.startswith("not run: the sandbox worker died")
-    assert "torch is broken here" in message
+        results = list(iter_check(notes, Config(), broken, lookahead=1))
+    assert [outcomes(result) for result in results] == [["failed"]] * 3
+    for result in results:
+        message = result.blocks[0].verdict.message
+        assert message.startswith("not run: the sandbox worker died")
+        assert "torch is broken here" in message
+    assert len(launches) == 1  # notes submitted after the death are not run by a new worker
 
 
 def check_folder(vault: Path, parallel: int) -> list[NoteResult]:
@@ -384,3 +393,24 @@ def test_a_lone_surrogate_in_output_or_a_message_arrives_as_a_replacement_charac
     assert block.facts.stdout == "\ufffd out\n"
     assert block.facts.exception.message == "\ufffd in"
     assert block.verdict.outcome == "passed", block.verdict.message
+
+
+def test_a_note_cannot_forge_results_or_stall_the_run_through_the_workers_descriptors(tmp_path: Path) -> None:
+    forge = (
+        "import os\n"
+        'fake = \'\'.join(\'{"id": %d, "blocks": [{"state": "ran"}]}\\n\' % i for i in range(3000))\n'
+        "for fd in range(3, 1020):\n"
+        "    for line in (fake, 'not json\\n'):\n"
+        "        try:\n"
+        "            os.write(fd, line.encode())\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "raise ValueError('what really happened')"
+    )
+    (tmp_path / "a-forger.md").write_text(fence(forge))
+    (tmp_path / "b-honest.md").write_text(fence("print(2)  # 2"))
+    result = noteexec("check", "--no-cache", "--format", "json", tmp_path)  # times out if stalled
+    notes = {Path(note["path"]).name: note for note in json.loads(result.stdout)["notes"]}
+    [forged] = notes["a-forger.md"]["blocks"]
+    assert forged["outcome"] == "failed" and "ValueError: what really happened" in forged["message"]
+    assert notes["b-honest.md"]["status"] == "passed"

@@ -45,6 +45,7 @@ from noteexec.sandbox.isolation import (
 )
 
 CHANNEL_FD = 1021
+GO_FD = CHANNEL_FD - 1
 
 # Notes import parts of torch lazily (torch.optim's first step imports torch._dynamo and sympy,
 # ~1 s); the worker imports what finished notes imported, so later forks get it for free. Never
@@ -71,10 +72,15 @@ def _note_process(job: dict[str, Any], reader: int, writer: int, go: int, workdi
     """The note's own process: isolate, prepare, wait for its turn (a byte on ``go``), run."""
     exit_code = 70
     try:
-        os.close(reader)
-        os.dup2(writer, CHANNEL_FD, inheritable=False)
-        os.close(writer)
         signal.set_wakeup_fd(-1)
+        os.dup2(writer, CHANNEL_FD, inheritable=False)
+        os.dup2(go, GO_FD, inheritable=False)
+        # Nothing of the worker's stays open to the note: not its result stream (a note could
+        # forge any note's result there, or stall the run with a broken line), not the pipes of
+        # other notes, its job stream's neighbours or its selector. fd 0 becomes /dev/null later.
+        os.closerange(3, GO_FD)
+        os.closerange(CHANNEL_FD + 1, os.sysconf("SC_OPEN_MAX"))
+        del reader, writer, go
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -85,8 +91,8 @@ def _note_process(job: dict[str, Any], reader: int, writer: int, go: int, workdi
 
         def wait_for_turn() -> bool:
             channel.send({"event": "ready"})
-            turn = os.read(go, 1) == b"g"
-            os.close(go)
+            turn = os.read(GO_FD, 1) == b"g"
+            os.close(GO_FD)
             return turn
 
         imported = run_note(job, channel, workdir, wait_for_turn)

@@ -313,6 +313,8 @@ def iter_check(
     Notes whose facts are in ``cache`` are judged without running; the sandbox starts its
     worker only if some note still has something to run. A result is not kept once yielded.
     """
+    if lookahead < 1:
+        raise ValueError("lookahead must be at least 1")
     key_of = parsed_keys(replace(config, source=None), fingerprint)
     loaded: dict[int, Loaded] = {}  # loaded and not yet reported, by index
     facts: dict[int, NoteFacts | None] = {}  # known facts (None: nothing to run) by index

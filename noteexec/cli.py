@@ -92,6 +92,12 @@ def _outputs(arguments: argparse.Namespace) -> list[tuple[str, Path | None]]:
         raise UsageError("--output given without a --format to go with it")
     if sum(file is None for _, file in outputs) > 1:
         raise UsageError("only one format can go to stdout; give the others a file (FORMAT:FILE)")
+    files_given = [file.resolve() for _, file in outputs if file is not None]
+    if len(set(files_given)) < len(files_given):
+        raise UsageError("two formats cannot go to the same file")
+    for file in files_given:
+        if file.is_dir():
+            raise UsageError(f"{file} is a folder; give a report file")
     return outputs
 
 
@@ -135,7 +141,11 @@ def _report_file(path: Path) -> Iterator[TextIO]:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    os.replace(partial, path)
+    try:
+        os.replace(partial, path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def _check(arguments: argparse.Namespace) -> int:
@@ -150,18 +160,18 @@ def _check(arguments: argparse.Namespace) -> int:
         where = ", ".join(map(str, arguments.paths))
         print(f"noteexec: warning: no notes (*.md) found in {where}", file=sys.stderr)
     files = _shard(found, arguments.shard)
-    cache, fingerprint = open_cache(
-        arguments.paths[0] if arguments.paths else Path.cwd(),
-        arguments.cache_dir,
-        not arguments.no_cache,
-        arguments.cache_key_file,
-    )
     summary, isolation_lost = Summary(), None
     with contextlib.ExitStack() as files_open:
         streams = [
             sys.stdout if file is None else files_open.enter_context(_report_file(file))
             for _, file in outputs
         ]
+        cache, fingerprint = open_cache(
+            arguments.paths[0] if arguments.paths else Path.cwd(),
+            arguments.cache_dir,
+            not arguments.no_cache,
+            arguments.cache_key_file,
+        )
         reporters = [
             _reporter(name, stream, arguments) for (name, _), stream in zip(outputs, streams, strict=True)
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ def block_json(result: BlockResult) -> dict[str, Any]:
 
 def note_json(result: NoteResult) -> dict[str, Any]:
     return {
-        "path": str(result.note.path),
+        "path": os.fsencode(result.note.path).decode("utf-8", "backslashreplace"),  # a name not in UTF-8
         "status": result.status,
         "error": result.error,
         "cached": result.cached,

@@ -117,6 +117,11 @@ def test_a_report_file_appears_whole_or_not_at_all(vault: Path, tmp_path: Path) 
     assert process.returncode == 130 and "Traceback" not in errors, errors
     assert report.read_text() == "<previous/>"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["report.xml"]
+    for clash in ((f"json:{tmp_path}",), (f"json:{report}", f"junit:{report}")):
+        refused = noteexec(
+            "check", "--no-cache", *[part for item in clash for part in ("--format", item)], vault
+        )
+        assert refused.returncode == 2 and refused.stderr.startswith("noteexec: error: "), refused.stderr
     result = noteexec("check", "--no-cache", "--format", f"junit:{tmp_path / 'no' / 'such' / 'r.xml'}", vault)
     assert result.returncode == 2
     assert (

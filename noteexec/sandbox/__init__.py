@@ -77,6 +77,8 @@ class Sandbox:
     _outstanding: dict[int, NoteRun] = field(default_factory=dict, init=False, repr=False)
     _results: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue, init=False, repr=False)
     _lost: deque[tuple[int, NoteFacts]] = field(default_factory=deque, init=False, repr=False)
+    _death: str | None = field(default=None, init=False, repr=False)
+    """Why the worker died, once it has: later notes are not run by a worker started anew."""
 
     def start(self) -> None:
         if self._process is not None:
@@ -100,9 +102,13 @@ class Sandbox:
     @staticmethod
     def _read_results(process: subprocess.Popen[bytes], results: queue.Queue[dict[str, Any] | None]) -> None:
         assert process.stdout is not None
-        for line in process.stdout:
-            results.put(json.loads(line))
-        results.put(None)  # the worker is gone
+        try:
+            for line in process.stdout:
+                results.put(json.loads(line))
+        except ValueError:  # a torn line: a worker killed while writing is as good as dead
+            process.kill()
+        finally:
+            results.put(None)  # the worker is gone
 
     def _send(self, message: dict[str, Any]) -> None:
         assert self._process is not None and self._process.stdin is not None
@@ -114,9 +120,12 @@ class Sandbox:
 
     def submit(self, run: NoteRun) -> int:
         """Queue a note to run; returns the ticket its facts will carry."""
-        self.start()
         ticket = self._next_id
         self._next_id += 1
+        if self._death is not None:
+            self._lost.append((ticket, NoteFacts.lost(len(run.blocks), self._death)))
+            return ticket
+        self.start()
         self._outstanding[ticket] = run
         self._send({**asdict(run), "id": ticket, "threads": self._threads()})
         return ticket
@@ -133,7 +142,7 @@ class Sandbox:
                 return self._lost.popleft()
             data = self._results.get()
             if data is None:
-                reason = self._death_reason()
+                reason = self._death = self._death_reason()
                 self._lost.extend(
                     (ticket, NoteFacts.lost(len(run.blocks), reason))
                     for ticket, run in sorted(self._outstanding.items())
@@ -160,10 +169,14 @@ class Sandbox:
     def _threads(self) -> int:
         return max(1, (os.cpu_count() or 1) // self.parallel)
 
-    def close(self) -> None:
+    def close(self, at_once: bool = False) -> None:
+        """Stop the worker: once its queued notes are done, or ``at_once`` (their processes die
+        with it)."""
         process, self._process = self._process, None
         if process is None:
             return
+        if at_once:
+            process.kill()
         try:
             if process.stdin is not None:
                 process.stdin.close()
@@ -183,5 +196,5 @@ class Sandbox:
     def __enter__(self) -> Sandbox:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        self.close(at_once=exc_type is not None)  # interrupted: queued notes are not waited for

@@ -24,6 +24,7 @@ import pytest
 from noteexec.display import printable, shown_path
 
 if TYPE_CHECKING:
+    from noteexec.cache import ResultCache
     from noteexec.check import BlockResult, NoteResult
     from noteexec.config import Config
     from noteexec.expect import Expectation
@@ -54,6 +55,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="collect *.md notes and check their python blocks, as with --noteexec",
     )
+    group.addoption(
+        "--noteexec-cache",
+        action="store_true",
+        default=False,
+        help="take unchanged notes' facts from noteexec's result cache and store new ones "
+        "(.noteexec/ beside the checked folder, or $NOTEEXEC_CACHE_DIR), as `noteexec check` does",
+    )
+    parser.addini("noteexec_cache", type="bool", default=False, help="as --noteexec-cache")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -73,6 +82,9 @@ class _Runner:
         """noteexec configuration per checked folder, or why it cannot be loaded."""
         self.results: dict[Path, NoteResult | Exception] = {}
         self.sandboxes: dict[tuple[str, ...], Sandbox] = {}
+        self.use_cache = bool(config.getoption("noteexec_cache") or config.getini("noteexec_cache"))
+        self.caches: dict[Path, tuple[ResultCache | None, str]] = {}
+        """The result cache of each checked folder (with --noteexec-cache), and its fingerprint."""
         self.folders, self.files = self._arguments()
 
     def _arguments(self) -> tuple[list[Path], set[Path]]:
@@ -128,8 +140,13 @@ class _Runner:
             from noteexec import check
 
             try:
+                cache, fingerprint = self.cache_for(note.root)
                 [result] = check.check(
-                    [check.NoteFile(note.path, note.root)], note.settings, self.sandbox_for(note.settings)
+                    [check.NoteFile(note.path, note.root)],
+                    note.settings,
+                    self.sandbox_for(note.settings),
+                    cache=cache,
+                    fingerprint=fingerprint,
                 )
                 self.results[note.path] = result
             except Exception as error:
@@ -138,6 +155,13 @@ class _Runner:
         if isinstance(result, Exception):
             raise result
         return result
+
+    def cache_for(self, root: Path) -> tuple[ResultCache | None, str]:
+        if root not in self.caches:
+            from noteexec.cache import open_cache
+
+            self.caches[root] = open_cache(root, enabled=self.use_cache)
+        return self.caches[root]
 
     def sandbox_for(self, settings: Config) -> Sandbox:
         """One warm worker per pytest process (per set of passed-through environment variables);
@@ -154,6 +178,13 @@ class _Runner:
         sandboxes, self.sandboxes = self.sandboxes, {}
         for sandbox in sandboxes.values():
             sandbox.close()
+        caches, self.caches = self.caches, {}
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        for cache, _ in caches.values():
+            if cache is not None:
+                for warning in cache.warnings if terminal is not None else ():
+                    terminal.write_line(f"noteexec: warning: {warning}")
+                cache.close()
 
 
 class NoteFile(pytest.File):
@@ -227,6 +258,8 @@ class NoteItem(pytest.Item):
             raise NoteFailure(result, found)
         for warning in found.verdict.warnings:
             warnings.warn_explicit(warning, NoteexecWarning, str(self.path), found.block.line)
+        if result.cached:
+            self.add_report_section("call", "noteexec", "facts from the result cache (--noteexec-cache)")
         if found.facts is not None:
             for name, text in (("stdout", found.facts.stdout), ("stderr", found.facts.stderr)):
                 if text:

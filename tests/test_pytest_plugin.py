@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import callout, fence
+from tests.conftest import REPO, callout, fence
 
 pytest_plugins = ["pytester"]
 
@@ -215,3 +218,28 @@ def test_a_bad_noteexec_config_is_a_collection_error(pytester: pytest.Pytester) 
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["noteexec: *noteexec.toml: 'timeout' must be a positive number*"])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_with_the_cache_a_second_run_needs_no_torch(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_vault(pytester)
+    monkeypatch.setenv("NOTEEXEC_CACHE_DIR", str(tmp_path / "cache"))
+    first = run(pytester, "--noteexec", "--noteexec-cache")
+    first.assert_outcomes(passed=4, failed=5, skipped=1, warnings=1)
+    assert (tmp_path / "cache" / "results.sqlite3").is_file()
+    # Now torch cannot be imported (though it looks the same from outside): every note's facts
+    # must come from the cache, or its blocks would fail with a dead worker.
+    fake = tmp_path / "fake-torch"
+    (fake / "torch").mkdir(parents=True)
+    (fake / "torch" / "__init__.py").write_text("raise ImportError('no torch in this run')\n")
+    real = importlib.util.find_spec("torch")
+    assert real is not None and real.origin is not None
+    shutil.copy(Path(real.origin).with_name("version.py"), fake / "torch" / "version.py")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(fake), str(REPO)]))
+    second = run(pytester, "--noteexec", "--noteexec-cache", "-rA")
+    second.assert_outcomes(passed=4, failed=5, skipped=1, warnings=1)
+    assert "facts from the result cache (--noteexec-cache)" in second.stdout.str()
+    assert "worker died" not in second.stdout.str()
+    without = run(pytester, "--noteexec")  # the cache is opt-in: without it, notes run (and fail here)
+    assert "the sandbox worker died" in without.stdout.str()

@@ -76,10 +76,15 @@ def _note_process(job: dict[str, Any], reader: int, writer: int, go: int, workdi
         os.dup2(writer, CHANNEL_FD, inheritable=False)
         os.dup2(go, GO_FD, inheritable=False)
         # Nothing of the worker's stays open to the note: not its result stream (a note could
-        # forge any note's result there, or stall the run with a broken line), not the pipes of
-        # other notes, its job stream's neighbours or its selector. fd 0 becomes /dev/null later.
-        os.closerange(3, GO_FD)
-        os.closerange(CHANNEL_FD + 1, os.sysconf("SC_OPEN_MAX"))
+        # forge any note's result there, or stall the run with a broken line), other notes'
+        # pipes, its wake-up pipe or its selector; fd 0, its job stream, becomes /dev/null
+        # before the note runs.
+        # (The open ones, listed: os.closerange would try every number up to the limit on a
+        # kernel without close_range, a million system calls in some containers.)
+        for fd in map(int, os.listdir("/proc/self/fd")):
+            if fd > 2 and fd not in (GO_FD, CHANNEL_FD):
+                with contextlib.suppress(OSError):  # the listing's own descriptor, already closed
+                    os.close(fd)
         del reader, writer, go
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

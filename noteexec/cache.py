@@ -170,30 +170,42 @@ class CacheInfo:
 
 
 class ResultCache:
+    BUSY_TIMEOUT = 30.0
+    """Seconds to wait for another run's write to finish before going on without the cache."""
+
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.path = directory / DATABASE
         self.warnings: list[str] = []
+        """What went wrong, each distinct message once."""
         self._connection: sqlite3.Connection | None = None
+        self._disabled = False
+
+    def _warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
 
     def _connect(self) -> sqlite3.Connection | None:
-        if self._connection is not None:
+        if self._connection is not None or self._disabled:
             return self._connection
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._connection = self._open()
+        except sqlite3.OperationalError as error:  # locked past the timeout, or not openable: not corrupt
+            self._warn(f"cache disabled: {self.path}: {error}")
         except sqlite3.DatabaseError as error:
             self._set_aside(error)
             try:
                 self._connection = self._open()
             except sqlite3.Error as again:
-                self.warnings.append(f"cache disabled: {self.path}: {again}")
+                self._warn(f"cache disabled: {self.path}: {again}")
         except (OSError, sqlite3.Error) as error:
-            self.warnings.append(f"cache disabled: {self.path}: {error}")
+            self._warn(f"cache disabled: {self.path}: {error}")
+        self._disabled = self._connection is None  # tried once: every later note runs uncached
         return self._connection
 
     def _open(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        connection = sqlite3.connect(self.path, timeout=self.BUSY_TIMEOUT, isolation_level=None)
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
@@ -227,7 +239,7 @@ class ResultCache:
             damaged = Path(f"{self.path}{suffix}")
             if damaged.exists():
                 damaged.rename(damaged.with_name(f"{damaged.name}.corrupt-{stamp}"))
-        self.warnings.append(f"cache {self.path} was corrupt ({error}); set aside and rebuilt")
+        self._warn(f"cache {self.path} was corrupt ({error}); set aside and rebuilt")
 
     def get(self, key: str, spans: list[tuple[int, int]]) -> NoteFacts | None:
         """The facts stored under a run key, for blocks now at ``spans``."""
@@ -237,7 +249,7 @@ class ResultCache:
         try:
             row = connection.execute("SELECT facts FROM results WHERE key = ?", (key,)).fetchone()
         except sqlite3.Error as error:
-            self.warnings.append(f"cache read failed: {error}")
+            self._warn(f"cache read failed: {error}")
             return None
         return None if row is None else self.decode_facts(row[0], spans)
 
@@ -245,7 +257,7 @@ class ResultCache:
         try:
             return facts_from_json(text, spans)
         except (ValueError, KeyError, TypeError) as error:
-            self.warnings.append(f"cache entry unreadable, re-running: {error}")
+            self._warn(f"cache entry unreadable, re-running: {error}")
             return None
 
     def put(self, key: str, run: NoteRun, facts: NoteFacts) -> None:
@@ -262,7 +274,7 @@ class ResultCache:
                 (key, json.dumps(value, ensure_ascii=False), name, time.time()),
             )
         except sqlite3.Error as error:
-            self.warnings.append(f"cache write failed: {error}")
+            self._warn(f"cache write failed: {error}")
 
     def get_parsed(self, key: str) -> tuple[str, str | None, str | None] | None:
         """What is known of a note file's bytes, in one lookup: the parsed note and its
@@ -278,7 +290,7 @@ class ResultCache:
                 (key,),
             ).fetchone()
         except sqlite3.Error as error:
-            self.warnings.append(f"cache read failed: {error}")
+            self._warn(f"cache read failed: {error}")
             return None
 
     def put_parsed(self, key: str, data: str, run_key: str | None) -> None:
@@ -291,7 +303,7 @@ class ResultCache:
                 (key, data, run_key, time.time()),
             )
         except sqlite3.Error as error:
-            self.warnings.append(f"cache write failed: {error}")
+            self._warn(f"cache write failed: {error}")
 
     def info(self) -> CacheInfo:
         connection = self._connect()

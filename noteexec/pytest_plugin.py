@@ -85,6 +85,8 @@ class _Runner:
         self.use_cache = bool(config.getoption("noteexec_cache") or config.getini("noteexec_cache"))
         self.caches: dict[Path, tuple[ResultCache | None, str]] = {}
         """The result cache of each checked folder (with --noteexec-cache), and its fingerprint."""
+        self.told: dict[Path, int] = {}
+        """How many of each cache's warnings were already given to pytest."""
         self.folders, self.files = self._arguments()
 
     def _arguments(self) -> tuple[list[Path], set[Path]]:
@@ -174,17 +176,25 @@ class _Runner:
             self.sandboxes[settings.env] = Sandbox(parallel=max(1, workers), env_passthrough=settings.env)
         return self.sandboxes[settings.env]
 
+    def cache_warnings(self, root: Path) -> list[str]:
+        """What went wrong with a folder's cache since last asked (each message once a run)."""
+        cache, _ = self.caches.get(root, (None, ""))
+        if cache is None:
+            return []
+        told = self.told.setdefault(root, 0)
+        self.told[root] = len(cache.warnings)
+        return cache.warnings[told:]
+
     def close(self) -> None:
         sandboxes, self.sandboxes = self.sandboxes, {}
-        for sandbox in sandboxes.values():
-            sandbox.close()
         caches, self.caches = self.caches, {}
-        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
-        for cache, _ in caches.values():
-            if cache is not None:
-                for warning in cache.warnings if terminal is not None else ():
-                    terminal.write_line(f"noteexec: warning: {warning}")
-                cache.close()
+        try:
+            for sandbox in sandboxes.values():
+                sandbox.close()
+        finally:
+            for cache, _ in caches.values():
+                if cache is not None:
+                    cache.close()
 
 
 class NoteFile(pytest.File):
@@ -243,6 +253,8 @@ class NoteItem(pytest.Item):
 
     def runtest(self) -> None:
         result = self.note.runner.result_for(self.note)
+        for warning in self.note.runner.cache_warnings(self.note.root):  # pytest (and xdist) report it
+            warnings.warn(f"noteexec cache: {warning}", NoteexecWarning, stacklevel=1)
         if self.block is None:
             if result.error:
                 raise NoteFailure(result, None)

@@ -248,3 +248,33 @@ def test_a_note_read_from_the_cache_is_the_note_parsing_gives(tmp_path: Path, sa
     assert second.note.lines[parsed.blocks[0].line - 1].startswith("> ```python")
     assert [b.expectation for b in second.blocks] == [b.expectation for b in first.blocks]
     assert [b.verdict for b in second.blocks] == [b.verdict for b in first.blocks]
+
+
+def test_a_cache_that_cannot_be_opened_warns_once_and_is_not_tried_again(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    cache = ResultCache(tmp_path / "file" / "cache")
+    for _ in range(3):
+        assert cache.get("key", []) is None
+        cache.put("key", NoteRun(path="/n.md", blocks=(BlockRun(1, "x = 1\n"),)), NoteFacts(blocks=()))
+    assert len(cache.warnings) == 1 and cache.warnings[0].startswith("cache disabled: ")
+
+
+def test_a_cache_locked_by_another_run_is_waited_for_then_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Busy is not corrupt: the other run's database must never be set aside."""
+    first = ResultCache(tmp_path)
+    first.put_parsed("k", "{}", None)
+    first.close()
+    locker = sqlite3.connect(tmp_path / "results.sqlite3", isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setattr(ResultCache, "BUSY_TIMEOUT", 0.2)
+    blocked = ResultCache(tmp_path)
+    assert blocked.get_parsed("k") is None
+    assert [warning.split(": ")[0] for warning in blocked.warnings] == ["cache disabled"]
+    locker.execute("COMMIT")
+    locker.close()
+    assert sorted(path.name for path in tmp_path.iterdir() if "corrupt" in path.name) == []
+    again = ResultCache(tmp_path)
+    assert again.get_parsed("k") == ("{}", None, None)
+    again.close()

@@ -243,3 +243,14 @@ def test_with_the_cache_a_second_run_needs_no_torch(
     assert "worker died" not in second.stdout.str()
     without = run(pytester, "--noteexec")  # the cache is opt-in: without it, notes run (and fail here)
     assert "the sandbox worker died" in without.stdout.str()
+
+
+def test_cache_warnings_reach_the_report_under_xdist(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (pytester.path / "one.md").write_text(fence("x = 1"))
+    (tmp_path / "file").write_text("a file where the cache folder should go")
+    monkeypatch.setenv("NOTEEXEC_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    result = run(pytester, "--noteexec", "--noteexec-cache", "-n", "2")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*NoteexecWarning: noteexec cache: cache disabled: *"])

@@ -16,7 +16,10 @@ from noteexec.config import Config
 from noteexec.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parent.parent
-SEED_NOTE = REPO.parent / "shared" / "seed-note.md"
+SEED_NOTE = REPO / "tests" / "fixtures" / "seed-note.md"
+"""The original note this project was created from, byte for byte (``../shared/seed-note.md`` in
+the workspace; see tests/test_notes.py), kept here so that a clone anywhere can run the tests."""
+WORKSPACE_SEED_NOTE = REPO.parent / "shared" / "seed-note.md"
 
 
 def noteexec(

@@ -12,7 +12,7 @@ import pytest
 from noteexec.check import NoteResult, check, discover
 from noteexec.config import load_config
 from noteexec.sandbox import Sandbox
-from tests.conftest import REPO, SEED_NOTE
+from tests.conftest import REPO, SEED_NOTE, WORKSPACE_SEED_NOTE
 
 NOTES = REPO / "notes"
 INDEX = NOTES / "README.md"
@@ -33,6 +33,13 @@ def test_vault_has_the_seed_and_at_least_ten_more_notes(results: dict[str, NoteR
     seed_copy = results["autograd-计算图与梯度.md"].note.source
     assert seed_copy.startswith(SEED_NOTE.read_text(encoding="utf-8"))
     assert results["autograd-计算图与梯度.md"].note.setup
+
+
+@pytest.mark.skipif(
+    not WORKSPACE_SEED_NOTE.is_file(), reason="not in the workspace: no ../shared/seed-note.md"
+)
+def test_the_tests_seed_note_is_the_workspace_original() -> None:
+    assert SEED_NOTE.read_bytes() == WORKSPACE_SEED_NOTE.read_bytes()
 
 
 def test_every_note_passes(results: dict[str, NoteResult]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -238,15 +239,21 @@ def _unreadable(path: Path, problem: Problem, config: Config) -> Loaded:
     return Loaded(note, expectations(note, config))
 
 
+_PYTHON_FENCE = re.compile(rb"(?m)^[ \t>]*(?:```|~~~)[ \t]*(?:python3?|py)\b")
+"""A look at a note's bytes before parsing them: a fence that may hold python."""
+
+
 def _load(
     file: NoteFile,
     config: Config,
     cache: ResultCache | None,
     fingerprint: str,
     key_of: Callable[[bytes], str],
+    before_parsing: Callable[[bytes], None] = lambda content: None,
 ) -> Loaded:
     """Parse a note and derive its expectations, or take both from the cache (same bytes),
-    together with the facts of its last run when they are cached."""
+    together with the facts of its last run when they are cached. ``before_parsing`` sees the
+    bytes of a note that must be parsed, first."""
     content = read_source(file.path)
     if isinstance(content, Problem):
         return _unreadable(file.path, content, config)
@@ -259,6 +266,7 @@ def _load(
         if key_of_run is not None and stored_facts is not None:
             facts = cache.decode_facts(stored_facts, block_spans(executed_blocks(note, expected)))
         return Loaded(note, expected, key_of_run, facts)
+    before_parsing(content)
     text = decode_source(content)
     if isinstance(text, Problem):
         return _unreadable(file.path, text, config)
@@ -316,6 +324,14 @@ def iter_check(
     if lookahead < 1:
         raise ValueError("lookahead must be at least 1")
     key_of = parsed_keys(replace(config, source=None), fingerprint)
+
+    def before_parsing(content: bytes) -> None:
+        """A note that must be parsed is new or changed, so it will most likely run if it holds
+        python: the worker starts importing torch now, not after parsing (which first loads
+        markdown-it and YAML)."""
+        if _PYTHON_FENCE.search(content):
+            sandbox.start()
+
     loaded: dict[int, Loaded] = {}  # loaded and not yet reported, by index
     facts: dict[int, NoteFacts | None] = {}  # known facts (None: nothing to run) by index
     tickets: dict[int, tuple[int, NoteRun, str]] = {}  # sandbox ticket → note index, run, key
@@ -323,7 +339,7 @@ def iter_check(
     while next_report < len(files):
         while next_load < len(files) and next_load - next_report < lookahead:
             file, index = files[next_load], next_load
-            note = loaded[index] = _load(file, config, cache, fingerprint, key_of)
+            note = loaded[index] = _load(file, config, cache, fingerprint, key_of, before_parsing)
             if note.facts is not None or runs_nothing(note.note, note.expected):
                 facts[index] = note.facts
             else:  # the worker starts with the first note that must run, while loading goes on

@@ -237,6 +237,9 @@ class _InstantSandbox:
         self.waiting: dict[int, NoteRun] = {}
         self.submitted: list[str] = []
 
+    def start(self) -> None:
+        """Nothing to start."""
+
     def submit(self, run: NoteRun) -> int:
         self.submitted.append(Path(run.path).name)
         self.waiting[len(self.submitted)] = run

@@ -13,7 +13,7 @@ import pytest
 
 from noteexec.check import NoteFile, NoteResult, check, iter_check
 from noteexec.config import Config
-from noteexec.sandbox import Sandbox, sandbox_environment
+from noteexec.sandbox import BlockRun, NoteRun, Sandbox, sandbox_environment
 from tests.conftest import RunNote, callout, fence, noteexec, outcomes
 
 
@@ -414,3 +414,45 @@ def test_a_note_cannot_forge_results_or_stall_the_run_through_the_workers_descri
     [forged] = notes["a-forger.md"]["blocks"]
     assert forged["outcome"] == "failed" and "ValueError: what really happened" in forged["message"]
     assert notes["b-honest.md"]["status"] == "passed"
+
+
+def _sleepers() -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and Path(f"/proc/{entry}/cmdline").read_bytes() == b"sleep\0" + b"347\0":
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def test_an_interrupted_run_stops_its_notes_at_once_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    import glob
+    import tempfile
+    import time
+
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    started = tmp_path / "started"
+    code = (
+        "import subprocess, time\n"
+        "subprocess.Popen(['sleep', '347'], start_new_session=True)\n"
+        f"open({str(started)!r}, 'w').close()\n"
+        "time.sleep(347)"
+    )
+    run = NoteRun(path=str(vault / "n.md"), blocks=(BlockRun(1, code),), readonly=(str(vault),))
+    folders = set(glob.glob(os.path.join(tempfile.gettempdir(), "noteexec-*")))
+    interrupted = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), Sandbox(parallel=2) as sandbox:
+        for _ in range(3):  # one runs, one waits prepared, one is queued
+            sandbox.submit(run)
+        deadline = time.monotonic() + 120
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists()
+        interrupted = time.monotonic()
+        raise KeyboardInterrupt
+    assert time.monotonic() - interrupted < 5
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "noteexec-*"))) == folders
+    assert _sleepers() == []

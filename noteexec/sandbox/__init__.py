@@ -81,7 +81,8 @@ class Sandbox:
     """Why the worker died, once it has: later notes are not run by a worker started anew."""
 
     def start(self) -> None:
-        if self._process is not None:
+        """Start the worker (it imports torch meanwhile); a no-op once started, or once it died."""
+        if self._process is not None or self._death is not None:
             return
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         env = sandbox_environment(dict(os.environ), self.env_passthrough)
@@ -111,12 +112,8 @@ class Sandbox:
             results.put(None)  # the worker is gone
 
     def _send(self, message: dict[str, Any]) -> None:
-        assert self._process is not None and self._process.stdin is not None
-        try:
-            self._process.stdin.write(json.dumps(message).encode() + b"\n")
-            self._process.stdin.flush()
-        except OSError:
-            pass  # the worker died; next_facts() reports every note it did not finish
+        assert self._process is not None
+        _write(self._process, message)
 
     def submit(self, run: NoteRun) -> int:
         """Queue a note to run; returns the ticket its facts will carry."""
@@ -170,13 +167,15 @@ class Sandbox:
         return max(1, (os.cpu_count() or 1) // self.parallel)
 
     def close(self, at_once: bool = False) -> None:
-        """Stop the worker: once its queued notes are done, or ``at_once`` (their processes die
-        with it)."""
+        """Stop the worker once its queued notes are done, or ``at_once``: it kills them, cleans
+        up and exits."""
         process, self._process = self._process, None
         if process is None:
             return
-        if at_once:
+        if self._next_id == 0:  # started early for a note that then ran nothing: nothing to clean
             process.kill()
+        elif at_once:
+            _write(process, {"stop": True})
         try:
             if process.stdin is not None:
                 process.stdin.close()
@@ -198,3 +197,13 @@ class Sandbox:
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
         self.close(at_once=exc_type is not None)  # interrupted: queued notes are not waited for
+
+
+def _write(process: subprocess.Popen[bytes], message: dict[str, Any]) -> None:
+    """One JSON line to the worker."""
+    assert process.stdin is not None
+    try:
+        process.stdin.write(json.dumps(message).encode() + b"\n")
+        process.stdin.flush()
+    except OSError:
+        pass  # the worker died; next_facts() reports every note it did not finish

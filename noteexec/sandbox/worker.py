@@ -300,8 +300,20 @@ class Worker:
     def _accept(self, message: dict[str, Any]) -> None:
         if "parallel" in message:
             self.parallel = max(1, int(message["parallel"]))
+        elif message.get("stop"):
+            self._stop()
         else:
             self.queue.append(message)
+
+    def _stop(self) -> None:
+        """The run was interrupted: drop the queue and kill every note now; reaping them still
+        removes their folders, and the worker exits once its input ends."""
+        self.queue.clear()
+        for note in self.notes.values():
+            if note.stage in ("prepared", "running"):
+                for target in (-note.pid, note.pid):  # its process group, then the process
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(target, signal.SIGKILL)
 
     def _in_stage(self, stage: str) -> list[Running]:
         return [note for note in self.notes.values() if note.stage == stage]

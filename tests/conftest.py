@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -77,3 +79,16 @@ def run_note(tmp_path: Path, sandbox: Sandbox) -> RunNote:
 
 def outcomes(result: NoteResult) -> list[str]:
     return [block.verdict.outcome for block in result.blocks]
+
+
+@pytest.fixture
+def no_torch(tmp_path: Path) -> dict[str, str]:
+    """An environment where importing torch fails (a worker that starts cannot run a note),
+    though torch looks the same from outside: the same build, read from its ``version.py``."""
+    fake = tmp_path / "fake-torch"
+    (fake / "torch").mkdir(parents=True)
+    (fake / "torch" / "__init__.py").write_text("raise ImportError('torch is not available in this test')\n")
+    real = importlib.util.find_spec("torch")
+    assert real is not None and real.origin is not None
+    shutil.copy(Path(real.origin).with_name("version.py"), fake / "torch" / "version.py")
+    return {"PYTHONPATH": os.pathsep.join([str(fake), str(REPO)])}

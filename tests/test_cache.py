@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -45,19 +44,6 @@ def vault(tmp_path: Path) -> Path:
     (vault / "a.md").write_text("# A\n\nProse.\n\n" + SUCCESS, encoding="utf-8")
     (vault / "b.md").write_text("# B\n\n" + FAILURE, encoding="utf-8")
     return vault
-
-
-@pytest.fixture
-def no_torch(tmp_path: Path) -> dict[str, str]:
-    """An environment where importing torch fails (a worker that starts cannot run a note),
-    though torch looks the same from outside: the same build, read from its ``version.py``."""
-    fake = tmp_path / "fake-torch"
-    (fake / "torch").mkdir(parents=True)
-    (fake / "torch" / "__init__.py").write_text("raise ImportError('torch is not available in this test')\n")
-    real = importlib.util.find_spec("torch")
-    assert real is not None and real.origin is not None
-    shutil.copy(Path(real.origin).with_name("version.py"), fake / "torch" / "version.py")
-    return {"PYTHONPATH": os.pathsep.join([str(fake), str(REPO)])}
 
 
 def test_second_run_hits_and_needs_no_worker(vault: Path, no_torch: dict[str, str]) -> None:

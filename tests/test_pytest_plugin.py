@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, callout, fence
+from tests.conftest import callout, fence
 
 pytest_plugins = ["pytester"]
 
@@ -221,7 +218,7 @@ def test_a_bad_noteexec_config_is_a_collection_error(pytester: pytest.Pytester) 
 
 
 def test_with_the_cache_a_second_run_needs_no_torch(
-    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_torch: dict[str, str]
 ) -> None:
     write_vault(pytester)
     monkeypatch.setenv("NOTEEXEC_CACHE_DIR", str(tmp_path / "cache"))
@@ -230,13 +227,7 @@ def test_with_the_cache_a_second_run_needs_no_torch(
     assert (tmp_path / "cache" / "results.sqlite3").is_file()
     # Now torch cannot be imported (though it looks the same from outside): every note's facts
     # must come from the cache, or its blocks would fail with a dead worker.
-    fake = tmp_path / "fake-torch"
-    (fake / "torch").mkdir(parents=True)
-    (fake / "torch" / "__init__.py").write_text("raise ImportError('no torch in this run')\n")
-    real = importlib.util.find_spec("torch")
-    assert real is not None and real.origin is not None
-    shutil.copy(Path(real.origin).with_name("version.py"), fake / "torch" / "version.py")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(fake), str(REPO)]))
+    monkeypatch.setenv("PYTHONPATH", no_torch["PYTHONPATH"])
     second = run(pytester, "--noteexec", "--noteexec-cache", "-rA")
     second.assert_outcomes(passed=4, failed=5, skipped=1, warnings=1)
     assert "facts from the result cache (--noteexec-cache)" in second.stdout.str()

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from noteexec import __version__
-from noteexec.display import shown_path
+from noteexec.display import unicode_path
 from noteexec.facts import NoteFacts, Raised, SetupFailure
 from noteexec.sandbox import BlockRun, NoteRun
 
@@ -267,7 +267,7 @@ class ResultCache:
         if connection is None:
             return
         value = {"spans": block_spans((*run.setup, *run.blocks)), "facts": facts.to_json()}
-        name = shown_path(os.path.basename(run.path))  # for people reading the database
+        name = unicode_path(os.path.basename(run.path))  # for people reading the database
         try:
             connection.execute(
                 "INSERT OR REPLACE INTO results (key, facts, note, stored) VALUES (?, ?, ?, ?)",

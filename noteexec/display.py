@@ -7,6 +7,7 @@ scroll) the terminal of whoever checks a vault they did not write.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -31,3 +32,9 @@ def shown_path(path: Path | str) -> str:
 def printable(text: str) -> str:
     """Text with its lines and tabs kept and every other control character (ESC above all) escaped."""
     return _UNPRINTABLE_BUT_LINES.sub(_escape, text)
+
+
+def unicode_path(path: Path | str) -> str:
+    """A path as valid Unicode for formats that must be (JSON, SQLite, a UTF-8 site): bytes of a
+    name that are not UTF-8 are spelled ``\\xff``; everything else stays as it is."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")

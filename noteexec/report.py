@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TextIO
 
 from noteexec.check import BlockResult, NoteResult
-from noteexec.display import printable, shown_path
+from noteexec.display import printable, shown_path, unicode_path
 
 _CONTEXT = 2
 
@@ -74,7 +73,7 @@ def block_json(result: BlockResult) -> dict[str, Any]:
 
 def note_json(result: NoteResult) -> dict[str, Any]:
     return {
-        "path": os.fsencode(result.note.path).decode("utf-8", "backslashreplace"),  # a name not in UTF-8
+        "path": unicode_path(result.note.path),
         "status": result.status,
         "error": result.error,
         "cached": result.cached,
@@ -168,16 +167,15 @@ class TextReporter:
             self.stream.write(f"  error: {printable(result.error)}\n")
         for block in result.blocks:
             if block.verdict.outcome == "failed" and result.status != "error":
-                self._failure(result, block)
+                self._failure(result, block, path)
             elif self.verbosity > 0 and block.verdict.outcome == "passed":
                 self.stream.write(f"  {path}:{block.block.line}: ok: {printable(block.verdict.message)}\n")
             for warning in block.verdict.warnings if self.verbosity > 0 else ():
                 self.stream.write(f"  {path}:{block.block.line}: warning: {printable(warning)}\n")
 
-    def _failure(self, result: NoteResult, block: BlockResult) -> None:
+    def _failure(self, result: NoteResult, block: BlockResult, path: str) -> None:
         callout = f" [{block.block.callout.kind}]" if block.block.callout else ""
-        where = f"{shown_path(result.note.path)}:{block.block.line}{callout}"
-        self.stream.write(f"  {where} {printable(block.verdict.message)}\n")
+        self.stream.write(f"  {path}:{block.block.line}{callout} {printable(block.verdict.message)}\n")
         self.stream.write(self._paint(f"    {printable(block.expectation.describe())}", "dim") + "\n")
         for number, text, focused in excerpt(result, block):
             marker = ">" if focused else " "

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 from noteexec.check import NoteResult
+from noteexec.display import unicode_path
 from noteexec.memory import collector_paused
 from noteexec.site.arguments import DEFAULT_MERMAID_URL
 from noteexec.site.assets import favicon_svg, site_css, site_js, theme_js
@@ -140,14 +141,14 @@ def css_snippets(root: Path) -> dict[str, Path]:
 def _relative(path: Path, root: Path) -> str:
     """The note's vault path under its own name (a symlinked note is not resolved: it may loop).
 
-    Bytes of a name that are not UTF-8 are spelled ``\\xff``: a site is UTF-8 throughout.
+    A name that is not UTF-8 is spelled with ``\\xff`` escapes: a site is UTF-8 throughout.
     """
     try:
         folder = Path(os.path.realpath(path.parent))
         relative = (folder / path.name).relative_to(os.path.realpath(root)).as_posix()
     except ValueError:
         relative = path.name
-    return relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return unicode_path(relative)
 
 
 def _search_index(pages: Sequence[Page]) -> bytes:

@@ -17,7 +17,7 @@ from noteexec.check import NoteFile, NoteResult, UsageError, discover, expectati
 from noteexec.config import Config, ConfigError, load_config
 from noteexec.display import printable, shown_path
 from noteexec.formats import GithubReporter, JunitReporter
-from noteexec.options import add_cache_arguments
+from noteexec.options import add_cache_arguments, add_sandbox_arguments
 from noteexec.report import JsonReporter, Reporter, Summary, TextReporter
 from noteexec.sandbox import Sandbox
 from noteexec.site.arguments import SITE_COMMANDS, add_site_commands
@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     check_command.add_argument("-v", "--verbose", action="count", default=0, help="also passing blocks")
     check_command.add_argument("-q", "--quiet", action="count", default=0, help="only failures")
     add_cache_arguments(check_command)
+    add_sandbox_arguments(check_command)
 
     list_command = commands.add_parser("list", help="show each block's expectation, run nothing")
     list_command.add_argument("paths", nargs="+", type=Path, metavar="NOTE")
@@ -71,8 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_for(paths: Sequence[Path]) -> Config:
-    return load_config(paths[0] if paths else Path.cwd())
+def _config_for(paths: Sequence[Path], arguments: argparse.Namespace | None = None) -> Config:
+    """The configuration for these paths: a file inside any of them is untrusted (it came with the
+    notes); the command line's sandbox options, trusted, go over it."""
+    return load_config(paths[0] if paths else Path.cwd(), arguments, checked=paths[1:])
 
 
 def _outputs(arguments: argparse.Namespace) -> list[tuple[str, Path | None]]:
@@ -154,7 +157,7 @@ def _check(arguments: argparse.Namespace) -> int:
     if arguments.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     outputs = _outputs(arguments)
-    config = _config_for(arguments.paths)
+    config = _config_for(arguments.paths, arguments)
     found = discover(arguments.paths, config.exclude)
     if not found:  # nothing failed, so exit 0; but a vault with no notes is likely a wrong path
         where = ", ".join(map(str, arguments.paths))

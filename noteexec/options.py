@@ -22,3 +22,36 @@ def add_cache_arguments(command: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a file (e.g. a lock file) whose content is part of every cache key",
     )
+
+
+def add_sandbox_arguments(command: argparse.ArgumentParser) -> None:
+    """Options that may loosen the sandbox: the command line is trusted, where a configuration
+    inside the checked folder (it came with the notes) may only tighten. Applied by
+    :func:`noteexec.config.apply_overrides`; each is bounded like its configuration key."""
+    group = command.add_argument_group("sandbox (over the configuration)")
+    group.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an environment variable notes may see (a plain name, no wildcard); repeat for several",
+    )
+    group.add_argument("--timeout", metavar="SECONDS", help="seconds per block (at most 86400)")
+    group.add_argument(
+        "--memory-limit", metavar="SIZE", help='memory per note, such as "4GiB" (16MiB to 1TiB), or "none"'
+    )
+    group.add_argument(
+        "--tmp-size", metavar="SIZE", help='space a note may write in its folder and /tmp, such as "512MiB"'
+    )
+    group.add_argument("--processes", metavar="N", help="processes and threads per note (1 to 65536)")
+    group.add_argument(
+        "--isolation", choices=("auto", "strict"), help="strict: refuse to run notes without the full sandbox"
+    )
+    group.add_argument(
+        "--no-namespaces",
+        dest="namespaces",
+        action="store_const",
+        const=False,
+        default=None,
+        help="no Linux namespaces: only limits and watching",
+    )

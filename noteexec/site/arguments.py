@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from noteexec.options import add_cache_arguments
+from noteexec.options import add_cache_arguments, add_sandbox_arguments
 
 SITE_COMMANDS = ("build", "render", "serve")
 MERMAID_VERSION = "12.3.0"
@@ -35,6 +35,7 @@ def _common(command: argparse.ArgumentParser, jobs: bool = True) -> None:
     if jobs:
         command.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="notes run at once")
     add_cache_arguments(command)
+    add_sandbox_arguments(command)
 
 
 def add_site_commands(commands: Any) -> None:

@@ -108,7 +108,7 @@ def _build(arguments: argparse.Namespace) -> int:
     root: Path = arguments.vault
     if not root.is_dir():
         raise UsageError(f"{root}: not a folder")
-    config = load_config(root)
+    config = load_config(root, arguments)
     files = discover([root], config.exclude)
     out = Path(arguments.out)
     if out.resolve() == root.resolve():
@@ -137,7 +137,7 @@ def _render(arguments: argparse.Namespace) -> int:
     vault = arguments.vault or _vault_of(note_path)
     if note_path.resolve().parent != vault.resolve() and vault.resolve() not in note_path.resolve().parents:
         raise UsageError(f"{note_path} is not inside the vault {vault}")
-    config = load_config(note_path)
+    config = load_config(note_path, arguments)
     file = NoteFile(note_path, vault)
     results = _results([file], config, arguments, note_path)
     out = arguments.out or Path(note_path.stem + ".html")

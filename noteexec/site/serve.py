@@ -67,7 +67,7 @@ class SiteServer:
         self.root = root
         self.arguments = arguments
         self.out = out
-        self.config = load_config(root)
+        self.config = load_config(root, arguments)
         self.options = options_from(arguments)
         self.results: dict[Path, NoteResult] = {}
         self.state = _State()

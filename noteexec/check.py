@@ -143,7 +143,10 @@ def expectations(note: Note, config: Config) -> tuple[Expectation, ...]:
 
 
 def note_run(note: Note, expected: Sequence[Expectation], root: Path, config: Config) -> NoteRun:
-    """What to execute: the visible blocks that are not skipped, after the hidden setup."""
+    """What to execute: the visible blocks that are not skipped, after the hidden setup.
+
+    A note's own timeout may shorten the configuration's, never lengthen it: the note is untrusted."""
+    timeout = config.timeout if note.options.timeout is None else min(note.options.timeout, config.timeout)
     return NoteRun(
         path=str(note.path.resolve()),
         blocks=tuple(
@@ -153,7 +156,7 @@ def note_run(note: Note, expected: Sequence[Expectation], root: Path, config: Co
         ),
         setup=tuple(BlockRun(block.line, block.code) for block in note.setup),
         prelude=config.prelude,
-        timeout=note.options.timeout or config.timeout,
+        timeout=timeout,
         memory_limit=config.memory_limit,
         readonly=(str(root.resolve()),),
         namespaces=config.namespaces,

@@ -6,13 +6,13 @@ the 1-based lines of the file as an editor shows them.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import yaml
 from markdown_it.token import Token
 
+from noteexec.config import MAX_TIMEOUT
 from noteexec.markdown import block_parser
 from noteexec.memory import collector_paused
 from noteexec.model import (
@@ -181,14 +181,17 @@ def _note_options(frontmatter: dict[str, Any], yaml_text: str, problems: list[Pr
         problems.append(Problem(line, f"'noteexec.skip' must be true or false, not {skip!r}"))
         skip = False
     timeout = raw.get("timeout")
+    # compared, never converted first: float(10**400) overflows, and nan fails every comparison
     if timeout is not None and (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not math.isfinite(timeout)
-        or timeout <= 0
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT
     ):
+        shown = repr(timeout) if len(repr(timeout)) <= 60 else repr(timeout)[:57] + "..."
         problems.append(
-            Problem(line, f"'noteexec.timeout' must be a positive number of seconds, not {timeout!r}")
+            Problem(
+                line,
+                f"'noteexec.timeout' must be a positive number of seconds, at most {MAX_TIMEOUT:g} "
+                f"(one day), not {shown}",
+            )
         )
         timeout = None
     unknown = sorted(str(key) for key in raw if key not in ("skip", "timeout"))

@@ -8,19 +8,27 @@ holds no absolute path, so a cache restored on another machine (a CI cache) stil
 
 Storage is one SQLite database in WAL mode: two runs at once are safe, a killed run loses at
 most its own unwritten results, and a corrupt file is set aside and rebuilt with a warning.
+
+Rows decide verdicts, and the database is a file anyone may commit, copy or edit: every row
+carries an HMAC-SHA256 under a key kept outside the vault and the cache (``NOTEEXEC_CACHE_SECRET``,
+else a per-user key file), and a row whose MAC does not verify is ignored with a warning, as if
+it were absent.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import importlib.util
 import json
 import os
+import secrets
 import sqlite3
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Protocol
@@ -31,12 +39,148 @@ from noteexec.facts import NoteFacts, Raised, SetupFailure
 from noteexec.sandbox import BlockRun, NoteRun
 
 DATABASE = "results.sqlite3"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Also the database's ``user_version``: tables of another version are dropped and made anew."""
+
+SECRET_VARIABLE = "NOTEEXEC_CACHE_SECRET"
+"""A secret shared by the machines that share a cache (CI runners restoring ``actions/cache``)."""
+KEY_BYTES = 32
+SHORT_SECRET = 16
+"""A secret of fewer characters is used, with a warning: it may be guessed."""
+_MAC_DOMAIN = b"noteexec cache entry\0"
 
 
 class CacheWarning(UserWarning):
     """Something went wrong with the cache; checking goes on without it."""
+
+
+class KeyFileError(Exception):
+    """The key file exists but cannot be trusted or used."""
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """The key that authenticates cache entries, and where it came from."""
+
+    secret: bytes = field(repr=False)
+    source: str
+    """``NOTEEXEC_CACHE_SECRET``, the key file's path, or ``this run``."""
+    lasting: bool
+    """False for a per-run key: entries of earlier runs cannot verify (nothing hits across runs)."""
+    warning: str | None = None
+
+
+def key_file_path() -> Path:
+    """``$XDG_STATE_HOME/noteexec/cache.key`` (``~/.local/state/noteexec/cache.key`` by default):
+    per user, where no vault or cache a stranger hands over can bring its own."""
+    state = os.environ.get("XDG_STATE_HOME", "")  # XDG: a relative path is ignored
+    base = Path(state) if os.path.isabs(state) else Path.home() / ".local" / "state"
+    if not base.is_absolute():
+        raise RuntimeError("no home directory")
+    return base / "noteexec" / "cache.key"
+
+
+def load_key(cache_dir: Path, vault: Path | None = None) -> CacheKey:
+    """The key for a cache: ``NOTEEXEC_CACHE_SECRET``, else the key file (made on first use).
+
+    A key file inside the cache folder or the vault would travel with them (committed, copied),
+    so it is refused; then, or when the file cannot be made, the key is random for this run only.
+    """
+    value = os.environ.get(SECRET_VARIABLE, "")
+    if value:  # empty is unset: GitHub gives pull requests from forks an empty secret
+        raw = value.encode("utf-8", "surrogateescape")
+        warning = None
+        if len(value) < SHORT_SECRET:
+            warning = (
+                f"cache: {SECRET_VARIABLE} is shorter than {SHORT_SECRET} characters: whoever guesses "
+                "it can forge cache entries (make one with `python3 -c 'import secrets; "
+                "print(secrets.token_hex(32))'`)"
+            )
+        secret = hashlib.sha256(b"noteexec cache secret\0" + raw).digest()  # any string, hex or not
+        return CacheKey(secret, SECRET_VARIABLE, True, warning)
+    try:
+        path = key_file_path()
+        for folder, what in ((cache_dir, "cache folder"), (vault, "checked vault")):
+            if folder is not None and _inside(path, folder):
+                return _per_run_key(f"the key file {path} would lie inside the {what} {folder}")
+        return CacheKey(_read_or_create_key(path), str(path), True)
+    except (OSError, RuntimeError, KeyFileError) as error:
+        return _per_run_key(str(error))
+
+
+def _per_run_key(reason: str) -> CacheKey:
+    return CacheKey(
+        secrets.token_bytes(KEY_BYTES),
+        "this run",
+        False,
+        f"cache: no lasting key ({reason}); entries are authenticated with a key for this run only, so "
+        f"the cache will not hit across runs (set {SECRET_VARIABLE}, or XDG_STATE_HOME to a folder of yours)",
+    )
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` resolves into ``folder`` (symlinks followed, as opening it would)."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+
+
+def _read_key_file(path: Path) -> bytes | None:
+    """The key in ``path``; None when there is no file. One that other users could read or
+    write, or that is not ours, is refused: whoever can read it can forge entries."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(descriptor, "rb") as file:
+        status = os.fstat(file.fileno())
+        if status.st_uid != os.getuid() or status.st_mode & 0o077:
+            raise KeyFileError(f"the key file {path} is not yours alone (chmod 600 it, or remove it)")
+        secret = file.read(KEY_BYTES + 1)
+    if len(secret) != KEY_BYTES:
+        raise KeyFileError(f"the key file {path} does not hold a {KEY_BYTES}-byte key (remove it)")
+    return secret
+
+
+def _read_or_create_key(path: Path) -> bytes:
+    """The key file's key, made first if there is none. It is written whole to a temporary file
+    (mode 0600) then linked into place, which fails if another run got there first: every run
+    reads back the one key that won."""
+    secret = _read_key_file(path)
+    if secret is not None:
+        return secret
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(secrets.token_bytes(KEY_BYTES))
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(temporary, path)  # never replaces a key another run made
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links: replace, unless a key appeared meanwhile
+            if not path.exists():
+                os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    secret = _read_key_file(path)
+    if secret is None:
+        raise KeyFileError(f"the key file {path} vanished as it was made")
+    return secret
+
+
+def _field(text: str | None) -> bytes:
+    """One MAC'd field, length-prefixed so that no two rows share a message."""
+    if text is None:
+        return b"-"
+    data = text.encode("utf-8", "surrogatepass")
+    return b"%d:" % len(data) + data
+
+
+def entry_mac(secret: bytes, table: str, key: str, value: str, run_key: str | None = None) -> bytes:
+    """The MAC of a row: everything read back from it (its table, key, value and run key)."""
+    message = b"".join((_MAC_DOMAIN, _field(table), _field(key), _field(value), _field(run_key)))
+    return hmac.digest(secret, message, "sha256")
 
 
 @cache
@@ -173,17 +317,57 @@ class ResultCache:
     BUSY_TIMEOUT = 30.0
     """Seconds to wait for another run's write to finish before going on without the cache."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, vault: Path | None = None, key: CacheKey | None = None) -> None:
+        """``vault``: the checked folder, where the key file must not lie; ``key``: the key to
+        use (by default :func:`load_key`'s, loaded once, on the first read or write)."""
         self.directory = directory
         self.path = directory / DATABASE
+        self.vault = vault
         self.warnings: list[str] = []
         """What went wrong, each distinct message once."""
         self._connection: sqlite3.Connection | None = None
         self._disabled = False
+        self._key = key
+        self._rejected: set[tuple[str, str]] = set()
+        self._rejected_warning: int | None = None
 
     def _warn(self, message: str) -> None:
         if message not in self.warnings:
             self.warnings.append(message)
+
+    @property
+    def key(self) -> CacheKey:
+        """The key, loaded once (not per row): ``cache info`` and ``clear`` never need it."""
+        if self._key is None:
+            self._key = load_key(self.directory, self.vault)
+            if self._key.warning is not None:
+                self._warn(self._key.warning)
+        return self._key
+
+    def _authentic(self, table: str, key: str, value: object, run_key: object, mac: object) -> bool:
+        """Whether this machine's noteexec wrote the row; if not, it is counted and warned of once."""
+        secret = self.key
+        if (
+            isinstance(value, str)
+            and (run_key is None or isinstance(run_key, str))
+            and isinstance(mac, bytes)
+            and hmac.compare_digest(mac, entry_mac(secret.secret, table, key, value, run_key))
+        ):
+            return True
+        if secret.lasting:  # with a per-run key every older row fails: that is said once, already
+            self._rejected.add((table, key))
+            count = len(self._rejected)
+            message = (
+                f"cache: {count} {'entry' if count == 1 else 'entries'} not written by this machine's "
+                f"noteexec {'was' if count == 1 else 'were'} ignored (edited, copied or committed?); "
+                "their notes were parsed or run again"
+            )
+            if self._rejected_warning is None:
+                self._rejected_warning = len(self.warnings)
+                self.warnings.append(message)
+            else:  # one warning a run, its count kept current
+                self.warnings[self._rejected_warning] = message
+        return False
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._connection is not None or self._disabled:
@@ -219,12 +403,12 @@ class ResultCache:
                 connection.execute("DROP TABLE IF EXISTS parsed")
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             connection.execute(
-                "CREATE TABLE IF NOT EXISTS results ("
-                " key TEXT PRIMARY KEY, facts TEXT NOT NULL, note TEXT NOT NULL, stored REAL NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY,"
+                " facts TEXT NOT NULL, note TEXT NOT NULL, stored REAL NOT NULL, mac BLOB NOT NULL)"
             )
             connection.execute(
-                "CREATE TABLE IF NOT EXISTS parsed ("
-                " key TEXT PRIMARY KEY, data TEXT NOT NULL, run_key TEXT, stored REAL NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS parsed (key TEXT PRIMARY KEY,"
+                " data TEXT NOT NULL, run_key TEXT, stored REAL NOT NULL, mac BLOB NOT NULL)"
             )
             connection.execute("COMMIT")
         except sqlite3.Error:
@@ -242,16 +426,18 @@ class ResultCache:
         self._warn(f"cache {self.path} was corrupt ({error}); set aside and rebuilt")
 
     def get(self, key: str, spans: list[tuple[int, int]]) -> NoteFacts | None:
-        """The facts stored under a run key, for blocks now at ``spans``."""
+        """The facts stored under a run key, for blocks now at ``spans`` (None unless authentic)."""
         connection = self._connect()
         if connection is None:
             return None
         try:
-            row = connection.execute("SELECT facts FROM results WHERE key = ?", (key,)).fetchone()
+            row = connection.execute("SELECT facts, mac FROM results WHERE key = ?", (key,)).fetchone()
         except sqlite3.Error as error:
             self._warn(f"cache read failed: {error}")
             return None
-        return None if row is None else self.decode_facts(row[0], spans)
+        if row is None or not self._authentic("results", key, row[0], None, row[1]):
+            return None
+        return self.decode_facts(row[0], spans)
 
     def decode_facts(self, text: str, spans: list[tuple[int, int]]) -> NoteFacts | None:
         try:
@@ -267,11 +453,12 @@ class ResultCache:
         if connection is None:
             return
         value = {"spans": block_spans((*run.setup, *run.blocks)), "facts": facts.to_json()}
+        text = json.dumps(value, ensure_ascii=False)
         name = unicode_path(os.path.basename(run.path))  # for people reading the database
         try:
             connection.execute(
-                "INSERT OR REPLACE INTO results (key, facts, note, stored) VALUES (?, ?, ?, ?)",
-                (key, json.dumps(value, ensure_ascii=False), name, time.time()),
+                "INSERT OR REPLACE INTO results (key, facts, note, stored, mac) VALUES (?, ?, ?, ?, ?)",
+                (key, text, name, time.time(), entry_mac(self.key.secret, "results", key, text)),
             )
         except sqlite3.Error as error:
             self._warn(f"cache write failed: {error}")
@@ -279,19 +466,28 @@ class ResultCache:
     def get_parsed(self, key: str) -> tuple[str, str | None, str | None] | None:
         """What is known of a note file's bytes, in one lookup: the parsed note and its
         expectations (JSON, see :mod:`noteexec.serialize`), the key of what it runs (None when
-        it runs nothing), and that run's stored facts (JSON, for :meth:`decode_facts`), if any."""
+        it runs nothing), and that run's stored facts (JSON, for :meth:`decode_facts`), if any.
+        Each row is verified on its own: a forged parsed row gives None, forged facts give no facts."""
         connection = self._connect()
         if connection is None:
             return None
         try:
-            return connection.execute(
-                "SELECT parsed.data, parsed.run_key, results.facts FROM parsed"
+            row = connection.execute(
+                "SELECT parsed.data, parsed.run_key, parsed.mac, results.facts, results.mac FROM parsed"
                 " LEFT JOIN results ON results.key = parsed.run_key WHERE parsed.key = ?",
                 (key,),
             ).fetchone()
         except sqlite3.Error as error:
             self._warn(f"cache read failed: {error}")
             return None
+        if row is None:
+            return None
+        data, run, mac, facts, facts_mac = row
+        if not self._authentic("parsed", key, data, run, mac):
+            return None
+        if facts is not None and not self._authentic("results", run, facts, None, facts_mac):
+            facts = None
+        return data, run, facts
 
     def put_parsed(self, key: str, data: str, run_key: str | None) -> None:
         connection = self._connect()
@@ -299,8 +495,8 @@ class ResultCache:
             return
         try:
             connection.execute(
-                "INSERT OR REPLACE INTO parsed (key, data, run_key, stored) VALUES (?, ?, ?, ?)",
-                (key, data, run_key, time.time()),
+                "INSERT OR REPLACE INTO parsed (key, data, run_key, stored, mac) VALUES (?, ?, ?, ?, ?)",
+                (key, data, run_key, time.time(), entry_mac(self.key.secret, "parsed", key, data, run_key)),
             )
         except sqlite3.Error as error:
             self._warn(f"cache write failed: {error}")
@@ -353,7 +549,11 @@ def open_cache(
     directory = cache_dir or (
         Path(os.environ["NOTEEXEC_CACHE_DIR"]) if os.environ.get("NOTEEXEC_CACHE_DIR") else None
     )
-    return ResultCache(directory or default_cache_dir(vault)), environment_fingerprint(key_files)
+    root = vault.resolve()
+    if root.is_file():
+        root = root.parent
+    cache = ResultCache(directory or default_cache_dir(vault), vault=root)
+    return cache, environment_fingerprint(key_files)
 
 
 _CACHED_STAGES = (

@@ -4,27 +4,50 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from noteexec.cache import ResultCache, environment_fingerprint, run_key
+from noteexec.cache import (
+    SECRET_VARIABLE,
+    CacheKey,
+    ResultCache,
+    entry_mac,
+    environment_fingerprint,
+    key_file_path,
+    open_cache,
+    run_key,
+)
 from noteexec.check import NoteFile, check
 from noteexec.config import Config
 from noteexec.facts import NoteFacts
 from noteexec.parse import read_note
-from noteexec.sandbox import BlockRun, NoteRun, Sandbox
+from noteexec.sandbox import BlockRun, NoteRun, Sandbox, sandbox_environment
 from tests.conftest import REPO, callout, fence, noteexec
 
 SUCCESS = callout("success", "w = torch.ones(1, requires_grad=True)\n(w * 2).sum().backward()")
 FAILURE = callout(
     "fail", "torch.ones(1).backward()  # RuntimeError: element 0 of tensors does not require grad"
 )
+WRONG = fence("print(1)  # 2")
+"""A note that really fails: it prints 1 where it documents 2."""
+FORGED = "not written by this machine's noteexec"
+
+
+@pytest.fixture(autouse=True)
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own key file folder (the runs it starts inherit it): none touches the real home."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    monkeypatch.delenv(SECRET_VARIABLE, raising=False)
+    return state
 
 
 def check_json(vault: Path, *extra: str | Path, env: dict[str, str] | None = None) -> dict:
@@ -157,7 +180,7 @@ def test_a_run_killed_midway_leaves_a_usable_cache(vault: Path) -> None:
 
 
 def test_timeouts_are_not_cached(tmp_path: Path) -> None:
-    cache = ResultCache(tmp_path)
+    cache = ResultCache(tmp_path / "cache")
     run = NoteRun(path="/x/a.md", blocks=(BlockRun(1, "x = 1\n"),))
     key = run_key(run, environment_fingerprint())
     cache.put(key, run, NoteFacts(blocks=(), ended="timed out after 1 s"))
@@ -196,12 +219,13 @@ def test_cached_facts_follow_blocks_that_moved(vault: Path) -> None:
 
 
 def test_a_cache_of_an_older_schema_is_emptied_and_used(tmp_path: Path) -> None:
-    with sqlite3.connect(tmp_path / "results.sqlite3") as old:
+    (tmp_path / "cache").mkdir()
+    with sqlite3.connect(tmp_path / "cache" / "results.sqlite3") as old:
         old.execute("CREATE TABLE parsed (key TEXT PRIMARY KEY, data TEXT NOT NULL, stored REAL NOT NULL)")
         old.execute("INSERT INTO parsed VALUES ('k', '{}', 0)")
         old.execute("PRAGMA user_version = 2")
     old.close()
-    cache = ResultCache(tmp_path)
+    cache = ResultCache(tmp_path / "cache")
     assert cache.get_parsed("k") is None
     cache.put_parsed("k", "{}", "run")
     assert cache.get_parsed("k") == ("{}", "run", None)
@@ -249,18 +273,236 @@ def test_a_cache_locked_by_another_run_is_waited_for_then_left_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Busy is not corrupt: the other run's database must never be set aside."""
-    first = ResultCache(tmp_path)
+    folder = tmp_path / "cache"
+    first = ResultCache(folder)
     first.put_parsed("k", "{}", None)
     first.close()
-    locker = sqlite3.connect(tmp_path / "results.sqlite3", isolation_level=None)
+    locker = sqlite3.connect(folder / "results.sqlite3", isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")
     monkeypatch.setattr(ResultCache, "BUSY_TIMEOUT", 0.2)
-    blocked = ResultCache(tmp_path)
+    blocked = ResultCache(folder)
     assert blocked.get_parsed("k") is None
     assert [warning.split(": ")[0] for warning in blocked.warnings] == ["cache disabled"]
     locker.execute("COMMIT")
     locker.close()
-    assert sorted(path.name for path in tmp_path.iterdir() if "corrupt" in path.name) == []
-    again = ResultCache(tmp_path)
+    assert sorted(path.name for path in folder.iterdir() if "corrupt" in path.name) == []
+    again = ResultCache(folder)
     assert again.get_parsed("k") == ("{}", None, None)
     again.close()
+
+
+# Authentication: a row this machine's noteexec did not write never decides a verdict.
+
+
+def database_of(vault: Path) -> Path:
+    return vault.parent / ".noteexec" / "results.sqlite3"
+
+
+def execute(database: Path, statement: str) -> int:
+    """Edit the cache file directly, as anyone with write access to it can; rows changed."""
+    connection = sqlite3.connect(database)
+    try:
+        with connection:
+            return connection.execute(statement).rowcount
+    finally:
+        connection.close()
+
+
+def statuses(document: dict) -> list[str]:
+    return [note["status"] for note in document["notes"]]
+
+
+def test_edited_facts_are_ignored_with_a_warning_and_the_note_runs_again(vault: Path) -> None:
+    (vault / "c.md").write_text(WRONG)
+    assert statuses(check_json(vault)) == ["passed", "passed", "failed"]
+    edited = execute(  # what it printed becomes what it documents: a forged pass
+        database_of(vault), r"""UPDATE results SET facts = replace(facts, '"1\n"', '"2\n"')"""
+    )
+    assert edited == 3  # every row is rewritten; only c.md's facts changed
+    result = noteexec("check", "--format", "json", vault)
+    document = json.loads(result.stdout)
+    assert cached_flags(document) == [True, True, False]
+    assert statuses(document) == ["passed", "passed", "failed"]
+    assert document["notes"][2]["blocks"][0]["stdout"] == "1\n"
+    assert f"cache: 1 entry {FORGED} was ignored" in result.stderr
+    again = noteexec("check", "--format", "json", vault)  # the real facts replaced the forged ones
+    assert cached_flags(json.loads(again.stdout)) == [True, True, True]
+    assert FORGED not in again.stderr
+
+
+def test_a_cache_written_on_another_machine_hits_nothing(vault: Path, tmp_path: Path) -> None:
+    """A cache committed to the repository, or copied in: forged, and authenticated under its
+    author's own key (their noteexec wrote it; then they edited it and signed it again)."""
+    (vault / "c.md").write_text(WRONG)
+    attacker = tmp_path / "attacker" / "state"
+    first = check_json(vault, env={"XDG_STATE_HOME": str(attacker)})
+    secret = (attacker / "noteexec" / "cache.key").read_bytes()
+    connection = sqlite3.connect(database_of(vault))
+    with connection:
+        for key, facts in connection.execute("SELECT key, facts FROM results").fetchall():
+            facts = facts.replace(r'"1\n"', r'"2\n"')
+            mac = entry_mac(secret, "results", key, facts)
+            connection.execute("UPDATE results SET facts = ?, mac = ? WHERE key = ?", (facts, mac, key))
+    connection.close()
+    result = noteexec("check", "--format", "json", vault)
+    document = json.loads(result.stdout)
+    assert cached_flags(document) == [False, False, False]
+    assert statuses(document) == statuses(first) == ["passed", "passed", "failed"]
+    assert f"cache: 6 entries {FORGED} were ignored" in result.stderr  # 3 parsed notes, 3 results
+    assert cached_flags(check_json(vault)) == [True, True, True]
+
+
+def test_a_forged_parsed_note_is_ignored_and_the_note_parsed_again(vault: Path) -> None:
+    (vault / "c.md").write_text(WRONG)
+    check_json(vault)
+    forged = execute(  # the documented output becomes what it printed: a forged pass
+        database_of(vault),
+        """UPDATE parsed SET data = replace(data, '"outputs": [["2"', '"outputs": [["1"')""",
+    )
+    assert forged == 3
+    result = noteexec("check", "--format", "json", vault)
+    document = json.loads(result.stdout)
+    assert statuses(document) == ["passed", "passed", "failed"]
+    assert cached_flags(document) == [True, True, True]  # its facts are authentic: not run again
+    assert f"cache: 1 entry {FORGED} was ignored" in result.stderr
+
+
+def test_the_facts_joined_to_a_parsed_note_are_verified_on_their_own(tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path / "cache")
+    run = NoteRun(path="/x/a.md", blocks=(BlockRun(1, "print(1)\n"),))
+    other = NoteRun(path="/x/b.md", blocks=(BlockRun(1, "print(2)\n"),))
+    cache.put("run-a", run, NoteFacts(blocks=(), ended="a"))
+    cache.put("run-b", other, NoteFacts(blocks=(), ended="b"))
+    cache.put_parsed("note-a", "{}", "run-a")
+    assert cache.get_parsed("note-a") is not None and cache.get_parsed("note-a")[2] is not None
+    execute(  # b's authentic row, moved under a's key
+        cache.path,
+        "UPDATE results SET (facts, mac) = (SELECT facts, mac FROM results WHERE key = 'run-b')"
+        " WHERE key = 'run-a'",
+    )
+    assert cache.get_parsed("note-a") == ("{}", "run-a", None)
+    assert cache.get("run-a", [(1, 1)]) is None
+    assert cache.get("run-b", [(1, 1)]) == NoteFacts(blocks=(), ended="b")
+    assert cache.warnings == [f"cache: 1 entry {FORGED} was ignored (edited, copied or committed?); "
+                              "their notes were parsed or run again"]  # fmt: skip
+    execute(cache.path, "UPDATE parsed SET run_key = 'run-b'")
+    assert cache.get_parsed("note-a") is None
+    assert len(cache.warnings) == 1 and cache.warnings[0].startswith(f"cache: 2 entries {FORGED} were")
+    cache.put_parsed("note-a", "{}", "run-a")
+    cache.put("run-a", run, NoteFacts(blocks=(), ended="a"))  # a new result overwrites the forged row
+    assert cache.get_parsed("note-a") is not None and cache.get_parsed("note-a")[2] is not None
+    cache.close()
+
+
+def test_a_cache_written_under_another_key_hits_nothing(tmp_path: Path) -> None:
+    run = NoteRun(path="/x/a.md", blocks=(BlockRun(1, "x = 1\n"),))
+    committed = ResultCache(tmp_path / "cache", key=CacheKey(b"A" * 32, "test", True))
+    committed.put("run", run, NoteFacts(blocks=()))
+    committed.put_parsed("note", "{}", "run")
+    committed.close()
+    here = ResultCache(tmp_path / "cache", key=CacheKey(b"B" * 32, "test", True))
+    assert here.get("run", [(1, 1)]) is None
+    assert here.get_parsed("note") is None
+    assert len(here.warnings) == 1 and here.warnings[0].startswith(f"cache: 2 entries {FORGED} were")
+    here.close()
+
+
+def test_the_same_secret_hits_on_another_machine_and_never_reaches_a_note(
+    vault: Path, tmp_path: Path, no_torch: dict[str, str]
+) -> None:
+    """CI: the runner restoring ``actions/cache`` is another machine; the repository secret is shared."""
+    (vault / "env.md").write_text(fence("import os\nprint(os.environ.get('NOTEEXEC_CACHE_SECRET'))  # None"))
+    secret = {SECRET_VARIABLE: secrets.token_hex(32)}
+    first = check_json(vault, env={**secret, "XDG_STATE_HOME": str(tmp_path / "runner-1")})
+    assert statuses(first) == ["passed", "passed", "passed"]
+    restored = tmp_path / "runner-2" / "checkout" / "vault"
+    shutil.copytree(vault, restored)
+    shutil.copytree(vault.parent / ".noteexec", restored.parent / ".noteexec")
+    result = noteexec(
+        "check", "--format", "json", restored,
+        env={**secret, "XDG_STATE_HOME": str(tmp_path / "runner-2" / "state"), **no_torch},
+    )  # fmt: skip
+    assert cached_flags(json.loads(result.stdout)) == [True, True, True]
+    assert "warning" not in result.stderr
+    assert not (tmp_path / "runner-1").exists() and not (tmp_path / "runner-2" / "state").exists()
+    assert SECRET_VARIABLE not in sandbox_environment({**os.environ, **secret})
+
+
+def test_a_secret_is_any_string_and_an_empty_one_is_unset(
+    tmp_path: Path, state_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SECRET_VARIABLE, "correct horse battery staple")
+    words = ResultCache(tmp_path / "cache").key
+    monkeypatch.setenv(SECRET_VARIABLE, "ab" * 32)
+    hex_key = ResultCache(tmp_path / "cache").key
+    assert words.lasting and hex_key.lasting and words.secret != hex_key.secret
+    assert not state_home.exists()
+    monkeypatch.setenv(SECRET_VARIABLE, "short")
+    short = ResultCache(tmp_path / "cache")
+    assert short.key.secret != words.secret and "shorter than" in short.warnings[0]
+    monkeypatch.setenv(SECRET_VARIABLE, "")  # what GitHub gives a pull request from a fork
+    assert ResultCache(tmp_path / "cache").key.source == str(key_file_path())
+    assert (state_home / "noteexec" / "cache.key").exists()
+
+
+def test_the_key_file_is_private_made_once_and_shared_by_runs_at_once(
+    tmp_path: Path, state_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = state_home / "noteexec" / "cache.key"
+    token_bytes = secrets.token_bytes
+    raced: list[bool] = []
+    racing: list[CacheKey] = []
+
+    def new_key(size: int) -> bytes:
+        """Another run makes its key between this run's look for one and the end of its making."""
+        if not raced:
+            raced.append(True)
+            racing.append(ResultCache(tmp_path / "other").key)
+        return token_bytes(size)
+
+    monkeypatch.setattr(secrets, "token_bytes", new_key)
+    first = ResultCache(tmp_path / "cache")
+    assert first.key.secret == racing[0].secret == path.read_bytes()
+    assert len(first.key.secret) == 32 and first.key.lasting and first.warnings == []
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) & 0o077 == 0
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
+    monkeypatch.setattr(secrets, "token_bytes", token_bytes)
+    run = NoteRun(path="/x/a.md", blocks=(BlockRun(1, "x = 1\n"),))
+    first.put("run", run, NoteFacts(blocks=()))
+    first.close()
+    later = ResultCache(tmp_path / "cache")
+    assert later.get("run", [(1, 1)]) == NoteFacts(blocks=())
+    assert later.key.secret == path.read_bytes() == racing[0].secret
+    later.close()
+    path.chmod(0o644)  # readable by others: whoever reads it can forge entries
+    exposed = ResultCache(tmp_path / "cache")
+    assert exposed.get("run", [(1, 1)]) is None
+    assert not exposed.key.lasting and "not yours alone" in exposed.warnings[0]
+    assert len(exposed.warnings) == 1  # the per-run key says why nothing hits; no forgery is claimed
+    exposed.close()
+
+
+@pytest.mark.parametrize("place", ["cache", "vault", "symlink into the vault"])
+def test_a_key_file_inside_the_cache_or_the_vault_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, place: str
+) -> None:
+    vault, folder = tmp_path / "project" / "vault", tmp_path / "ci-cache"
+    vault.mkdir(parents=True)
+    state = {"cache": folder / "state", "vault": vault / "state"}.get(place, tmp_path / "link" / "state")
+    if place == "symlink into the vault":
+        (tmp_path / "link").symlink_to(vault)
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    run = NoteRun(path=str(vault / "a.md"), blocks=(BlockRun(1, "x = 1\n"),))
+    cache, _ = open_cache(vault, folder)
+    assert cache is not None
+    cache.put("run", run, NoteFacts(blocks=()))
+    assert cache.get("run", [(1, 1)]) == NoteFacts(blocks=())  # a per-run key still serves this run
+    assert not cache.key.lasting
+    assert not (vault / "state").exists() and not (folder / "state").exists()
+    [warning] = cache.warnings
+    assert "would lie inside the" in warning and "will not hit across runs" in warning
+    cache.close()
+    later, _ = open_cache(vault, folder)
+    assert later is not None and later.get("run", [(1, 1)]) is None
+    later.close()

@@ -160,6 +160,9 @@ def note_run(note: Note, expected: Sequence[Expectation], root: Path, config: Co
         memory_limit=config.memory_limit,
         readonly=(str(root.resolve()),),
         namespaces=config.namespaces,
+        tmp_size=config.tmp_size,
+        processes=config.processes,
+        strict=config.isolation == "strict",
     )
 
 
@@ -199,6 +202,10 @@ def assemble(
     else:
         status = "passed"
     return NoteResult(note, tuple(results), status, error, facts, cached)
+
+
+def _fully_isolated(facts: NoteFacts) -> bool:
+    return facts.isolation.get("level") == "full"
 
 
 def _why_not_run(note: Note, facts: NoteFacts | None) -> str:
@@ -343,6 +350,10 @@ def iter_check(
         while next_load < len(files) and next_load - next_report < lookahead:
             file, index = files[next_load], next_load
             note = loaded[index] = _load(file, config, cache, fingerprint, key_of, before_parsing)
+            if note.facts is not None and config.isolation == "strict" and not _fully_isolated(note.facts):
+                note = loaded[index] = replace(
+                    note, facts=None
+                )  # strict: facts from a lesser sandbox run again
             if note.facts is not None or runs_nothing(note.note, note.expected):
                 facts[index] = note.facts
             else:  # the worker starts with the first note that must run, while loading goes on

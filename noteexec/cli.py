@@ -19,7 +19,8 @@ from noteexec.display import printable, shown_path
 from noteexec.formats import GithubReporter, JunitReporter
 from noteexec.options import add_cache_arguments, add_sandbox_arguments
 from noteexec.report import JsonReporter, Reporter, Summary, TextReporter
-from noteexec.sandbox import Sandbox
+from noteexec.sandbox import IsolationRefused, Sandbox
+from noteexec.sandbox.isolation import not_dumpable
 from noteexec.site.arguments import SITE_COMMANDS, add_site_commands
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -62,7 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     list_command = commands.add_parser("list", help="show each block's expectation, run nothing")
     list_command.add_argument("paths", nargs="+", type=Path, metavar="NOTE")
 
-    commands.add_parser("doctor", help="show which sandbox protections this machine provides")
+    doctor_command = commands.add_parser(
+        "doctor", help="show which sandbox protections this machine provides"
+    )
+    doctor_command.add_argument(
+        "--strict", action="store_true", help="exit 1 unless notes get the full sandbox"
+    )
 
     cache_command = commands.add_parser("cache", help="show or clear the result cache")
     cache_command.add_argument("action", choices=("info", "clear"))
@@ -185,7 +191,7 @@ def _check(arguments: argparse.Namespace) -> int:
             with Sandbox(parallel=arguments.jobs, env_passthrough=config.env) as sandbox:
                 for result in iter_check(files, config, sandbox, cache, fingerprint):
                     summary += Summary.of([result])
-                    isolation_lost = isolation_lost or _isolation_lost(result, config)
+                    isolation_lost = isolation_lost or _isolation_lost(result)
                     for reporter in reporters:
                         reporter.note(result)
         finally:
@@ -195,8 +201,8 @@ def _check(arguments: argparse.Namespace) -> int:
                 cache.close()
         if isolation_lost is not None:
             print(
-                f"noteexec: warning: notes ran without network isolation or a read-only vault here "
-                f"({isolation_lost}); vault writes are detected instead. See `noteexec doctor`.",
+                f"noteexec: WARNING: notes ran without part of the sandbox here: {isolation_lost}. "
+                "See `noteexec doctor`; `--isolation strict` refuses to run notes without it.",
                 file=sys.stderr,
             )
         duration = time.perf_counter() - started
@@ -205,12 +211,14 @@ def _check(arguments: argparse.Namespace) -> int:
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
-def _isolation_lost(result: NoteResult, config: Config) -> str | None:
-    """Why this note ran with less isolation than asked for, if it did."""
+def _isolation_lost(result: NoteResult) -> str | None:
+    """What this note ran without, if it did not get the full sandbox."""
     isolation = result.facts.isolation if result.facts is not None else {}
-    if config.namespaces and isolation and not isolation.get("namespaces", True):
-        return str(isolation.get("reason", "namespaces unavailable"))
-    return None
+    if not isolation or (isolation.get("level") == "full" and not isolation.get("missing")):
+        return None
+    missing = "; ".join(str(item) for item in isolation.get("missing", ()))
+    reason = isolation.get("reason")
+    return f"{missing}" + (f" (because: {reason})" if reason else "")
 
 
 def _cache(arguments: argparse.Namespace) -> int:
@@ -256,6 +264,7 @@ def _list(arguments: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    not_dumpable()  # the checker's secrets stay out of /proc for every other process of its user
     arguments = _parser().parse_args(argv)
     try:
         if arguments.command == "check":
@@ -267,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             findings = diagnose()
             print(report(findings))
-            return exit_code(findings)
+            return exit_code(findings, strict=arguments.strict)
         if arguments.command in SITE_COMMANDS:
             from noteexec.site.commands import run_site_command  # the site loads only when used
 
@@ -275,6 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _list(arguments)
     except (UsageError, ConfigError) as error:
         print(f"noteexec: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except IsolationRefused as error:
+        print(f"noteexec: error: --isolation strict: notes cannot get the full sandbox here: {error}. "
+              "See `noteexec doctor`.", file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("noteexec: interrupted", file=sys.stderr)

@@ -1,19 +1,19 @@
 """``noteexec doctor``: which of the sandbox's protections this machine actually provides.
 
-Each probe runs in a forked child that tries the real mechanism (a namespace, a read-only
-mount, a connection, a limit), so the answer is what notes will get, not what should work.
+The answer is what notes get, not what should work: doctor runs a probe note in the real
+sandbox that tries each escape (the network, a write into the checked folder and into Python's
+packages, other processes, the checker's environment, capabilities, ptrace, a mount, a new
+namespace), and reports what the note observed, with how to get each missing protection.
 """
 
 from __future__ import annotations
 
-import errno
+import json
 import os
 import platform
-import resource
 import socket
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -21,8 +21,60 @@ from pathlib import Path
 from noteexec import __version__
 from noteexec.check import NoteFile, check
 from noteexec.config import Config
-from noteexec.sandbox import Sandbox, sandbox_environment
-from noteexec.sandbox.isolation import PR_SET_CHILD_SUBREAPER, isolate, libc_call
+from noteexec.sandbox import Sandbox
+
+PROBE = r"""
+import ctypes, json, os, socket, site
+found = {}
+try:
+    socket.create_connection(("127.0.0.1", PORT), timeout=2).close()
+    found["network"] = False
+except OSError:
+    found["network"] = True
+hook = os.path.join(site.getsitepackages()[0], "noteexec-probe.pth")
+for name, path in (("vault", VAULT), ("python", hook)):
+    try:
+        open(path, "w").close()
+        found[name] = False
+    except OSError:
+        found[name] = True
+pids = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+found["processes"] = str(CHECKER) not in pids
+try:
+    found["environment"] = SECRET not in open(f"/proc/{CHECKER}/environ", "rb").read().decode("latin-1")
+except OSError:
+    found["environment"] = True
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+found["capabilities"] = int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0
+found["user"] = os.getuid() != 0 or open("/proc/self/uid_map").read().split()[1:2] != ["0"]
+libc = ctypes.CDLL(None, use_errno=True)
+found["ptrace"] = libc.ptrace(16, os.getppid() or 1, 0, 0) != 0  # PTRACE_ATTACH
+found["mount"] = libc.mount(b"none", b"/tmp", b"tmpfs", 0, None) != 0
+found["namespaces"] = libc.unshare(0x40000000) != 0  # CLONE_NEWNET
+found["limits"] = any(part in line for line in open("/proc/self/cgroup") for part in ("noteexec-",))
+print(json.dumps(found))
+"""
+
+ADVICE = {
+    "network": "needs a network namespace: see 'namespaces' below",
+    "vault": "needs a mount namespace (or run noteexec as root, which runs notes as an unprivileged id)",
+    "python": "needs a mount namespace; else install Python where the checker's user cannot write",
+    "processes": "needs a PID namespace: see 'namespaces' below",
+    "environment": "needs a PID namespace, or a checker that is not dumpable and a note of another user",
+    "capabilities": "needs a user namespace, or noteexec run as an ordinary user",
+    "user": "needs a user namespace (as root, or an ordinary user allowed to create one)",
+    "ptrace": "the system-call filter (libseccomp and pyseccomp) refuses it",
+    "mount": "the system-call filter refuses it",
+    "namespaces": "the system-call filter refuses it",
+    "limits": "run as root, or with memory and pids controllers of cgroup v2 delegated to your user "
+    "(systemd-run --user -p Delegate=yes); else only per-process limits apply",
+}
+NAMESPACE_ADVICE = (
+    "user namespaces are refused here. Docker: run with --security-opt seccomp=unconfined or a profile "
+    "that allows clone/unshare of namespaces; Ubuntu 24.04 (GitHub runners): sudo sysctl -w "
+    "kernel.apparmor_restrict_unprivileged_userns=0; Debian: sysctl kernel.unprivileged_userns_clone=1; "
+    "any kernel: user.max_user_namespaces > 0"
+)
 
 
 @dataclass(frozen=True)
@@ -32,53 +84,6 @@ class Finding:
     detail: str
 
 
-def _in_child(probe: Callable[[], bool]) -> bool:
-    """Run ``probe`` in a forked child (it may change namespaces); True if it returned True."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os._exit(0 if probe() else 1)
-        except BaseException:
-            os._exit(2)
-    _, status = os.waitpid(pid, 0)
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-
-
-def _network_is_cut() -> bool:
-    isolation = isolate([], use_namespaces=True)
-    if isolation["network"] != "none":
-        return False
-    try:
-        socket.create_connection(("1.1.1.1", 53), timeout=2).close()
-    except OSError as error:
-        return error.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN)
-    return False
-
-
-def _vault_is_read_only(folder: str) -> Callable[[], bool]:
-    def probe() -> bool:
-        if isolate([folder], use_namespaces=True)["vault"] != "read-only":
-            return False
-        try:
-            with open(os.path.join(folder, "probe.txt"), "w") as handle:
-                handle.write("x")
-        except OSError as error:
-            return error.errno == errno.EROFS
-        return False
-
-    return probe
-
-
-def _subreaper() -> bool:
-    libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    return True
-
-
-def _memory_limit() -> bool:
-    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
-    return True
-
-
 def _torch_version() -> str | None:
     try:
         return metadata.version("torch")
@@ -86,61 +91,64 @@ def _torch_version() -> str | None:
         return None
 
 
-def _worker_round_trip() -> Finding:
-    with tempfile.TemporaryDirectory() as folder:
-        note = Path(folder) / "probe.md"
-        note.write_text("```python\nw = torch.ones(1, requires_grad=True)\n(w * 2).sum().backward()\n```\n")
-        started = time.perf_counter()
-        with Sandbox() as sandbox:
-            [result] = check([NoteFile(note, Path(folder))], Config(), sandbox)
-        elapsed = time.perf_counter() - started
-    ok = result.status == "passed"
-    detail = f"a note ran in a forked worker in {elapsed:.2f} s (torch import included)"
-    if not ok:
-        detail = f"a trivial note did not pass: {result.error or result.blocks[0].verdict.message}"
-    return Finding(ok, "warm worker", detail)
+def _probe(config: Config) -> tuple[dict[str, bool], dict[str, object], str | None, float]:
+    """Run the probe note; what it observed, the isolation the sandbox reported, any error."""
+    secret = f"NOTEEXEC_DOCTOR_SECRET_{os.getpid()}"
+    os.environ[secret] = secret
+    listener = socket.create_server(("127.0.0.1", 0))  # a service on the checker's loopback
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            vault = Path(folder) / "vault"
+            vault.mkdir()
+            code = (
+                PROBE.replace("VAULT", repr(str(vault / "probe.txt")))
+                .replace("CHECKER", str(os.getpid()))
+                .replace("SECRET", repr(secret))
+                .replace("PORT", str(listener.getsockname()[1]))
+            )
+            note = vault / "probe.md"
+            note.write_text(f"```python\n{code}\n```\n", encoding="utf-8")
+            started = time.perf_counter()
+            with Sandbox() as sandbox:
+                [result] = check([NoteFile(note, vault)], config, sandbox)
+            elapsed = time.perf_counter() - started
+            left_over = sorted(path.name for path in vault.iterdir() if path.name != "probe.md")
+    finally:
+        del os.environ[secret]
+        listener.close()
+    facts = result.blocks[0].facts if result.blocks else None
+    isolation = result.facts.isolation if result.facts is not None else {}
+    if facts is None or facts.exception is not None or not facts.stdout.strip():
+        reason = result.error or (result.blocks[0].verdict.message if result.blocks else "no result")
+        return {}, isolation, reason, elapsed
+    found = json.loads(facts.stdout.strip().splitlines()[-1])
+    found["vault"] = found["vault"] and not left_over
+    return found, isolation, None, elapsed
 
 
-def diagnose(run_worker: bool = True) -> list[Finding]:
+def diagnose(config: Config | None = None) -> list[Finding]:
     torch = _torch_version()
-    with tempfile.TemporaryDirectory() as folder:
-        read_only = _in_child(_vault_is_read_only(folder))
-        left_over = os.listdir(folder)
-    network_cut = _in_child(_network_is_cut)
-    passed = sandbox_environment(dict(os.environ))
     findings = [
-        Finding(
-            torch is not None, "torch", f"torch {torch} installed" if torch else "torch is not installed"
-        ),
-        Finding(
-            network_cut,
-            "network",
-            "notes run in an empty network namespace: no network"
-            if network_cut
-            else "no network namespace: notes can reach the network",
-        ),
-        Finding(
-            read_only and not left_over,
-            "vault",
-            "the checked folder is mounted read-only for notes"
-            if read_only
-            else "no read-only mount: writes into the vault are detected and reported, not prevented",
-        ),
-        Finding(
-            _in_child(_subreaper),
-            "processes",
-            "a child subreaper kills everything a note starts, setsid children included",
-        ),
-        Finding(_in_child(_memory_limit), "memory", "an address-space limit caps each note (memory_limit)"),
-        Finding(
-            True,
-            "environment",
-            f"{len(passed)} of {len(os.environ)} environment variables reach notes (an allowlist); "
-            "secrets such as tokens do not",
-        ),
+        Finding(torch is not None, "torch", f"torch {torch} installed" if torch else "torch is not installed")
     ]
-    if run_worker and torch is not None:
-        findings.append(_worker_round_trip())
+    if torch is None:
+        return findings
+    found, isolation, error, elapsed = _probe(config or Config())
+    if error is not None:
+        return [*findings, Finding(False, "warm worker", f"the probe note did not run: {error}")]
+    findings.append(
+        Finding(True, "warm worker", f"a probe note ran in {elapsed:.2f} s (torch import included)")
+    )
+    level = str(isolation.get("level", "unknown"))
+    reason = isolation.get("reason")
+    detail = f"{level}: {isolation.get('user', '')}; limits: {isolation.get('limits', '')}"
+    if level != "full":
+        detail += f" ({reason}). {NAMESPACE_ADVICE}"
+    findings.append(Finding(level == "full", "sandbox", detail))
+    for name, ok in found.items():
+        findings.append(
+            Finding(bool(ok), name, "in force: the probe note tried and was refused" if ok else ADVICE[name])
+        )
     return findings
 
 
@@ -153,7 +161,7 @@ def report(findings: list[Finding]) -> str:
     return "\n".join(lines)
 
 
-def exit_code(findings: list[Finding]) -> int:
-    """1 when notes cannot run at all here; reduced isolation is reported, not fatal."""
-    essential = {"torch", "warm worker"}
+def exit_code(findings: list[Finding], strict: bool = False) -> int:
+    """1 when notes cannot run at all here (or, ``strict``, not in the full sandbox)."""
+    essential = {"torch", "warm worker"} | ({"sandbox"} if strict else set())
     return 0 if all(finding.ok for finding in findings if finding.name in essential) else 1

@@ -213,7 +213,7 @@ def test_a_bad_noteexec_config_is_a_collection_error(pytester: pytest.Pytester) 
     pytester.makefile(".toml", noteexec="timeout = -1\n")
     result = run(pytester, "--noteexec")
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines(["noteexec: *noteexec.toml: 'timeout' must be a positive number*"])
+    result.stdout.fnmatch_lines(["noteexec: *noteexec.toml:1: 'timeout' must be a positive number*"])
     assert "Traceback" not in result.stdout.str()
 
 

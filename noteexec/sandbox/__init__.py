@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
 from noteexec.facts import NoteFacts
+from noteexec.sandbox.isolation import not_dumpable
 
 ENV_ALLOWLIST = (
     "PATH", "LANG", "LC_*", "TZ", "PYTHON*", "OMP_*", "MKL_*", "OPENBLAS_*", "TORCH_*", "CUDA_*",
@@ -46,8 +47,16 @@ class NoteRun:
     timeout: float = 60.0
     memory_limit: int | None = 4 << 30
     file_size_limit: int | None = 256 << 20
+    tmp_size: int = 512 << 20
+    processes: int = 256
     readonly: tuple[str, ...] = ()
     namespaces: bool = True
+    strict: bool = False
+    """Refuse to run the note without the full sandbox (``--isolation strict``)."""
+
+
+class IsolationRefused(Exception):
+    """``--isolation strict`` and this machine cannot give notes the full sandbox."""
 
 
 def sandbox_environment(environ: dict[str, str], passthrough: Iterable[str] = ()) -> dict[str, str]:
@@ -81,9 +90,13 @@ class Sandbox:
     """Why the worker died, once it has: later notes are not run by a worker started anew."""
 
     def start(self) -> None:
-        """Start the worker (it imports torch meanwhile); a no-op once started, or once it died."""
+        """Start the worker (it imports torch meanwhile); a no-op once started, or once it died.
+
+        The process that starts a worker becomes not dumpable: a note that got out of its
+        sandbox still could not read its environment or descriptors through /proc."""
         if self._process is not None or self._death is not None:
             return
+        not_dumpable()
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         env = sandbox_environment(dict(os.environ), self.env_passthrough)
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
@@ -150,6 +163,8 @@ class Sandbox:
             run = self._outstanding.pop(data["id"], None)
             if run is None:
                 continue
+            if "refused" in data:
+                raise IsolationRefused(str(data["refused"]))
             if "supervisor_failed" in data:
                 return data["id"], NoteFacts.lost(len(run.blocks), data["supervisor_failed"])
             return data["id"], NoteFacts.from_json(data)

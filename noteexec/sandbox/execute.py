@@ -8,7 +8,6 @@ decides whether that is right.
 from __future__ import annotations
 
 import ast
-import itertools
 import json
 import math
 import os
@@ -344,16 +343,20 @@ def _padded(code: str, fence_line: int) -> str:
 
 
 class FdCapture:
-    """Output written straight to fd 1/2 (subprocesses, C code), read back after each block."""
+    """Output written straight to fd 1/2 (subprocesses, C code), read back after each block.
+
+    The files are unlinked once open: the note does not see them in its folders.
+    """
 
     def __init__(self, directory: str) -> None:
         self.readers: dict[str, int] = {}
         for fd, stream in ((1, "stdout"), (2, "stderr")):
-            path = os.path.join(directory, f"fd{fd}")
+            path = os.path.join(directory, f".noteexec-fd{fd}")
             handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.dup2(handle, fd)
             os.close(handle)
             self.readers[stream] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            os.unlink(path)
 
     def read_new(self, stream: str) -> str:
         """What was written since the last call (up to the cap), from a descriptor kept open."""
@@ -364,26 +367,20 @@ class FdCapture:
         return data.decode("utf-8", "replace")
 
 
-def run_note(
-    job: dict[str, Any], channel: Channel, workdir: str, wait_for_turn: Callable[[], bool]
-) -> list[str] | None:
+def run_note(job: dict[str, Any], channel: Channel, cwd: str, wait_for_turn: Callable[[], bool]) -> bool:
     """Execute the note described by ``job`` in this process; report each block on ``channel``.
 
-    Everything that is the same for every note (cwd, captures, limits, the prelude) is done
-    first, while another note may still be running; ``wait_for_turn`` then blocks until the
-    worker starts this note (False: it never will). ``workdir`` is a fresh folder the worker
-    removes afterwards; the note's cwd is inside it. Returns the modules the note imported, or
-    None when it stopped early (a failed setup, ``sys.exit``).
+    Everything that is the same for every note (captures, limits, the prelude) is done first,
+    while another note may still be running; ``wait_for_turn`` then blocks until the worker
+    starts this note (False: it never will). ``cwd`` is the note's fresh, empty working folder.
+    Returns whether the note ran to its end (not a failed setup, ``sys.exit``).
     """
     note_file = job["path"]
-    modules_before = len(sys.modules)
-    cwd = os.path.join(workdir, "cwd")
-    os.mkdir(cwd)
     os.chdir(cwd)
     stdin = os.open(os.devnull, os.O_RDONLY)
     os.dup2(stdin, 0)
     os.close(stdin)
-    fd_capture = FdCapture(workdir)
+    fd_capture = FdCapture(os.path.dirname(cwd))
     sys.stdin = open(0, closefd=False)  # noqa: SIM115 - lives as long as the process
     _limit_resources(job)
     torch.set_num_threads(job["threads"])
@@ -395,32 +392,22 @@ def run_note(
     blocks = [(block, _compile_block(block, note_file)) for block in job["blocks"]]
 
     if not wait_for_turn():
-        return None
+        return False
     if prelude_error is not None:
         channel.send({"event": "setup_failed", "line": None, "exception": prelude_error})
-        return None
+        return False
     for block, code in setup:
         facts = _run_block(block, code, namespace, note_file, autograd, fd_capture)
         if facts["exception"] is not None:
             channel.send({"event": "setup_failed", "line": block["line"], "exception": facts["exception"]})
-            return None
+            return False
     for index, (block, code) in enumerate(blocks):
         channel.send({"event": "start", "index": index})
         facts = _run_block(block, code, namespace, note_file, autograd, fd_capture)
         channel.send({"event": "block", "index": index, "facts": facts})
         if facts.get("exit") is not None:
-            return None
-    return _imported_since(modules_before)
-
-
-def _imported_since(count: int) -> list[str]:
-    """Modules imported after the first ``count``, for the worker to warm up.
-
-    ``sys.modules`` keeps import order, so they are the newest entries. Walking only those
-    matters: touching each of the worker's thousands of module names would copy the page of
-    each one into this process (copy-on-write of reference counts), a third of a note's cost.
-    """
-    return sorted(itertools.islice(reversed(sys.modules), max(0, len(sys.modules) - count)))
+            return False
+    return True
 
 
 def _run_prelude(prelude: str, namespace: dict[str, Any]) -> dict[str, Any] | None:

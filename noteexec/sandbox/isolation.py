@@ -1,6 +1,11 @@
-"""Linux isolation primitives, without torch: namespaces, read-only mounts, subreapers.
+"""Linux isolation primitives, without torch: namespaces, a read-only world, subreapers.
 
 Used by the worker for every note, and by ``noteexec doctor`` to say what is in force here.
+A note's world is built the way bubblewrap builds one: new user, PID, mount, network, IPC and
+UTS namespaces; a fresh tmpfs as root holding read-only binds of the system and the Python
+installation only (the user's home, the cache and the site output are simply not there); a
+private, size-capped tmpfs for ``/tmp`` and the note's working folder; a fresh ``/proc`` that
+shows the note's processes only.
 """
 
 from __future__ import annotations
@@ -8,32 +13,76 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import platform
 import signal
 import struct
+import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
+NOTE_NAMESPACES = (
+    CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
+)
 MS_RDONLY = 1
-MS_REMOUNT = 32
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
 PR_SET_CHILD_SUBREAPER = 36
 MADV_COLLAPSE = 25
 HUGE_PAGE = 2 << 20
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _PAGES_PER_HUGE_PAGE = HUGE_PAGE // _PAGE
+_SYSCALLS = {  # the same numbers on every architecture since Linux 5.1, but pivot_root
+    "mount_setattr": 442,
+    "pivot_root": {"x86_64": 155, "aarch64": 41}.get(platform.machine(), -1),
+}
+
+NOTE_ID = 1000
+"""The note's user and group id inside its namespace."""
+NOTE_HOST_ID = 0x7FFF0000
+"""The host id a note runs as when noteexec runs as root: unprivileged, owning no file."""
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys")
+DEVICES = ("null", "zero", "full", "random", "urandom")
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
 
 
 def libc_call(name: str, *args: Any) -> None:
     if getattr(_libc, name)(*args) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, os.strerror(errno))
+
+
+def _syscall(name: str, *args: Any) -> None:
+    if _libc.syscall(ctypes.c_long(_SYSCALLS[name]), *args) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{name}: {os.strerror(errno)}")
+
+
+def not_dumpable() -> None:
+    """No process of the same user may read this one's memory, environment or descriptors
+    through /proc or ptrace: the CLI's secrets and the worker's result stream."""
+    libc_call("prctl", PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
 def children() -> list[int]:
@@ -56,26 +105,184 @@ def kill_children(keep: frozenset[int] = frozenset()) -> list[int]:
     return victims
 
 
-def isolate(readonly: list[str], use_namespaces: bool) -> dict[str, Any]:
-    """Enter new network and mount namespaces; report which protections are in force."""
-    watched = {"namespaces": False, "network": "shared", "vault": "watched"}
-    if not use_namespaces:
-        return {**watched, "reason": "namespaces disabled by configuration"}
+def reap_descendants() -> None:
+    """As a subreaper: kill everything below and reap it, until nothing is left."""
+    for _ in range(1000):
+        if not kill_children():
+            return
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                time.sleep(0.001)
+                break
+
+
+# --- the note's namespaces ---------------------------------------------------------------------
+
+
+def enter_namespaces() -> None:
+    """Unshare every namespace a note gets; the next child of this process is the PID 1 of its own."""
+    libc_call("unshare", NOTE_NAMESPACES)
+
+
+def map_ids(pid: int | str, host_uid: int, host_gid: int, deny_setgroups: bool) -> None:
+    """Map the note's id to ``host_uid``/``host_gid``: only that id exists in its namespace.
+
+    Written by the worker for a note it forked (as root, any host id), or by the note's
+    process for itself (an ordinary user: only its own ids, and setgroups denied)."""
+    if deny_setgroups:
+        with open(f"/proc/{pid}/setgroups", "w") as setgroups:
+            setgroups.write("deny")
+    with open(f"/proc/{pid}/uid_map", "w") as uid_map:
+        uid_map.write(f"{NOTE_ID} {host_uid} 1")
+    with open(f"/proc/{pid}/gid_map", "w") as gid_map:
+        gid_map.write(f"{NOTE_ID} {host_gid} 1")
+
+
+def become_note_user(drop_groups: bool) -> None:
+    """Take the note's id in its namespace, keeping the capabilities the world's setup needs.
+
+    As root the process is still host uid 0 until it does this: files owned by root would
+    otherwise stay open to it by plain permissions."""
+    from noteexec.sandbox.lockdown import raise_effective_capabilities
+
+    libc_call("prctl", PR_SET_KEEPCAPS, 1, 0, 0, 0)
+    if drop_groups:
+        os.setgroups([])
+    os.setresgid(NOTE_ID, NOTE_ID, NOTE_ID)
+    os.setresuid(NOTE_ID, NOTE_ID, NOTE_ID)
+    raise_effective_capabilities()
+
+
+def drop_to_host_id(host_id: int) -> None:
+    """Without namespaces, root still runs notes as an unprivileged host id."""
+    os.setgroups([])
+    os.setresgid(host_id, host_id, host_id)
+    os.setresuid(host_id, host_id, host_id)
+
+
+def python_paths() -> list[str]:
+    """Where this Python and its packages live: notes import from there, so they see them
+    read-only. Not every ``sys.path`` entry: the working folder or a ``PYTHONPATH`` may be a
+    whole repository (with its ``.git/config`` credentials); noteexec is shown as its package."""
+    import site
+
+    import noteexec
+
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(noteexec.__file__)}
+    paths.update(site.getsitepackages())
+    real = {os.path.realpath(path) for path in paths if os.path.exists(path)} - {"/"}
+    # A folder inside another one listed is bound with it.
+    return sorted(path for path in real if not any(_inside(path, other) for other in real if other != path))
+
+
+def _inside(path: str, folder: str) -> bool:
+    return folder == "/" or path.startswith(folder.rstrip("/") + "/")
+
+
+Source = tuple[str, str, "int | str"]
+"""A path shown in the note's world: (path, "dir" | "file" | "link", an O_PATH descriptor or
+the link's target)."""
+
+
+def open_sources(readonly: Iterable[str]) -> list[Source]:
+    """Open what the note's world shows, while this process may still reach it: as root, the
+    Python installation may lie in a folder (``/root``) the note's unprivileged id cannot
+    traverse. The world is built from these descriptors, not from paths."""
+    wanted = [path for path in SYSTEM_PATHS if os.path.lexists(path)]
+    for path in [*python_paths(), *readonly]:
+        if path != "/" and not any(_inside(path, system) or path == system for system in wanted):
+            wanted.append(path)
+    wanted += [f"/dev/{device}" for device in DEVICES]
+    sources: list[Source] = []
+    for path in sorted(wanted, key=lambda path: path.count("/")):
+        if os.path.islink(path) and os.path.dirname(path) == "/":
+            sources.append((path, "link", os.readlink(path)))  # /bin -> usr/bin on merged-/usr systems
+            continue
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            continue
+        sources.append((path, "dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "file", fd))
+    return sources
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
     try:
-        libc_call("unshare", CLONE_NEWNET | CLONE_NEWNS)
+        libc_call(
+            "mount",
+            None if source is None else os.fsencode(source),
+            os.fsencode(target),
+            None if fstype is None else fstype.encode(),
+            flags,
+            None if data is None else data.encode(),
+        )
     except OSError as error:
-        return {**watched, "reason": f"unshare: {error.strerror}"}
-    isolation: dict[str, Any] = {"namespaces": True, "network": "none", "vault": "read-only"}
-    try:
-        libc_call("mount", b"none", b"/", None, MS_REC | MS_PRIVATE, None)
-        for path in readonly:
-            encoded = os.fsencode(path)
-            libc_call("mount", encoded, encoded, None, MS_BIND | MS_REC, None)
-            flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC
-            libc_call("mount", None, encoded, None, flags, None)
-    except OSError as error:
-        isolation.update(vault="watched", reason=f"read-only mount: {error.strerror}")
-    return isolation
+        raise OSError(error.errno, f"mount {target}: {error.strerror}") from None
+
+
+def _show(source: Source, new_root: str) -> None:
+    """Show a source at its own path in the new root, with what is mounted below it."""
+    path, kind, handle = source
+    target = new_root + path
+    if kind == "link":
+        os.symlink(str(handle), target)
+        return
+    if kind == "dir":
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "a"):
+            pass
+    _mount(f"/proc/self/fd/{handle}", target, None, MS_BIND | MS_REC)
+    os.close(int(handle))
+
+
+def build_world(staging: str, sources: list[Source], tmp_size: int) -> None:
+    """Make this process's mount namespace the note's world, and enter it.
+
+    ``staging`` is an empty folder to build the new root on; ``sources`` what it shows, read-only,
+    where it is (:func:`open_sources`). Everything is read-only but a fresh tmpfs of ``tmp_size``
+    bytes at ``/tmp`` (also ``/dev/shm``), which holds the note's working folder ``/tmp/note``.
+    """
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    _mount("noteexec", staging, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m")
+    os.mkdir(staging + "/tmp")  # first, as checked folders may lie below /tmp
+    _mount("noteexec", staging + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={tmp_size}")
+    dev = staging + "/dev"
+    os.mkdir(dev)
+    _mount("noteexec", dev, "tmpfs", MS_NOSUID, "mode=0755,size=64k")
+    for source in sources:
+        _show(source, staging)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):  # fmt: skip
+        os.symlink(target, f"{dev}/{name}")
+    os.mkdir(dev + "/shm")
+    os.mkdir(staging + "/proc")
+    _mount("proc", staging + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for folder in ("/home", "/root", "/run", "/var/tmp"):
+        os.makedirs(staging + folder, exist_ok=True)
+    _set_attributes(staging, AT_RECURSIVE, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0)
+    _set_attributes(staging + "/tmp", 0, 0, MOUNT_ATTR_RDONLY)  # the tmpfs alone, not what is below
+    _mount(staging + "/tmp", dev + "/shm", None, MS_BIND)
+    os.mkdir(staging + "/tmp/note", 0o700)
+    os.chdir(staging)
+    _syscall("pivot_root", b".", b".")  # the old root now lies under the new one: detach it
+    libc_call("umount2", b".", MNT_DETACH)
+    os.chdir("/tmp/note")
+
+
+def _set_attributes(path: str, flags: int, set_attributes: int, clear_attributes: int) -> None:
+    attributes = struct.pack("QQQQ", set_attributes, clear_attributes, 0, 0)
+    _syscall("mount_setattr", AT_FDCWD, os.fsencode(path), flags, attributes, len(attributes))
+
+
+def sethostname(name: str) -> None:
+    encoded = name.encode()
+    libc_call("sethostname", encoded, len(encoded))
 
 
 def back_with_huge_pages() -> int:
@@ -111,31 +318,3 @@ def back_with_huge_pages() -> int:
     finally:
         os.close(pagemap)
     return collapsed
-
-
-def reap_descendants() -> None:
-    """As a subreaper: kill everything below and reap it, until nothing is left."""
-    for _ in range(1000):
-        if not kill_children():
-            return
-        while True:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                time.sleep(0.001)
-                break
-
-
-def namespaces_work() -> bool:
-    """Whether this machine lets a process enter new network and mount namespaces."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            libc_call("unshare", CLONE_NEWNET | CLONE_NEWNS)
-        except OSError:
-            os._exit(1)
-        os._exit(0)
-    _, status = os.waitpid(pid, 0)
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

@@ -1,17 +1,20 @@
-"""The warm worker: imports torch once, then forks one isolated process per note.
+"""The warm worker: imports torch once, then forks an isolated process tree per note.
 
 ::
 
-    worker (torch imported, no op ever run; a child subreaper; enforces every timeout)
-      └─ note process (new network and mount namespaces where the OS allows; a subreaper too)
-           └─ whatever the note starts
+    worker (torch imported, no op ever run; not dumpable; a child subreaper; enforces timeouts)
+      └─ anchor: enters the note's own user, PID, mount, network, IPC and UTS namespaces
+           └─ PID 1 of the note's namespace: builds its read-only world, locks it down
+                └─ the note's process (PID 2): prepares, waits for its turn, runs the blocks
+                     └─ whatever the note starts
 
-One fork per note keeps the overhead low (a fork of a process with torch mapped costs
-milliseconds). Nothing a note starts outlives it: the note process is a child subreaper, so
-every orphan below it, ``setsid`` ones included, comes back to it and is killed when the note
-ends; if the note process itself dies or is killed, its orphans come to the worker, which is a
-subreaper as well and kills every child that is not a running note. Results travel as JSON
-lines over a pipe per note; nothing is pickled.
+A fork per process keeps the overhead low (a fork of a process with torch mapped costs
+milliseconds), and the next note's processes are made while the current note runs. Nothing a
+note starts outlives it: when the note's process ends, its PID 1 reports how and exits, and the
+kernel kills everything left in the namespace; killing the anchor (a timeout) kills PID 1 with
+it. Without namespaces, PID 1 is a child subreaper that kills what the note left. Results travel
+as JSON lines over a pipe per note; nothing is pickled, and a note that garbles its own pipe
+fails alone.
 """
 
 from __future__ import annotations
@@ -19,41 +22,51 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
-import importlib.util
 import json
 import math
 import os
 import selectors
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from noteexec.sandbox.cgroups import NoteGroups, join, out_of_memory
+from noteexec.sandbox.cgroups import remove as remove_groups
 from noteexec.sandbox.execute import Channel, run_note
 from noteexec.sandbox.isolation import (
+    NOTE_HOST_ID,
     PR_SET_CHILD_SUBREAPER,
     PR_SET_PDEATHSIG,
+    Source,
     back_with_huge_pages,
-    isolate,
+    become_note_user,
+    build_world,
+    drop_to_host_id,
+    enter_namespaces,
     kill_children,
     libc_call,
-    namespaces_work,
+    map_ids,
+    not_dumpable,
+    open_sources,
     reap_descendants,
+    sethostname,
 )
+from noteexec.sandbox.lockdown import lock_down, syscall_filter
 
 CHANNEL_FD = 1021
 GO_FD = CHANNEL_FD - 1
+SYNC_FD = CHANNEL_FD - 2
+CHANNEL_CAP = 64 << 20
+"""Bytes a note may send without a line break before the worker gives up on it."""
 
-# Notes import parts of torch lazily (torch.optim's first step imports torch._dynamo and sympy,
-# ~1 s); the worker imports what finished notes imported, so later forks get it for free. Never
-# parts that start threads or processes, which would make forked children deadlock.
-_NEVER_WARM = (
-    "torch._inductor", "torch.distributed", "torch.multiprocessing", "torch.cuda", "torch.compiler",
-    "torch.utils.data", "torch.backends.cuda", "torch.testing._internal",
-)  # fmt: skip
+WARM_UP = ("torch._dynamo",)
+"""Parts of torch that notes load lazily (an optimizer's first step imports torch._dynamo and
+sympy: a second and 100 MiB); the worker imports them once so that later forks have them."""
 
 _SIGNAL_MEANING = {
     "SIGSEGV": "segmentation fault",
@@ -65,33 +78,124 @@ _SIGNAL_MEANING = {
 }
 
 
-# --- inside the note process -------------------------------------------------------------------
+# --- inside the note's processes ----------------------------------------------------------------
 
 
-def _note_process(job: dict[str, Any], reader: int, writer: int, go: int, workdir: str) -> None:
-    """The note's own process: isolate, prepare, wait for its turn (a byte on ``go``), run."""
+def _keep_only(descriptors: dict[int, int]) -> None:
+    """Move ``descriptors`` (old → new number) into place and close every other one.
+
+    Nothing of the worker's stays open to the note: not its result stream (a note could forge
+    any note's result there, or stall the run with a broken line), other notes' pipes, its
+    wake-up pipe or its selector. (The open ones, listed: os.closerange would try every number
+    up to the limit on a kernel without close_range, a million system calls in some containers.)
+    """
+    for old, new in descriptors.items():
+        os.dup2(old, new, inheritable=False)
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        if fd > 2 and fd not in descriptors.values():
+            with contextlib.suppress(OSError):  # the listing's own descriptor, already closed
+                os.close(fd)
+
+
+def _outside(job: dict[str, Any], fds: dict[int, int], plan: Plan) -> None:
+    """The note's anchor in the worker's namespaces: unshares the note's namespaces, starts
+    its PID 1 and ends with it. Killing this process kills the note's whole tree."""
     exit_code = 70
     try:
         signal.set_wakeup_fd(-1)
-        os.dup2(writer, CHANNEL_FD, inheritable=False)
-        os.dup2(go, GO_FD, inheritable=False)
-        # Nothing of the worker's stays open to the note: not its result stream (a note could
-        # forge any note's result there, or stall the run with a broken line), other notes'
-        # pipes, its wake-up pipe or its selector; fd 0, its job stream, becomes /dev/null
-        # before the note runs.
-        # (The open ones, listed: os.closerange would try every number up to the limit on a
-        # kernel without close_range, a million system calls in some containers.)
-        for fd in map(int, os.listdir("/proc/self/fd")):
-            if fd > 2 and fd not in (GO_FD, CHANNEL_FD):
-                with contextlib.suppress(OSError):  # the listing's own descriptor, already closed
-                    os.close(fd)
-        del reader, writer, go
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _keep_only(fds)
         libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        os.setsid()
+        try:
+            if plan.namespaces:
+                enter_namespaces()
+            os.write(SYNC_FD, b"u")
+            if os.read(SYNC_FD, 1) != b"m":  # the worker mapped the ids and put this process in its groups
+                os._exit(exit_code)
+            os.close(SYNC_FD)
+            sources = open_sources(job["readonly"]) if plan.namespaces else []
+            if plan.namespaces:
+                if not plan.root:
+                    map_ids("self", plan.host_uid, plan.host_gid, deny_setgroups=True)
+                become_note_user(drop_groups=plan.root)
+            elif plan.root and plan.host_id_can_import:
+                drop_to_host_id(NOTE_HOST_ID)
+        except OSError as error:
+            Channel(CHANNEL_FD).send(
+                {"event": "setup_failed", "line": None, "exception": _sandbox_error(error)}
+            )
+            os._exit(0)
+        init = os.fork()
+        if init == 0:
+            _init(job, plan, sources)
+        os.close(CHANNEL_FD)
+        os.close(GO_FD)
+        _, status = os.waitpid(init, 0)
+        exit_code = os.waitstatus_to_exitcode(status) % 256
+    except BaseException:  # never unwind into the worker's loop
+        exit_code = 70
+    finally:
+        os._exit(exit_code)
+
+
+def _init(job: dict[str, Any], plan: Plan, sources: list[Source]) -> None:
+    """The note's PID 1 (or, without namespaces, a subreaper): builds the note's world, locks
+    it down, starts the note, reports how it ended and takes everything left with it."""
+    exit_code = 70
+    try:
+        libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         channel = Channel(CHANNEL_FD)
-        channel.send({"event": "isolation", "isolation": isolate(job["readonly"], job["namespaces"])})
+        try:
+            if plan.namespaces:
+                sethostname("noteexec")
+                build_world(plan.staging, sources, job["tmp_size"])
+                cwd = "/tmp/note"
+            else:
+                libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+                cwd = os.path.join(plan.workdir, "cwd")
+                os.mkdir(cwd, 0o700)
+            lock_down()
+            if job.get("probe"):
+                channel.send({"event": "probed"})
+                os._exit(0)
+        except OSError as error:
+            channel.send({"event": "setup_failed", "line": None, "exception": _sandbox_error(error)})
+            os._exit(0)
+        note = os.fork()
+        if note == 0:
+            _note_process(job, channel, cwd, plan)
+        os.close(GO_FD)
+        while True:
+            pid, status = os.waitpid(-1, 0)
+            if pid == note:
+                break
+        if plan.namespaces:  # everything left in the namespace, at once
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(-1, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                while True:
+                    os.waitpid(-1, 0)
+        else:
+            reap_descendants()
+        channel.send({"event": "exit", "status": status})  # nothing the note started is left
+        exit_code = 0
+    except BaseException:
+        exit_code = 70
+    finally:
+        os._exit(exit_code)  # as PID 1, this ends every process left in the note's namespace
+
+
+def _sandbox_error(error: OSError) -> dict[str, Any]:
+    message = f"the sandbox could not be set up: {error}"
+    return {"type": "SandboxError", "names": ["SandboxError"], "message": message, "line": None}
+
+
+def _note_process(job: dict[str, Any], channel: Channel, cwd: str, plan: Plan) -> None:
+    """The note's own process: prepare, wait for its turn (a byte on ``go``), run."""
+    exit_code = 70
+    try:
+        os.setsid()
+        channel.send({"event": "isolation", "isolation": plan.isolation})
         gc.enable()
 
         def wait_for_turn() -> bool:
@@ -100,12 +204,10 @@ def _note_process(job: dict[str, Any], reader: int, writer: int, go: int, workdi
             os.close(GO_FD)
             return turn
 
-        imported = run_note(job, channel, workdir, wait_for_turn)
-        reap_descendants()
-        if imported is not None:
-            channel.send({"event": "done", "imported": imported})
+        if run_note(job, channel, cwd, wait_for_turn):
+            channel.send({"event": "done"})
         exit_code = 0
-    except BaseException:  # the note process must never unwind into the worker's loop
+    except BaseException:  # the note process must never unwind into its parents' code
         exit_code = 70
     finally:
         os._exit(exit_code)
@@ -114,19 +216,19 @@ def _note_process(job: dict[str, Any], reader: int, writer: int, go: int, workdi
 # --- the worker --------------------------------------------------------------------------------
 
 
-def _vault_snapshot(paths: list[str]) -> dict[str, tuple[int, int]]:
-    """(mtime, size) of every file, to detect writes where no read-only view was possible."""
+def _vault_snapshot(paths: list[str]) -> dict[str, tuple[int, ...]]:
+    """Identity, size and times of every file, dot-folders included, to detect writes where no
+    read-only view was possible. The change time cannot be set back by ``os.utime``."""
     snapshot = {}
     for root in paths:
-        for directory, subdirectories, files in os.walk(root):
-            subdirectories[:] = [name for name in subdirectories if not name.startswith(".")]
+        for directory, _, files in os.walk(root):
             for name in files:
                 path = os.path.join(directory, name)
                 try:
                     info = os.lstat(path)
                 except OSError:
                     continue
-                snapshot[path] = (info.st_mtime_ns, info.st_size)
+                snapshot[path] = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
     return snapshot
 
 
@@ -137,22 +239,41 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+@dataclass(frozen=True)
+class Plan:
+    """How one note's processes are set up: what the worker decided, handed down the fork."""
+
+    namespaces: bool
+    root: bool
+    host_uid: int
+    host_gid: int
+    staging: str
+    workdir: str
+    isolation: dict[str, Any]
+    host_id_can_import: bool = False
+
+
+class BrokenChannel(Exception):
+    """A note wrote something that is not the protocol to its own channel."""
+
+
 @dataclass
 class Running:
-    """A note's process, as the worker sees it: its pipes, its stage, what it said so far.
+    """A note's processes, as the worker sees them: pipes, stage, what the note said so far.
 
     Stages: *prepared* (forked and set up, waiting for ``go``), *running*, *finished* (its
-    result is written; the process may still be exiting), *discarded* (a prepared process
-    that was killed before its turn; its job went back to the queue).
+    result is written; the processes may still be exiting), *discarded* (a prepared note that
+    was killed before its turn; its job went back to the queue).
     """
 
     job: dict[str, Any]
     pid: int
     reader: int
     go: int
-    workdir: str
+    plan: Plan
+    groups: tuple[str, ...]
     deadline: float
-    vault_before: dict[str, tuple[int, int]] | None
+    vault_before: dict[str, tuple[int, ...]] | None
     stage: str = "prepared"
     buffer: bytes = b""
     blocks: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -160,15 +281,23 @@ class Running:
     setup_failed: dict[str, Any] | None = None
     isolation: dict[str, Any] = field(default_factory=dict)
     status: int | None = None
+    exit_status: int | None = None
     done: bool = False
     timed_out: bool = False
-    imported: list[str] = field(default_factory=list)
+    broken: str | None = None
+    out_of_memory: bool = False
 
     def feed(self, chunk: bytes) -> None:
+        """Take what the note's processes wrote; raises BrokenChannel on anything malformed."""
         self.buffer += chunk
+        if len(self.buffer) > CHANNEL_CAP:
+            raise BrokenChannel(f"the note wrote more than {CHANNEL_CAP >> 20} MiB without a line break")
         *lines, self.buffer = self.buffer.split(b"\n")
         for line in lines:
-            self._receive(json.loads(line))
+            try:
+                self._receive(json.loads(line))
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
+                raise BrokenChannel(f"the note broke its result channel ({type(error).__name__})") from None
 
     def _receive(self, event: dict[str, Any]) -> None:
         kind = event["event"]
@@ -177,17 +306,21 @@ class Running:
         if kind == "ready" and self.stage == "prepared":
             self.deadline = math.inf  # waiting for its turn is not running
         elif kind == "start":
-            self.current = event["index"]
+            self.current = _index(event, len(self.job["blocks"]))
         elif kind == "block":
-            self.blocks[event["index"]] = event["facts"]
+            facts = event["facts"]
+            if not isinstance(facts, dict):
+                raise TypeError("facts")
+            self.blocks[_index(event, len(self.job["blocks"]))] = facts
             self.current = None
         elif kind == "setup_failed":
-            self.setup_failed = {"line": event["line"], "exception": event["exception"]}
+            self.setup_failed = {"line": event["line"], "exception": dict(event["exception"])}
         elif kind == "done":
             self.done = True
-            self.imported = event.get("imported", [])
+        elif kind == "exit":
+            self.exit_status = int(event["status"])
         elif kind == "isolation":
-            self.isolation = event["isolation"]
+            self.isolation = dict(event["isolation"])
 
     def result(self, vault_changes: list[str]) -> dict[str, Any]:
         ended = self._how_it_ended()
@@ -197,7 +330,7 @@ class Running:
             if facts is None:
                 if self.setup_failed is not None:
                     facts = {"state": "not_run", "reason": "the hidden setup failed"}
-                elif index == self.current:
+                elif index == self.current or (self.broken and self.current is None and not self.blocks):
                     facts = {"state": "crashed", "reason": ended or "the process ended"}
                 else:
                     facts = {"state": "not_run", "reason": "the process ended in an earlier block"}
@@ -212,14 +345,18 @@ class Running:
             "blocks": blocks,
             "setup_failed": self.setup_failed,
             "ended": ended,
-            "isolation": self.isolation,
+            "isolation": self.isolation or self.plan.isolation,
             "vault_changes": vault_changes,
         }
 
     def _how_it_ended(self) -> str | None:
+        if self.broken:
+            return self.broken
         if self.timed_out:
             return f"timed out after {self.job['timeout']:g} s"
-        status = self.status or 0
+        status = self.exit_status if self.exit_status is not None else (self.status or 0)
+        if self.out_of_memory:
+            return "out of memory: the note's processes together passed its memory_limit"
         if os.WIFSIGNALED(status):
             name = _signal_name(os.WTERMSIG(status))
             meaning = _SIGNAL_MEANING.get(name)
@@ -227,6 +364,30 @@ class Running:
         if not self.done and self.setup_failed is None:
             return f"process exited with code {os.WEXITSTATUS(status)}"
         return None
+
+
+def _host_id_can_import() -> bool:
+    """Whether an unprivileged host id can read this Python installation and torch (a Python
+    installed under ``/root`` cannot be): without namespaces, notes run as that id only then."""
+    import torch
+
+    needed = [os.path.dirname(torch.__file__), os.path.dirname(os.__file__)]
+    pid = os.fork()
+    if pid == 0:
+        try:
+            drop_to_host_id(NOTE_HOST_ID)
+            os._exit(0 if all(os.access(path, os.R_OK | os.X_OK) for path in needed) else 1)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
+def _index(event: dict[str, Any], count: int) -> int:
+    index = event["index"]
+    if not isinstance(index, int) or not 0 <= index < count:
+        raise ValueError("index")
+    return index
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -238,14 +399,12 @@ def _write_all(fd: int, data: bytes) -> None:
 class Worker:
     """Reads jobs (JSON lines) on stdin, runs up to ``parallel`` notes at once, writes results.
 
-    The process of the next note is forked and prepared while the current ones run, so a
+    The processes of the next note are forked and prepared while the current ones run, so a
     finished note's slot is refilled by a single write, and a note counts as finished as soon
     as it says so: tearing down its address space overlaps with the next note.
     """
 
     SPARES = 1
-    SETTLED_AFTER = 4  # notes in a row that needed no warm-up
-    SERIAL_AT_MOST = 16  # notes, however many needed warm-up
 
     def __init__(self, output_fd: int) -> None:
         self.output_fd = output_fd
@@ -260,11 +419,99 @@ class Worker:
         signal.set_wakeup_fd(wake_writer)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        self.namespaces_work = namespaces_work()
-        self.warming = True
-        self.started = time.time()
-        self.quiet_notes = 0
-        self.finished_notes = 0
+        self.root = os.geteuid() == 0
+        self.staging = tempfile.mkdtemp(prefix="noteexec-root-")
+        os.chmod(self.staging, 0o755)
+        groups = NoteGroups.create()
+        self.groups = groups if isinstance(groups, NoteGroups) else None
+        self.groups_missing = groups if isinstance(groups, str) else None
+        self.host_id_can_import = self.root and _host_id_can_import()
+        self.world_error: str | None = None
+        self.world_error = self._probe_world()
+        self.warmed = False
+        self.started_notes = 0
+        self.spawned = 0
+
+    # --- isolation ---------------------------------------------------------------------------
+
+    def _plan(self, namespaces_wanted: bool, workdir: str = "") -> Plan:
+        namespaces = namespaces_wanted and self.world_error is None
+        missing = []
+        reason = None
+        if not namespaces:
+            reason = "namespaces disabled by configuration" if not namespaces_wanted else self.world_error
+            missing += ["user, PID, mount, network and IPC namespaces"]
+        if self.groups is None:
+            missing.append(f"a memory and process cap for the note's whole tree ({self.groups_missing})")
+        if namespaces:
+            user = "an unprivileged id in its own user namespace"
+        elif self.host_id_can_import:
+            user = f"the unprivileged host id {NOTE_HOST_ID}"
+        elif self.root:
+            user = "root without capabilities (an unprivileged id cannot read this Python installation)"
+            missing.append("an unprivileged user")
+        else:
+            user = "the checker's own user"
+        isolation = {
+            "level": "full" if namespaces else "reduced",
+            "namespaces": namespaces,
+            "network": "none" if namespaces else "shared",
+            "vault": "read-only" if namespaces else "watched",
+            "user": user,
+            "limits": f"cgroup v{self.groups.version}" if self.groups else "per process",
+            "missing": missing,
+            "reason": reason,
+        }
+        return Plan(
+            namespaces, self.root, os.geteuid(), os.getegid(), self.staging, workdir, isolation,
+            self.host_id_can_import,
+        )  # fmt: skip
+
+    def _spawn(self, job: dict[str, Any], plan: Plan, groups: tuple[str, ...]) -> tuple[int, int, int]:
+        """Fork a note's anchor process and see it through the set-up only the worker can do
+        (its id map as root, its cgroups). Returns its pid, its channel and its go pipe."""
+        reader, writer = os.pipe()
+        go_reader, go_writer = os.pipe()
+        sync_worker, sync_note = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            _outside(job, {writer: CHANNEL_FD, go_reader: GO_FD, sync_note.fileno(): SYNC_FD}, plan)
+        os.close(writer)
+        os.close(go_reader)
+        sync_note.close()
+        with sync_worker:
+            sync_worker.settimeout(10)
+            try:
+                if sync_worker.recv(1) == b"u":
+                    if plan.namespaces and plan.root:
+                        map_ids(pid, NOTE_HOST_ID, NOTE_HOST_ID, deny_setgroups=False)
+                    join(pid, groups)
+                    sync_worker.sendall(b"m")
+            except OSError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        return pid, reader, go_writer
+
+    def _probe_world(self) -> str | None:
+        """Set up a note's world once, with no note in it: None if it works, else why not."""
+        plan = self._plan(True)
+        plan = Plan(True, plan.root, plan.host_uid, plan.host_gid, plan.staging, "", plan.isolation)
+        pid, reader, go = self._spawn({"readonly": [], "tmp_size": 1 << 20, "probe": True}, plan, ())
+        os.close(go)
+        output = b""
+        while chunk := os.read(reader, 1 << 16):
+            output += chunk
+        os.close(reader)
+        _, status = os.waitpid(pid, 0)
+        for line in output.splitlines():
+            event = json.loads(line)
+            if event.get("event") == "setup_failed":
+                return str(event["exception"]["message"]).removeprefix("the sandbox could not be set up: ")
+        if not output:
+            return f"the namespaces could not be entered (exit status {os.waitstatus_to_exitcode(status)})"
+        return None
+
+    # --- the loop ----------------------------------------------------------------------------
 
     def serve(self) -> None:
         stdin = sys.stdin.fileno()
@@ -296,6 +543,13 @@ class Worker:
                     self._read(key.data)
             self._enforce_deadlines()
             self._start_jobs()
+        self._close()
+
+    def _close(self) -> None:
+        if self.groups is not None:
+            self.groups.close()
+        with contextlib.suppress(OSError):
+            os.rmdir(self.staging)
 
     def _accept(self, message: dict[str, Any]) -> None:
         if "parallel" in message:
@@ -305,15 +559,19 @@ class Worker:
         else:
             self.queue.append(message)
 
+    def _kill(self, note: Running) -> None:
+        """Kill a note's anchor: its PID 1 dies with it, and so does its whole namespace."""
+        for target in (-note.pid, note.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(target, signal.SIGKILL)
+
     def _stop(self) -> None:
         """The run was interrupted: drop the queue and kill every note now; reaping them still
         removes their folders, and the worker exits once its input ends."""
         self.queue.clear()
         for note in self.notes.values():
             if note.stage in ("prepared", "running"):
-                for target in (-note.pid, note.pid):  # its process group, then the process
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(target, signal.SIGKILL)
+                self._kill(note)
 
     def _in_stage(self, stage: str) -> list[Running]:
         return [note for note in self.notes.values() if note.stage == stage]
@@ -323,22 +581,13 @@ class Worker:
         return None if deadline == math.inf else max(0.0, deadline - time.monotonic())
 
     def _slots(self) -> int:
-        """One note at a time until notes stop needing warm-up, then ``parallel``.
-
-        The first notes of a run are the ones that import parts of torch lazily (a first
-        ``optimizer.step()`` pulls in torch._dynamo and sympy: a second and 100 MiB). Run side by
-        side, each would import them again in its own process; one at a time, the worker
-        imports them once and every later note starts with them.
-        """
-        settled = (
-            self.quiet_notes >= self.SETTLED_AFTER
-            or self.finished_notes >= self.SERIAL_AT_MOST
-            or not self.warming
-        )
-        return self.parallel if settled else 1
+        """One note at a time until the worker has warmed up (after the first note), then
+        ``parallel``: run side by side, the first notes would each import torch's lazy parts."""
+        return self.parallel if self.warmed else 1
 
     def _start_jobs(self) -> None:
         """Fill free slots from the prepared notes (oldest first), keep ``SPARES`` prepared."""
+        self._warm_up()
         while True:
             running, prepared = len(self._in_stage("running")), self._in_stage("prepared")
             free = running < self._slots()
@@ -350,38 +599,46 @@ class Worker:
                 return
 
     def _prepare(self, job: dict[str, Any]) -> None:
-        watch = not (job["namespaces"] and self.namespaces_work)
-        vault_before = _vault_snapshot(job["readonly"]) if watch else None
-        workdir = tempfile.mkdtemp(prefix="noteexec-")
-        reader, writer = os.pipe()
-        go_reader, go_writer = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(go_writer)
-            _note_process(job, reader, writer, go_reader, workdir)
-        os.close(writer)
-        os.close(go_reader)
-        note = Running(job, pid, reader, go_writer, workdir, time.monotonic() + job["timeout"], vault_before)
+        if job.get("strict") and not (job["namespaces"] and self.world_error is None):
+            reason = self.world_error or "namespaces are disabled by the configuration"
+            _write_all(self.output_fd, (json.dumps({"id": job["id"], "refused": reason}) + "\n").encode())
+            return
+        isolated = job["namespaces"] and self.world_error is None
+        workdir = "" if isolated else tempfile.mkdtemp(prefix="noteexec-")
+        plan = self._plan(job["namespaces"], workdir)
+        if workdir and self.host_id_can_import:
+            os.chown(workdir, NOTE_HOST_ID, NOTE_HOST_ID)
+        vault_before = None if plan.namespaces else _vault_snapshot(job["readonly"])
+        groups: tuple[str, ...] = ()
+        self.spawned += 1
+        if self.groups is not None:
+            try:
+                groups = self.groups.prepare(f"note-{self.spawned}", job["memory_limit"], job["processes"])
+            except OSError as error:
+                print(f"noteexec worker: no cgroup for a note: {error}", file=sys.stderr)
+        pid, reader, go = self._spawn(job, plan, groups)
+        deadline = time.monotonic() + job["timeout"]
+        note = Running(job, pid, reader, go, plan, groups, deadline, vault_before)
         self.notes[pid] = note
         self.selector.register(reader, selectors.EVENT_READ, note)
 
     def _go(self, note: Running) -> None:
         note.stage = "running"
+        self.started_notes += 1
         note.deadline = time.monotonic() + note.job["timeout"]
         with contextlib.suppress(OSError):  # it died while waiting: reaping reports that
             os.write(note.go, b"g")
         self._close_go(note)
 
     def _discard_prepared(self) -> None:
-        """Kill prepared processes (forked before the worker imported more) and requeue their jobs."""
+        """Kill prepared notes (forked before the worker imported more) and requeue their jobs."""
         discarded = self._in_stage("prepared")
         for note in discarded:
             note.stage = "discarded"
             note.deadline = math.inf
             self._close_go(note)
             self._close_reader(note)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(note.pid, signal.SIGKILL)
+            self._kill(note)
         self.queue[:0] = [note.job for note in discarded]
 
     def _enforce_deadlines(self) -> None:
@@ -390,9 +647,7 @@ class Worker:
             if not note.timed_out and now >= note.deadline:
                 note.timed_out = True
                 note.deadline = math.inf
-                for target in (-note.pid, note.pid):  # its process group, then the process
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(target, signal.SIGKILL)
+                self._kill(note)
 
     def _read(self, note: Running) -> None:
         if note.reader == -1:
@@ -402,10 +657,21 @@ class Worker:
         except OSError:
             chunk = b""
         if chunk:
-            note.feed(chunk)
+            try:
+                note.feed(chunk)
+            except BrokenChannel as error:
+                self._break(note, str(error))
         else:
             self._close_reader(note)
         self._finish_if_done(note)
+
+    def _break(self, note: Running, reason: str) -> None:
+        """A note that garbles its channel is killed and reported with the reason; no other note
+        is touched."""
+        note.broken = reason
+        note.buffer = b""
+        self._close_reader(note)
+        self._kill(note)
 
     @staticmethod
     def _close_go(note: Running) -> None:
@@ -433,36 +699,29 @@ class Worker:
         note = self.notes.get(pid)
         if note is not None:
             note.status = status
-            # Whatever the note left behind is now an orphan of the worker: kill it all.
+            # Whatever the note left behind (without a PID namespace) is now an orphan of the
+            # worker: kill it all.
             kill_children(keep=frozenset(self.notes) - {pid})
             self._finish_if_done(note)
             if note.stage in ("finished", "discarded"):
                 del self.notes[pid]
-                shutil.rmtree(note.workdir, ignore_errors=True)
-
-    def _collapse_when_alone(self) -> None:
-        """Back the memory with huge pages again, once no note process shares it.
-
-        Collapsing copies pages into huge ones: a process still mapping the old pages would
-        keep a second copy of them alive. Finished and discarded notes are only exiting.
-        """
-        if self._in_stage("running") or self._in_stage("prepared"):
-            return
-        for note in list(self.notes.values()):
-            with contextlib.suppress(ChildProcessError):
-                self._reaped(*os.waitpid(note.pid, 0))
-        back_with_huge_pages()
+                remove_groups(note.groups)
+                if note.plan.workdir:
+                    shutil.rmtree(note.plan.workdir, ignore_errors=True)
+        else:
+            kill_children(keep=frozenset(self.notes))
 
     def _finish_if_done(self, note: Running) -> None:
         """Write a note's result once it said ``done`` or its process was reaped.
 
-        A note that said ``done`` has reaped everything it started and only exits; where the
-        vault is only watched (no read-only view), the worker still waits for that exit.
+        A note that said ``done`` only exits; where the vault is only watched (no read-only
+        view), the worker still waits for that exit.
         """
         if note.stage not in ("prepared", "running"):
             return
-        if note.status is None and not (note.done and note.vault_before is None):
-            return  # a prepared note never says done: it finishes only if its process ends
+        ended = note.status is not None or note.broken is not None or note.exit_status is not None
+        if not ended:
+            return  # its PID 1 reports when the note and all it started are gone
         if note.reader != -1 and note.status is not None:
             os.set_blocking(note.reader, False)
             try:
@@ -470,58 +729,57 @@ class Worker:
                     note.feed(chunk)
             except BlockingIOError:
                 pass  # a leftover child still holds the pipe; it has been killed
+            except BrokenChannel as error:
+                note.broken = str(error)
         self._close_reader(note)
         self._close_go(note)
         note.stage = "finished"
-        self.finished_notes += 1
         note.deadline = math.inf
+        note.out_of_memory = not note.done and out_of_memory(note.groups)
         changes: list[str] = []
         if note.vault_before is not None:
             before, after = note.vault_before, _vault_snapshot(note.job["readonly"])
             changes = sorted(path for path in set(before) | set(after) if before.get(path) != after.get(path))
         result = note.result(changes)
         _write_all(self.output_fd, (json.dumps(result, ensure_ascii=False) + "\n").encode())
-        self._warm_up(note.imported)
 
-    def _warm_up(self, modules: list[str]) -> None:
-        """Import what a finished note imported lazily, so later forks inherit it for free.
+    def _warm_up(self) -> None:
+        """Import the parts of torch that notes load lazily, once the first note has finished
+        and more are waiting (a lone note would wait for the import for nothing).
 
-        Only torch's own modules, only files older than the worker (a note that wrote or changed
-        a file under torch/ gets nothing run outside its sandbox), and only while the worker stays
-        single-threaded, which keeps forked children free of torch's thread-pool deadlock.
+        A fixed list chosen by noteexec, never what a note says it imported: the worker runs
+        nothing because of a note. Only while the worker stays single-threaded, which keeps
+        forked children free of torch's thread-pool deadlock. Prepared notes, forked before,
+        are discarded so that every later note starts warm; the memory is backed by huge pages
+        again once no note process shares it (one that did would keep a copy of the old pages).
         """
-        wanted = [
-            name
-            for name in sorted(modules)
-            if name.startswith("torch.") and not name.startswith(_NEVER_WARM) and name not in sys.modules
-        ]
-        if not wanted or not self.warming:
-            self.quiet_notes += 1
+        if self.warmed or not self.queue or self.started_notes == 0 or self._in_stage("running"):
             return
-        self.quiet_notes = 0
-        known = len(sys.modules)
+        self.warmed = True
+        if self.world_error is not None or not all(job["namespaces"] for job in self.queue):
+            return  # a note without the read-only world may have written the very files imported
         threads = len(os.listdir("/proc/self/task"))
-        for name in wanted:
+        for name in WARM_UP:
             with contextlib.suppress(Exception):
-                spec = importlib.util.find_spec(name)
-                origin = spec.origin if spec is not None else None
-                if origin and os.path.isfile(origin) and os.stat(origin).st_mtime < self.started:
-                    importlib.import_module(name)
+                importlib.import_module(name)
         if len(os.listdir("/proc/self/task")) != threads:
-            self.warming = False
-            print(f"noteexec worker: {wanted[0]} started a thread; warm-up stopped", file=sys.stderr)
+            print("noteexec worker: the warm-up started a thread", file=sys.stderr)
         gc.freeze()
-        if len(sys.modules) > known:
-            self._discard_prepared()
-            self._collapse_when_alone()
+        self._discard_prepared()
+        for note in list(self.notes.values()):
+            with contextlib.suppress(ChildProcessError):
+                self._reaped(*os.waitpid(note.pid, 0))
+        back_with_huge_pages()
 
 
 def main() -> None:
     """Entry point of the warm worker process (``python -m noteexec.sandbox.worker``)."""
+    not_dumpable()
     output_fd = os.dup(1)
     os.dup2(2, 1)  # stray prints must not corrupt the result stream
     import torch.nn.functional  # noqa: F401 - the prelude's modules, imported once, no op run
 
+    syscall_filter()  # built once; every note's processes load it
     gc.freeze()  # forked children share these objects without copying their pages
     back_with_huge_pages()  # and fork copies a page-table entry per 2 MiB instead of per 4 KiB
     Worker(output_fd).serve()

@@ -1,0 +1,181 @@
+"""One control group per note: a memory and a process cap for the note's whole tree.
+
+A per-process address-space limit lets four children of 2 GiB each use 8 GiB; a cgroup counts
+them together (tmpfs pages included). noteexec makes its groups below the one it runs in, on
+cgroup v2 where the controllers are delegated to it, else on cgroup v1 (``memory`` and
+``pids`` hierarchies). Where it may create neither (an ordinary user without a delegated
+subtree), notes keep only per-process limits, and the isolation report says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class NoteGroups:
+    """The folders under which each note gets its groups, one per hierarchy."""
+
+    bases: tuple[str, ...]
+    version: int
+
+    @classmethod
+    def create(cls) -> NoteGroups | str:
+        """Groups for this process's notes, or why there can be none."""
+        mounts = _mounts()
+        own = _own_groups()
+        unified = mounts.get("cgroup2")
+        if unified is not None and "" in own:
+            parent = unified + own[""]
+            if {"memory", "pids"} <= set(_read(parent, "cgroup.subtree_control").split()):
+                base = os.path.join(parent, f"noteexec-{os.getpid()}")
+                try:
+                    _clean_stale(parent)
+                    os.mkdir(base)
+                    _write(base, "cgroup.subtree_control", "+memory +pids")
+                    return cls((base,), 2)
+                except OSError as error:
+                    _remove(base)
+                    return f"cgroup v2: {error.strerror or error}"
+        bases = []
+        for controller in ("memory", "pids"):
+            mount = mounts.get(controller)
+            if mount is None or controller not in own:
+                return f"no {controller} controller is delegated to noteexec (cgroup v1 or v2)"
+            parent = mount + own[controller]
+            base = os.path.join(parent, f"noteexec-{os.getpid()}")
+            try:
+                _clean_stale(parent)
+                os.mkdir(base)
+            except OSError as error:
+                for made in bases:
+                    _remove(made)
+                return f"cgroup v1 {controller}: {error.strerror or error}"
+            bases.append(base)
+        return cls(tuple(bases), 1)
+
+    def prepare(self, name: str, memory: int | None, processes: int) -> tuple[str, ...]:
+        """Make a note's groups with their caps; returns their folders (for join and remove)."""
+        made = []
+        try:
+            for base in self.bases:
+                folder = os.path.join(base, name)
+                os.mkdir(folder)
+                made.append(folder)
+                if self.version == 2:
+                    _write(folder, "pids.max", str(processes))
+                    if memory is not None:
+                        _write(folder, "memory.max", str(memory))
+                        _write(folder, "memory.swap.max", "0", optional=True)
+                elif os.path.exists(os.path.join(folder, "pids.max")):
+                    _write(folder, "pids.max", str(processes))
+                elif memory is not None:  # the v1 memory hierarchy
+                    _write(folder, "memory.limit_in_bytes", str(memory))
+                    _write(folder, "memory.memsw.limit_in_bytes", str(memory), optional=True)
+        except OSError:
+            remove(tuple(made))
+            raise
+        return tuple(made)
+
+    def close(self) -> None:
+        for base in self.bases:
+            for name in _listing(base):
+                _remove(os.path.join(base, name))
+            _remove(base)
+
+
+def join(pid: int, folders: tuple[str, ...]) -> None:
+    for folder in folders:
+        _write(folder, "cgroup.procs", str(pid))
+
+
+def out_of_memory(folders: tuple[str, ...]) -> bool:
+    """Whether the kernel killed a process of the note for exceeding its memory cap."""
+    for folder in folders:
+        for name in ("memory.events", "memory.oom_control"):
+            for line in _read(folder, name).splitlines():
+                key, _, count = line.partition(" ")
+                if key == "oom_kill" and count.strip() not in ("", "0"):
+                    return True
+    return False
+
+
+def remove(folders: tuple[str, ...]) -> bool:
+    """Remove a note's groups; False while a process of it is still exiting."""
+    return all([_remove(folder) for folder in folders])
+
+
+def _remove(folder: str) -> bool:
+    try:
+        os.rmdir(folder)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _clean_stale(parent: str) -> None:
+    """Groups left by a worker that was killed: removed once nothing runs in them."""
+    for name in _listing(parent):
+        owner = name.removeprefix("noteexec-")
+        if name.startswith("noteexec-") and owner.isdigit() and not os.path.exists(f"/proc/{owner}"):
+            base = os.path.join(parent, name)
+            for note in _listing(base):
+                _remove(os.path.join(base, note))
+            _remove(base)
+
+
+def _listing(folder: str) -> list[str]:
+    try:
+        return [entry.name for entry in os.scandir(folder) if entry.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+
+
+def _read(folder: str, name: str) -> str:
+    try:
+        with open(os.path.join(folder, name)) as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def _write(folder: str, name: str, value: str, optional: bool = False) -> None:
+    try:
+        with open(os.path.join(folder, name), "w") as handle:
+            handle.write(value)
+    except OSError:
+        if not optional:
+            raise
+
+
+def _mounts() -> dict[str, str]:
+    """Mount points by controller name (``cgroup2`` for the unified hierarchy)."""
+    found: dict[str, str] = {}
+    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            before, _, after = line.partition(" - ")
+            fields, tail = before.split(), after.split()
+            if len(fields) < 5 or len(tail) < 3:
+                continue
+            if tail[0] == "cgroup2":
+                found.setdefault("cgroup2", fields[4])
+            elif tail[0] == "cgroup":
+                for option in tail[2].split(","):
+                    if option in ("memory", "pids"):
+                        found.setdefault(option, fields[4])
+    return found
+
+
+def _own_groups() -> dict[str, str]:
+    """This process's group path by controller (``""`` for the unified hierarchy)."""
+    found: dict[str, str] = {}
+    with contextlib.suppress(OSError), open("/proc/self/cgroup") as groups:
+        for line in groups:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for controller in controllers.split(",") if controllers else [""]:
+                found[controller] = path.rstrip("/")
+    return found

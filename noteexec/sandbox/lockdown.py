@@ -1,0 +1,120 @@
+"""What a note's processes may no longer do: capabilities, new privileges, dangerous system calls.
+
+Applied once the note's world is built, before any of its code runs, and inherited by everything
+it starts. The system-call filter comes from libseccomp (through pyseccomp), never hand-written
+BPF: it refuses what could reach outside the note's process tree (``ptrace``, another process's
+memory, mounts, namespaces, keyrings, modules, BPF, perf, ``userfaultfd``, io_uring).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+from functools import cache
+from typing import Any
+
+from noteexec.sandbox.isolation import (
+    CLONE_NEWCGROUP,
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUSER,
+    CLONE_NEWUTS,
+    libc_call,
+)
+
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+_CAPABILITY_VERSION_3 = 0x20080522
+CLONE_PARENT = 0x00008000
+_NAMESPACE_FLAGS = (
+    CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP,
+)  # fmt: skip
+
+REFUSED = (
+    "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd",
+    "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen", "fsconfig",
+    "fsmount", "fspick", "mount_setattr", "setns", "unshare",
+    "bpf", "perf_event_open", "userfaultfd", "keyctl", "add_key", "request_key",
+    "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load",
+    "io_uring_setup", "io_uring_enter", "io_uring_register", "open_by_handle_at", "name_to_handle_at",
+    "acct", "swapon", "swapoff", "reboot", "syslog", "quotactl", "lookup_dcookie", "iopl", "ioperm",
+    "personality", "vhangup", "setdomainname", "sethostname", "settimeofday", "clock_settime",
+    "adjtimex", "clock_adjtime",
+)  # fmt: skip
+"""Refused with EPERM. ``clone`` is refused when it asks for a namespace or a sibling
+(``CLONE_PARENT``); ``clone3``, whose flags a filter cannot read, says ENOSYS, so the C
+library falls back to ``clone``."""
+
+
+class _Header(ctypes.Structure):
+    _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
+
+
+class _Data(ctypes.Structure):
+    _fields_ = (
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    )
+
+
+def _capabilities() -> tuple[_Header, Any]:
+    header, data = _Header(_CAPABILITY_VERSION_3, 0), (_Data * 2)()
+    libc_call("capget", ctypes.byref(header), data)
+    return header, data
+
+
+def raise_effective_capabilities() -> None:
+    """Make every permitted capability effective again (a uid change cleared the effective set)."""
+    header, data = _capabilities()
+    for half in data:
+        half.effective = half.permitted
+    libc_call("capset", ctypes.byref(header), data)
+
+
+def drop_capabilities() -> None:
+    """No capability, now or after an ``execve``: the bounding, ambient and process sets emptied."""
+    with open("/proc/sys/kernel/cap_last_cap") as last:
+        last_capability = int(last.read())
+    try:
+        for capability in range(last_capability + 1):
+            libc_call("prctl", PR_CAPBSET_DROP, capability, 0, 0, 0)
+    except PermissionError:  # an ordinary user without a namespace: it holds nothing to drop
+        pass
+    libc_call("prctl", PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    header = _Header(_CAPABILITY_VERSION_3, 0)
+    libc_call("capset", ctypes.byref(header), (_Data * 2)())
+
+
+def no_new_privileges() -> None:
+    libc_call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
+@cache
+def syscall_filter() -> Any:
+    """The filter, built once in the worker; each note's process loads it (fork copies it)."""
+    import pyseccomp
+
+    refuse = pyseccomp.ERRNO(errno.EPERM)
+    rules = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+    for name in REFUSED:
+        try:
+            rules.add_rule(refuse, name)
+        except (OSError, ValueError, RuntimeError):  # unknown on this architecture
+            continue
+    for flag in (*_NAMESPACE_FLAGS, CLONE_PARENT):
+        rules.add_rule(refuse, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
+    rules.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")
+    return rules
+
+
+def lock_down() -> None:
+    """Everything above; the filter last, as loading it needs no capability once
+    ``no_new_privs`` is set."""
+    drop_capabilities()
+    no_new_privileges()
+    syscall_filter().load()

@@ -1,0 +1,262 @@
+"""The trust boundary, attacked from notes: as root, as an ordinary user, and without namespaces.
+
+Each vault holds the attacking note and an honest note whose verdict is "failed" (it documents
+a wrong value): an attack that forged verdicts, killed the worker or stalled the run would
+change that. The CLI runs as a subprocess, with a secret in its environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import fence
+
+SECRET = f"noteexec-secret-{uuid.uuid4().hex}"
+HONEST = fence("print(2 + 2)  # 5")
+
+ATTACKS = {
+    "secrets": """
+import os, glob
+found = [v for v in os.environ.values() if 'noteexec-secret' in v]
+for path in glob.glob('/proc/*/environ'):
+    try:
+        data = open(path, 'rb').read().decode('latin-1')
+    except OSError:
+        continue
+    if 'noteexec-secret' in data:
+        found.append(path)
+print('FOUND' if found else 'none', found)
+""",
+    "forge": """
+import os, glob, json
+line = json.dumps({"id": 1, "blocks": [{"state": "ran"}]}) + '\\n'
+targets = [f for f in glob.glob('/proc/*/fd/*')]
+for fd in range(3, 1024):
+    try:
+        os.write(fd, (line * 50).encode())
+    except OSError:
+        pass
+for path in targets:
+    try:
+        with open(path, 'w') as handle:
+            handle.write(line * 50)
+    except OSError:
+        pass
+raise ValueError('what really happened')
+""",
+    "survivors": """
+import ctypes, os, subprocess
+subprocess.Popen(['sh', '-c', 'setsid sh -c "setsid sleep MARKER &" &'])
+libc = ctypes.CDLL(None, use_errno=True)
+pid = libc.syscall(56, 0x00008000 | 17, 0, 0, 0, 0)  # clone(CLONE_PARENT | SIGCHLD)
+if pid == 0:
+    os.execvp('sleep', ['sleep', 'MARKER'])
+raise RuntimeError(f'sibling {pid} {ctypes.get_errno()}')
+""",
+    "root": """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+results = {}
+results['remount'] = libc.mount(None, VAULT.encode(), None, 32 | 1 << 5, None)  # MS_REMOUNT
+results['mount'] = libc.mount(b'none', b'/tmp', b'tmpfs', 0, None)
+results['ptrace'] = libc.ptrace(16, 1, 0, 0)
+results['setns'] = libc.setns(os.open('/proc/self/ns/net', os.O_RDONLY), 0)
+results['unshare'] = libc.unshare(0x10000000)
+try:
+    open(VAULT + '/written', 'w').close()
+    results['vault'] = 0
+except OSError:
+    results['vault'] = -1
+try:
+    open('/proc/1/mem', 'r+b').close()
+    results['mem'] = 0
+except OSError:
+    results['mem'] = -1
+print(sorted(name for name, code in results.items() if code == 0))
+""",
+    "terminal": """
+import glob
+for path in glob.glob('/proc/*/fd/1') + glob.glob('/proc/*/fd/2'):
+    try:
+        with open(path, 'w') as handle:
+            handle.write('\\x1b]0;pwned\\x07\\x1b[2J')
+    except OSError:
+        pass
+""",
+    "kill": """
+import os, signal
+for pid in (os.getppid(), 1):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+print('still here')
+""",
+}
+
+
+def _python_for(user: str) -> list[str]:
+    """The command line that runs noteexec's CLI as ``user`` (root, or nobody: uid 65534).
+
+    As nobody, this Python may live where that user cannot reach (``/root/.pyenv``): a private
+    mount namespace of the test shows it, and the vault, under a fresh tmpfs on /mnt.
+    """
+    if user == "root":
+        return [sys.executable, "-m", "noteexec"]
+    if sys.prefix != sys.base_prefix:
+        pytest.fail("the ordinary-user attacks need the tests to run in a base Python, not a virtualenv")
+    return ["/mnt/python/bin/" + os.path.basename(sys.executable), "-m", "noteexec"]
+
+
+def run_attack(tmp_path: Path, name: str, user: str, *options: str) -> tuple[dict[str, dict], str, str]:
+    """Check a vault holding the attack and the honest note; the JSON report by note, stdout, stderr."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    shown_vault = str(vault) if user == "root" else "/mnt/vault"
+    code = ATTACKS[name].replace("MARKER", MARKER).replace("VAULT", repr(shown_vault))
+    (vault / "a-attack.md").write_text(fence(code))
+    (vault / "b-honest.md").write_text(HONEST)
+    arguments = ["check", "--no-cache", "--format", "json", "--timeout", "30", *options]
+    env = {**os.environ, "NOTEEXEC_TEST_TOKEN": SECRET, "PYTHONDONTWRITEBYTECODE": "1"}
+    if user == "root":
+        command = [*_python_for(user), *arguments, str(vault)]
+    else:
+        os.chmod(vault, 0o755)
+        for note in vault.iterdir():
+            os.chmod(note, 0o644)
+        inner = shlex.join(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             *_python_for(user), *arguments, "/mnt/vault"]
+        )  # fmt: skip
+        script = (
+            "set -e; mount -t tmpfs noteexec-test /mnt; mkdir /mnt/python /mnt/vault; "
+            f"mount --bind {shlex.quote(sys.base_prefix)} /mnt/python; "
+            f"mount --bind {shlex.quote(str(vault))} /mnt/vault; cd /mnt/vault; exec {inner}"
+        )
+        command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+        env["HOME"] = "/nonexistent"
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert result.returncode in (0, 1), result.stderr
+    notes = {Path(note["path"]).name: note for note in json.loads(result.stdout)["notes"]}
+    return notes, result.stdout, result.stderr
+
+
+MARKER = str(4000 + uuid.uuid4().int % 1000)
+
+
+def _survivors() -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if (
+                entry.isdigit()
+                and Path(f"/proc/{entry}/cmdline").read_bytes() == f"sleep\0{MARKER}\0".encode()
+            ):
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def _honest_is_intact(notes: dict[str, dict]) -> None:
+    honest = notes["b-honest.md"]
+    assert honest["status"] == "failed", honest
+    assert honest["blocks"][0]["stdout"] == "4\n"
+
+
+@pytest.fixture(params=["root"])
+def user(request: pytest.FixtureRequest) -> str:
+    if os.geteuid() != 0:
+        pytest.fail("these attacks are run as root (and, through setpriv, as nobody): run the tests as root")
+    return str(request.param)
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_an_attack_from_a_note_fails_and_other_verdicts_stand(tmp_path: Path, user: str, name: str) -> None:
+    notes, stdout, stderr = run_attack(tmp_path, name, user)
+    _honest_is_intact(notes)
+    attack = notes["a-attack.md"]["blocks"][0]
+    assert attack["outcome"] in ("passed", "failed")
+    assert SECRET not in stdout and SECRET not in stderr
+    assert "\x1b" not in stdout and "\x1b" not in stderr
+    assert "WARNING" not in stderr  # the full sandbox was in force
+    if name == "secrets":
+        assert attack["stdout"].startswith("none"), attack["stdout"]
+    elif name == "forge":
+        assert attack["outcome"] == "failed"  # its own channel garbled, or its own error: never passed
+    elif name == "survivors":
+        assert "sibling -1 1" in attack["message"]  # EPERM from the system-call filter
+        assert _survivors() == []
+    elif name == "root":
+        assert attack["stdout"] == "[]\n", attack["stdout"]
+        assert not (tmp_path / "vault" / "written").exists()
+    elif name == "kill":
+        assert attack["stdout"] == "still here\n"
+
+
+def test_the_tree_shares_one_memory_cap_and_the_disk_is_capped(tmp_path: Path) -> None:
+    """Four children of 400 MiB each under a 1 GiB cap: the tree is killed, not the machine;
+    /tmp is a tmpfs of tmp_size."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    hog = (
+        "import subprocess, sys\n"
+        "code = 'b = bytearray(400 << 20)\\nimport time\\ntime.sleep(5)'\n"
+        "children = [subprocess.Popen([sys.executable, '-c', code]) for _ in range(4)]\n"
+        "codes = [child.wait() for child in children]\n"
+        "print(codes)\n"
+    )
+    disk = "try:\n    open('/tmp/big', 'wb').write(bytes(100 << 20))\nexcept OSError as error:\n    print(error.errno)"
+    (vault / "a-hog.md").write_text(fence(hog))
+    (vault / "b-disk.md").write_text(fence(disk))
+    result = subprocess.run(
+        [sys.executable, "-m", "noteexec", "check", "--no-cache", "--format", "json",
+         "--memory-limit", "1GiB", "--tmp-size", "64MiB", str(vault)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    notes = {Path(note["path"]).name: note for note in json.loads(result.stdout)["notes"]}
+    hogged = notes["a-hog.md"]["blocks"][0]
+    codes = hogged["stdout"]
+    assert "-9" in codes or "out of memory" in hogged["message"], hogged
+    assert notes["b-disk.md"]["blocks"][0]["stdout"] == "28\n", notes["b-disk.md"]  # ENOSPC
+
+
+def test_without_namespaces_secrets_results_and_the_terminal_stay_out_of_reach(tmp_path: Path) -> None:
+    """The fallback (``--no-namespaces``): a checker that is not dumpable, a filtered
+    environment, a subreaper and the system-call filter still hold these; the run says loudly
+    what is missing."""
+    for name in ("secrets", "forge", "terminal", "survivors"):
+        folder = tmp_path / name
+        folder.mkdir()
+        notes, stdout, stderr = run_attack(folder, name, "root", "--no-namespaces")
+        _honest_is_intact(notes)
+        assert SECRET not in stdout and "\x1b" not in stdout and "\x1b" not in stderr
+        assert "WARNING: notes ran without part of the sandbox" in stderr
+        attack = notes["a-attack.md"]["blocks"][0]
+        if name == "secrets":
+            assert attack["stdout"].startswith("none"), attack["stdout"]
+        if name == "survivors":
+            assert "sibling -1 1" in attack["message"]
+            assert _survivors() == []
+
+
+def test_strict_isolation_refuses_to_run_without_the_full_sandbox(tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    ran = tmp_path / "ran"
+    (vault / "note.md").write_text(fence(f"open({str(ran)!r}, 'w').close()"))
+    result = subprocess.run(
+        [sys.executable, "-m", "noteexec", "check", "--no-cache", "--isolation", "strict", "--no-namespaces",
+         str(vault)], capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "error" in result.stderr and "strict" in result.stderr
+    assert not ran.exists()

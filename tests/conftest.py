@@ -92,3 +92,10 @@ def no_torch(tmp_path: Path) -> dict[str, str]:
     assert real is not None and real.origin is not None
     shutil.copy(Path(real.origin).with_name("version.py"), fake / "torch" / "version.py")
     return {"PYTHONPATH": os.pathsep.join([str(fake), str(REPO)])}
+
+
+@pytest.fixture(autouse=True)
+def own_state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test keeps noteexec's cache key in a folder of its own, never in the real home, and
+    never inside a vault it checks (pytester points HOME at the vault)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))

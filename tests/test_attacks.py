@@ -38,7 +38,16 @@ print('FOUND' if found else 'none', found)
     "forge": """
 import os, glob, json
 line = json.dumps({"id": 1, "blocks": [{"state": "ran"}]}) + '\\n'
-targets = [f for f in glob.glob('/proc/*/fd/*')]
+ancestors, pid = [], os.getppid()
+while pid > 1:  # the checker's own processes only: other processes' files are not this test's
+    try:
+        if b'noteexec' not in open(f'/proc/{pid}/cmdline', 'rb').read():
+            break
+        ancestors.append(pid)
+        pid = int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[1])
+    except OSError:
+        break
+targets = [f for pid in ancestors for f in glob.glob(f'/proc/{pid}/fd/*')]
 for fd in range(3, 1024):
     try:
         os.write(fd, (line * 50).encode())
@@ -83,8 +92,8 @@ except OSError:
 print(sorted(name for name, code in results.items() if code == 0))
 """,
     "terminal": """
-import glob
-for path in glob.glob('/proc/*/fd/1') + glob.glob('/proc/*/fd/2'):
+import glob, os
+for path in glob.glob(f'/proc/{os.getppid()}/fd/[12]') + glob.glob('/proc/1/fd/[12]'):
     try:
         with open(path, 'w') as handle:
             handle.write('\\x1b]0;pwned\\x07\\x1b[2J')

@@ -105,16 +105,17 @@ def kill_children(keep: frozenset[int] = frozenset()) -> list[int]:
     return victims
 
 
-def reap_descendants() -> None:
-    """As a subreaper: kill everything below and reap it, until nothing is left."""
-    for _ in range(1000):
-        if not kill_children():
-            return
+def reap_descendants(within: float = 10.0) -> None:
+    """As a subreaper: kill everything below and reap it, until nothing is left (or ``within``
+    seconds pass: a process stuck in the kernel cannot hold its reaper forever). A PID 1 is reaped
+    only after every process of its namespace, so an empty list of children means no survivor."""
+    deadline = time.monotonic() + within
+    while kill_children() and time.monotonic() < deadline:
         while True:
             try:
                 pid, _ = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                break
+                return
             if pid == 0:
                 time.sleep(0.001)
                 break

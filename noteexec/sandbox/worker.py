@@ -546,6 +546,7 @@ class Worker:
         self._close()
 
     def _close(self) -> None:
+        reap_descendants()  # PID 1s still tearing down their namespaces: nothing outlives the worker
         if self.groups is not None:
             self.groups.close()
         with contextlib.suppress(OSError):

@@ -13,12 +13,12 @@ from typing import TextIO
 
 from noteexec import __version__
 from noteexec.cache import open_cache
-from noteexec.check import NoteFile, NoteResult, UsageError, discover, expectations, iter_check
+from noteexec.check import NoteFile, UsageError, discover, expectations, iter_check
 from noteexec.config import Config, ConfigError, load_config
 from noteexec.display import printable, shown_path
 from noteexec.formats import GithubReporter, JunitReporter
 from noteexec.options import add_cache_arguments, add_sandbox_arguments
-from noteexec.report import JsonReporter, Reporter, Summary, TextReporter
+from noteexec.report import JsonReporter, Reporter, Summary, TextReporter, limits_notice, sandbox_notice
 from noteexec.sandbox import IsolationRefused, Sandbox
 from noteexec.sandbox.isolation import not_dumpable
 from noteexec.site.arguments import SITE_COMMANDS, add_site_commands
@@ -169,7 +169,7 @@ def _check(arguments: argparse.Namespace) -> int:
         where = ", ".join(map(str, arguments.paths))
         print(f"noteexec: warning: no notes (*.md) found in {where}", file=sys.stderr)
     files = _shard(found, arguments.shard)
-    summary, isolation_lost = Summary(), None
+    summary = Summary()
     with contextlib.ExitStack() as files_open:
         streams = [
             sys.stdout if file is None else files_open.enter_context(_report_file(file))
@@ -191,7 +191,6 @@ def _check(arguments: argparse.Namespace) -> int:
             with Sandbox(parallel=arguments.jobs, env_passthrough=config.env) as sandbox:
                 for result in iter_check(files, config, sandbox, cache, fingerprint):
                     summary += Summary.of([result])
-                    isolation_lost = isolation_lost or _isolation_lost(result)
                     for reporter in reporters:
                         reporter.note(result)
         finally:
@@ -199,26 +198,14 @@ def _check(arguments: argparse.Namespace) -> int:
                 for warning in cache.warnings:
                     print(f"noteexec: warning: {warning}", file=sys.stderr)
                 cache.close()
-        if isolation_lost is not None:
-            print(
-                f"noteexec: WARNING: notes ran without part of the sandbox here: {isolation_lost}. "
-                "See `noteexec doctor`; `--isolation strict` refuses to run notes without it.",
-                file=sys.stderr,
-            )
+        if notice := sandbox_notice(summary):
+            print(f"noteexec: WARNING: {notice}", file=sys.stderr)
+        if notice := limits_notice(summary):
+            print(f"noteexec: warning: {notice}", file=sys.stderr)
         duration = time.perf_counter() - started
         for reporter in reporters:
             reporter.finish(summary, duration)
     return EXIT_OK if summary.ok else EXIT_FAILED
-
-
-def _isolation_lost(result: NoteResult) -> str | None:
-    """What this note ran without, if it did not get the full sandbox."""
-    isolation = result.facts.isolation if result.facts is not None else {}
-    if not isolation or (isolation.get("level") == "full" and not isolation.get("missing")):
-        return None
-    missing = "; ".join(str(item) for item in isolation.get("missing", ()))
-    reason = isolation.get("reason")
-    return f"{missing}" + (f" (because: {reason})" if reason else "")
 
 
 def _cache(arguments: argparse.Namespace) -> int:

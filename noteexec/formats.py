@@ -8,7 +8,7 @@ from typing import TextIO
 
 from noteexec.check import BlockResult, NoteResult
 from noteexec.display import printable, shown_path
-from noteexec.report import Summary
+from noteexec.report import Summary, limits_notice, sandbox_notice, summary_json
 
 
 def block_id(result: NoteResult, block: BlockResult) -> str:
@@ -91,6 +91,18 @@ class JunitReporter:
         opening = self.tree.tostring(suite, encoding="unicode").removesuffix(" />")
         self.stream.write('<?xml version="1.0" encoding="utf-8"?>\n')
         self.stream.write(f'<testsuites name="noteexec" time="{seconds}">\n  {opening}>\n')
+        properties = self.tree.Element("properties")
+        self.tree.SubElement(
+            properties, "property", name="noteexec.isolation", value=summary_json(summary)["isolation"]
+        )
+        for name, notice in (
+            ("sandbox_warning", sandbox_notice(summary)),
+            ("limits_warning", limits_notice(summary)),
+        ):
+            if notice:
+                self.tree.SubElement(properties, "property", name=f"noteexec.{name}", value=printable(notice))
+        self.tree.indent(properties, "  ", level=2)
+        self.stream.write("    " + self.tree.tostring(properties, encoding="unicode").rstrip() + "\n")
         self.cases.seek(0)
         shutil.copyfileobj(self.cases, self.stream)
         self.cases.close()
@@ -131,6 +143,9 @@ class GithubReporter:
                 self.stream.write(f"::warning file={path},line={block.block.line}::{_escape_data(warning)}\n")
 
     def finish(self, summary: Summary, duration: float) -> None:
+        for title, notice in (("sandbox", sandbox_notice(summary)), ("limits", limits_notice(summary))):
+            if notice:
+                self.stream.write(f"::warning title=noteexec {title}::{_escape_data(notice)}\n")
         self.stream.flush()
 
 

@@ -87,6 +87,8 @@ class _Runner:
         """The result cache of each checked folder (with --noteexec-cache), and its fingerprint."""
         self.told: dict[Path, int] = {}
         """How many of each cache's warnings were already given to pytest."""
+        self.told_sandbox = False
+        """Whether pytest was told that notes ran without the full sandbox (once per process)."""
         self.folders, self.files = self._arguments()
 
     def _arguments(self) -> tuple[list[Path], set[Path]]:
@@ -157,6 +159,16 @@ class _Runner:
         if isinstance(result, Exception):
             raise result
         return result
+
+    def sandbox_warning(self, result: NoteResult) -> str | None:
+        """The first time a note ran without the full sandbox: what it lacked (as ``check`` says it)."""
+        from noteexec.report import Summary, sandbox_notice
+
+        notice = sandbox_notice(Summary.of([result]))
+        if not notice or self.told_sandbox:
+            return None
+        self.told_sandbox = True
+        return notice.replace("1 of 1 notes", "notes", 1)
 
     def cache_for(self, root: Path) -> tuple[ResultCache | None, str]:
         if root not in self.caches:
@@ -255,6 +267,8 @@ class NoteItem(pytest.Item):
         result = self.note.runner.result_for(self.note)
         for warning in self.note.runner.cache_warnings(self.note.root):  # pytest (and xdist) report it
             warnings.warn(f"noteexec cache: {warning}", NoteexecWarning, stacklevel=1)
+        if notice := self.note.runner.sandbox_warning(result):
+            warnings.warn(f"noteexec: WARNING: {notice}", NoteexecWarning, stacklevel=1)
         if self.block is None:
             if result.error:
                 raise NoteFailure(result, None)

@@ -24,10 +24,18 @@ class Summary:
     errors: int = 0
     cached: int = 0
     """Notes whose facts came from the result cache."""
+    reduced: int = 0
+    """Notes that ran without the full sandbox."""
+    sandbox_warning: str = ""
+    """What those notes ran without, and why: every report says it once."""
+    limits_warning: str = ""
+    """Why memory and processes were capped per process, not per note's tree."""
 
     @classmethod
     def of(cls, results: Sequence[NoteResult]) -> Summary:
         outcomes = [block.verdict.outcome for result in results for block in result.blocks]
+        lost = [text for result in results if (text := sandbox_lost(result))]
+        limits = [text for result in results if (text := limits_lost(result))]
         return cls(
             notes=len(results),
             blocks=len(outcomes),
@@ -36,15 +44,60 @@ class Summary:
             skipped=outcomes.count("skipped"),
             errors=sum(result.status == "error" for result in results),
             cached=sum(result.cached for result in results),
+            reduced=len(lost),
+            sandbox_warning=lost[0] if lost else "",
+            limits_warning=limits[0] if limits else "",
         )
 
     def __add__(self, other: Summary) -> Summary:
+        """Counts add up; a warning is the first one seen."""
         pairs = zip(vars(self).values(), vars(other).values(), strict=True)
-        return Summary(*(mine + theirs for mine, theirs in pairs))
+        return Summary(
+            *(mine + theirs if isinstance(mine, int) else mine or theirs for mine, theirs in pairs)
+        )
 
     @property
     def ok(self) -> bool:
         return self.failed == 0 and self.errors == 0
+
+
+def sandbox_lost(result: NoteResult) -> str:
+    """What this note ran without, if it did not get the full sandbox ("" when it did, or
+    when no code of it ran)."""
+    isolation = result.facts.isolation if result.facts is not None else {}
+    if not isolation or (isolation.get("level") == "full" and not isolation.get("missing")):
+        return ""
+    missing = "; ".join(str(item) for item in isolation.get("missing", ()))
+    reason = isolation.get("reason")
+    return missing + (f" (because: {reason})" if reason else "")
+
+
+def limits_lost(result: NoteResult) -> str:
+    """Why this note's memory and process caps held per process, not for its whole tree."""
+    isolation = result.facts.isolation if result.facts is not None else {}
+    limits = str(isolation.get("limits", ""))
+    return limits.removeprefix("per process (").removesuffix(")") if limits.startswith("per process") else ""
+
+
+def sandbox_notice(summary: Summary) -> str:
+    """The one loud sentence every report carries when notes ran without the full sandbox."""
+    if not summary.reduced:
+        return ""
+    return (
+        f"{summary.reduced} of {summary.notes} notes ran without part of the sandbox here: "
+        f"{summary.sandbox_warning}. See `noteexec doctor`; "
+        "`--isolation strict` refuses to run notes without it."
+    )
+
+
+def limits_notice(summary: Summary) -> str:
+    """The quieter sentence for caps that hold per process only."""
+    if not summary.limits_warning:
+        return ""
+    return (
+        "memory and process limits held per process, not for each note's whole tree "
+        f"(no cgroup: {summary.limits_warning}). See `noteexec doctor`."
+    )
 
 
 class Reporter(Protocol):
@@ -77,6 +130,7 @@ def note_json(result: NoteResult) -> dict[str, Any]:
         "status": result.status,
         "error": result.error,
         "cached": result.cached,
+        "isolation": result.facts.isolation if result.facts is not None and result.facts.isolation else None,
         "blocks": [block_json(block) for block in result.blocks],
     }
 
@@ -85,6 +139,10 @@ def summary_json(summary: Summary, duration: float | None = None) -> dict[str, A
     document: dict[str, Any] = {
         key: getattr(summary, key) for key in ("notes", "blocks", "passed", "failed", "skipped", "errors")
     }
+    document["isolation"] = "reduced" if summary.reduced else "full"
+    document["reduced_isolation_notes"] = summary.reduced
+    document["sandbox_warning"] = sandbox_notice(summary) or None
+    document["limits_warning"] = limits_notice(summary) or None
     if duration is not None:
         document["duration"] = round(duration, 3)
     return document
@@ -207,6 +265,7 @@ class TextReporter:
             f"{summary.failed} failed, {summary.skipped} skipped, {summary.errors} errors"
             + (f", {summary.cached} notes from cache" if summary.cached else "")
             + f" in {duration:.2f}s"
+            + (f"; {summary.reduced} notes WITHOUT THE FULL SANDBOX" if summary.reduced else "")
         )
         self.stream.write(self._paint(line, "passed" if summary.ok else "failed") + "\n")
         self.stream.flush()

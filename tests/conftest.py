@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -99,3 +100,44 @@ def own_state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     """Each test keeps noteexec's cache key in a folder of its own, never in the real home, and
     never inside a vault it checks (pytester points HOME at the vault)."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
+def _closed_ancestor(path: str) -> Path | None:
+    """The highest folder above ``path`` that others cannot enter (``/root`` for pyenv's Python)."""
+    for folder in reversed(Path(path).parents):
+        if folder != Path("/") and not folder.stat().st_mode & 0o001:
+            return folder
+    return None
+
+
+def as_nobody(command: list[str], tmp_path: Path, binds: dict[Path, str]) -> list[str]:
+    """``command`` run as nobody (uid 65534; run it as root) in a private mount namespace.
+
+    There nobody reaches this Python (a folder it cannot enter, such as ``/root`` for pyenv,
+    gets a fresh open tmpfs holding only the Python, on the same path), this checkout (on
+    ``/mnt/src``, first on ``PYTHONPATH``), each of ``binds`` (opened to everyone to read) and a
+    state folder of its own (``XDG_STATE_HOME``: the cache key). It starts in ``/mnt``.
+    """
+    if sys.prefix != sys.base_prefix:
+        pytest.fail("the ordinary-user tests need the tests to run in a base Python, not a virtualenv")
+    prefix = sys.base_prefix
+    state = tmp_path / "nobody-state"
+    state.mkdir(mode=0o700)
+    os.chown(state, 65534, 65534)
+    for host in binds:
+        for path in (host, *host.rglob("*")):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    steps = ["set -e", "mount -t tmpfs noteexec-test /mnt", "mkdir /mnt/python"]
+    steps.append(f"mount --bind {shlex.quote(prefix)} /mnt/python")
+    closed = _closed_ancestor(prefix)
+    if closed is not None:
+        steps.append(f"mount -t tmpfs -o mode=0755 noteexec-test {shlex.quote(str(closed))}")
+        steps.append(f"mkdir -p {shlex.quote(prefix)}")
+        steps.append(f"mount --move /mnt/python {shlex.quote(prefix)}")
+    for host, inside in {REPO: "/mnt/src", state: "/mnt/state", **binds}.items():
+        steps.append(f"mkdir -p {shlex.quote(inside)}")
+        steps.append(f"mount --bind {shlex.quote(str(host))} {shlex.quote(inside)}")
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    variables = "PYTHONPATH=/mnt/src HOME=/nonexistent XDG_STATE_HOME=/mnt/state"
+    steps += ["cd /mnt", f"exec env {variables} {shlex.join(nobody)}"]
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", "; ".join(steps)]

@@ -194,3 +194,38 @@ def test_pre_commit_hook_definition() -> None:
     assert "id: noteexec" in hooks
     assert "entry: noteexec check" in hooks
     assert "files: \\.md$" in hooks
+
+
+@pytest.mark.parametrize("namespaces", [True, False], ids=["sandboxed", "no-namespaces"])
+def test_every_report_says_whether_notes_had_the_full_sandbox(tmp_path: Path, namespaces: bool) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "note.md").write_text(fence("print(1)  # 1"))
+    junit, github, text = tmp_path / "report.xml", tmp_path / "github.txt", tmp_path / "text.txt"
+    options = [] if namespaces else ["--no-namespaces"]
+    result = noteexec(
+        "check", "--no-cache", *options, "--format", "json", "--format", f"junit:{junit}",
+        "--format", f"github:{github}", "--format", f"text:{text}", vault,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    isolation = report["notes"][0]["isolation"]
+    suite = ElementTree.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    properties = {item.get("name"): item.get("value") for item in suite.iter("property")}
+    if namespaces:
+        assert isolation["level"] == "full" and isolation["network"] == "none"
+        assert report["summary"]["isolation"] == "full" and report["summary"]["sandbox_warning"] is None
+        assert properties["noteexec.isolation"] == "full" and "noteexec.sandbox_warning" not in properties
+        assert "title=noteexec sandbox" not in github.read_text()
+        assert "WITHOUT THE FULL SANDBOX" not in text.read_text() and "WARNING" not in result.stderr
+    else:
+        assert isolation["level"] == "reduced" and isolation["vault"] == "watched"
+        summary = report["summary"]
+        assert summary["isolation"] == "reduced" and summary["reduced_isolation_notes"] == 1
+        assert "namespaces" in summary["sandbox_warning"]
+        assert properties["noteexec.isolation"] == "reduced"
+        assert "namespaces" in properties["noteexec.sandbox_warning"]
+        assert "::warning title=noteexec sandbox::1 of 1 notes ran without" in github.read_text()
+        assert "1 notes WITHOUT THE FULL SANDBOX" in text.read_text()
+        assert result.stderr.count("WARNING") == 1

@@ -245,3 +245,15 @@ def test_cache_warnings_reach_the_report_under_xdist(
     result = run(pytester, "--noteexec", "--noteexec-cache", "-n", "2")
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines(["*NoteexecWarning: noteexec cache: cache disabled: *"])
+
+
+def test_notes_without_the_full_sandbox_give_one_loud_warning(pytester: pytest.Pytester) -> None:
+    """A repository's pyproject.toml above the notes turns namespaces off: pytest says so once."""
+    (pytester.path / "pyproject.toml").write_text("[tool.noteexec]\nnamespaces = false\n")
+    notes = pytester.path / "notes"
+    notes.mkdir()
+    for name in ("a.md", "b.md"):
+        (notes / name).write_text(fence("print(1)  # 1"))
+    result = run(pytester, "--noteexec", "notes")
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines(["*noteexec: WARNING: notes ran without part of the sandbox here: user, PID*"])

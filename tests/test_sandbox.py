@@ -196,7 +196,9 @@ def test_output_is_capped(run_note: RunNote) -> None:
     assert len(facts.stdout) <= (1 << 20) + 1
 
 
-def test_a_note_cannot_plant_code_that_the_worker_or_a_later_run_imports(tmp_path: Path, sandbox: Sandbox) -> None:
+def test_a_note_cannot_plant_code_that_the_worker_or_a_later_run_imports(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
     """The world is read-only: no file under torch, no ``.pth`` in site-packages, back-dated or not."""
     import importlib.util
     import site
@@ -434,7 +436,9 @@ def test_an_interrupted_run_stops_its_notes_at_once_and_leaves_nothing_behind(
     monkeypatch.setenv("TMPDIR", str(own_tmp))
     vault = tmp_path / "vault"
     vault.mkdir()
-    code = "import subprocess, time\nsubprocess.Popen(['sleep', '347'], start_new_session=True)\ntime.sleep(347)"
+    code = (
+        "import subprocess, time\nsubprocess.Popen(['sleep', '347'], start_new_session=True)\ntime.sleep(347)"
+    )
     run = NoteRun(path=str(vault / "n.md"), blocks=(BlockRun(1, code),), readonly=(str(vault),))
     interrupted = time.monotonic()
     with pytest.raises(KeyboardInterrupt), Sandbox(parallel=2, env_passthrough=("TMPDIR",)) as sandbox:

@@ -133,14 +133,23 @@ def map_ids(pid: int | str, host_uid: int, host_gid: int, deny_setgroups: bool) 
     """Map the note's id to ``host_uid``/``host_gid``: only that id exists in its namespace.
 
     Written by the worker for a note it forked (as root, any host id), or by the note's
-    process for itself (an ordinary user: only its own ids, and setgroups denied)."""
-    if deny_setgroups:
-        with open(f"/proc/{pid}/setgroups", "w") as setgroups:
-            setgroups.write("deny")
-    with open(f"/proc/{pid}/uid_map", "w") as uid_map:
-        uid_map.write(f"{NOTE_ID} {host_uid} 1")
-    with open(f"/proc/{pid}/gid_map", "w") as gid_map:
-        gid_map.write(f"{NOTE_ID} {host_gid} 1")
+    process for itself (an ordinary user: only its own ids, and setgroups denied). A process
+    that is not dumpable has its /proc files owned by root, so for itself it is dumpable just
+    while it writes them: nothing outside its new namespaces can see it, and none of them
+    holds a process yet."""
+    if pid == "self":
+        libc_call("prctl", PR_SET_DUMPABLE, 1, 0, 0, 0)
+    try:
+        if deny_setgroups:
+            with open(f"/proc/{pid}/setgroups", "w") as setgroups:
+                setgroups.write("deny")
+        with open(f"/proc/{pid}/uid_map", "w") as uid_map:
+            uid_map.write(f"{NOTE_ID} {host_uid} 1")
+        with open(f"/proc/{pid}/gid_map", "w") as gid_map:
+            gid_map.write(f"{NOTE_ID} {host_gid} 1")
+    finally:
+        if pid == "self":
+            not_dumpable()
 
 
 def become_note_user(drop_groups: bool) -> None:

@@ -441,8 +441,6 @@ class Worker:
         if not namespaces:
             reason = "namespaces disabled by configuration" if not namespaces_wanted else self.world_error
             missing += ["user, PID, mount, network and IPC namespaces"]
-        if self.groups is None:
-            missing.append(f"a memory and process cap for the note's whole tree ({self.groups_missing})")
         if namespaces:
             user = "an unprivileged id in its own user namespace"
         elif self.host_id_can_import:
@@ -458,7 +456,11 @@ class Worker:
             "network": "none" if namespaces else "shared",
             "vault": "read-only" if namespaces else "watched",
             "user": user,
-            "limits": f"cgroup v{self.groups.version}" if self.groups else "per process",
+            # Without a cgroup, memory and processes are capped per process (setrlimit): a weaker
+            # cap, but not a hole in the trust boundary, so it does not lower the level.
+            "limits": f"cgroup v{self.groups.version}"
+            if self.groups
+            else f"per process ({self.groups_missing})",
             "missing": missing,
             "reason": reason,
         }

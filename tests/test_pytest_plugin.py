@@ -256,4 +256,6 @@ def test_notes_without_the_full_sandbox_give_one_loud_warning(pytester: pytest.P
         (notes / name).write_text(fence("print(1)  # 1"))
     result = run(pytester, "--noteexec", "notes")
     result.assert_outcomes(passed=2, warnings=1)
-    result.stdout.fnmatch_lines(["*noteexec: WARNING: notes ran without part of the sandbox here: user, PID*"])
+    result.stdout.fnmatch_lines(
+        ["*noteexec: WARNING: notes ran without part of the sandbox here: user, PID*"]
+    )

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -253,6 +256,89 @@ def test_a_worker_that_cannot_start_fails_every_note_with_its_reason(
         assert message.startswith("not run: the sandbox worker died")
         assert "torch is broken here" in message
     assert len(launches) == 1  # notes submitted after the death are not run by a new worker
+
+
+def _kill_worker_when(sandbox: Sandbox, marker: str, killed: list[int]) -> threading.Thread:
+    """In the background: once a process of ``marker`` runs, SIGKILL the worker that runs it
+    (the worker dying of its own bug, or of the host's OOM killer)."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            worker = sandbox._process
+            if worker is not None and processes_with(marker):
+                os.kill(worker.pid, signal.SIGKILL)
+                killed.append(worker.pid)
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def _sleeping(marker: str) -> NoteRun:
+    """A note that runs ``sleep`` (findable by its ``marker`` argument), then passes."""
+    code = f"import subprocess\nsubprocess.run(['sleep', '1.{marker}'])\nprint('slept')"
+    return NoteRun(path=f"{marker}.md", blocks=(BlockRun(1, code),))
+
+
+def test_a_dying_worker_costs_only_the_note_it_was_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    marker = str(uuid.uuid4().int % 10**8)
+    killed: list[int] = []
+    with Sandbox(parallel=1) as sandbox:
+        tickets = [
+            sandbox.submit(_sleeping(marker)),
+            sandbox.submit(_sleeping("0")),
+            sandbox.submit(_sleeping("1")),
+        ]
+        watcher = _kill_worker_when(sandbox, f"1.{marker}", killed)
+        facts = dict(sandbox.next_facts() for _ in tickets)
+        watcher.join()
+    assert len(killed) == 1
+    lost = facts[tickets[0]].blocks[0]
+    assert (
+        lost.state == "not_run"
+        and "the sandbox worker died" in lost.reason
+        and "while this note ran" in lost.reason
+    )
+    assert [facts[ticket].blocks[0].stdout for ticket in tickets[1:]] == ["slept\n", "slept\n"]
+
+
+def test_notes_running_beside_a_dying_worker_run_again_alone_and_a_second_death_loses_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two notes run side by side when the worker dies: both are suspects and run again, each
+    alone, in a fresh worker. The one that is running when that worker dies too is lost; the
+    other passes, and so does a note queued behind them."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    culprit, innocent = (str(uuid.uuid4().int % 10**8) for _ in range(2))
+    killed: list[int] = []
+    with Sandbox(parallel=2) as sandbox:
+        warm = sandbox.submit(NoteRun(path="warm.md", blocks=(BlockRun(1, "x = 1"),)))
+        assert sandbox.next_facts()[0] == warm  # the first note runs alone; then two at a time
+        tickets = [sandbox.submit(_sleeping(culprit)), sandbox.submit(_sleeping(innocent))]
+        deadline = time.monotonic() + 120
+        while not (processes_with(f"1.{culprit}") and processes_with(f"1.{innocent}")):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        first = sandbox._process
+        assert first is not None
+        os.kill(first.pid, signal.SIGKILL)
+        killed.append(first.pid)
+        while processes_with(f"1.{culprit}"):  # the first worker's notes die with it
+            time.sleep(0.02)
+        later = sandbox.submit(_sleeping("2"))
+        watcher = _kill_worker_when(sandbox, f"1.{culprit}", killed)
+        facts = dict(sandbox.next_facts() for _ in (*tickets, later))
+        watcher.join()
+    assert len(set(killed)) == 2
+    assert "while this note ran" in facts[tickets[0]].blocks[0].reason
+    assert facts[tickets[1]].blocks[0].stdout == "slept\n"
+    assert facts[later].blocks[0].stdout == "slept\n"
 
 
 def check_folder(vault: Path, parallel: int) -> list[NoteResult]:

@@ -87,7 +87,14 @@ class Sandbox:
     _results: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue, init=False, repr=False)
     _lost: deque[tuple[int, NoteFacts]] = field(default_factory=deque, init=False, repr=False)
     _death: str | None = field(default=None, init=False, repr=False)
-    """Why the worker died, once it has: later notes are not run by a worker started anew."""
+    """Why the worker died for good (it died with no note running: a broken installation, not a
+    note); later notes are not run by a worker started anew."""
+    _running: set[int] = field(default_factory=set, init=False, repr=False)
+    """Tickets the current worker has started and not finished: the suspects if it dies."""
+    _suspected: set[int] = field(default_factory=set, init=False, repr=False)
+    """Tickets that were running beside others when a worker died: they run again, alone."""
+    _delivered: int = field(default=0, init=False, repr=False)
+    """Results the current worker has delivered: one that dies idle after some is restarted."""
 
     def start(self) -> None:
         """Start the worker (it imports torch meanwhile); a no-op once started, or once it died.
@@ -137,8 +144,12 @@ class Sandbox:
             return ticket
         self.start()
         self._outstanding[ticket] = run
-        self._send({**asdict(run), "id": ticket, "threads": self._threads()})
+        self._send_run(ticket, run)
         return ticket
+
+    def _send_run(self, ticket: int, run: NoteRun) -> None:
+        alone = ticket in self._suspected
+        self._send({**asdict(run), "id": ticket, "threads": self._threads(), "alone": alone})
 
     def next_facts(self) -> tuple[int, NoteFacts]:
         """The facts of the next submitted note to finish (blocks until one does).
@@ -152,14 +163,13 @@ class Sandbox:
                 return self._lost.popleft()
             data = self._results.get()
             if data is None:
-                reason = self._death = self._death_reason()
-                self._lost.extend(
-                    (ticket, NoteFacts.lost(len(run.blocks), reason))
-                    for ticket, run in sorted(self._outstanding.items())
-                )
-                self._outstanding.clear()
-                self.close()
+                self._worker_died()
                 continue
+            if data.get("started"):
+                self._running.add(data["id"])
+                continue
+            self._running.discard(data["id"])
+            self._delivered += 1
             run = self._outstanding.pop(data["id"], None)
             if run is None:
                 continue
@@ -168,6 +178,34 @@ class Sandbox:
             if "supervisor_failed" in data:
                 return data["id"], NoteFacts.lost(len(run.blocks), data["supervisor_failed"])
             return data["id"], NoteFacts.from_json(data)
+
+    def _worker_died(self) -> None:
+        """A dying worker costs at most one note: the note running alone when it died is lost
+        (it is the cause); notes running beside others run again in a fresh worker, each alone,
+        and are lost only if they kill that one too; notes not yet started simply run again.
+        A worker that dies with no note running is broken: every note left is lost, once."""
+        reason = self._death_reason()
+        running = sorted(self._running & self._outstanding.keys())
+        progressed, self._running, self._delivered = self._delivered > 0, set(), 0
+        self.close()
+        if not running and not progressed:
+            self._death = reason
+            culprits = sorted(self._outstanding)
+        elif not running:  # it died between notes, having run some: no note to blame
+            culprits = []
+        elif len(running) == 1:
+            culprits = running
+        else:
+            culprits = [ticket for ticket in running if ticket in self._suspected]
+            self._suspected.update(running)
+        for ticket in culprits:
+            run = self._outstanding.pop(ticket)
+            blamed = f"{reason} while this note ran" if running else reason
+            self._lost.append((ticket, NoteFacts.lost(len(run.blocks), blamed)))
+        if self._outstanding and self._death is None:
+            self.start()
+            for ticket, run in sorted(self._outstanding.items()):
+                self._send_run(ticket, run)
 
     def _death_reason(self) -> str:
         """The worker's last words (stderr), so a broken install is visible, not a mystery."""

@@ -592,8 +592,13 @@ class Worker:
         """Fill free slots from the prepared notes (oldest first), keep ``SPARES`` prepared."""
         self._warm_up()
         while True:
-            running, prepared = len(self._in_stage("running")), self._in_stage("prepared")
-            free = running < self._slots()
+            running, prepared = self._in_stage("running"), self._in_stage("prepared")
+            # A note suspected of killing a worker runs alone: if it kills this one too, it is
+            # the only note lost.
+            alone = any(note.job.get("alone") for note in running) or (
+                bool(prepared) and prepared[0].job.get("alone") and bool(running)
+            )
+            free = len(running) < self._slots() and not alone
             if prepared and free:
                 self._go(prepared[0])
             elif self.queue and (free or len(prepared) < self.SPARES):
@@ -626,8 +631,11 @@ class Worker:
         self.selector.register(reader, selectors.EVENT_READ, note)
 
     def _go(self, note: Running) -> None:
+        """Let a prepared note run, and tell the checker: if this worker dies, the notes that were
+        running are the suspects (see ``Sandbox._worker_died``)."""
         note.stage = "running"
         self.started_notes += 1
+        _write_all(self.output_fd, (json.dumps({"id": note.job["id"], "started": True}) + "\n").encode())
         note.deadline = time.monotonic() + note.job["timeout"]
         with contextlib.suppress(OSError):  # it died while waiting: reaping reports that
             os.write(note.go, b"g")

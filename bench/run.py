@@ -2,6 +2,11 @@
 
     python bench/run.py                # everything
     python bench/run.py --only core    # a section: core, scale, site
+    python bench/run.py --only scale --sizes 200,1000 --repeat 6   # fewer vault sizes
+
+pytest-markdown-docs, the baseline of the scale section, gets a virtual environment of its own,
+made from the interpreter that runs the bench, with the torch this one has (pinned through
+``constraints.txt``: the CPU build); ``--markdown-docs-python`` reuses one made earlier.
 
 Vaults are generated from the bundled ``notes/`` into a temporary folder.
 """
@@ -20,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,6 +49,15 @@ def wall(command: Sequence[str | Path], cwd: Path = REPO, env: dict[str, str] | 
 
 def median_wall(command: Sequence[str | Path], repeat: int, **kwargs: object) -> float:
     return statistics.median(wall(command, **kwargs) for _ in range(repeat))  # type: ignore[arg-type]
+
+
+def alternating_walls(commands: Sequence[Sequence[str | Path]], repeat: int) -> list[float]:
+    """Median wall time of each command, run in turns (a b a b ...) so drift weighs on all alike."""
+    runs: list[list[float]] = [[] for _ in commands]
+    for _ in range(repeat):
+        for command, times in zip(commands, runs, strict=True):
+            times.append(wall(command))
+    return [statistics.median(times) for times in runs]
 
 
 def note_intervals(command: Sequence[str | Path]) -> list[float]:
@@ -77,20 +92,21 @@ def noteexec(*arguments: str | Path) -> list[str | Path]:
     return [PYTHON, "-m", "noteexec", *arguments]
 
 
-def core(workdir: Path, repeat: int) -> list[Row]:
+def core(workdir: Path, repeat: int, options: argparse.Namespace) -> list[Row]:
     """Issue 2: cold check of the seed note vs importing torch; per-note overhead."""
     rows: list[Row] = []
-    import_torch = median_wall([PYTHON, "-c", "import torch"], repeat)
     seed_only = workdir / "seed"
     seed_only.mkdir()
     shutil.copy(SEED, seed_only / SEED.name)
-    cold = median_wall(noteexec("check", "--no-cache", seed_only / SEED.name), repeat)
+    import_torch, cold = alternating_walls(
+        [[PYTHON, "-c", "import torch"], noteexec("check", "--no-cache", seed_only / SEED.name)], repeat
+    )
     rows.append(
         (
             "cold `noteexec check` of the seed note",
             f"{cold:.3f} s",
             f"import torch {import_torch:.3f} s",
-            f"{cold / import_torch:.2f}x (target <= 1.2x)",
+            f"{cold / import_torch:.2f}x (target <= 1.2x); {repeat} alternating runs",
         )
     )
     vault = make_vault(200, workdir)
@@ -102,7 +118,7 @@ def core(workdir: Path, repeat: int) -> list[Row]:
             "per additional note, 200-note vault, --jobs 1",
             f"{statistics.median(gaps) * 1000:.1f} ms median",
             f"mean {statistics.mean(gaps) * 1000:.1f} ms (with one-time lazy imports)",
-            "target <= 25 ms median",
+            f"target <= 20 ms median; {len(gaps)} intervals",
         )
     )
     jobs = os.cpu_count() or 1
@@ -131,14 +147,27 @@ def pytest_markdown_docs_globals():
 """
 
 
+MARKDOWN_DOCS = "pytest-markdown-docs==0.9.2"  # wants markdown-it-py < 4: not noteexec's constraints.txt
+
+
 def markdown_docs_python(workdir: Path) -> Path:
-    """A virtual environment that has pytest-markdown-docs, seeing this one's packages."""
+    """A virtual environment of its own with pytest-markdown-docs and the very torch noteexec runs here.
+
+    Made from the interpreter that runs the bench and isolated from every other site-packages: with
+    ``--system-site-packages`` it saw only the base interpreter's packages, which have no torch when
+    noteexec lives in a virtual environment. torch and numpy are pinned to the versions installed
+    here, local part included (``torch==2.13.0+cpu``, constraints.txt's CPU build; pip takes it from
+    its cache or a local wheel): an unpinned torch would pull several GB of CUDA.
+    """
     environment = workdir / "markdown-docs-venv"
-    subprocess.run([PYTHON, "-m", "venv", "--system-site-packages", environment], check=True)
+    subprocess.run([PYTHON, "-m", "venv", environment], check=True)
     python = environment / "bin" / "python"
-    subprocess.run(
-        [python, "-m", "pip", "install", "-q", "pytest-markdown-docs"], check=True, capture_output=True
+    pins = [f"{name}=={version(name)}" for name in ("torch", "numpy")]
+    installed = subprocess.run(
+        [python, "-m", "pip", "install", "-q", MARKDOWN_DOCS, *pins], capture_output=True, text=True
     )
+    if installed.returncode != 0:
+        raise SystemExit(f"could not install {MARKDOWN_DOCS} {' '.join(pins)}:\n{installed.stderr[-2000:]}")
     return python
 
 
@@ -183,16 +212,16 @@ def _pss(pid: int) -> int:
     return 0
 
 
-def scale(workdir: Path, repeat: int) -> list[Row]:
+def scale(workdir: Path, repeat: int, options: argparse.Namespace) -> list[Row]:
     """Issue 5: cold check vs pytest-markdown-docs vs importing torch; warm re-check; memory."""
     rows: list[Row] = []
-    markdown_docs = markdown_docs_python(workdir)
+    markdown_docs = options.markdown_docs_python or markdown_docs_python(workdir)
     import_torch = median_wall([PYTHON, "-c", "import torch"], repeat)
     _, torch_pss = tree_peak_pss([PYTHON, "-c", "import torch, time; time.sleep(0.5)"])
     rows.append(("python -c 'import torch'", f"{import_torch:.2f} s", f"PSS {torch_pss / 2**20:.0f} MiB", ""))
     rounds = max(1, repeat // 2)
     docs_command = [markdown_docs, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--markdown-docs"]
-    for size in (50, 200, 1000):
+    for size in options.sizes:
         vault = make_vault(size, workdir)
         (vault.parent / "conftest.py").write_text(MARKDOWN_DOCS_CONFTEST)
         # Rounds alternate the two tools, so a machine that speeds up or slows down during the
@@ -211,7 +240,8 @@ def scale(workdir: Path, repeat: int) -> list[Row]:
                 f"{size} notes: cold check --jobs 2",
                 f"{cold:.2f} s",
                 f"pytest --markdown-docs {docs:.2f} s",
-                f"{cold / docs:.2f}x (target <= 1.0x); {cold / import_torch:.1f}x import torch",
+                f"{cold / docs:.2f}x (target <= 1.0x); {rounds} alternating runs; "
+                f"{cold / import_torch:.1f}x import torch",
             )
         )
         rows.append(
@@ -233,7 +263,7 @@ def scale(workdir: Path, repeat: int) -> list[Row]:
     return rows
 
 
-SECTIONS: dict[str, Callable[[Path, int], list[Row]]] = {"core": core, "scale": scale}
+SECTIONS: dict[str, Callable[[Path, int, argparse.Namespace], list[Row]]] = {"core": core, "scale": scale}
 
 
 def print_table(rows: list[Row]) -> None:
@@ -251,6 +281,17 @@ def main() -> None:
     )
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [int(size) for size in text.split(",")],
+        default=[50, 200, 1000],
+        help="vault sizes of the scale section, comma-separated (default 50,200,1000)",
+    )
+    parser.add_argument(
+        "--markdown-docs-python",
+        type=Path,
+        help="a python that has pytest-markdown-docs and this torch (default: a new virtual environment)",
+    )
     arguments = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     # Bytecode as `pip install` leaves it: an editable checkout under PYTHONDONTWRITEBYTECODE
@@ -261,7 +302,7 @@ def main() -> None:
         for name in arguments.only or SECTIONS:
             section = Path(directory) / name
             section.mkdir()
-            rows.extend(SECTIONS[name](section, arguments.repeat))
+            rows.extend(SECTIONS[name](section, arguments.repeat, arguments))
     print_table(rows)
 
 

@@ -388,6 +388,12 @@ def env_names(value: Any, fail: Fail) -> tuple[str, ...]:
                 "env",
                 f"takes environment variable names (letters, digits, underscore), not {_brief(name)}",
             )
+        if name.upper().startswith("NOTEEXEC_"):
+            raise fail(
+                "env",
+                f"cannot pass {name} to notes: noteexec's own settings (such as the cache key in "
+                "NOTEEXEC_CACHE_SECRET) would let a note forge the results of later runs",
+            )
     return names
 
 

@@ -120,7 +120,12 @@ def run_attack(tmp_path: Path, name: str, user: str, *options: str) -> tuple[dic
     (vault / "a-attack.md").write_text(fence(code))
     (vault / "b-honest.md").write_text(HONEST)
     arguments = ["check", "--no-cache", "--format", "json", "--timeout", "30", *options]
-    env = {**os.environ, "NOTEEXEC_TEST_TOKEN": SECRET, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {
+        **os.environ,
+        "NOTEEXEC_TEST_TOKEN": SECRET,
+        "NOTEEXEC_CACHE_SECRET": SECRET,
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     python = [sys.executable, "-m", "noteexec"]
     if user == "root":
         command = [*python, *arguments, str(vault)]

@@ -166,6 +166,7 @@ def test_overrides_apply_over_the_configuration(notes: Path) -> None:
     [
         (["--env", "*"], "--env takes whole variable names"),
         (["--env", "A-B"], "--env takes environment variable names"),
+        (["--env", "NOTEEXEC_CACHE_SECRET"], "--env cannot pass NOTEEXEC_CACHE_SECRET to notes"),
         (["--timeout", "1e12"], "--timeout must be"),
         (["--timeout", "nan"], "--timeout must be"),
         (["--timeout", "-1"], "--timeout must be"),

@@ -190,6 +190,8 @@ def test_environment_allowlist() -> None:
         {"PATH": "/bin", "LC_ALL": "C", "HOME": "/root", "OMP_NUM_THREADS": "1", "SECRET": "x"}
     )
     assert environment == {"PATH": "/bin", "LC_ALL": "C", "OMP_NUM_THREADS": "1"}
+    key = {"NOTEEXEC_CACHE_SECRET": "k", "PATH": "/bin"}
+    assert sandbox_environment(key, ["NOTEEXEC_CACHE_SECRET"]) == {"PATH": "/bin"}  # the cache's key, never
 
 
 def test_output_is_capped(run_note: RunNote) -> None:

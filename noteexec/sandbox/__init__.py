@@ -60,12 +60,14 @@ class IsolationRefused(Exception):
 
 
 def sandbox_environment(environ: dict[str, str], passthrough: Iterable[str] = ()) -> dict[str, str]:
-    """The environment notes see: an allowlist, so secrets never reach them."""
+    """The environment notes see: an allowlist, so secrets never reach them. noteexec's own
+    variables never do, whatever is passed through: ``NOTEEXEC_CACHE_SECRET`` signs the cache."""
     patterns = (*ENV_ALLOWLIST, *passthrough)
     return {
         name: value
         for name, value in environ.items()
         if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+        and not name.upper().startswith("NOTEEXEC_")
     }
 
 

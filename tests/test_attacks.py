@@ -218,23 +218,31 @@ def test_the_tree_shares_one_memory_cap_and_the_disk_is_capped(tmp_path: Path) -
     assert notes["b-disk.md"]["blocks"][0]["stdout"] == "28\n", notes["b-disk.md"]  # ENOSPC
 
 
-def test_without_namespaces_secrets_results_and_the_terminal_stay_out_of_reach(tmp_path: Path) -> None:
+def test_without_namespaces_secrets_results_the_terminal_and_the_vault_stay_out_of_reach(
+    tmp_path: Path,
+) -> None:
     """The fallback (``--no-namespaces``): a checker that is not dumpable, a filtered
-    environment, a subreaper and the system-call filter still hold these; the run says loudly
-    what is missing."""
-    for name in ("secrets", "forge", "terminal", "survivors"):
+    environment, a subreaper, the system-call filter and Landlock (files, TCP, signals) still
+    hold these; the run says loudly what is missing."""
+    for name in ("secrets", "forge", "terminal", "survivors", "root", "kill"):
         folder = tmp_path / name
         folder.mkdir()
         notes, stdout, stderr = run_attack(folder, name, "root", "--no-namespaces")
         _honest_is_intact(notes)
         assert SECRET not in stdout and "\x1b" not in stdout and "\x1b" not in stderr
         assert "WARNING: 2 of 2 notes ran without part of the sandbox" in stderr
+        assert "Landlock" not in stderr  # it was in force: only the namespaces are missing
         attack = notes["a-attack.md"]["blocks"][0]
         if name == "secrets":
             assert attack["stdout"].startswith("none"), attack["stdout"]
-        if name == "survivors":
+        elif name == "survivors":
             assert "sibling -1 1" in attack["message"]
             assert _survivors() == []
+        elif name == "root":
+            assert attack["stdout"] == "[]\n", attack["stdout"]
+            assert not (folder / "vault" / "written").exists()
+        elif name == "kill":
+            assert attack["stdout"] == "still here\n"
 
 
 def test_strict_isolation_refuses_to_run_without_the_full_sandbox(tmp_path: Path) -> None:

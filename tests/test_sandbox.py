@@ -106,16 +106,43 @@ def test_vault_cannot_be_written(tmp_path: Path, sandbox: Sandbox) -> None:
     assert not target.exists()
 
 
-def test_vault_writes_are_detected_without_namespaces(tmp_path: Path, sandbox: Sandbox) -> None:
+def test_without_namespaces_landlock_keeps_the_vault_read_only(tmp_path: Path, sandbox: Sandbox) -> None:
     vault = tmp_path / "vault"
     vault.mkdir()
     target = vault / "written.txt"
     note = vault / "note.md"
-    note.write_text(fence(f"open({str(target)!r}, 'w').write('x')"))
+    note.write_text(
+        fence(f"import os\nprint(os.environ['TMPDIR'] != '/tmp')\nopen({str(target)!r}, 'w').write('x')")
+    )
     [result] = check([NoteFile(note, vault)], Config(namespaces=False), sandbox)
-    assert result.status == "error"
-    assert "changed files in the vault" in result.error
-    assert str(target) in result.error
+    assert result.facts is not None and result.facts.isolation["vault"] == "read-only (Landlock)"
+    block = result.blocks[0]
+    assert block.facts is not None and block.facts.exception is not None
+    assert block.facts.exception.type == "PermissionError"
+    assert block.facts.stdout == "True\n"  # its temporary files go to its own folder
+    assert not target.exists()
+
+
+def test_where_nothing_keeps_the_vault_read_only_a_same_size_edit_set_back_in_time_is_seen(
+    tmp_path: Path,
+) -> None:
+    """The last line without namespaces or Landlock: every file's identity, size and times,
+    dot-folders included; ``os.utime`` cannot set the change time back."""
+    from noteexec.sandbox.worker import _vault_snapshot
+
+    vault = tmp_path / "vault"
+    (vault / ".noteexec").mkdir(parents=True)
+    for path in (vault / "note.md", vault / ".noteexec" / "cache.sqlite"):
+        path.write_text("abc")
+    before = _vault_snapshot([str(vault)])
+    for path in (vault / "note.md", vault / ".noteexec" / "cache.sqlite"):
+        stat = path.stat()
+        time.sleep(0.01)
+        path.write_text("xyz")
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    after = _vault_snapshot([str(vault)])
+    changed = sorted(path for path in before if before[path] != after[path])
+    assert changed == sorted([str(vault / ".noteexec" / "cache.sqlite"), str(vault / "note.md")])
 
 
 def test_leftover_and_setsid_children_are_killed(run_note: RunNote, isolation: Config) -> None:

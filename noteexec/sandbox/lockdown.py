@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import os
 from functools import cache
 from typing import Any
 
@@ -118,3 +119,29 @@ def lock_down() -> None:
     drop_capabilities()
     no_new_privileges()
     syscall_filter().load()
+
+
+def landlock_missing() -> str | None:
+    """Why Landlock cannot confine a note here (``None`` when it can: ABI 6 or later, which
+    scopes signals and abstract sockets besides files and TCP)."""
+    from py_landlock import LandlockError, get_abi_version
+
+    try:
+        abi = get_abi_version()
+    except LandlockError as error:
+        return f"Landlock is unavailable: {error}"
+    return None if abi >= 6 else f"Landlock ABI {abi} is older than 6 (Linux 6.12)"
+
+
+def confine(writable: str) -> None:
+    """Without namespaces: the note's tree may read and run anything, write only under
+    ``writable`` (its own folder) and ``/dev/shm``, open no TCP connection, and neither signal
+    nor reach through an abstract socket any process outside it (the worker, the checker).
+    Inherited by everything it starts; no capability can lift it."""
+    from py_landlock import AccessFs, Landlock
+
+    sinks = [device for device in ("/dev/null", "/dev/zero", "/dev/full") if os.path.exists(device)]
+    ruleset = Landlock(strict=False).allow_read("/").allow_execute("/")
+    ruleset.allow_read_write(writable, *[path for path in ("/dev/shm",) if os.path.isdir(path)])
+    ruleset.add_path_rule(*sinks, access=AccessFs.READ_FILE | AccessFs.WRITE_FILE | AccessFs.TRUNCATE)
+    ruleset.apply()

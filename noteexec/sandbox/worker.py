@@ -56,7 +56,7 @@ from noteexec.sandbox.isolation import (
     reap_descendants,
     sethostname,
 )
-from noteexec.sandbox.lockdown import lock_down, syscall_filter
+from noteexec.sandbox.lockdown import confine, landlock_missing, lock_down, syscall_filter
 
 CHANNEL_FD = 1021
 GO_FD = CHANNEL_FD - 1
@@ -154,6 +154,11 @@ def _init(job: dict[str, Any], plan: Plan, sources: list[Source]) -> None:
                 libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
                 cwd = os.path.join(plan.workdir, "cwd")
                 os.mkdir(cwd, 0o700)
+                temporary = os.path.join(plan.workdir, "tmp")
+                os.mkdir(temporary, 0o700)
+                os.environ["TMPDIR"] = tempfile.tempdir = temporary  # /tmp is not the note's
+                if plan.confine:
+                    confine(plan.workdir)
             lock_down()
             if job.get("probe"):
                 channel.send({"event": "probed"})
@@ -251,6 +256,8 @@ class Plan:
     workdir: str
     isolation: dict[str, Any]
     host_id_can_import: bool = False
+    confine: bool = False
+    """Without namespaces: confine the note's tree with Landlock (see ``lockdown.confine``)."""
 
 
 class BrokenChannel(Exception):
@@ -426,6 +433,7 @@ class Worker:
         self.groups = groups if isinstance(groups, NoteGroups) else None
         self.groups_missing = groups if isinstance(groups, str) else None
         self.host_id_can_import = self.root and _host_id_can_import()
+        self.landlock_missing = landlock_missing()
         self.world_error: str | None = None
         self.world_error = self._probe_world()
         self.warmed = False
@@ -441,6 +449,8 @@ class Worker:
         if not namespaces:
             reason = "namespaces disabled by configuration" if not namespaces_wanted else self.world_error
             missing += ["user, PID, mount, network and IPC namespaces"]
+            if self.landlock_missing:
+                missing.append(f"a Landlock confinement ({self.landlock_missing})")
         if namespaces:
             user = "an unprivileged id in its own user namespace"
         elif self.host_id_can_import:
@@ -453,8 +463,12 @@ class Worker:
         isolation = {
             "level": "full" if namespaces else "reduced",
             "namespaces": namespaces,
-            "network": "none" if namespaces else "shared",
-            "vault": "read-only" if namespaces else "watched",
+            "network": "none" if namespaces else "no TCP" if not self.landlock_missing else "shared",
+            "vault": "read-only"
+            if namespaces
+            else "read-only (Landlock)"
+            if not self.landlock_missing
+            else "watched",
             "user": user,
             # Without a cgroup, memory and processes are capped per process (setrlimit): a weaker
             # cap, but not a hole in the trust boundary, so it does not lower the level.
@@ -466,7 +480,7 @@ class Worker:
         }
         return Plan(
             namespaces, self.root, os.geteuid(), os.getegid(), self.staging, workdir, isolation,
-            self.host_id_can_import,
+            self.host_id_can_import, not namespaces and not self.landlock_missing,
         )  # fmt: skip
 
     def _spawn(self, job: dict[str, Any], plan: Plan, groups: tuple[str, ...]) -> tuple[int, int, int]:
@@ -616,7 +630,8 @@ class Worker:
         plan = self._plan(job["namespaces"], workdir)
         if workdir and self.host_id_can_import:
             os.chown(workdir, NOTE_HOST_ID, NOTE_HOST_ID)
-        vault_before = None if plan.namespaces else _vault_snapshot(job["readonly"])
+        watched = not plan.namespaces and not plan.confine  # neither a read-only view nor Landlock
+        vault_before = _vault_snapshot(job["readonly"]) if watched else None
         groups: tuple[str, ...] = ()
         self.spawned += 1
         if self.groups is not None:

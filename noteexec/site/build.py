@@ -15,23 +15,28 @@ import json
 import os
 import shutil
 import tempfile
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
-from noteexec.check import NoteResult
-from noteexec.display import unicode_path
+from noteexec.check import NoteResult, discover
+from noteexec.display import shown_path, unicode_path
 from noteexec.memory import collector_paused
+from noteexec.model import Note
 from noteexec.site.arguments import DEFAULT_MERMAID_URL
 from noteexec.site.assets import favicon_svg, site_css, site_js, theme_js
+from noteexec.site.attachments import withheld
+from noteexec.site.custom_css import CustomCss, load_custom_css
 from noteexec.site.page import BrokenLink, Page, ParsedNote, SiteIndex, make_page, parse_for_site
 from noteexec.site.render import PageLinks, Theme, render_index, render_page, render_tag, script_source
-from noteexec.site.vault import ASSETS_DIR, Vault
+from noteexec.site.vault import ASSETS_DIR, Vault, frontmatter_list
 
 HOME_NOTES = ("readme.md", "index.md", "home.md")
 """A vault's front page: its title becomes the site's title unless ``--title`` says otherwise."""
+CUSTOM_CSS = f"{ASSETS_DIR}/custom.css"
 MARKER = ".noteexec-site"
 """Written into every site: only a folder holding it (or an empty one) is ever replaced."""
 
@@ -53,6 +58,12 @@ class BuildOptions:
     """The generation of a ``noteexec serve`` build (pages poll for a newer one); None: static."""
     site_url: str | None = None
     """The public address of the site, for absolute URLs in ``sitemap.xml``."""
+    exclude: tuple[str, ...] = ()
+    """The configuration's ``exclude`` globs: neither pages nor published attachments."""
+    css: tuple[Path, ...] = ()
+    """``--css FILE``: custom CSS, confined to note bodies (:mod:`noteexec.site.custom_css`)."""
+    publish_css: bool = False
+    """Also use the vault's ``publish.css`` (Obsidian Publish), as the trusted config allows."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,8 @@ class SiteFiles:
     pages: tuple[Page, ...]
     broken: tuple[BrokenLink, ...]
     tags: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    """Attachments not published and custom CSS dropped, each as ``file:line: why``."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,7 @@ class BuildReport:
     broken: tuple[BrokenLink, ...]
     files: int
     ran: bool = True
+    warnings: tuple[str, ...] = ()
 
     @property
     def failed(self) -> tuple[Page, ...]:
@@ -117,25 +131,38 @@ def theme_for(options: BuildOptions, title: str) -> tuple[Theme, Path | None]:
     )
 
 
-def css_snippets(root: Path) -> dict[str, Path]:
-    """The vault's enabled Obsidian CSS snippets (``.obsidian/appearance.json``), by site path.
+def is_private(note: Note) -> bool:
+    """``publish: false`` (Obsidian Publish) or ``draft: true`` (static-site generators)."""
+    frontmatter = note.frontmatter
+    return _flag(frontmatter.get("publish")) is False or _flag(frontmatter.get("draft")) is True
 
-    Callouts and the rest keep Obsidian's DOM, so a snippet styles the site as it styles the app.
+
+def _flag(value: object) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}.get(
+            value.strip().lower()
+        )
+    return None
+
+
+def custom_css(root: Path, options: BuildOptions) -> CustomCss:
+    """The custom CSS the user asked for: ``--css`` files, then ``publish.css`` if enabled.
+
+    Never anything from ``.obsidian/``: a vault's own styles could restyle a verdict into a lie.
     """
-    obsidian = root / ".obsidian"
+    files = [(path, shown_path(path)) for path in options.css]
+    for path in options.css:
+        if not path.is_file():
+            raise BuildError(f"--css {shown_path(path)}: no such file")
+    publish = root / "publish.css"
+    if options.publish_css and publish.is_file() and not publish.is_symlink():
+        files.append((publish, shown_path(publish)))
     try:
-        settings = json.loads((obsidian / "appearance.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    enabled = settings.get("enabledCssSnippets") if isinstance(settings, dict) else None
-    found: dict[str, Path] = {}
-    for name in enabled if isinstance(enabled, list) else ():
-        if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
-            continue
-        source = obsidian / "snippets" / f"{name}.css"
-        if source.is_file() and not source.is_symlink():
-            found[f"{ASSETS_DIR}/snippets/{name}.css"] = source
-    return dict(sorted(found.items()))
+        return load_custom_css(files)
+    except (OSError, UnicodeDecodeError) as error:
+        raise BuildError(f"cannot read custom CSS: {error}") from None
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -190,30 +217,58 @@ def render_site(
     results: Sequence[NoteResult],
     options: BuildOptions = BuildOptions(),
     attachments: Sequence[str] = (),
+    excluded: Sequence[str] = (),
 ) -> SiteFiles:
-    """Every file of the site, from the notes' results (pure but for reading attachments' paths)."""
+    """Every file of the site, from the notes' results (pure but for reading attachments and CSS).
+
+    ``excluded``: vault paths of notes the configuration excludes; like private notes
+    (:func:`is_private`), links to them resolve, to plain text.
+    """
     with collector_paused():  # both passes keep every note's tokens alive: millions of objects
-        return _render_site(root, results, options, attachments)
+        return _render_site(root, results, options, attachments, excluded)
 
 
 def _render_site(
-    root: Path, results: Sequence[NoteResult], options: BuildOptions, attachments: Sequence[str]
+    root: Path,
+    results: Sequence[NoteResult],
+    options: BuildOptions,
+    attachments: Sequence[str],
+    excluded: Sequence[str],
 ) -> SiteFiles:
-    rels = [_relative(result.note.path, root) for result in results]
-    parsed: dict[str, ParsedNote] = {
-        rel: parse_for_site(result.note, rel) for rel, result in zip(rels, results, strict=True)
-    }
+    every = [(_relative(result.note.path, root), result) for result in results]
+    published = [(rel, result) for rel, result in every if not is_private(result.note)]
+    private = {rel: result.note for rel, result in every if is_private(result.note)}
+    rels = [rel for rel, _ in published]
+    parsed: dict[str, ParsedNote] = {rel: parse_for_site(result.note, rel) for rel, result in published}
     home = next((parsed[rel] for rel in rels if rel.lower() in HOME_NOTES), None)
     title = options.title or (home.title if home else "") or root.resolve().name or "Notes"
     theme, mermaid_file = theme_for(options, title)
-    snippets = css_snippets(root)
-    theme = dataclasses.replace(theme, snippets=tuple(snippets))
-    vault = Vault(rels, attachments, {rel: note.aliases for rel, note in parsed.items()})
+    custom = custom_css(root, options)
+    if custom.css:
+        theme = dataclasses.replace(theme, custom_css=CUSTOM_CSS)
+    aliases = {rel: note.aliases for rel, note in parsed.items()}
+    for rel, note in private.items():
+        aliases[rel] = frontmatter_list(note.frontmatter.get("aliases", note.frontmatter.get("alias")))
+    hidden = sorted({*private, *excluded})
+    vault = Vault(rels, attachments, aliases, hidden=hidden)
     tag_urls = vault.tag_urls(tag for note in parsed.values() for tag in note.tags)
+    reasons: dict[str, str | None] = {}
+
+    def withheld_reason(rel: str) -> str | None:
+        if rel not in reasons:
+            reasons[rel] = withheld(rel, lambda name: (root / name).read_bytes())
+        return reasons[rel]
+
     site = SiteIndex(
-        vault=vault, parsed=parsed, tag_urls=tag_urls, mermaid=theme.mermaid_src is not None, ran=options.ran
+        vault=vault,
+        parsed=parsed,
+        tag_urls=tag_urls,
+        mermaid=theme.mermaid_src is not None,
+        ran=options.ran,
+        private=frozenset(hidden),
+        withheld=withheld_reason,
     )
-    pages = [make_page(parsed[rel], result, site) for rel, result in zip(rels, results, strict=True)]
+    pages = [make_page(parsed[rel], result, site) for rel, result in published]
     languages: dict[str, int] = {}
     for page in pages:
         languages[page.lang] = languages.get(page.lang, 0) + 1
@@ -224,7 +279,7 @@ def _render_site(
     for page in pages:
         for target in page.links:
             backlinks.setdefault(target, []).append((page.title, page.url))
-    files: dict[str, bytes | Path] = {}
+    files = _SiteFiles()
     for page in pages:
         links = PageLinks(
             backlinks=tuple(
@@ -232,9 +287,9 @@ def _render_site(
             ),
             tag_urls=tag_urls,
         )
-        files[page.url] = render_page(page, links, theme).encode()
+        files.add(page.url, render_page(page, links, theme).encode(), f"the page of {page.rel}")
     broken = tuple(item for page in pages for item in page.broken)
-    files["index.html"] = render_index(pages, broken, tag_urls, theme).encode()
+    files.add("index.html", render_index(pages, broken, tag_urls, theme).encode(), "the site's index")
     by_tag: dict[str, list[Page]] = {}
     names: dict[str, str] = {}
     for page in pages:
@@ -242,21 +297,44 @@ def _render_site(
             by_tag.setdefault(tag.casefold(), []).append(page)
             names.setdefault(tag.casefold(), tag)
     for key, url in tag_urls.items():
-        files[url] = render_tag(names[key], url, by_tag.get(key, []), tag_urls, theme).encode()
-    files["search-index.js"] = _search_index(pages)
-    files["sitemap.xml"] = _sitemap(pages, tag_urls, options.site_url)
-    files[f"{ASSETS_DIR}/site.css"] = site_css().encode()
-    files[f"{ASSETS_DIR}/site.js"] = site_js().encode()
-    files[f"{ASSETS_DIR}/theme.js"] = theme_js().encode()
-    files[f"{ASSETS_DIR}/favicon.svg"] = (favicon_svg() + "\n").encode()
-    for site_path, source in snippets.items():
-        files[site_path] = source
+        tag_page = render_tag(names[key], url, by_tag.get(key, []), tag_urls, theme)
+        files.add(url, tag_page.encode(), f"the tag page of #{key}")
+    own = "the site's own file"
+    files.add("search-index.js", _search_index(pages), own)
+    files.add("sitemap.xml", _sitemap(pages, tag_urls, options.site_url), own)
+    files.add(f"{ASSETS_DIR}/site.css", site_css().encode(), own)
+    files.add(f"{ASSETS_DIR}/site.js", site_js().encode(), own)
+    files.add(f"{ASSETS_DIR}/theme.js", theme_js().encode(), own)
+    files.add(f"{ASSETS_DIR}/favicon.svg", (favicon_svg() + "\n").encode(), own)
+    if custom.css:
+        files.add(CUSTOM_CSS, custom.css.encode(), "the custom CSS")
     if mermaid_file is not None:
-        files[f"{ASSETS_DIR}/mermaid.min.js"] = mermaid_file
-    for page in pages:
-        for rel in page.attachments:
-            files[vault.url(rel)] = root / rel
-    return SiteFiles(files=files, pages=tuple(pages), broken=broken, tags=tag_urls)
+        files.add(f"{ASSETS_DIR}/mermaid.min.js", mermaid_file, "--mermaid-url")
+    for rel in sorted({rel for page in pages for rel in page.attachments}):
+        files.add(vault.url(rel), root / rel, f"the vault file {rel}", attachment=True)
+    warnings = [item.describe(str(root)) for page in pages for item in page.withheld]
+    warnings.extend(custom.warnings)
+    return SiteFiles(
+        files=files.files, pages=tuple(pages), broken=broken, tags=tag_urls, warnings=tuple(warnings)
+    )
+
+
+class _SiteFiles:
+    """The site's files by path; two things at one path (or at two a case-insensitive file system
+    confuses) is an error naming both, so nothing can replace what the site writes."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes | Path] = {}
+        self._site: dict[str, str] = {}
+
+    def add(self, path: str, data: bytes | Path, origin: str, attachment: bool = False) -> None:
+        key = unicodedata.normalize("NFC", path).casefold()
+        clash = self._site.get(key) or (path in self.files and "another vault file")
+        if clash:
+            raise BuildError(f"{path}: both {clash} and {origin} would be written there")
+        if not attachment:
+            self._site[key] = origin
+        self.files[path] = data
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,7 +469,23 @@ def build_site(
     """Render and write the site of the vault at ``root`` from its notes' results."""
     from noteexec.site.vault import scan_attachments
 
-    attachments = scan_attachments(root, skip=[out]) if root.is_dir() else []
-    site = render_site(root, results, options, attachments)
+    attachments = scan_attachments(root, skip=[out], exclude=options.exclude) if root.is_dir() else []
+    excluded = excluded_notes(root, options.exclude) if root.is_dir() else []
+    site = render_site(root, results, options, attachments, excluded)
     write_site(site.files, out)
-    return BuildReport(out=out, pages=site.pages, broken=site.broken, files=len(site.files), ran=options.ran)
+    return BuildReport(
+        out=out,
+        pages=site.pages,
+        broken=site.broken,
+        files=len(site.files),
+        ran=options.ran,
+        warnings=site.warnings,
+    )
+
+
+def excluded_notes(root: Path, exclude: Sequence[str]) -> list[str]:
+    """Vault paths of the notes ``exclude`` leaves out (links to them resolve, to plain text)."""
+    if not exclude:
+        return []
+    kept = {file.path for file in discover([root], exclude)}
+    return [_relative(file.path, root) for file in discover([root]) if file.path not in kept]

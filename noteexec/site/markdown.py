@@ -307,8 +307,9 @@ class Linker(Protocol):
 
     def tag_href(self, tag: str, env: dict[str, Any]) -> str: ...
 
-    def url(self, href: str, kind: str, line: int | None, env: dict[str, Any]) -> str:
-        """A Markdown link's (kind ``link``) or image's (``image``) URL, rewritten for the site."""
+    def url(self, href: str, kind: str, line: int | None, env: dict[str, Any]) -> str | None:
+        """A Markdown link's (kind ``link``) or image's (``image``) URL, rewritten for the site;
+        None: what it points at is not published (a private note, a withheld attachment)."""
         ...
 
 
@@ -560,8 +561,10 @@ def _render_link_open(self: Any, tokens: list[Token], idx: int, options: Any, en
     token = tokens[idx]  # tokens are shared by every page that embeds the note: never mutated here
     attrs = dict(token.attrs)
     link = _linker(env).url(str(attrs.get("href") or ""), "link", token.meta.get("line"), env)
-    if _inert_url(link):  # markdown-it lets data:image/... through; a link to it is no link
+    if link is None or _inert_url(link):  # markdown-it lets data:image/... through: no link
         attrs.pop("href", None)
+        if link is None:
+            attrs["class"] = "internal-link is-unpublished"
         return f"<a{_attributes(attrs)}>"
     attrs["href"] = link
     if re.match(r"^[a-z][a-z0-9+.-]*:", link, re.IGNORECASE) and not link.startswith("mailto:"):
@@ -572,9 +575,12 @@ def _render_link_open(self: Any, tokens: list[Token], idx: int, options: Any, en
 def _render_image(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
     token = tokens[idx]
     attrs = dict(token.attrs)
-    attrs["src"] = _linker(env).url(str(attrs.get("src") or ""), "image", token.meta.get("line"), env)
+    src_or_none = _linker(env).url(str(attrs.get("src") or ""), "image", token.meta.get("line"), env)
     attrs.pop("alt", None)
     alt = self.renderInlineAsText(token.children or [], options, env)
+    if src_or_none is None:
+        return f'<span class="internal-embed is-unpublished">{escape(alt)}</span>'
+    attrs["src"] = src_or_none
     # Obsidian: ![alt|300](x.png) sets the width.
     size = re.search(r"\|\s*(\d+)(?:x(\d+))?\s*$", alt)
     if size:

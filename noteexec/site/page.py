@@ -21,6 +21,7 @@ from markdown_it.token import Token
 from noteexec.check import BlockResult, NoteResult
 from noteexec.display import shown_path
 from noteexec.model import Note
+from noteexec.site.attachments import RASTER_TYPES
 from noteexec.site.code import display_outcome
 from noteexec.site.markdown import WikiTarget, plain_text, site_markdown, slugify
 from noteexec.site.vault import (
@@ -101,11 +102,14 @@ class Page:
     """Vault-relative paths of the notes this page links to or embeds."""
     broken: tuple[BrokenLink, ...]
     attachments: tuple[str, ...]
+    """Vault-relative paths of the attachments the page shows or links to (all publishable)."""
     text: str
     description: str
     properties: tuple[tuple[str, str], ...] = field(default=())
     """Other frontmatter properties, as (name, text) pairs."""
     lang: str = "en"
+    withheld: tuple[BrokenLink, ...] = ()
+    """Attachments the page names but the site does not publish, each with the reason."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,6 +189,10 @@ class SiteIndex:
     """``rel → bytes`` for inlining attachments."""
     load: Any = None
     """``rel → ParsedNote`` for notes not parsed up front (a lone page embedding another note)."""
+    private: frozenset[str] = frozenset()
+    """Notes that are not published: a link to one is plain text, an embed of one shows nothing."""
+    withheld: Any = None
+    """``rel → reason or None``: why an attachment is not published (see ``attachments.withheld``)."""
 
     def note(self, rel: str) -> ParsedNote | None:
         parsed = self.parsed.get(rel)
@@ -206,6 +214,7 @@ class SiteLinker:
         self.links: set[str] = set()
         self.attachments: set[str] = set()
         self.broken: list[BrokenLink] = []
+        self.withheld: list[BrokenLink] = []
 
     # -- helpers
     def _source(self, env: dict[str, Any]) -> str:
@@ -228,18 +237,35 @@ class SiteLinker:
             return f"^{target.block}"
         return None
 
-    def _attachment_src(self, rel: str) -> str:
-        self.attachments.add(rel)
-        if self.site.embed_files and self.site.read_file is not None:
-            import base64
-            import mimetypes
+    def _private(self, rel: str) -> bool:
+        return rel in self.site.private and rel != self.page_rel
 
-            kind = mimetypes.guess_type(rel)[0] or "application/octet-stream"
-            if kind == "image/svg+xml":
-                kind = "image/svg+xml"
+    def _attachment_src(self, rel: str, env: dict[str, Any], line: int | None, shown: str) -> str | None:
+        """The attachment's URL on this page, or None (recorded with why) when it is not published.
+
+        A lone page inlines raster images as ``data:image/...`` and nothing else: any other
+        ``data:`` URL would be a document of the vault's making in the reader's browser.
+        """
+        if self.site.embed_files and self.site.read_file is not None:
+            kind = RASTER_TYPES.get(posixpath.splitext(rel)[1].lower())
+            if kind is None:
+                self._withhold(env, line, shown, "only raster images are inlined in a single page")
+                return None
+            import base64
+
+            self.attachments.add(rel)
             data = base64.b64encode(self.site.read_file(rel)).decode("ascii")
             return f"data:{kind};base64,{data}"
+        why = self.site.withheld(rel) if self.site.withheld is not None else None
+        if why is not None:
+            self._withhold(env, line, shown, f"not published: {why}")
+            return None
+        self.attachments.add(rel)
         return href(self.page_url, self.site.vault.url(rel))
+
+    def _withhold(self, env: dict[str, Any], line: int | None, shown: str, reason: str) -> None:
+        if not env.get("embedded"):
+            self.withheld.append(BrokenLink(self.page_rel, line, shown, reason))
 
     # -- Linker protocol
     def wikilink(self, target: WikiTarget, line: int | None, env: dict[str, Any]) -> str:
@@ -255,8 +281,12 @@ class SiteLinker:
                 f'<a class="internal-link is-unresolved" data-href="{data}" title="no such note">{label}</a>'
             )
         if not resolved.is_note:
-            url = self._attachment_src(resolved.rel)
+            url = self._attachment_src(resolved.rel, env, line, f"[[{target.raw}]]")
+            if url is None:
+                return f'<span class="internal-link is-unpublished" data-href="{data}">{label}</span>'
             return f'<a class="internal-link" data-href="{data}" href="{escape(url)}">{label}</a>'
+        if self._private(resolved.rel):
+            return f'<span class="internal-link is-unpublished" data-href="{data}">{label}</span>'
         if not env.get("embedded"):
             self.links.add(resolved.rel)
         fragment = self._fragment(target, resolved.rel, env, line)
@@ -273,7 +303,10 @@ class SiteLinker:
                 f"{escape(target.note)} could not be found</span>"
             )
         if resolved is not None and not resolved.is_note:
-            return self._embed_file(resolved.rel, target)
+            return self._embed_file(resolved.rel, target, env, line)
+        if resolved is not None and self._private(resolved.rel):
+            label = escape(target.label)
+            return f'<span class="internal-embed is-unpublished" data-src="{data}">{label}</span>'
         rel = resolved.rel if resolved is not None else self._source(env)
         if not env.get("embedded"):
             self.links.add(rel)
@@ -345,10 +378,14 @@ class SiteLinker:
             tokens = tokens[3:]
         return tokens
 
-    def _embed_file(self, rel: str, target: WikiTarget) -> str:
+    def _embed_file(self, rel: str, target: WikiTarget, env: dict[str, Any], line: int | None) -> str:
         extension = posixpath.splitext(rel)[1].lower()
-        src = escape(self._attachment_src(rel))
         name = escape(posixpath.basename(rel))
+        url = self._attachment_src(rel, env, line, f"![[{target.raw}]]")
+        if url is None:
+            data = escape(target.raw)
+            return f'<span class="internal-embed is-unpublished" data-src="{data}">{name}</span>'
+        src = escape(url)
         if extension in IMAGE_EXTENSIONS:
             size = ""
             if target.alias:
@@ -368,7 +405,7 @@ class SiteLinker:
         url = self.site.tag_urls.get(tag.casefold())
         return href(self.page_url, url) if url else "#"
 
-    def url(self, link: str, kind: str, line: int | None, env: dict[str, Any]) -> str:
+    def url(self, link: str, kind: str, line: int | None, env: dict[str, Any]) -> str | None:
         """Markdown ``[x](note.md)`` and ``![x](image.png)``: vault paths become site paths."""
         if not link or link.startswith("#") or _SCHEME.match(link) or link.startswith("//"):
             return link
@@ -381,7 +418,9 @@ class SiteLinker:
             self._broken(env, line, link, f"no such {'file' if kind == 'image' else 'note'}")
             return link
         if not resolved.is_note:
-            return self._attachment_src(resolved.rel)
+            return self._attachment_src(resolved.rel, env, line, link)
+        if self._private(resolved.rel):
+            return None
         if not env.get("embedded"):
             self.links.add(resolved.rel)
         fragment = unquote(fragment)
@@ -476,6 +515,7 @@ def make_page(parsed: ParsedNote, result: NoteResult | None, site: SiteIndex) ->
         links=tuple(sorted(linker.links - {parsed.rel})),
         broken=tuple(sorted(linker.broken, key=lambda item: (item.line or 0, item.target))),
         attachments=tuple(sorted(linker.attachments)),
+        withheld=tuple(sorted(linker.withheld, key=lambda item: (item.line or 0, item.target))),
         text=parsed.text,
         description=description[:200],
         lang=str(frontmatter.get("lang") or detect_lang(parsed.title + " " + parsed.text[:2000])),

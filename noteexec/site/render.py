@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 from noteexec.site import icons
-from noteexec.site.assets import favicon_svg
 from noteexec.site.code import BADGE_LABELS
 from noteexec.site.page import BrokenLink, Page
 from noteexec.site.vault import ASSETS_DIR, href, root_prefix
@@ -47,8 +46,9 @@ class Theme:
     """For a self-contained page: the stylesheet itself instead of a link to it."""
     inline_js: str | None = None
     inline_head_js: str | None = None
-    snippets: tuple[str, ...] = ()
-    """Site paths of the vault's enabled Obsidian CSS snippets, linked after the site's CSS."""
+    custom_css: str | None = None
+    """The site path of the custom CSS (``--css``, ``publish.css``), confined to note bodies;
+    for a self-contained page, the CSS itself (see :mod:`noteexec.site.custom_css`)."""
     lang: str = "en"
     """The language of pages that do not say (a note's frontmatter ``lang`` wins)."""
 
@@ -82,14 +82,12 @@ def _csp(theme: Theme) -> str:
     from elsewhere, and notes never contribute a script, a style sheet, a frame or a plugin.
     """
     scripts = ["'self'"]
-    media = ["'self'"]
     if theme.inline_js is not None:
         scripts = [
             f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'"
             for script in (theme.inline_head_js, theme.inline_js)
             if script is not None
         ]
-        media.append("data:")
     if theme.mermaid_src and not theme.mermaid_is_site_file:
         source = script_source(theme.mermaid_src)
         if source is not None:
@@ -98,9 +96,15 @@ def _csp(theme: Theme) -> str:
         "default-src 'self'; "
         f"script-src {' '.join(dict.fromkeys(scripts))}; "
         "style-src 'self' 'unsafe-inline'; "
-        f"img-src 'self' data:; media-src {' '.join(media)}; font-src 'self'; connect-src 'self'; "
+        "img-src 'self' data:; media-src 'self'; font-src 'self'; connect-src 'self'; "
         "object-src 'none'; frame-src 'none'; base-uri 'none'; form-action 'none'"
     )
+
+
+def _in_style_element(css: str) -> str:
+    """CSS inside ``<style>``: ``</`` (only ever in a string or url) as the CSS escape ``<\\/``,
+    so no text of it can end the element."""
+    return css.replace("</", "<\\/")
 
 
 def _head(title: str, root: str, theme: Theme, description: str = "", lang: str | None = None) -> str:
@@ -109,18 +113,18 @@ def _head(title: str, root: str, theme: Theme, description: str = "", lang: str 
         if theme.inline_css is not None
         else f'<link rel="stylesheet" href="{root}{ASSETS_DIR}/site.css">'
     )
-    for snippet in theme.snippets:
-        css += f'\n<link rel="stylesheet" href="{root}{escape(quote(snippet, safe="/-_.~"))}">'
+    if theme.custom_css is not None and theme.inline_css is not None:
+        css += f"\n<style>{_in_style_element(theme.custom_css)}</style>"
+    elif theme.custom_css is not None:
+        css += f'\n<link rel="stylesheet" href="{root}{escape(quote(theme.custom_css, safe="/-_.~"))}">'
     if theme.inline_head_js is not None:
         css += f"\n<script>{theme.inline_head_js}</script>"
     elif theme.inline_js is None:
         css += f'\n<script src="{root}{ASSETS_DIR}/theme.js"></script>'
 
     meta = f'<meta name="description" content="{escape(description)}">\n' if description else ""
-    if theme.inline_css is None:
+    if theme.inline_css is None:  # a lone page has none: it writes no data: URL but raster images
         meta += f'<link rel="icon" href="{root}{ASSETS_DIR}/favicon.svg" type="image/svg+xml">\n'
-    else:
-        meta += f'<link rel="icon" href="data:image/svg+xml,{quote(favicon_svg())}">\n'
 
     return (
         "<!doctype html>\n"

@@ -13,6 +13,7 @@ Resolution of ``[[target]]`` from a note in folder ``F``:
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import posixpath
 import unicodedata
@@ -29,6 +30,10 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".ogv"})
 
 RESERVED_URLS = frozenset({"index.html", "search-index.js", "sitemap.xml", "404.html"})
 ASSETS_DIR = "_assets"
+ATTACHMENTS_DIR = "_attachments"
+"""Every attachment is published under this folder, so none can take a name the site writes."""
+NOTES_DIR = "_notes"
+"""Where a note whose path starts with one of the site's own folders is moved."""
 TAGS_DIR = "tags"
 
 
@@ -73,39 +78,45 @@ class Vault:
         notes: Sequence[str],
         attachments: Sequence[str] = (),
         aliases: Mapping[str, Sequence[str]] | None = None,
+        hidden: Sequence[str] = (),
     ) -> None:
+        """``hidden``: notes that are not published; links resolve to them but they get no URL."""
         self.notes = tuple(notes)
         self.attachments = tuple(attachments)
-        self._note_set = set(self.notes)
+        self._note_set = {*self.notes, *hidden}
         self._by_key: dict[str, str] = {}
         self._by_name: dict[str, list[str]] = {}
-        for rel in (*self.notes, *self.attachments):
+        for rel in (*self.notes, *hidden, *self.attachments):
             self._by_key.setdefault(_key(rel), rel)
             name = posixpath.basename(rel)
             self._by_name.setdefault(_key(name), []).append(rel)
             if is_note_path(rel):
                 self._by_name.setdefault(_key(name[:-3]), []).append(rel)
         self._aliases: dict[str, str] = {}
-        for rel in self.notes:
+        for rel in (*self.notes, *hidden):
             for alias in (aliases or {}).get(rel, ()):
                 self._aliases.setdefault(_key(alias), rel)
         self.urls = self._assign_urls()
 
     def _assign_urls(self) -> dict[str, str]:
-        """Site URL of each file: ``a/b.md`` → ``a/b.html``; attachments keep their path."""
+        """Site URL of each file: ``a/b.md`` → ``a/b.html``; attachments under ``_attachments/``.
+
+        A note's URL steers clear of the site's own files and folders; an attachment's is in a
+        folder of its own, so no vault file can replace a page, a script or a style sheet.
+        """
         self.taken = set(RESERVED_URLS)
         urls: dict[str, str] = {}
         for rel in self.notes:
             url = note_url(rel)
-            if url.startswith(f"{ASSETS_DIR}/"):
-                url = f"_notes/{url}"
+            if _key(url).startswith((f"{ASSETS_DIR}/", f"{ATTACHMENTS_DIR}/")):
+                url = f"{NOTES_DIR}/{url}"
             stem, counter = url[:-5], 1
             while _key(url) in self.taken:
                 url, counter = f"{stem}-{counter}.html", counter + 1
             self.taken.add(_key(url))
             urls[rel] = url
         for rel in self.attachments:
-            urls[rel] = f"_files/{rel}" if rel.startswith(f"{ASSETS_DIR}/") else rel
+            urls[rel] = f"{ATTACHMENTS_DIR}/{rel}"
         return urls
 
     def tag_urls(self, tags: Iterable[str]) -> dict[str, str]:
@@ -198,8 +209,9 @@ def root_prefix(url: str) -> str:
     return "../" * url.count("/")
 
 
-def scan_attachments(root: Path, skip: Iterable[Path] = ()) -> list[str]:
-    """Non-Markdown files of a vault (no dot-folders, nothing inside ``skip``), in path order.
+def scan_attachments(root: Path, skip: Iterable[Path] = (), exclude: Sequence[str] = ()) -> list[str]:
+    """Non-Markdown files of a vault (no dot-folders, nothing inside ``skip``, none matching an
+    ``exclude`` glob, as for notes), in path order.
 
     Symlinks are not followed, so nothing outside the vault is ever copied into a site.
     """
@@ -215,5 +227,7 @@ def scan_attachments(root: Path, skip: Iterable[Path] = ()) -> list[str]:
             path = Path(directory) / name
             if name.startswith(".") or name.lower().endswith(".md") or path.is_symlink():
                 continue
-            found.append(path.relative_to(root).as_posix())
+            rel = path.relative_to(root).as_posix()
+            if not any(fnmatch.fnmatch(rel, pattern) for pattern in exclude):
+                found.append(rel)
     return sorted(found)

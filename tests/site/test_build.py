@@ -177,17 +177,3 @@ def test_site_commands_never_import_torch() -> None:
     code = "import sys, noteexec.cli, noteexec.site.serve, noteexec.site.build; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.stdout.strip() == "False"
-
-
-def test_enabled_obsidian_css_snippets_are_linked(tmp_path: Path) -> None:
-    vault = write_vault(tmp_path / "vault", {"a.md": "> [!tip] x\n> y\n"})
-    snippets = vault / ".obsidian" / "snippets"
-    snippets.mkdir(parents=True)
-    (snippets / "callouts.css").write_text('.callout[data-callout="tip"] { --callout-color: 1, 2, 3; }\n')
-    (snippets / "disabled.css").write_text("body { color: red; }\n")
-    (vault / ".obsidian" / "appearance.json").write_text('{"enabledCssSnippets": ["callouts", "../../x"]}')
-    build_site(vault, results_for(vault), tmp_path / "site", BuildOptions(ran=False))
-    page = (tmp_path / "site" / "a.html").read_text()
-    assert '<link rel="stylesheet" href="_assets/snippets/callouts.css">' in page
-    assert (tmp_path / "site" / "_assets" / "snippets" / "callouts.css").is_file()
-    assert not (tmp_path / "site" / "_assets" / "snippets" / "disabled.css").exists()

@@ -150,8 +150,8 @@ def test_backlinks_and_embeds(tmp_path: Path) -> None:
     assert 'class="internal-embed markdown-embed"' in host
     assert "second" in host and "first" not in host.split("A quotable line")[0].split("Part two")[1]
     assert "A quotable line" in host
-    assert '<img src="pic.png" alt="pic.png" width="240" loading="lazy">' in host
-    assert site.files["pic.png"] == root / "pic.png"
+    assert '<img src="_attachments/pic.png" alt="pic.png" width="240" loading="lazy">' in host
+    assert site.files["_attachments/pic.png"] == root / "pic.png"
     assert "(embed cycle)" in pages["self.md"].body
     guest_html = site.files["guest.html"].decode()
     assert re.search(r"Links to this page</h2><ul><li><a href=\"host.html\">Host</a>", guest_html)
@@ -275,10 +275,10 @@ def test_markdown_links_and_images_to_vault_files_are_rewritten(tmp_path: Path) 
     site = render_site(root, results_for(root), BuildOptions(), attachments=["img/d.png"])
     page = next(page for page in site.pages if page.rel == "sub/a.md")
     assert '<a href="../b.html#part-two">to b</a>' in page.body
-    assert '<img alt="diagram" src="../img/d.png" width="120" loading="lazy">' in page.body
+    assert '<img alt="diagram" src="../_attachments/img/d.png" width="120" loading="lazy">' in page.body
     assert 'href="https://x.org" class="external-link" rel="noopener noreferrer" target="_blank"' in page.body
     assert [(item.line, item.target) for item in page.broken] == [(4, "nowhere.md")]
-    assert site.files["img/d.png"] == root / "img" / "d.png"
+    assert site.files["_attachments/img/d.png"] == root / "img" / "d.png"
 
 
 def test_attachments_skip_dot_folders_symlinks_and_the_output(tmp_path: Path) -> None:

@@ -5,8 +5,8 @@
     python bench/run.py --only scale --sizes 200,1000 --repeat 6   # fewer vault sizes
 
 pytest-markdown-docs, the baseline of the scale section, gets a virtual environment of its own,
-made from the interpreter that runs the bench, with the torch this one has (pinned through
-``constraints.txt``: the CPU build); ``--markdown-docs-python`` reuses one made earlier.
+made from the interpreter that runs the bench, with exactly the torch and numpy this one has
+(``torch==2.13.0+cpu``, constraints.txt's CPU build); ``--markdown-docs-python`` reuses one made earlier.
 
 Vaults are generated from the bundled ``notes/`` into a temporary folder.
 """

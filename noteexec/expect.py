@@ -27,8 +27,27 @@ _DOCUMENTED_ERROR = re.compile(
     r"(?<![\w.])(?P<name>(?:[A-Za-z_]\w*\.)*(?:[A-Z]\w*(?:Error|Exception|Warning|Exit|Interrupt)"
     r"|StopIteration|Exception))\s*[:：]\s*(?P<message>.*)$"
 )
-_OUTPUT_PREFIX = re.compile(r"^(?:=>|->|Output\s*[:：]|输出\s*[:：])\s*", re.IGNORECASE)
-_LOOKS_PRINTED = re.compile(r"^(?:tensor\(|Parameter containing|[-+]?\.?\d|\[|\(|True\b|False\b|None\b)")
+_OUTPUT_WORD = r"(?:out(?:put)?|输出(?:结果)?|运行结果|打印结果|结果)\s*[:：]"
+_OUTPUT_PREFIX = re.compile(rf"^(?:=>|->|{_OUTPUT_WORD})\s*", re.IGNORECASE)
+_OWN_LINE_OUTPUT = re.compile(rf"^(?:=>|{_OUTPUT_WORD})\s*", re.IGNORECASE)
+"""An own-line comment after a printing statement documents its output only with a prefix:
+without one, ``# tensor(...)`` may as well be commented-out code or a note on the next line."""
+_LOOKS_PRINTED = re.compile(
+    r"^(?:tensor\(|Parameter containing|array\(|torch\.\w|<[A-Za-z_]|[-+]?\.?\d|[-+]?(?:nan|inf)\b"
+    r"|\[|\(|\{|True\b|False\b|None\b)"
+)
+_VALUE_WORDS = frozenset(
+    {"tensor", "torch", "Parameter", "containing", "array", "True", "False", "None", "nan", "inf"}
+    | {"device", "dtype", "cpu", "cuda", "grad_fn", "requires_grad", "object", "at"}
+)
+"""Words that may follow a value in what torch prints, so they do not start prose."""
+_PROSE_AFTER_VALUE = re.compile(
+    r"\s*(?:->|=>|→|⇒|<-|←|--|—|#|//)"  # an arrow or another comment
+    r"|[（(]?[\u3000-\u9fff\uff00-\uffef]"  # CJK text (or a full-width bracket)
+    r"|\s*[,;:，；：。]\s*(?P<after_mark>[^\W\d_]+)"  # punctuation, then a word
+    r"|\s+\(?(?P<after_space>[^\W\d_]+)"  # a space, then a word
+)
+_OPENING, _CLOSING = "([{<", ")]}>"
 
 
 @dataclass(frozen=True)
@@ -57,6 +76,12 @@ class DocumentedOutput:
     text: str
     line: int | None = None
     end_line: int | None = None
+    tail: bool = False
+    """The text may be the end of what was printed: the print adds a label before the value
+    (``print(f"grad = {w.grad}")  # tensor([15.])``)."""
+    prose: str = ""
+    """Words the author wrote after the value (``# True -> w 是叶子``), exactly as written, so
+    that ``text + prose`` is the whole comment: either matching what was printed passes."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +101,9 @@ class Expectation:
     echo_lines: tuple[int, ...] = ()
     """Lines of bare expressions whose value the note documents: the sandbox prints them."""
     skip_reason: str | None = None
+    notes: tuple[str, ...] = ()
+    """What the author wrote that looks documented but is not checked, and why: shown with the
+    verdict, so that nothing is checked silently."""
 
     def describe(self) -> str:
         """The expectation in words, for reports and the site."""
@@ -102,7 +130,8 @@ def expect(block: CodeBlock, families: Families = Families(), note_skip: bool = 
         return Expectation(kind="skip", skip_reason="%% noteexec: skip %%")
 
     tree = _syntax_tree(block.code)
-    documented = list(_comment_documents(block, tree))
+    notes: list[str] = []
+    documented = list(_comment_documents(block, tree, notes))
     output_error, block_output = _output_fence_documents(block)
     if output_error is not None:
         documented.append(output_error)
@@ -127,6 +156,7 @@ def expect(block: CodeBlock, families: Families = Families(), note_skip: bool = 
         warnings=warnings,
         outputs=tuple(outputs),
         echo_lines=echo_lines,
+        notes=tuple(notes),
     )
 
 
@@ -137,30 +167,35 @@ def _syntax_tree(code: str) -> ast.Module | None:
         return None
 
 
-def _comments(code: str) -> Iterable[tuple[int, int, str]]:
+def _comments(code: str) -> list[tuple[int, int, str]]:
     """(code line, column, text after '#') of every comment; tokenize knows strings from comments."""
     if "#" not in code:
-        return
+        return []
+    found = []
     try:
         for token in tokenize.generate_tokens(io.StringIO(code).readline):
             if token.type == tokenize.COMMENT:
-                yield token.start[0], token.start[1], token.string[1:].strip()
+                found.append((token.start[0], token.start[1], token.string[1:].strip()))
     except (tokenize.TokenError, SyntaxError, IndentationError):
         # Code that does not tokenize will fail with a SyntaxError; its full-line comments still
         # say what the author meant.
+        found = []
         for number, text in enumerate(code.splitlines(), start=1):
             stripped = text.lstrip()
             if stripped.startswith("#"):
-                yield number, len(text) - len(stripped), stripped[1:].strip()
+                found.append((number, len(text) - len(stripped), stripped[1:].strip()))
+    return found
 
 
 def _comment_documents(
-    block: CodeBlock, tree: ast.Module | None
+    block: CodeBlock, tree: ast.Module | None, notes: list[str]
 ) -> Iterable[DocumentedError | DocumentedOutput]:
     lines = block.code.splitlines()
     statements = _statement_spans(tree)
-    for number, column, text in _comments(block.code):
-        trailing = bool(lines[number - 1][:column].strip())
+    comments = _comments(block.code)
+    own_lines = {number: text for number, column, text in comments if not lines[number - 1][:column].strip()}
+    for number, _, text in comments:
+        trailing = number not in own_lines
         error = _DOCUMENTED_ERROR.search(text)
         if error is not None:
             target = number if trailing else _next_code_line(lines, number)
@@ -171,19 +206,140 @@ def _comment_documents(
                 form="trailing" if trailing else "comment",
             )
         elif trailing:
-            expected = _documented_value(text)
-            span = statements.get(number)
-            if expected is not None and span is not None:
-                yield DocumentedOutput(
-                    text=expected, line=block.line + span[0], end_line=block.line + span[1]
-                )
+            statement = statements.get(number)
+            if statement is not None:
+                output = _documented_output(text, statement, block.line)
+                if output is not None:
+                    yield output
+        else:
+            yield from _own_line_output(block, number, text, lines, own_lines, statements, notes)
 
 
-def _documented_value(comment: str) -> str | None:
+def _documented_output(comment: str, statement: ast.Expr, fence_line: int) -> DocumentedOutput | None:
+    """What a comment on a printing statement says it prints, or None for a description."""
     prefixed = _OUTPUT_PREFIX.match(comment)
-    if prefixed:
-        return comment[prefixed.end() :]
-    return comment if _LOOKS_PRINTED.match(comment) else None
+    text = comment[prefixed.end() :] if prefixed else comment
+    label = _print_label(statement)
+    after_label = _after_prefix(text, label) if label.strip() else None
+    if after_label is not None:
+        value, prose = _value_and_prose(text[after_label:])
+        value = text[:after_label] + value
+        tail = False
+    elif prefixed or _LOOKS_PRINTED.match(text):
+        value, prose = _value_and_prose(text)
+        tail = bool(label.strip())
+    else:
+        return None
+    assert statement.end_lineno is not None
+    return DocumentedOutput(
+        text=value,
+        line=fence_line + statement.lineno,
+        end_line=fence_line + statement.end_lineno,
+        tail=tail,
+        prose=prose,
+    )
+
+
+def _own_line_output(
+    block: CodeBlock,
+    number: int,
+    text: str,
+    lines: list[str],
+    own_lines: dict[int, str],
+    statements: dict[int, ast.Expr],
+    notes: list[str],
+) -> Iterable[DocumentedOutput]:
+    """``# 输出：tensor([6.])`` / ``# Output:`` on its own line, after the statement it documents.
+
+    With nothing after the prefix, the comment lines that follow hold the output.
+    """
+    prefixed = _OWN_LINE_OUTPUT.match(text)
+    if prefixed is None:
+        return
+    previous = _previous_code_line(lines, number)
+    statement = statements.get(previous) if previous is not None else None
+    if statement is None:
+        notes.append(
+            f"line {block.line + number}: '# {text}' follows no print or bare expression: not checked"
+        )
+        return
+    shown = text[prefixed.end() :]
+    if not shown.strip():
+        following = []
+        for later in range(number + 1, len(lines) + 1):
+            if later not in own_lines:
+                break
+            following.append(lines[later - 1].strip()[1:].removeprefix(" "))
+        shown = "\n".join(following)
+    output = _documented_output(shown, statement, block.line)
+    if output is None:  # after an explicit prefix, even text that reads like words is the output
+        assert statement.end_lineno is not None
+        output = DocumentedOutput(shown, block.line + statement.lineno, block.line + statement.end_lineno)
+    yield output
+
+
+def _print_label(statement: ast.Expr) -> str:
+    """The literal text a ``print`` call writes before its first value, if it starts with one:
+    ``print(f"grad = {w.grad}")`` → ``grad = ``; ``print("grad:", w.grad)`` → ``grad: ``."""
+    call = statement.value
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"):
+        return ""
+    if not call.args:
+        return ""
+    first = call.args[0]
+    if isinstance(first, ast.JoinedStr) and len(first.values) > 1:
+        head = first.values[0]
+        return head.value if isinstance(head, ast.Constant) and isinstance(head.value, str) else ""
+    if isinstance(first, ast.Constant) and isinstance(first.value, str) and len(call.args) > 1:
+        separator = next((k.value for k in call.keywords if k.arg == "sep"), ast.Constant(" "))
+        if isinstance(separator, ast.Constant) and isinstance(separator.value, str):
+            return first.value + separator.value
+    return ""
+
+
+def _after_prefix(text: str, prefix: str) -> int | None:
+    """Where ``text`` goes on after ``prefix``, whitespace ignored on both; None if it does not
+    start with it."""
+    position = 0
+    for character in prefix:
+        if character.isspace():
+            continue
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position == len(text) or text[position] != character:
+            return None
+        position += 1
+    return position
+
+
+def _value_and_prose(text: str) -> tuple[str, str]:
+    """Split ``tensor(0.1429) -> 25 / 175`` into the value and the words after it.
+
+    Prose starts, outside brackets, at an arrow, CJK text, or a word that is not part of what
+    torch prints (``None, because ...``, ``True w is a leaf``).
+    """
+    depth = 0
+    for position, character in enumerate(text):
+        if character in _OPENING and (character != "<" or text[position + 1 : position + 2].isalpha()):
+            depth += 1
+        elif character in _CLOSING and depth and (character != ">" or text[position - 1 : position] != "-"):
+            depth -= 1
+        elif depth == 0 and position > 0:
+            prose = _PROSE_AFTER_VALUE.match(text, position)
+            if prose is None:
+                continue
+            word = prose["after_mark"] or prose["after_space"]
+            if word is None or word not in _VALUE_WORDS:
+                return text[:position].rstrip(), text[position:]
+    return text, ""
+
+
+def _previous_code_line(lines: list[str], before: int) -> int | None:
+    for number in range(before - 1, 0, -1):
+        stripped = lines[number - 1].strip()
+        if stripped and not stripped.startswith("#"):
+            return number
+    return None
 
 
 def _next_code_line(lines: list[str], after: int) -> int | None:
@@ -194,19 +350,19 @@ def _next_code_line(lines: list[str], after: int) -> int | None:
     return None
 
 
-def _statement_spans(tree: ast.Module | None) -> dict[int, tuple[int, int]]:
-    """Last code line of each printing statement → (first, last) line: where its output is from.
+def _statement_spans(tree: ast.Module | None) -> dict[int, ast.Expr]:
+    """Last code line of each printing statement → the statement: where its output is from.
 
     A statement prints when it is a bare expression (a ``print(...)`` call or a value that the
     sandbox echoes like a REPL would).
     """
     if tree is None:
         return {}
-    spans: dict[int, tuple[int, int]] = {}
-    for node in _statements(tree):
-        if isinstance(node, ast.Expr) and node.end_lineno is not None:
-            spans[node.end_lineno] = (node.lineno, node.end_lineno)
-    return spans
+    return {
+        node.end_lineno: node
+        for node in _statements(tree)
+        if isinstance(node, ast.Expr) and node.end_lineno is not None
+    }
 
 
 def _statements(tree: ast.Module) -> Iterator[ast.AST]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from noteexec.expect import DocumentedError, DocumentedOutput, Expectation
@@ -54,7 +54,11 @@ def judge(expectation: Expectation, facts: BlockFacts | None) -> Verdict:
         return Verdict("failed", f"not run: {reason}")
     if facts.state == "crashed":
         return Verdict("failed", f"{facts.reason or 'the process ended'} while this block ran")
+    verdict = _judge_ran(expectation, facts)
+    return replace(verdict, warnings=verdict.warnings + expectation.notes)
 
+
+def _judge_ran(expectation: Expectation, facts: BlockFacts) -> Verdict:
     verdict = _judge_outcome(expectation, facts)
     if verdict.outcome == "failed":
         return verdict
@@ -134,7 +138,10 @@ def _output_mismatch(documented: DocumentedOutput, facts: BlockFacts) -> str | N
         actual = "".join(
             text for line, text in facts.stdout_by_line if line is not None and documented.line <= line <= end
         )
-    if matches(documented.text, actual):
+    readings = (
+        [documented.text, documented.text + documented.prose] if documented.prose else [documented.text]
+    )
+    if any(matches(f"... {text}" if documented.tail else text, actual) for text in readings):
         return None
     return "".join(
         difflib.unified_diff(

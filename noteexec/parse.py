@@ -6,6 +6,7 @@ the 1-based lines of the file as an editor shows them.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +227,9 @@ def _python_blocks(
     previous_sibling: dict[int, Token | None] = {}
     awaiting_output: dict[int, int] = {}  # level → index in `visible` of a block without output
 
-    for token in tokens:
+    for index, token in enumerate(tokens):
+        if token.level in awaiting_output and token.type != "fence" and not _introduces_output(tokens, index):
+            del awaiting_output[token.level]  # a heading, a callout, prose: what follows is not output
         if token.nesting == 1:
             if token.meta.get("too_deep") and token.map is not None:
                 problems.append(
@@ -278,6 +281,29 @@ def _python_blocks(
                     visible[owner] = _with_output(block, OutputFence(line, token.info, token.content))
         previous_sibling[token.level] = token
     return tuple(visible), tuple(setup)
+
+
+_OUTPUT_INTRO = re.compile(
+    r"^\W*(?:输出|输出结果|运行结果|打印结果|结果|报错|报错信息|错误信息|out|output|outputs|result|prints?"
+    r"|error|traceback)\W*[:：]\W*$",
+    re.IGNORECASE,
+)
+"""A one-line paragraph between a block and a fence that says the fence is its output:
+``输出：``, ``**Output:**``."""
+
+
+def _introduces_output(tokens: list[Token], index: int) -> bool:
+    """Whether ``tokens[index]`` belongs to a paragraph that only introduces the next fence."""
+    token = tokens[index]
+    if token.type == "paragraph_open":
+        inline = tokens[index + 1]
+    elif token.type == "inline":
+        inline = token
+    elif token.type == "paragraph_close":
+        inline = tokens[index - 1]
+    else:
+        return False
+    return "\n" not in inline.content and _OUTPUT_INTRO.match(inline.content) is not None
 
 
 def _with_output(block: CodeBlock, output: OutputFence) -> CodeBlock:

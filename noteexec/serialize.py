@@ -41,9 +41,13 @@ def expectation_json(expectation: Expectation) -> dict[str, Any]:
         "kind": expectation.kind,
         "error": _documented_json(expectation.error) if expectation.error else None,
         "warnings": [_documented_json(warning) for warning in expectation.warnings],
-        "outputs": [[output.text, output.line, output.end_line] for output in expectation.outputs],
+        "outputs": [
+            [output.text, output.line, output.end_line, output.tail, output.prose]
+            for output in expectation.outputs
+        ],
         "echo_lines": list(expectation.echo_lines),
         "skip_reason": expectation.skip_reason,
+        "notes": list(expectation.notes),
     }
 
 
@@ -55,6 +59,7 @@ def expectation_from_json(data: dict[str, Any]) -> Expectation:
         outputs=tuple(DocumentedOutput(*output) for output in data["outputs"]),
         echo_lines=tuple(data["echo_lines"]),
         skip_reason=data["skip_reason"],
+        notes=tuple(data["notes"]),
     )
 
 

@@ -2,7 +2,9 @@
 
 Both sides are split into tokens (numbers, words, single symbols); whitespace between tokens
 never matters, ``...``/``…`` in the documented text matches any run of tokens, and numbers are
-equal within a tolerance, so ``tensor([2., 4.])`` matches ``tensor([2.0000, 4.0000])``.
+equal within a tolerance, so ``tensor([2., 4.])`` matches ``tensor([2.0000, 4.0000])``. An object's
+address (``<MulBackward0 object at 0x7f3a2c1d5e80>``) differs on every run, so any address
+matches any other (``0x...`` too); the class name before it still counts.
 """
 
 from __future__ import annotations
@@ -14,20 +16,22 @@ RTOL = 1e-4
 ATOL = 1e-6
 
 _TOKEN = re.compile(
-    r"(?P<wild>\.\.\.|…)"
+    r"(?P<address>(?<=at )0x(?:[0-9a-fA-F]+|\.\.\.|…))"
+    r"|(?P<wild>\.\.\.|…)"
     r"|(?P<number>(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w]))"
     r"|(?P<word>\w+)"
     r"|(?P<symbol>\S)"
 )
 
 WILDCARD = object()
+ADDRESS = object()
 
 
 def _tokens(text: str) -> list[object]:
-    """Numbers become floats, the wildcard a sentinel, everything else its text."""
+    """Numbers become floats, the wildcard and addresses sentinels, everything else its text."""
     return [
-        WILDCARD if wild else float(number) if number else word or symbol
-        for wild, number, word, symbol in _TOKEN.findall(text)
+        ADDRESS if address else WILDCARD if wild else float(number) if number else word or symbol
+        for address, wild, number, word, symbol in _TOKEN.findall(text)
     ]
 
 

@@ -157,6 +157,11 @@ def test_code_that_does_not_parse_still_yields_its_comment_documents() -> None:
         ("Can't call numpy()", "Can't call numpy() on Tensor that requires grad.", True, True),
         ("[[1, 2], [3, 4]]", "[[1, 2],\n [3, 4]]", False, True),
         ("1 2", "12", False, False),
+        ("<MulBackward0 object at 0x7f3a2c1d5e80>", "<MulBackward0 object at 0x7f1100aa2b30>", False, True),
+        ("<MulBackward0 object at 0x...>", "<MulBackward0 object at 0x7f1100aa2b30>", False, True),
+        ("<MulBackward0 object at ...>", "<MulBackward0 object at 0x7f1100aa2b30>", False, True),
+        ("<AddBackward0 object at 0x7f3a2c1d5e80>", "<MulBackward0 object at 0x7f1100aa2b30>", False, False),
+        ("0x7f3a2c1d5e80", "0x7f1100aa2b30", False, False),
     ],
 )
 def test_matching(documented: str, actual: str, prefix: bool, expected: bool) -> None:
@@ -242,3 +247,95 @@ def test_statement_walk_finds_every_expression_statement_ast_walk_finds() -> Non
         walked = {id(node) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
         assert {id(node) for node in _statements(tree) if isinstance(node, ast.Expr)} == walked
     assert len(sources) > 30
+
+
+@pytest.mark.parametrize(
+    ("line", "documented"),
+    [
+        ('print(f"grad = {w.grad}")  # grad = tensor([99.])', DocumentedOutput("grad = tensor([99.])", 2, 2)),
+        ('print("grad:", w.grad)  # grad: tensor([6.])', DocumentedOutput("grad: tensor([6.])", 2, 2)),
+        (
+            'print(f"输出形状: {out.shape}")  # torch.Size([4, 3])',
+            DocumentedOutput("torch.Size([4, 3])", 2, 2, tail=True),
+        ),
+        ('print(f"grad = {w.grad}")  # 梯度', None),
+        ('print(f"{w.grad}")  # tensor([1.])', DocumentedOutput("tensor([1.])", 2, 2)),
+        ("print(x.dtype)  # torch.float32", DocumentedOutput("torch.float32", 2, 2)),
+        (
+            "print(y.grad_fn)  # <MulBackward0 object at ...>",
+            DocumentedOutput("<MulBackward0 object at ...>", 2, 2),
+        ),
+    ],
+)
+def test_labelled_prints_document_their_line(line: str, documented: DocumentedOutput | None) -> None:
+    assert only_expectation(fence(line)).outputs == ((documented,) if documented else ())
+
+
+@pytest.mark.parametrize(
+    ("comment", "value", "prose"),
+    [
+        ("True -> w 是叶子", "True", " -> w 是叶子"),
+        ("None, because it's a leaf node", "None", ", because it's a leaf node"),
+        ("tensor(0.1429) -> 25 / 175", "tensor(0.1429)", " -> 25 / 175"),
+        ("True（叶子节点）", "True", "（叶子节点）"),
+        ("6.0 因为 dy/dx = 2x", "6.0", " 因为 dy/dx = 2x"),
+        ("tensor([1., 2.], requires_grad=True)", "tensor([1., 2.], requires_grad=True)", ""),
+        ("True, False", "True, False", ""),
+        ("torch.float32 cpu", "torch.float32 cpu", ""),
+        ("Parameter containing: tensor([1.])", "Parameter containing: tensor([1.])", ""),
+        (
+            "<MulBackward0 object at 0x7f3a2c1d5e80> # the node",
+            "<MulBackward0 object at 0x7f3a2c1d5e80>",
+            " # the node",
+        ),
+    ],
+)
+def test_prose_after_the_value_is_kept_apart(comment: str, value: str, prose: str) -> None:
+    [output] = only_expectation(fence(f"print(x)  # {comment}")).outputs
+    assert (output.text, output.prose) == (value, prose)
+    assert output.text + output.prose == comment
+
+
+def test_labelled_comment_with_prose_after_the_value() -> None:
+    [output] = only_expectation(
+        fence('print(f"w.grad = {w.grad}")  # w.grad = tensor([6.]) -> 2 * 3')
+    ).outputs
+    assert (output.text, output.prose, output.tail) == ("w.grad = tensor([6.])", " -> 2 * 3", False)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "print(w.grad)\n# 输出：tensor([6.])",
+        "print(w.grad)\n\n# Output: tensor([6.])",
+        "print(w.grad)\n# out: tensor([6.])",
+        "print(w.grad)  # 查看梯度\n# => tensor([6.])",
+        "print(\n    w.grad\n)\n# 输出结果: tensor([6.])",
+    ],
+)
+def test_own_line_output_comment_documents_the_print_before_it(code: str) -> None:
+    [output] = only_expectation(fence(code)).outputs
+    assert output.text == "tensor([6.])"
+    assert output.line == 2
+
+
+def test_own_line_output_prefix_alone_takes_the_comment_lines_after_it() -> None:
+    code = "print(x)\n# 输出：\n# tensor([[1., 2.],\n#         [3., 4.]])\ny = 1\n# not output"
+    [output] = only_expectation(fence(code)).outputs
+    assert output.text == "tensor([[1., 2.],\n        [3., 4.]])"
+    assert (output.line, output.end_line) == (2, 2)
+
+
+def test_own_line_output_comment_after_no_printing_statement_is_a_note() -> None:
+    expectation = only_expectation(fence("y = 2\n# Output: 2"))
+    assert expectation.outputs == ()
+    assert expectation.notes == ("line 3: '# Output: 2' follows no print or bare expression: not checked",)
+
+
+def test_own_line_value_comment_without_a_prefix_documents_nothing() -> None:
+    assert only_expectation(fence("print(x)\n# tensor([6.])\ny = 1")).outputs == ()
+
+
+def test_own_line_output_comment_after_a_bare_expression_echoes_it() -> None:
+    expectation = only_expectation(fence("w.grad\n# Output: tensor([6.])"))
+    assert expectation.echo_lines == (2,)

@@ -116,3 +116,35 @@ def test_documented_output_right_and_wrong() -> None:
     block_output = Expectation("runs", outputs=(DocumentedOutput("a\n...\nz\n"),))
     assert judge(block_output, BlockFacts(state="ran", stdout="a\nb\nc\nz\n")).outcome == "passed"
     assert judge(block_output, BlockFacts(state="ran", stdout="a\nb\n")).outcome == "failed"
+
+
+def printed(line: int, text: str) -> BlockFacts:
+    return BlockFacts(state="ran", stdout_by_line=((line, text),))
+
+
+def test_labelled_print_is_compared_whole_or_by_its_end() -> None:
+    whole = Expectation("runs", outputs=(DocumentedOutput("grad = tensor([99.])", 5, 5),))
+    wrong = judge(whole, printed(5, "grad = tensor([15.])\n"))
+    assert wrong.outcome == "failed"
+    assert "+grad = tensor([15.])" in wrong.diff
+    assert judge(whole, printed(5, "grad = tensor([99.])\n")).outcome == "passed"
+    tail = Expectation("runs", outputs=(DocumentedOutput("torch.Size([4, 3])", 5, 5, tail=True),))
+    assert judge(tail, printed(5, "输出形状: torch.Size([4, 3])\n")).outcome == "passed"
+    assert judge(tail, printed(5, "输出形状: torch.Size([4, 4])\n")).outcome == "failed"
+    not_tail = Expectation("runs", outputs=(DocumentedOutput("torch.Size([4, 3])", 5, 5),))
+    assert judge(not_tail, printed(5, "输出形状: torch.Size([4, 3])\n")).outcome == "failed"
+
+
+def test_prose_after_the_value_is_not_output_but_may_be() -> None:
+    prose = Expectation("runs", outputs=(DocumentedOutput("True", 5, 5, prose=" -> w 是叶子"),))
+    assert judge(prose, printed(5, "True\n")).outcome == "passed"
+    assert judge(prose, printed(5, "False\n")).outcome == "failed"
+    printed_words = Expectation("runs", outputs=(DocumentedOutput("2", 5, 5, prose=" apples"),))
+    assert judge(printed_words, printed(5, "2 apples\n")).outcome == "passed"
+
+
+def test_notes_on_what_is_not_checked_are_shown_with_every_verdict() -> None:
+    note = "line 3: '# Output: 2' follows no print or bare expression: not checked"
+    expectation = Expectation("runs", notes=(note,))
+    assert judge(expectation, BlockFacts(state="ran")).warnings == (note,)
+    assert judge(expectation, raised("ValueError", "x", 2)).warnings == (note,)

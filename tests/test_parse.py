@@ -177,7 +177,7 @@ def test_note_level_skip_and_timeout_options() -> None:
 
 def test_output_fence_is_the_next_fence_in_the_same_container() -> None:
     text = (
-        "> [!fail]\n> ```python\n> raise ValueError('x')\n> ```\n> prose between\n> ```pytb\n> ValueError: x\n> ```\n\n"
+        "> [!fail]\n> ```python\n> raise ValueError('x')\n> ```\n> ```pytb\n> ValueError: x\n> ```\n\n"
         "```text\nnot attached: different container\n```\n"
         + fence("print(1)") + fence("print(2)") + "```output\n2\n```\n"
     )  # fmt: skip
@@ -186,4 +186,30 @@ def test_output_fence_is_the_next_fence_in_the_same_container() -> None:
     assert note.blocks[0].output.text == "ValueError: x\n"
     assert note.blocks[1].output is None
     assert note.blocks[2].output.text == "2\n"
-    assert note.blocks[2].output.line == 19
+    assert note.blocks[2].output.line == 18
+
+
+@pytest.mark.parametrize("intro", ["输出：", "**Output:**", "运行结果:", "out:", "报错信息："])
+def test_a_paragraph_that_introduces_the_output_keeps_it_attached(intro: str) -> None:
+    note = parse_note(fence("print(1)") + f"{intro}\n\n```text\n1\n```\n")
+    assert note.blocks[0].output is not None or intro.startswith(">")
+    quoted = parse_note(
+        "> [!note]\n> ```python\n> print(1)\n> ```\n" + f"> {intro.lstrip('> ')}\n> ```\n> 1\n> ```\n"
+    )
+    assert quoted.blocks[0].output is not None
+
+
+@pytest.mark.parametrize(
+    "between",
+    [
+        "训练流程：",
+        "## 训练流程",
+        "> [!tip] 训练流程\n> 先前向，再反向。",
+        "Some prose.\nOutput:",
+        "---",
+        "- item",
+    ],
+)
+def test_an_unrelated_fence_after_prose_a_heading_or_a_callout_is_not_output(between: str) -> None:
+    note = parse_note(fence("print(1)") + f"\n{between}\n\n```text\nforward → loss → backward\n```\n")
+    assert note.blocks[0].output is None

@@ -1,0 +1,94 @@
+"""Notes written the way people write study notes (issue 14), checked through the real sandbox.
+
+Each note is realistic: a mix of prose, callouts and the forms of documenting output and errors
+that real vaults use. A wrong value must fail; a right one, however it is written, must pass.
+"""
+
+from __future__ import annotations
+
+from tests.conftest import RunNote, callout, fence, outcomes
+
+LEAF_NOTE = "# 叶子节点与梯度\n\n> [!NOTE] 叶子节点\n> 用户创建的张量是叶子节点。\n\n" + fence(
+    """
+        w = torch.tensor([3.0], requires_grad=True)
+        y = (w * w).sum()
+        y.backward()
+        print(f"grad = {w.grad}")  # grad = tensor([6.])
+        print(f"输出形状: {w.grad.shape}")  # torch.Size([1])
+        print("w.grad:", w.grad)  # tensor([6.])
+        print(w.is_leaf)  # True -> w 是叶子
+        print(y.grad_fn)  # <SumBackward0 object at 0x7f3a2c1d5e80>
+        print(y.grad)  # None, because it's not a leaf node
+        print(w.grad / 42)  # tensor([0.1429]) -> 6 / 42
+        print(w.grad * 2)
+        # 输出：tensor([12.])
+        w.grad
+        # Output: tensor([6.])
+        """
+)
+
+
+def test_the_ways_people_document_output_pass_when_right(run_note: RunNote) -> None:
+    result = run_note(LEAF_NOTE)
+    assert outcomes(result) == ["passed"], [block.verdict for block in result.blocks]
+    assert len(result.blocks[0].expectation.outputs) == 9
+
+
+def test_a_wrong_labelled_value_fails(run_note: RunNote) -> None:
+    result = run_note(LEAF_NOTE.replace("grad = tensor([6.])", "grad = tensor([99.])"))
+    assert outcomes(result) == ["failed"]
+    verdict = result.blocks[0].verdict
+    assert verdict.message == "output of line 10 differs from the documented output"
+    assert "-grad = tensor([99.])" in verdict.diff and "+grad = tensor([6.])" in verdict.diff
+
+
+def test_each_form_catches_a_wrong_value(run_note: RunNote) -> None:
+    wrong = [
+        ("# torch.Size([1])", "# torch.Size([2])"),
+        ("# True -> w 是叶子", "# False -> w 是叶子"),
+        ("<SumBackward0 object", "<MulBackward0 object"),
+        ("# None, because", "# tensor([1.]), because"),
+        ("tensor([0.1429]) -> 6 / 42", "tensor([0.5]) -> 6 / 42"),
+        ("# 输出：tensor([12.])", "# 输出：tensor([13.])"),
+        ("# Output: tensor([6.])", "# Output: tensor([7.])"),
+    ]
+    for right, changed in wrong:
+        assert right in LEAF_NOTE
+        assert outcomes(run_note(LEAF_NOTE.replace(right, changed))) == ["failed"], changed
+
+
+def test_an_output_comment_that_checks_nothing_says_so(run_note: RunNote) -> None:
+    result = run_note(
+        callout(
+            "success",
+            "x = torch.ones(1, requires_grad=True)\nloss = x.sum()\nloss.backward()\ng = x.grad\n# 输出：tensor([1.])",
+        )
+    )
+    assert outcomes(result) == ["passed"]
+    assert result.blocks[0].verdict.warnings == (
+        "line 7: '# 输出：tensor([1.])' follows no print or bare expression: not checked",
+    )
+
+
+TRAINING_NOTE = (
+    "## 一个训练步骤\n\n"
+    + fence(
+        """
+        w = torch.tensor([1.0], requires_grad=True)
+        loss = (w * 3 - 6).pow(2).sum()
+        loss.backward()
+        print(w.grad)
+        """
+    )
+    + "\n训练流程：\n\n```text\n前向 → 损失 → 反向 → 更新\n```\n\n"
+    + fence("print(loss.item())")
+    + "\n输出：\n\n```\n9.0\n```\n"
+)
+
+
+def test_only_an_adjacent_or_introduced_fence_is_output(run_note: RunNote) -> None:
+    result = run_note(TRAINING_NOTE)
+    assert outcomes(result) == ["passed", "passed"], [block.verdict for block in result.blocks]
+    assert result.blocks[0].block.output is None
+    assert result.blocks[1].expectation.outputs[0].text == "9.0\n"
+    assert outcomes(run_note(TRAINING_NOTE.replace("9.0\n```", "10.0\n```"))) == ["passed", "failed"]

@@ -34,8 +34,18 @@ MAX_TIMEOUT = 86400.0
 MIN_SIZE, MAX_SIZE = 16 << 20, 1 << 40
 """Below 16 MiB not even the interpreter starts; above 1 TiB is a typo (and overflows rlimits)."""
 MAX_PROCESSES = 65536
-LIMIT_KEYS = ("env", "namespaces", "timeout", "memory_limit", "tmp_size", "processes", "isolation")
-"""The keys that loosen the sandbox: an untrusted file may only tighten them."""
+LIMIT_KEYS = (
+    "env",
+    "namespaces",
+    "timeout",
+    "memory_limit",
+    "tmp_size",
+    "processes",
+    "isolation",
+    "publish_css",
+)
+"""The keys that loosen the sandbox (or let the vault style its site): an untrusted file may only
+tighten them."""
 _KEYS = frozenset({"prelude", "families", "exclude", *LIMIT_KEYS})
 _SIZE = re.compile(r"^\s*(\d{1,20}(?:\.\d{1,20})?)\s*([KMGT]?i?B?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -48,6 +58,7 @@ _OPTIONS = {
     "tmp_size": "--tmp-size",
     "processes": "--processes",
     "isolation": "--isolation",
+    "publish_css": "--publish-css",
 }
 
 
@@ -71,6 +82,8 @@ class Config:
     """Cap on the processes and threads of a note's whole tree (a fork bomb stops here)."""
     isolation: Isolation = "auto"
     """``"strict"``: refuse to run notes without the full sandbox, rather than fall back."""
+    publish_css: bool = False
+    """The site uses the vault's ``publish.css`` (Obsidian Publish), confined to note bodies."""
     source: Path | None = None
 
 
@@ -161,6 +174,7 @@ def config_from_table(table: dict[str, Any], path: Path | None = None, base: Con
         "exclude": lambda value: _strings(value, "exclude", fail),
         "env": lambda value: env_names(value, fail),
         "namespaces": lambda value: _boolean(value, "namespaces", fail),
+        "publish_css": lambda value: _boolean(value, "publish_css", fail),
     }
     values = {key: parsers[key](value) for key, value in table.items()}
     config = replace(base or Config(), **values, source=path)
@@ -198,6 +212,8 @@ def apply_overrides(config: Config, arguments: argparse.Namespace) -> Config:
         values["isolation"] = _isolation(isolation, fail)
     if getattr(arguments, "namespaces", None) is False:
         values["namespaces"] = False
+    if getattr(arguments, "publish_css", None) is True:
+        values["publish_css"] = True
     if not values:
         return config
     overridden = replace(config, **values)
@@ -240,6 +256,10 @@ def _looser(key: str, config: Config, base: Config) -> tuple[str, str] | None:
     if key == "namespaces":
         if base.namespaces and not config.namespaces:
             return "the trusted configuration isolates notes in namespaces", ""
+        return None
+    if key == "publish_css":
+        if config.publish_css and not base.publish_css:
+            return "the vault's own CSS could restyle its verdicts", ""
         return None
     if key == "isolation":
         if base.isolation == "strict" and config.isolation != "strict":

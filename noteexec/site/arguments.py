@@ -32,6 +32,20 @@ def _common(command: argparse.ArgumentParser, jobs: bool = True) -> None:
         "--offline", action="store_true", help="load nothing from the network: diagrams show their source"
     )
     command.add_argument("--title", help="the site's title (default: the vault folder's name)")
+    command.add_argument(
+        "--css",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="custom CSS for note bodies (repeatable); it cannot restyle verdicts, headers or the index",
+    )
+    command.add_argument(
+        "--publish-css",
+        action="store_true",
+        default=None,
+        help="also style note bodies with the vault's publish.css (Obsidian Publish)",
+    )
     if jobs:
         command.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="notes run at once")
     add_cache_arguments(command)

@@ -18,7 +18,7 @@ from noteexec.check import NoteFile, NoteResult, UsageError, assemble, check, di
 from noteexec.config import Config, load_config
 from noteexec.display import printable, shown_path
 from noteexec.parse import read_note
-from noteexec.site.build import BuildError, BuildOptions, BuildReport, build_site
+from noteexec.site.build import BuildError, BuildOptions, BuildReport, build_site, custom_css
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -57,13 +57,16 @@ def _results(
             cache.close()
 
 
-def options_from(arguments: argparse.Namespace) -> BuildOptions:
+def options_from(arguments: argparse.Namespace, config: Config) -> BuildOptions:
     return BuildOptions(
         title=arguments.title,
         mermaid_url=arguments.mermaid_url or None,
         offline=arguments.offline,
         ran=not arguments.no_run,
         site_url=getattr(arguments, "site_url", None),
+        exclude=config.exclude,
+        css=tuple(getattr(arguments, "css", None) or ()),
+        publish_css=config.publish_css,
     )
 
 
@@ -90,6 +93,8 @@ def print_summary(report: BuildReport, root: Path, stream: TextIO, duration: flo
                 stream.write(f"FAIL  {where}:{block.line}: {printable(block.message)}\n")
     for broken in report.broken:
         stream.write(f"BROKEN LINK {printable(broken.describe(str(root)))}\n")
+    for warning in report.warnings:
+        print(f"noteexec: warning: {printable(warning)}", file=sys.stderr)
     if report.ok and not report.ran:
         stream.write("site OK: blocks not run (--no-run); every link resolves\n")
     elif report.ok:
@@ -113,10 +118,12 @@ def _build(arguments: argparse.Namespace) -> int:
     out = Path(arguments.out)
     if out.resolve() == root.resolve():
         raise UsageError("the site cannot be written over the vault")
+    options = options_from(arguments, config)
+    custom_css(root, options)  # a missing --css file stops the build before any note runs
     if not arguments.no_run:
         print(f"checking {len(files)} notes…", file=sys.stderr)
     results = _results(files, config, arguments, root)
-    report = build_site(root, results, out, options_from(arguments))
+    report = build_site(root, results, out, options)
     print_summary(report, root, sys.stdout, time.perf_counter() - started)
     return EXIT_OK if report.ok else EXIT_FAILED
 
@@ -141,7 +148,8 @@ def _render(arguments: argparse.Namespace) -> int:
     file = NoteFile(note_path, vault)
     results = _results([file], config, arguments, note_path)
     out = arguments.out or Path(note_path.stem + ".html")
-    html, page = render_single(vault, results[0], options_from(arguments))
+    options = options_from(arguments, config)
+    html, page = render_single(vault, results[0], options)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         temporary = out.with_name(f".{out.name}.tmp")
@@ -155,6 +163,10 @@ def _render(arguments: argparse.Namespace) -> int:
         print(f"FAIL  {shown_path(note_path)}:{block.line}: {printable(block.message)}")
     for broken in page.broken:
         print(f"BROKEN LINK {printable(broken.describe(str(vault)))}")
+    for warning in custom_css(vault, options).warnings:
+        print(f"noteexec: warning: {printable(warning)}", file=sys.stderr)
+    for item in page.withheld:
+        print(f"noteexec: warning: {printable(item.describe(str(vault)))}", file=sys.stderr)
     return EXIT_OK if page.status not in ("failed", "error") and not page.broken else EXIT_FAILED
 
 

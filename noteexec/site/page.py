@@ -12,7 +12,7 @@ import datetime as _dt
 import html
 import posixpath
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,7 +189,7 @@ class SiteIndex:
     """``rel → bytes`` for inlining attachments."""
     load: Any = None
     """``rel → ParsedNote`` for notes not parsed up front (a lone page embedding another note)."""
-    private: frozenset[str] = frozenset()
+    private: Container[str] = frozenset()
     """Notes that are not published: a link to one is plain text, an embed of one shows nothing."""
     withheld: Any = None
     """``rel → reason or None``: why an attachment is not published (see ``attachments.withheld``)."""

@@ -68,7 +68,7 @@ class SiteServer:
         self.arguments = arguments
         self.out = out
         self.config = load_config(root, arguments)
-        self.options = options_from(arguments)
+        self.options = options_from(arguments, self.config)
         self.results: dict[Path, NoteResult] = {}
         self.state = _State()
         self.sandbox: Any = None

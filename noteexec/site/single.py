@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from noteexec.check import NoteResult, discover
 from noteexec.parse import read_note
 from noteexec.site.assets import site_css, site_js, theme_js
-from noteexec.site.build import BuildOptions, theme_for
+from noteexec.site.build import BuildOptions, custom_css, is_private, theme_for
 from noteexec.site.page import Page, SiteIndex, make_page, parse_for_site
 from noteexec.site.render import PageLinks, Theme, render_page
 from noteexec.site.vault import Vault, scan_attachments
@@ -17,13 +18,20 @@ def render_single(root: Path, result: NoteResult, options: BuildOptions | None =
     """The page of ``result``'s note; links to other notes of ``root`` point at ``name.html``."""
     options = options or BuildOptions()
     rel = result.note.path.resolve().relative_to(root.resolve()).as_posix()
-    notes = sorted(  # as `build` finds them: no note symlinked from outside the vault
+    every = sorted(  # as `build` finds them: no note symlinked from outside the vault
         file.path.relative_to(root).as_posix() for file in (discover([root]) if root.is_dir() else [])
     )
+    published = {  # frontmatter is read only for the notes a link leads to
+        file.path.relative_to(root).as_posix()
+        for file in (discover([root], options.exclude) if root.is_dir() else [])
+    }
+    notes = [name for name in every if name in published or name == rel]
+    hidden = [name for name in every if name not in published and name != rel]
     if rel not in notes:
         notes.append(rel)
     parsed = parse_for_site(result.note, rel)
-    vault = Vault(notes, scan_attachments(root) if root.is_dir() else [], {rel: parsed.aliases})
+    attachments = scan_attachments(root, exclude=options.exclude) if root.is_dir() else []
+    vault = Vault(notes, attachments, {rel: parsed.aliases}, hidden=hidden)
     site = SiteIndex(
         vault=vault,
         parsed={rel: parsed},
@@ -33,6 +41,7 @@ def render_single(root: Path, result: NoteResult, options: BuildOptions | None =
         embed_files=True,
         read_file=lambda name: (root / name).read_bytes(),
         load=lambda name: parse_for_site(read_note(root / name), name),
+        private=_Private(root, rel, hidden),
     )
     base, _ = theme_for(options, parsed.title)
     site.mermaid = base.mermaid_src is not None and not base.mermaid_is_site_file
@@ -42,6 +51,24 @@ def render_single(root: Path, result: NoteResult, options: BuildOptions | None =
         inline_css=site_css(),
         inline_js=site_js(),
         inline_head_js=theme_js(),
+        custom_css=custom_css(root, options).css or None,
     )
     page = make_page(parsed, result, site)
     return render_page(page, PageLinks(), theme, standalone=True), page
+
+
+class _Private:
+    """Whether a note is not published (excluded, ``publish: false``, ``draft: true``), reading
+    a note's frontmatter only when a link of the page leads to it."""
+
+    def __init__(self, root: Path, page: str, excluded: Iterable[str]) -> None:
+        self.root = root
+        self.page = page
+        self.known = dict.fromkeys(excluded, True)
+
+    def __contains__(self, rel: object) -> bool:
+        if not isinstance(rel, str) or rel == self.page:
+            return False
+        if rel not in self.known:
+            self.known[rel] = is_private(read_note(self.root / rel))
+        return self.known[rel]

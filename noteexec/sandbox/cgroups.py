@@ -22,10 +22,13 @@ class NoteGroups:
     version: int
 
     @classmethod
-    def create(cls) -> NoteGroups | str:
-        """Groups for this process's notes, or why there can be none."""
-        mounts = _mounts()
-        own = _own_groups()
+    def create(
+        cls, mounts: dict[str, str] | None = None, own: dict[str, str] | None = None
+    ) -> NoteGroups | str:
+        """Groups for this process's notes, or why there can be none. ``mounts`` and ``own``
+        default to what /proc says (see ``_mounts`` and ``_own_groups``)."""
+        mounts = _mounts() if mounts is None else mounts
+        own = _own_groups() if own is None else own
         unified = mounts.get("cgroup2")
         if unified is not None and "" in own:
             parent = unified + own[""]

@@ -1,0 +1,56 @@
+"""The note's control groups, on both cgroup versions.
+
+cgroup v1 is proved against the kernel by ``tests/test_attacks.py`` (one memory cap for a whole
+tree); no machine this project runs on delegates the memory and pids controllers of cgroup v2,
+so here the v2 layout is checked against a folder laid out like a delegated v2 subtree: which
+files noteexec writes, and what it refuses.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from noteexec.sandbox.cgroups import NoteGroups, remove
+
+
+def _delegated_v2(tmp_path: Path, controllers: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A cgroup2 mount at tmp_path whose group ``/user`` offers ``controllers`` to its children."""
+    parent = tmp_path / "user"
+    parent.mkdir()
+    (parent / "cgroup.subtree_control").write_text(controllers)
+    return {"cgroup2": str(tmp_path)}, {"": "/user"}
+
+
+def test_on_a_delegated_v2_subtree_each_note_gets_memory_and_pids_caps(tmp_path: Path) -> None:
+    mounts, own = _delegated_v2(tmp_path, "cpu memory pids")
+    groups = NoteGroups.create(mounts, own)
+    assert isinstance(groups, NoteGroups) and groups.version == 2
+    base = tmp_path / "user" / f"noteexec-{os.getpid()}"
+    assert groups.bases == (str(base),)
+    assert (base / "cgroup.subtree_control").read_text() == "+memory +pids"
+    [folder] = groups.prepare("note-1", 1 << 30, 64)
+    note = Path(folder)
+    assert (note / "memory.max").read_text() == str(1 << 30)
+    assert (note / "memory.swap.max").read_text() == "0"
+    assert (note / "pids.max").read_text() == "64"
+    for name in ("memory.max", "memory.swap.max", "pids.max"):  # a real cgroup's folder is empty to rmdir
+        (note / name).unlink()
+    assert remove((folder,))
+    assert not note.exists()
+
+
+def test_a_v2_subtree_without_memory_and_pids_is_not_used(tmp_path: Path) -> None:
+    mounts, own = _delegated_v2(tmp_path, "cpu hugetlb")  # this machine's unified hierarchy
+    reason = NoteGroups.create(mounts, own)
+    assert reason == "no memory controller is delegated to noteexec (cgroup v1 or v2)"
+
+
+def test_groups_left_by_a_killed_worker_are_removed(tmp_path: Path) -> None:
+    mounts, own = _delegated_v2(tmp_path, "memory pids")
+    dead = 2**22 + 1  # above pid_max's default: no such process
+    stale = tmp_path / "user" / f"noteexec-{dead}" / "note-3"
+    stale.mkdir(parents=True)
+    groups = NoteGroups.create(mounts, own)
+    assert isinstance(groups, NoteGroups)
+    assert not stale.parent.exists()

@@ -127,7 +127,7 @@ def withheld(rel: str, read: Callable[[str], bytes]) -> str | None:
             return f"cannot be read ({error.strerror or error})"
         return None if why is None else f"an SVG with {why} could run script in the site's origin"
     if extension in ACTIVE_EXTENSIONS:
-        return f"a {extension} file would run script in the site's origin"
+        return f"a {extension} file could run script or restyle pages in the site's origin"
     return (
         f"a browser could open a {extension or 'extensionless'} file as a page; not a type the site publishes"
     )

@@ -32,7 +32,7 @@ from noteexec.site.attachments import withheld
 from noteexec.site.custom_css import CustomCss, load_custom_css
 from noteexec.site.page import BrokenLink, Page, ParsedNote, SiteIndex, make_page, parse_for_site
 from noteexec.site.render import PageLinks, Theme, render_index, render_page, render_tag, script_source
-from noteexec.site.vault import ASSETS_DIR, Vault, frontmatter_list
+from noteexec.site.vault import ASSETS_DIR, Vault, frontmatter_list, is_excluded
 
 HOME_NOTES = ("readme.md", "index.md", "home.md")
 """A vault's front page: its title becomes the site's title unless ``--title`` says otherwise."""
@@ -256,7 +256,11 @@ def _render_site(
 
     def withheld_reason(rel: str) -> str | None:
         if rel not in reasons:
-            reasons[rel] = withheld(rel, lambda name: (root / name).read_bytes())
+            reasons[rel] = (
+                "excluded by the configuration"
+                if is_excluded(rel, options.exclude)
+                else withheld(rel, lambda name: (root / name).read_bytes())
+            )
         return reasons[rel]
 
     site = SiteIndex(
@@ -469,7 +473,7 @@ def build_site(
     """Render and write the site of the vault at ``root`` from its notes' results."""
     from noteexec.site.vault import scan_attachments
 
-    attachments = scan_attachments(root, skip=[out], exclude=options.exclude) if root.is_dir() else []
+    attachments = scan_attachments(root, skip=[out]) if root.is_dir() else []
     excluded = excluded_notes(root, options.exclude) if root.is_dir() else []
     site = render_site(root, results, options, attachments, excluded)
     write_site(site.files, out)

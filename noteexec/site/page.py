@@ -246,6 +246,10 @@ class SiteLinker:
         A lone page inlines raster images as ``data:image/...`` and nothing else: any other
         ``data:`` URL would be a document of the vault's making in the reader's browser.
         """
+        why = self.site.withheld(rel) if self.site.withheld is not None else None
+        if why is not None:
+            self._withhold(env, line, shown, f"not published: {why}")
+            return None
         if self.site.embed_files and self.site.read_file is not None:
             kind = RASTER_TYPES.get(posixpath.splitext(rel)[1].lower())
             if kind is None:
@@ -256,10 +260,6 @@ class SiteLinker:
             self.attachments.add(rel)
             data = base64.b64encode(self.site.read_file(rel)).decode("ascii")
             return f"data:{kind};base64,{data}"
-        why = self.site.withheld(rel) if self.site.withheld is not None else None
-        if why is not None:
-            self._withhold(env, line, shown, f"not published: {why}")
-            return None
         self.attachments.add(rel)
         return href(self.page_url, self.site.vault.url(rel))
 

@@ -11,7 +11,7 @@ from noteexec.site.assets import site_css, site_js, theme_js
 from noteexec.site.build import BuildOptions, custom_css, is_private, theme_for
 from noteexec.site.page import Page, SiteIndex, make_page, parse_for_site
 from noteexec.site.render import PageLinks, Theme, render_page
-from noteexec.site.vault import Vault, scan_attachments
+from noteexec.site.vault import Vault, is_excluded, scan_attachments
 
 
 def render_single(root: Path, result: NoteResult, options: BuildOptions | None = None) -> tuple[str, Page]:
@@ -30,7 +30,7 @@ def render_single(root: Path, result: NoteResult, options: BuildOptions | None =
     if rel not in notes:
         notes.append(rel)
     parsed = parse_for_site(result.note, rel)
-    attachments = scan_attachments(root, exclude=options.exclude) if root.is_dir() else []
+    attachments = scan_attachments(root) if root.is_dir() else []
     vault = Vault(notes, attachments, {rel: parsed.aliases}, hidden=hidden)
     site = SiteIndex(
         vault=vault,
@@ -42,6 +42,7 @@ def render_single(root: Path, result: NoteResult, options: BuildOptions | None =
         read_file=lambda name: (root / name).read_bytes(),
         load=lambda name: parse_for_site(read_note(root / name), name),
         private=_Private(root, rel, hidden),
+        withheld=lambda name: "excluded by the configuration" if is_excluded(name, options.exclude) else None,
     )
     base, _ = theme_for(options, parsed.title)
     site.mermaid = base.mermaid_src is not None and not base.mermaid_is_site_file

@@ -209,9 +209,13 @@ def root_prefix(url: str) -> str:
     return "../" * url.count("/")
 
 
-def scan_attachments(root: Path, skip: Iterable[Path] = (), exclude: Sequence[str] = ()) -> list[str]:
-    """Non-Markdown files of a vault (no dot-folders, nothing inside ``skip``, none matching an
-    ``exclude`` glob, as for notes), in path order.
+def is_excluded(rel: str, exclude: Sequence[str]) -> bool:
+    """Whether the configuration's ``exclude`` globs leave the vault file ``rel`` out (as ``check``)."""
+    return any(fnmatch.fnmatch(rel, pattern) for pattern in exclude)
+
+
+def scan_attachments(root: Path, skip: Iterable[Path] = ()) -> list[str]:
+    """Non-Markdown files of a vault (no dot-folders, nothing inside ``skip``), in path order.
 
     Symlinks are not followed, so nothing outside the vault is ever copied into a site.
     """
@@ -227,7 +231,5 @@ def scan_attachments(root: Path, skip: Iterable[Path] = (), exclude: Sequence[st
             path = Path(directory) / name
             if name.startswith(".") or name.lower().endswith(".md") or path.is_symlink():
                 continue
-            rel = path.relative_to(root).as_posix()
-            if not any(fnmatch.fnmatch(rel, pattern) for pattern in exclude):
-                found.append(rel)
+            found.append(path.relative_to(root).as_posix())
     return sorted(found)

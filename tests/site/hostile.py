@@ -17,6 +17,7 @@ an explicit allowlist of what the site itself writes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import textwrap
@@ -25,6 +26,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from noteexec.facts import BlockFacts, Raised
+from noteexec.site.build import BuildOptions, SiteFiles, excluded_notes, render_site
+from noteexec.site.vault import scan_attachments
+from tests.site.helpers import results_for
 
 PAYLOADS: dict[str, str] = {
     "script": "<script>window.__pwned=1</script>",
@@ -178,7 +182,8 @@ def diagrams_note() -> str:
 
 
 def write_hostile_vault(root: Path) -> Path:
-    """One note per payload kind, ``diagrams.md``, ``checked.md``, ``other.md``, ``pic.png``."""
+    """One note per payload kind, ``diagrams.md``, ``checked.md``, ``other.md``, ``pic.png``, and
+    :func:`write_attachments`."""
     root.mkdir(parents=True, exist_ok=True)
     for kind, payload in PAYLOADS.items():
         path = root / note_name(kind)
@@ -193,7 +198,103 @@ def write_hostile_vault(root: Path) -> Path:
     )
     (root / PAYLOAD_FILE_NAME).write_text("Canary sentence of the file name note stays visible.\n")
     (root / "pic.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    write_attachments(root)
     return root
+
+
+SCRIPT = b"<script>window.__pwned = 1; parent.__pwned = 1; alert(1)</script>"
+ACTIVE_ATTACHMENTS: dict[str, bytes] = {
+    "files/evil.html": b"<!doctype html><html><body>" + SCRIPT + b"</body></html>",
+    "files/evil.htm": b"<html>" + SCRIPT + b"</html>",
+    "files/evil.xhtml": b'<html xmlns="http://www.w3.org/1999/xhtml"><body>' + SCRIPT + b"</body></html>",
+    "files/evil.xml": b'<x xmlns:h="http://www.w3.org/1999/xhtml"><h:script>window.__pwned=1</h:script></x>',
+    "files/evil.svg": b'<svg xmlns="http://www.w3.org/2000/svg" onload="window.__pwned=1">'
+    b"<script>window.__pwned=1</script></svg>",
+    "files/foreign.svg": b'<svg xmlns="http://www.w3.org/2000/svg"><foreignObject><body '
+    b'xmlns="http://www.w3.org/1999/xhtml"><img src="x" onerror="window.__pwned=1"/></body>'
+    b"</foreignObject></svg>",
+    "files/evil.js": b"window.__pwned = 1;\n",
+    "files/sniffed.xyz": b"<html>" + SCRIPT + b"</html>",
+    "files/noextension": b"<html>" + SCRIPT + b"</html>",
+}
+"""Vault files that run script when a browser opens them: none may be published."""
+PASSIVE_ATTACHMENTS: dict[str, bytes] = {
+    "files/drawing.svg": b'<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20">'
+    b'<desc>VAULT-FILE files/drawing.svg</desc><circle cx="10" cy="10" r="8" fill="teal"/></svg>',
+    "files/notes.txt": b"VAULT-FILE files/notes.txt <script>window.__pwned=1</script>\n",
+    "files/pixel.png": b"\x89PNG\r\n\x1a\nVAULT-FILE files/pixel.png",
+}
+"""Vault files a browser only shows: published, under ``_attachments/``."""
+SITE_FILE_NAMES = (
+    "index.html",
+    "404.html",
+    "search-index.js",
+    "sitemap.xml",
+    "checked.html",
+    "hostile/script.html",
+    "tags/hostile.html",
+    "_assets/site.js",
+    "_assets/theme.js",
+    "_assets/site.css",
+    "_assets/mermaid.min.js",
+    "_assets/custom.css",
+    "_assets/favicon.svg",
+    "_attachments/files/drawing.svg",
+    "_notes/_assets/x.html",
+    ".noteexec-site",
+)
+"""Vault files named like files a build writes; each holds script or a marker (``VAULT-FILE``)."""
+PRIVATE_NOTES = {
+    "secret.md": "---\npublish: false\ntags: [secret-tag]\naliases: [hidden-alias]\n---\n"
+    "# Secret note\n\nPRIVATE-TEXT of the unpublished note, linking [[attachments]].\n\n![[files/secret.png]]\n",
+    "drafts/draft.md": "---\ndraft: true\n---\n# Draft note\n\nPRIVATE-TEXT of the draft. #draft-tag\n",
+}
+"""Notes that must stay out of the site; the configuration also excludes ``excluded/*``."""
+
+
+def attachments_note() -> str:
+    """Links and embeds of every attachment and lookalike file, and of every private note."""
+    names = [*ACTIVE_ATTACHMENTS, *PASSIVE_ATTACHMENTS, *SITE_FILE_NAMES]
+    lines = ["# Attachments", "", canary("attachments"), ""]
+    for name in names:
+        lines += [f"- [[{name}]] and [{name}]({name}) and ![[{name}]] and ![img]({name})"]
+    lines += ["", "Private: [[secret]], [[hidden-alias|by alias]], [md](secret.md), ![[secret]],"]
+    lines += ["[[draft]], ![[drafts/draft]], [[excluded/gone]], ![[excluded/gone]]", ""]
+    return "\n".join(lines)
+
+
+def write_attachments(root: Path) -> None:
+    """The attachments, lookalike files, private notes and ``attachments.md`` of the hostile vault."""
+    files = dict(ACTIVE_ATTACHMENTS) | dict(PASSIVE_ATTACHMENTS)
+    for name in SITE_FILE_NAMES:  # a drawing passes as an attachment: it must land elsewhere
+        drawing = PASSIVE_ATTACHMENTS["files/drawing.svg"].replace(b"files/drawing.svg", name.encode())
+        files.setdefault(name, drawing if name.endswith(".svg") else b"VAULT-FILE " + name.encode() + SCRIPT)
+    files["files/secret.png"] = b"\x89PNG\r\n\x1a\nVAULT-FILE private"
+    files["excluded/gone.md"] = b"# Gone\n\nPRIVATE-TEXT of an excluded note.\n"
+    files["excluded/photo.png"] = b"\x89PNG\r\n\x1a\nVAULT-FILE excluded"
+    files["noteexec.toml"] = b'exclude = ["excluded/*"]\n'
+    for name, text in PRIVATE_NOTES.items():
+        files[name] = text.encode()
+    files["attachments.md"] = attachments_note().encode()
+    for name, data in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+HOSTILE_EXCLUDE = ("excluded/*",)
+
+
+def render_hostile_site(root: Path, options: BuildOptions) -> SiteFiles:
+    """The hostile vault's site as ``build`` renders it (attachments found, excludes applied)."""
+    options = dataclasses.replace(options, exclude=HOSTILE_EXCLUDE)
+    results = [
+        result
+        for result in results_for(root, checked_facts())
+        if not result.note.path.relative_to(root).as_posix().startswith("excluded/")
+    ]
+    excluded = excluded_notes(root, HOSTILE_EXCLUDE)
+    return render_site(root, results, options, scan_attachments(root), excluded)
 
 
 def checked_facts() -> dict[str, list[BlockFacts]]:

@@ -15,18 +15,18 @@ from pathlib import Path
 import pytest
 
 from noteexec.site.assets import site_css, site_js, theme_js
-from noteexec.site.build import DEFAULT_MERMAID_URL, BuildError, BuildOptions, SiteFiles, render_site
+from noteexec.site.build import DEFAULT_MERMAID_URL, BuildError, BuildOptions, SiteFiles
 from noteexec.site.markdown import math_html, render_markdown
 from noteexec.site.single import render_single
 from tests.site.helpers import results_for
 from tests.site.hostile import (
     PAYLOAD_FILE_NAME,
     PAYLOADS,
-    checked_facts,
     html_problems,
     note_name,
     page_csp,
     parse_csp,
+    render_hostile_site,
     site_pages,
     write_hostile_vault,
 )
@@ -42,7 +42,7 @@ def site(vault: Path, tmp_path_factory: pytest.TempPathFactory) -> SiteFiles:
     """The hostile vault's site, with Mermaid diagrams on (a local mermaid.js) and checked facts."""
     mermaid = tmp_path_factory.mktemp("mermaid") / "mermaid.min.js"
     mermaid.write_text("window.mermaid = {};\n")
-    return render_site(vault, results_for(vault, checked_facts()), BuildOptions(mermaid_url=str(mermaid)))
+    return render_hostile_site(vault, BuildOptions(mermaid_url=str(mermaid)))
 
 
 def text(site: SiteFiles, name: str) -> str:
@@ -157,7 +157,7 @@ def assert_strict(csp: dict[str, list[str]]) -> None:
 def test_every_page_has_one_strict_csp_naming_only_the_site_and_the_mermaid_url(
     vault: Path,
 ) -> None:
-    site = render_site(vault, results_for(vault, checked_facts()), BuildOptions())
+    site = render_hostile_site(vault, BuildOptions())
     for name in site_pages(site.files):
         csp = csp_of(site, name)
         assert_strict(csp)
@@ -168,7 +168,7 @@ def test_every_page_has_one_strict_csp_naming_only_the_site_and_the_mermaid_url(
 
 
 def test_offline_sites_name_no_origin_at_all(vault: Path) -> None:
-    site = render_site(vault, results_for(vault), BuildOptions(offline=True))
+    site = render_hostile_site(vault, BuildOptions(offline=True))
     for name in site_pages(site.files):
         policy = page_csp(text(site, name)) or ""
         assert "http" not in policy and "://" not in policy, name
@@ -208,11 +208,11 @@ def test_a_single_page_allows_exactly_its_own_inline_scripts(vault: Path) -> Non
     ],
 )
 def test_a_mermaid_url_cannot_add_sources_or_directives(vault: Path, url: str) -> None:
-    site = render_site(vault, results_for(vault), BuildOptions(mermaid_url=url))
+    site = render_hostile_site(vault, BuildOptions(mermaid_url=url))
     csp = csp_of(site)
     assert_strict(csp)
     assert len(csp["script-src"]) == 2 and csp["script-src"][1].startswith("https://cdn.example.org/")
-    assert set(csp) == set(csp_of(render_site(vault, results_for(vault), BuildOptions(offline=True))))
+    assert set(csp) == set(csp_of(render_hostile_site(vault, BuildOptions(offline=True))))
 
 
 @pytest.mark.parametrize(
@@ -220,7 +220,7 @@ def test_a_mermaid_url_cannot_add_sources_or_directives(vault: Path, url: str) -
 )
 def test_a_mermaid_url_that_no_policy_can_name_is_refused(vault: Path, url: str) -> None:
     with pytest.raises(BuildError, match="--mermaid-url"):
-        render_site(vault, results_for(vault), BuildOptions(mermaid_url=url))
+        render_hostile_site(vault, BuildOptions(mermaid_url=url))
 
 
 # -------------------------------------------------------------------------------- single renderers

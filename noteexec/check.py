@@ -13,7 +13,7 @@ from typing import Literal
 from noteexec.cache import ResultCache, block_spans, parsed_keys, run_key
 from noteexec.config import Config
 from noteexec.display import shown_path
-from noteexec.expect import Expectation, expect
+from noteexec.expect import Expectation, expect_note
 from noteexec.facts import BlockFacts, NoteFacts
 from noteexec.judge import Verdict, judge
 from noteexec.memory import collector_paused
@@ -139,7 +139,7 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def expectations(note: Note, config: Config) -> tuple[Expectation, ...]:
-    return tuple(expect(block, config.families, note.options.skip) for block in note.blocks)
+    return expect_note(note.blocks, config.families, note.options.skip, note.setup)
 
 
 def note_run(note: Note, expected: Sequence[Expectation], root: Path, config: Config) -> NoteRun:

@@ -12,7 +12,7 @@ import io
 import re
 import tokenize
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from noteexec.model import CodeBlock
@@ -82,6 +82,9 @@ class DocumentedOutput:
     prose: str = ""
     """Words the author wrote after the value (``# True -> w 是叶子``), exactly as written, so
     that ``text + prose`` is the whole comment: either matching what was printed passes."""
+    random: RandomDraw | None = None
+    """Set when the block prints after an unseeded random draw: its numbers need not be the
+    author's, so only what is deterministic (shape, dtype, structure) must match."""
 
 
 @dataclass(frozen=True)
@@ -124,12 +127,39 @@ class Expectation:
 
 
 def expect(block: CodeBlock, families: Families = Families(), note_skip: bool = False) -> Expectation:
+    """One block's expectation, as if it were the only block of its note."""
+    return _expect(block, families, note_skip, None)[0]
+
+
+def expect_note(
+    blocks: Iterable[CodeBlock],
+    families: Families = Families(),
+    note_skip: bool = False,
+    setup: Iterable[CodeBlock] = (),
+) -> tuple[Expectation, ...]:
+    """Every block's expectation. Values drawn at random without a seed, in the hidden setup or
+    a block that ran before, may be what a later block prints: its numbers are not the author's."""
+    random: RandomDraw | None = None
+    for block in setup:
+        random = _merge(random, _unseeded_draw(_syntax_tree(block.code), block.line))
+    found = []
+    for block in blocks:
+        expectation, random = _expect(block, families, note_skip, random)
+        found.append(expectation)
+    return tuple(found)
+
+
+def _expect(
+    block: CodeBlock, families: Families, note_skip: bool, random: RandomDraw | None
+) -> tuple[Expectation, RandomDraw | None]:
+    """A block's expectation, and the unseeded random draws once it has run."""
     if note_skip:
-        return Expectation(kind="skip", skip_reason="the note sets noteexec: {skip: true}")
+        return Expectation(kind="skip", skip_reason="the note sets noteexec: {skip: true}"), random
     if block.skip:
-        return Expectation(kind="skip", skip_reason="%% noteexec: skip %%")
+        return Expectation(kind="skip", skip_reason="%% noteexec: skip %%"), random
 
     tree = _syntax_tree(block.code)
+    random = _merge(random, _unseeded_draw(tree, block.line))
     notes: list[str] = []
     documented = list(_comment_documents(block, tree, notes))
     output_error, block_output = _output_fence_documents(block)
@@ -141,6 +171,8 @@ def expect(block: CodeBlock, families: Families = Families(), note_skip: bool = 
     if block_output is not None:
         outputs.append(block_output)
     echo_lines = _bare_expression_lines(block, outputs, tree)
+    if random is not None:
+        outputs = [replace(output, random=random) for output in outputs]
 
     callout = block.callout.kind if block.callout else None
     kind: Kind
@@ -150,7 +182,7 @@ def expect(block: CodeBlock, families: Families = Families(), note_skip: bool = 
         kind = "gradients"
     else:
         kind = "runs"
-    return Expectation(
+    expectation = Expectation(
         kind=kind,
         error=errors[0] if errors else None,
         warnings=warnings,
@@ -158,6 +190,61 @@ def expect(block: CodeBlock, families: Families = Families(), note_skip: bool = 
         echo_lines=echo_lines,
         notes=tuple(notes),
     )
+    return expectation, random
+
+
+_RANDOM_FLOATS = frozenset(
+    {"randn", "rand", "randn_like", "rand_like", "normal", "normal_", "uniform_", "uniform", "gauss"}
+    | {"empty", "empty_like", "empty_strided", "exponential_", "cauchy_", "log_normal_", "random"}
+    | {"dropout", "Dropout", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_"}
+    | {"trunc_normal_", "orthogonal_", "Linear", "Bilinear", "Conv1d", "Conv2d", "Conv3d", "Embedding"}
+    | {"ConvTranspose1d", "ConvTranspose2d", "RNN", "LSTM", "GRU", "MultiheadAttention"}
+)
+"""Calls whose results are random (or uninitialised) floating-point numbers."""
+_RANDOM_INTEGERS = frozenset(
+    {"randint", "randint_like", "randperm", "multinomial", "random_", "choice", "shuffle", "sample"}
+)
+_SEEDS = frozenset({"manual_seed", "seed", "manual_seed_all", "set_rng_state"})
+
+
+@dataclass(frozen=True)
+class RandomDraw:
+    """Where a note first draws random numbers without a seed, and whether any are integers."""
+
+    where: str
+    """``torch.randn at line 12``."""
+    integers: bool = False
+
+
+def _merge(before: RandomDraw | None, now: RandomDraw | None) -> RandomDraw | None:
+    """The latest draw is named (most likely what a block prints); integers once drawn stay."""
+    if before is None or now is None:
+        return before or now
+    return RandomDraw(now.where, before.integers or now.integers)
+
+
+def _unseeded_draw(tree: ast.Module | None, fence_line: int) -> RandomDraw | None:
+    """The first random draw of a block that no seed earlier in the same block fixes (the
+    sandbox seeds every block with 0, so a seed from another block is not the author's)."""
+    if tree is None:
+        return None
+    seeded_at = None
+    draws: list[tuple[int, int, str, bool]] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        function = node.func
+        name = function.attr if isinstance(function, ast.Attribute) else getattr(function, "id", "")
+        position = (node.lineno, node.col_offset)
+        if name in _SEEDS:
+            seeded_at = min(seeded_at or position, position)
+        elif name in _RANDOM_FLOATS or name in _RANDOM_INTEGERS:
+            draws.append((*position, ast.unparse(function), name in _RANDOM_INTEGERS))
+    unseeded = sorted(draw for draw in draws if seeded_at is None or draw[:2] < seeded_at)
+    if not unseeded:
+        return None
+    line, _, name, _ = unseeded[0]
+    return RandomDraw(f"{name} at line {fence_line + line}", any(draw[3] for draw in unseeded))
 
 
 def _syntax_tree(code: str) -> ast.Module | None:
@@ -282,9 +369,7 @@ def _print_label(statement: ast.Expr) -> str:
     """The literal text a ``print`` call writes before its first value, if it starts with one:
     ``print(f"grad = {w.grad}")`` → ``grad = ``; ``print("grad:", w.grad)`` → ``grad: ``."""
     call = statement.value
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"):
-        return ""
-    if not call.args:
+    if not _is_print(statement) or not isinstance(call, ast.Call) or not call.args:
         return ""
     first = call.args[0]
     if isinstance(first, ast.JoinedStr) and len(first.values) > 1:
@@ -383,23 +468,27 @@ _HOLDS_STATEMENTS = (ast.stmt, ast.excepthandler, ast.match_case)
 def _bare_expression_lines(
     block: CodeBlock, outputs: list[DocumentedOutput], tree: ast.Module | None
 ) -> tuple[int, ...]:
-    """Documented expressions that are not ``print`` calls: their values must be shown."""
+    """Documented expressions that are not ``print`` calls: their values must be shown.
+
+    With an output fence, the block's last statement is one when it is a bare expression, as
+    Jupyter (and d2l's exported notebooks) shows the value of a cell's last line.
+    """
     documented = {output.line for output in outputs if output.line is not None}
-    if tree is None or not documented:
+    if tree is None:
         return ()
-    lines = []
-    for node in _statements(tree):
-        if (
-            isinstance(node, ast.Expr)
-            and block.line + node.lineno in documented
-            and not (
-                isinstance(node.value, ast.Call)
-                and isinstance(node.value.func, ast.Name)
-                and node.value.func.id == "print"
-            )
-        ):
-            lines.append(block.line + node.lineno)
+    if any(output.line is None for output in outputs) and tree.body and isinstance(tree.body[-1], ast.Expr):
+        documented.add(block.line + tree.body[-1].lineno)
+    lines = [
+        block.line + node.lineno
+        for node in _statements(tree)
+        if isinstance(node, ast.Expr) and block.line + node.lineno in documented and not _is_print(node)
+    ]
     return tuple(sorted(lines))
+
+
+def _is_print(statement: ast.Expr) -> bool:
+    call = statement.value
+    return isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"
 
 
 def _output_fence_documents(

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from noteexec.expect import DocumentedError, DocumentedOutput, Expectation
+from noteexec.expect import DocumentedError, DocumentedOutput, Expectation, RandomDraw
 from noteexec.model import CalloutHeader, CodeBlock, Note, NoteOptions, OutputFence, Problem
 
 
@@ -42,7 +42,14 @@ def expectation_json(expectation: Expectation) -> dict[str, Any]:
         "error": _documented_json(expectation.error) if expectation.error else None,
         "warnings": [_documented_json(warning) for warning in expectation.warnings],
         "outputs": [
-            [output.text, output.line, output.end_line, output.tail, output.prose]
+            [
+                output.text,
+                output.line,
+                output.end_line,
+                output.tail,
+                output.prose,
+                [output.random.where, output.random.integers] if output.random else None,
+            ]
             for output in expectation.outputs
         ],
         "echo_lines": list(expectation.echo_lines),
@@ -56,7 +63,10 @@ def expectation_from_json(data: dict[str, Any]) -> Expectation:
         kind=data["kind"],
         error=DocumentedError(*data["error"]) if data["error"] else None,
         warnings=tuple(DocumentedError(*warning) for warning in data["warnings"]),
-        outputs=tuple(DocumentedOutput(*output) for output in data["outputs"]),
+        outputs=tuple(
+            DocumentedOutput(*output[:5], random=RandomDraw(*output[5]) if output[5] else None)
+            for output in data["outputs"]
+        ),
         echo_lines=tuple(data["echo_lines"]),
         skip_reason=data["skip_reason"],
         notes=tuple(data["notes"]),

@@ -15,13 +15,17 @@ import re
 RTOL = 1e-4
 ATOL = 1e-6
 
+_NUMBER = r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w])"
 _TOKEN = re.compile(
     r"(?P<address>(?<=at )0x(?:[0-9a-fA-F]+|\.\.\.|…))"
     r"|(?P<wild>\.\.\.|…)"
-    r"|(?P<number>(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w]))"
+    rf"|(?P<number>{_NUMBER})"
     r"|(?P<word>\w+)"
     r"|(?P<symbol>\S)"
 )
+
+_FLOAT = re.compile(r"(?<![\w.])[-+]?(?:(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|nan|inf)(?![\w])")
+_ANY_NUMBER = re.compile(rf"{_NUMBER}|(?<!\w)[-+]?(?:nan|inf)(?!\w)")
 
 WILDCARD = object()
 ADDRESS = object()
@@ -84,3 +88,12 @@ def matches(expected: str, actual: str, *, prefix: bool = False) -> bool:
             return False
         position = found + len(segment)
     return len(words) - len(last) >= position and _run_at(last, words, len(words) - len(last))
+
+
+def without_values(text: str, integers: bool = False) -> str:
+    """``text`` with every floating-point number (every number, with ``integers``) replaced by
+    one placeholder: what is left of a random tensor's output that the draw does not decide.
+
+    Integers stay unless asked: ``torch.Size([4, 3])`` and ``dtype=torch.int64`` are not drawn.
+    """
+    return (_ANY_NUMBER if integers else _FLOAT).sub(" ¤ ", text)

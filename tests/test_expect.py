@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from noteexec.expect import DocumentedError, DocumentedOutput, Expectation, Families, expect
+from noteexec.expect import (
+    DocumentedError,
+    DocumentedOutput,
+    Expectation,
+    Families,
+    RandomDraw,
+    expect,
+    expect_note,
+)
 from noteexec.parse import parse_note
 from noteexec.textmatch import WILDCARD, _same, _tokens, matches
 from tests.conftest import SEED_NOTE, callout, fence
@@ -339,3 +347,57 @@ def test_own_line_value_comment_without_a_prefix_documents_nothing() -> None:
 def test_own_line_output_comment_after_a_bare_expression_echoes_it() -> None:
     expectation = only_expectation(fence("w.grad\n# Output: tensor([6.])"))
     assert expectation.echo_lines == (2,)
+
+
+def note_expectations(text: str) -> tuple[Expectation, ...]:
+    note = parse_note(text)
+    return expect_note(note.blocks, Families(), note.options.skip, note.setup)
+
+
+def test_unseeded_random_draws_mark_the_outputs_of_their_block_and_later_blocks() -> None:
+    text = (
+        fence("print(torch.ones(1))  # tensor([1.])")
+        + fence("x = torch.randn(2, 3)\nprint(x)  # tensor([[...]])")
+        + fence("print(x.sum())  # tensor(0.5)")
+    )
+    first, second, third = note_expectations(text)
+    assert first.outputs[0].random is None
+    assert second.outputs[0].random == RandomDraw("torch.randn at line 5")
+    assert third.outputs[0].random == RandomDraw("torch.randn at line 5")
+
+
+@pytest.mark.parametrize(
+    ("code", "draw"),
+    [
+        ("torch.manual_seed(42)\nx = torch.randn(3)\nprint(x)  # tensor([1., 2., 3.])", None),
+        (
+            "x = torch.randn(3)\ntorch.manual_seed(42)\nprint(x)  # tensor([1., 2., 3.])",
+            "torch.randn at line 2",
+        ),
+        ("x = torch.empty(3)\nprint(x)  # tensor([0., 0., 0.])", "torch.empty at line 2"),
+        ("layer = nn.Linear(2, 1)\nprint(layer.weight)  # tensor([[0.1, 0.2]])", "nn.Linear at line 2"),
+        ("x = torch.randint(0, 9, (3,))\nprint(x)  # tensor([1, 2, 3])", "torch.randint at line 2"),
+        ("x = torch.arange(3.)\nprint(x)  # tensor([0., 1., 2.])", None),
+    ],
+)
+def test_which_draws_are_unseeded(code: str, draw: str | None) -> None:
+    [output] = only_expectation(fence(code)).outputs
+    assert (output.random.where if output.random else None) == draw
+    assert output.random is None or output.random.integers == ("randint" in code)
+
+
+def test_hidden_setup_draws_count_and_a_seed_in_another_block_does_not() -> None:
+    text = "%%\n" + fence("base = torch.rand(2)") + "%%\n\n" + fence("print(base)  # tensor([0.5, 0.5])")
+    [expectation] = note_expectations(text)
+    assert expectation.outputs[0].random == RandomDraw("torch.rand at line 3")
+    seeded_elsewhere = fence("torch.manual_seed(0)") + fence("print(torch.randn(2))  # tensor([1., 2.])")
+    assert note_expectations(seeded_elsewhere)[1].outputs[0].random is not None
+
+
+def test_the_last_bare_expression_before_an_output_fence_is_echoed_like_jupyter() -> None:
+    expectation = only_expectation(
+        fence("layer = nn.Linear(3, 1)\nlayer.weight") + "```\nParameter containing:\n```\n"
+    )
+    assert expectation.echo_lines == (3,)
+    printing = only_expectation(fence("x = 1\nprint(x)") + "```\n1\n```\n")
+    assert printing.echo_lines == ()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from noteexec.expect import DocumentedError, DocumentedOutput, Expectation
+from noteexec.expect import DocumentedError, DocumentedOutput, Expectation, RandomDraw
 from noteexec.facts import BlockFacts, Gradient, Raised
 from noteexec.judge import judge
 
@@ -148,3 +148,30 @@ def test_notes_on_what_is_not_checked_are_shown_with_every_verdict() -> None:
     expectation = Expectation("runs", notes=(note,))
     assert judge(expectation, BlockFacts(state="ran")).warnings == (note,)
     assert judge(expectation, raised("ValueError", "x", 2)).warnings == (note,)
+
+
+def test_random_outputs_compare_shape_dtype_and_structure_and_say_so() -> None:
+    draw = RandomDraw("torch.randn at line 3")
+    documented = DocumentedOutput("tensor([[ 0.3367,  0.1288, -0.2345]])", 5, 5, random=draw)
+    verdict = judge(
+        Expectation("runs", outputs=(documented,)), printed(5, "tensor([[1.5410, -0.2934, -2.1788]])\n")
+    )
+    assert verdict.outcome == "passed"
+    assert verdict.warnings == (
+        "output of line 5: numbers differ from the documented ones, but torch.randn at line 3 draws random "
+        "numbers without a seed, so only shape, dtype and structure were compared",
+    )
+    same = judge(
+        Expectation("runs", outputs=(documented,)), printed(5, "tensor([[0.3367, 0.1288, -0.2345]])\n")
+    )
+    assert same.warnings == ()
+    for wrong in ("tensor([[1.5410, -0.2934]])", "tensor([[1.5410, -0.2934, -2.1788]], dtype=torch.float64)"):
+        assert judge(Expectation("runs", outputs=(documented,)), printed(5, wrong)).outcome == "failed"
+    shape = DocumentedOutput("torch.Size([2, 3])", 5, 5, random=draw)
+    assert judge(Expectation("runs", outputs=(shape,)), printed(5, "torch.Size([2, 4])")).outcome == "failed"
+    integers = DocumentedOutput(
+        "tensor([3, 1, 2])", 5, 5, random=RandomDraw("torch.randperm at line 3", True)
+    )
+    assert (
+        judge(Expectation("runs", outputs=(integers,)), printed(5, "tensor([2, 0, 1])")).outcome == "passed"
+    )

@@ -92,3 +92,38 @@ def test_only_an_adjacent_or_introduced_fence_is_output(run_note: RunNote) -> No
     assert result.blocks[0].block.output is None
     assert result.blocks[1].expectation.outputs[0].text == "9.0\n"
     assert outcomes(run_note(TRAINING_NOTE.replace("9.0\n```", "10.0\n```"))) == ["passed", "failed"]
+
+
+RANDOM_NOTE = (
+    "## 随机初始化\n\n"
+    + fence(
+        """
+        x = torch.randn(2, 3)
+        print(x)
+        # 输出：
+        # tensor([[ 0.3367,  0.1288,  0.2345],
+        #         [ 0.2303, -1.1229, -0.1863]])
+        print(x.shape)  # torch.Size([2, 3])
+        """
+    )
+    + "\n```python\nlayer = nn.Linear(3, 1)\nlayer.weight\n```\n\n```\nParameter containing:\n"
+    "tensor([[-0.1, 0.3, 0.2]], requires_grad=True)\n```\n"
+)
+
+
+def test_random_values_are_not_reported_as_wrong_but_their_shape_is_checked(run_note: RunNote) -> None:
+    result = run_note(RANDOM_NOTE)
+    assert outcomes(result) == ["passed", "passed"], [block.verdict for block in result.blocks]
+    first, second = (block.verdict.warnings for block in result.blocks)
+    assert first == (
+        "output of line 5: numbers differ from the documented ones, but torch.randn at line 4 draws random "
+        "numbers without a seed, so only shape, dtype and structure were compared",
+    )
+    assert second == (
+        "output of the block: numbers differ from the documented ones, but nn.Linear at line 13 draws random "
+        "numbers without a seed, so only shape, dtype and structure were compared",
+    )
+    wrong_shape = RANDOM_NOTE.replace("torch.Size([2, 3])", "torch.Size([3, 2])")
+    assert outcomes(run_note(wrong_shape)) == ["failed", "passed"]
+    extra_row = RANDOM_NOTE.replace("-0.1863]])", "-0.1863],\n#         [ 1.0, 2.0, 3.0]])")
+    assert outcomes(run_note(extra_row)) == ["failed", "passed"]

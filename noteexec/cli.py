@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
+import shlex
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -12,8 +14,9 @@ from pathlib import Path
 from typing import TextIO
 
 from noteexec import __version__
+from noteexec.baseline import Baseline, failures_of, write
 from noteexec.cache import open_cache
-from noteexec.check import NoteFile, UsageError, discover, expectations, iter_check
+from noteexec.check import NoteFile, NoteResult, UsageError, discover, expectations, iter_check
 from noteexec.config import Config, ConfigError, load_config
 from noteexec.display import printable, shown_path
 from noteexec.formats import GithubReporter, JunitReporter
@@ -57,8 +60,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     check_command.add_argument("-v", "--verbose", action="count", default=0, help="also passing blocks")
     check_command.add_argument("-q", "--quiet", action="count", default=0, help="only failures")
+    check_command.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="FILE",
+        help="failures recorded in FILE are known: only new ones fail",
+    )
     add_cache_arguments(check_command)
     add_sandbox_arguments(check_command)
+
+    baseline_command = commands.add_parser(
+        "baseline", help="record today's failures in a file that `check --baseline` accepts"
+    )
+    baseline_command.add_argument("paths", nargs="*", type=Path, default=[Path("notes")], metavar="PATH")
+    baseline_command.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
+    baseline_command.add_argument(
+        "-j", "--jobs", type=int, default=os.cpu_count() or 1, help="notes run at once (default: CPUs)"
+    )
+    add_cache_arguments(baseline_command)
+    add_sandbox_arguments(baseline_command)
 
     list_command = commands.add_parser("list", help="show each block's expectation, run nothing")
     list_command.add_argument("paths", nargs="+", type=Path, metavar="NOTE")
@@ -157,55 +177,99 @@ def _report_file(path: Path) -> Iterator[TextIO]:
         raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
 
 
-def _check(arguments: argparse.Namespace) -> int:
-    """Results stream through the reporters note by note: memory stays level however large the vault."""
-    started = time.perf_counter()
+def _notes(arguments: argparse.Namespace) -> tuple[Config, list[NoteFile]]:
+    """The configuration and the notes a command checks (all of them, or its --shard)."""
     if arguments.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    outputs = _outputs(arguments)
     config = _config_for(arguments.paths, arguments)
     found = discover(arguments.paths, config.exclude)
     if not found:  # nothing failed, so exit 0; but a vault with no notes is likely a wrong path
         where = ", ".join(map(str, arguments.paths))
         print(f"noteexec: warning: no notes (*.md) found in {where}", file=sys.stderr)
-    files = _shard(found, arguments.shard)
+    return config, _shard(found, getattr(arguments, "shard", None))
+
+
+def _results(arguments: argparse.Namespace, config: Config, files: list[NoteFile]) -> Iterator[NoteResult]:
+    """Each note's result in file order, from the cache or the sandbox; the cache's warnings after."""
+    cache, fingerprint = open_cache(
+        arguments.paths[0] if arguments.paths else Path.cwd(),
+        arguments.cache_dir,
+        not arguments.no_cache,
+        arguments.cache_key_file,
+    )
+    try:
+        with Sandbox(parallel=arguments.jobs, env_passthrough=config.env) as sandbox:
+            yield from iter_check(files, config, sandbox, cache, fingerprint)
+    finally:
+        if cache is not None:
+            for warning in cache.warnings:
+                print(f"noteexec: warning: {warning}", file=sys.stderr)
+            cache.close()
+
+
+def _check(arguments: argparse.Namespace) -> int:
+    """Results stream through the reporters note by note: memory stays level however large the vault."""
+    started = time.perf_counter()
+    outputs = _outputs(arguments)
+    baseline = Baseline.load(arguments.baseline) if arguments.baseline is not None else None
+    config, files = _notes(arguments)
     summary = Summary()
     with contextlib.ExitStack() as files_open:
         streams = [
             sys.stdout if file is None else files_open.enter_context(_report_file(file))
             for _, file in outputs
         ]
-        cache, fingerprint = open_cache(
-            arguments.paths[0] if arguments.paths else Path.cwd(),
-            arguments.cache_dir,
-            not arguments.no_cache,
-            arguments.cache_key_file,
-        )
         reporters = [
             _reporter(name, stream, arguments) for (name, _), stream in zip(outputs, streams, strict=True)
         ]
         for reporter in reporters:
             if isinstance(reporter, TextReporter):
                 reporter.start(len(files))
-        try:
-            with Sandbox(parallel=arguments.jobs, env_passthrough=config.env) as sandbox:
-                for result in iter_check(files, config, sandbox, cache, fingerprint):
-                    summary += Summary.of([result])
-                    for reporter in reporters:
-                        reporter.note(result)
-        finally:
-            if cache is not None:
-                for warning in cache.warnings:
-                    print(f"noteexec: warning: {warning}", file=sys.stderr)
-                cache.close()
+        for result in _results(arguments, config, files):
+            if baseline is not None:
+                result = baseline.apply(result)
+            summary += Summary.of([result])
+            for reporter in reporters:
+                reporter.note(result)
         if notice := sandbox_notice(summary):
             print(f"noteexec: WARNING: {notice}", file=sys.stderr)
         if notice := limits_notice(summary):
             print(f"noteexec: warning: {notice}", file=sys.stderr)
+        if baseline is not None:
+            summary = dataclasses.replace(summary, known=baseline.known)
+            _tell_fixed(baseline, arguments)
         duration = time.perf_counter() - started
         for reporter in reporters:
             reporter.finish(summary, duration)
     return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def _tell_fixed(baseline: Baseline, arguments: argparse.Namespace) -> None:
+    """Recorded failures that no longer happen: the baseline can shrink."""
+    fixed = baseline.fixed()
+    if not fixed:
+        return
+    paths = " ".join(shlex.quote(str(path)) for path in arguments.paths)
+    print(
+        f"noteexec: {len(fixed)} failures recorded in {shown_path(baseline.path)} no longer happen; "
+        f"shrink it: noteexec baseline {paths} -o {shlex.quote(str(baseline.path))}",
+        file=sys.stderr,
+    )
+    for failure in fixed:
+        print(f"  fixed: {shown_path(failure.note)}:{failure.line}", file=sys.stderr)
+
+
+def _baseline(arguments: argparse.Namespace) -> int:
+    """Run every note and record its failures; what is recorded is accepted, so exit 0."""
+    config, files = _notes(arguments)
+    folder = arguments.output.resolve().parent
+    failures, notes = [], 0
+    for result in _results(arguments, config, files):
+        failures.extend(failures_of(result, folder))
+        notes += 1
+    count = write(arguments.output, failures)
+    print(f"noteexec: recorded {count} failures of {notes} notes in {shown_path(arguments.output)}")
+    return EXIT_OK
 
 
 def _cache(arguments: argparse.Namespace) -> int:
@@ -256,6 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if arguments.command == "check":
             return _check(arguments)
+        if arguments.command == "baseline":
+            return _baseline(arguments)
         if arguments.command == "cache":
             return _cache(arguments)
         if arguments.command == "doctor":

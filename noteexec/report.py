@@ -30,6 +30,8 @@ class Summary:
     """What those notes ran without, and why: every report says it once."""
     limits_warning: str = ""
     """Why memory and processes were capped per process, not per note's tree."""
+    known: int = 0
+    """Failures accepted by a baseline (reported as skips that say so)."""
 
     @classmethod
     def of(cls, results: Sequence[NoteResult]) -> Summary:
@@ -139,6 +141,7 @@ def summary_json(summary: Summary, duration: float | None = None) -> dict[str, A
     document: dict[str, Any] = {
         key: getattr(summary, key) for key in ("notes", "blocks", "passed", "failed", "skipped", "errors")
     }
+    document["known"] = summary.known
     document["isolation"] = "reduced" if summary.reduced else "full"
     document["reduced_isolation_notes"] = summary.reduced
     document["sandbox_warning"] = sandbox_notice(summary) or None
@@ -262,7 +265,9 @@ class TextReporter:
         self._clear_progress()
         line = (
             f"{summary.notes} notes, {summary.blocks} blocks: {summary.passed} passed, "
-            f"{summary.failed} failed, {summary.skipped} skipped, {summary.errors} errors"
+            f"{summary.failed} failed, {summary.skipped} skipped"
+            + (f" ({summary.known} of them known failures from the baseline)" if summary.known else "")
+            + f", {summary.errors} errors"
             + (f", {summary.cached} notes from cache" if summary.cached else "")
             + f" in {duration:.2f}s"
             + (f"; {summary.reduced} notes WITHOUT THE FULL SANDBOX" if summary.reduced else "")

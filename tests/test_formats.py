@@ -220,7 +220,7 @@ def test_every_report_says_whether_notes_had_the_full_sandbox(tmp_path: Path, na
         assert "title=noteexec sandbox" not in github.read_text()
         assert "WITHOUT THE FULL SANDBOX" not in text.read_text() and "WARNING" not in result.stderr
     else:
-        assert isolation["level"] == "reduced" and isolation["vault"] == "watched"
+        assert isolation["level"] == "reduced" and isolation["vault"] == "read-only (Landlock)"
         summary = report["summary"]
         assert summary["isolation"] == "reduced" and summary["reduced_isolation_notes"] == 1
         assert "namespaces" in summary["sandbox_warning"]

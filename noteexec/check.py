@@ -138,7 +138,17 @@ def _inside(path: Path, root: Path) -> bool:
     return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
 
 
+NOT_OPTED_IN = "not opted in: the configuration says opt_in = true; add noteexec: true to its frontmatter"
+
+
+def opted_in(note: Note) -> bool:
+    """``noteexec: true``, or any ``noteexec:`` mapping, in the note's frontmatter."""
+    return note.frontmatter.get("noteexec") is True or isinstance(note.frontmatter.get("noteexec"), dict)
+
+
 def expectations(note: Note, config: Config) -> tuple[Expectation, ...]:
+    if config.opt_in and not opted_in(note):  # never run: every block a skip that says why
+        return tuple(Expectation(kind="skip", skip_reason=NOT_OPTED_IN) for _ in note.blocks)
     return expect_note(note.blocks, config.families, note.options.skip, note.setup)
 
 

@@ -43,6 +43,7 @@ LIMIT_KEYS = (
     "processes",
     "isolation",
     "publish_css",
+    "opt_in",
 )
 """The keys that loosen the sandbox (or let the vault style its site): an untrusted file may only
 tighten them."""
@@ -59,6 +60,7 @@ _OPTIONS = {
     "processes": "--processes",
     "isolation": "--isolation",
     "publish_css": "--publish-css",
+    "opt_in": "--no-opt-in",
 }
 
 
@@ -84,6 +86,8 @@ class Config:
     """``"strict"``: refuse to run notes without the full sandbox, rather than fall back."""
     publish_css: bool = False
     """The site uses the vault's ``publish.css`` (Obsidian Publish), confined to note bodies."""
+    opt_in: bool = False
+    """Check only notes whose frontmatter opts in (``noteexec: true`` or a ``noteexec:`` mapping)."""
     source: Path | None = None
 
 
@@ -175,6 +179,7 @@ def config_from_table(table: dict[str, Any], path: Path | None = None, base: Con
         "env": lambda value: env_names(value, fail),
         "namespaces": lambda value: _boolean(value, "namespaces", fail),
         "publish_css": lambda value: _boolean(value, "publish_css", fail),
+        "opt_in": lambda value: _boolean(value, "opt_in", fail),
     }
     values = {key: parsers[key](value) for key, value in table.items()}
     config = replace(base or Config(), **values, source=path)
@@ -214,6 +219,9 @@ def apply_overrides(config: Config, arguments: argparse.Namespace) -> Config:
         values["namespaces"] = False
     if getattr(arguments, "publish_css", None) is True:
         values["publish_css"] = True
+    opt_in = getattr(arguments, "opt_in", None)
+    if opt_in is not None:
+        values["opt_in"] = opt_in
     if not values:
         return config
     overridden = replace(config, **values)
@@ -256,6 +264,10 @@ def _looser(key: str, config: Config, base: Config) -> tuple[str, str] | None:
     if key == "namespaces":
         if base.namespaces and not config.namespaces:
             return "the trusted configuration isolates notes in namespaces", ""
+        return None
+    if key == "opt_in":
+        if base.opt_in and not config.opt_in:
+            return "the trusted configuration checks only notes that opt in", ""
         return None
     if key == "publish_css":
         if config.publish_css and not base.publish_css:

@@ -48,6 +48,12 @@ def add_sandbox_arguments(command: argparse.ArgumentParser) -> None:
         "--isolation", choices=("auto", "strict"), help="strict: refuse to run notes without the full sandbox"
     )
     group.add_argument(
+        "--opt-in",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="check only notes whose frontmatter says noteexec: true (or has a noteexec: mapping)",
+    )
+    group.add_argument(
         "--no-namespaces",
         dest="namespaces",
         action="store_const",

@@ -174,8 +174,10 @@ def _note_options(frontmatter: dict[str, Any], yaml_text: str, problems: list[Pr
     if raw is None:
         return NoteOptions()
     line = _key_line(yaml_text, "noteexec")
+    if isinstance(raw, bool):  # `noteexec: true` opts in (see opted_in); `false` opts out
+        return NoteOptions(skip=not raw)
     if not isinstance(raw, dict):
-        problems.append(Problem(line, "'noteexec' must be a mapping such as {skip: true}"))
+        problems.append(Problem(line, "'noteexec' must be true, false or a mapping such as {skip: true}"))
         return NoteOptions()
     skip = raw.get("skip", False)
     if not isinstance(skip, bool):

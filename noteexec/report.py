@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TextIO
 
-from noteexec.check import BlockResult, NoteResult
+from noteexec.check import NOT_OPTED_IN, BlockResult, NoteResult
 from noteexec.display import printable, shown_path, unicode_path
 
 _CONTEXT = 2
@@ -32,6 +32,8 @@ class Summary:
     """Why memory and processes were capped per process, not per note's tree."""
     known: int = 0
     """Failures accepted by a baseline (reported as skips that say so)."""
+    not_opted_in: int = 0
+    """Notes with python blocks that were not run because they do not opt in (``opt_in``)."""
 
     @classmethod
     def of(cls, results: Sequence[NoteResult]) -> Summary:
@@ -49,6 +51,11 @@ class Summary:
             reduced=len(lost),
             sandbox_warning=lost[0] if lost else "",
             limits_warning=limits[0] if limits else "",
+            not_opted_in=sum(
+                bool(result.blocks)
+                and all(block.expectation.skip_reason == NOT_OPTED_IN for block in result.blocks)
+                for result in results
+            ),
         )
 
     def __add__(self, other: Summary) -> Summary:
@@ -142,6 +149,7 @@ def summary_json(summary: Summary, duration: float | None = None) -> dict[str, A
         key: getattr(summary, key) for key in ("notes", "blocks", "passed", "failed", "skipped", "errors")
     }
     document["known"] = summary.known
+    document["not_opted_in"] = summary.not_opted_in
     document["isolation"] = "reduced" if summary.reduced else "full"
     document["reduced_isolation_notes"] = summary.reduced
     document["sandbox_warning"] = sandbox_notice(summary) or None
@@ -268,6 +276,7 @@ class TextReporter:
             f"{summary.failed} failed, {summary.skipped} skipped"
             + (f" ({summary.known} of them known failures from the baseline)" if summary.known else "")
             + f", {summary.errors} errors"
+            + (f", {summary.not_opted_in} notes not opted in" if summary.not_opted_in else "")
             + (f", {summary.cached} notes from cache" if summary.cached else "")
             + f" in {duration:.2f}s"
             + (f"; {summary.reduced} notes WITHOUT THE FULL SANDBOX" if summary.reduced else "")

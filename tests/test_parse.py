@@ -126,7 +126,7 @@ def test_invalid_yaml_reports_its_line() -> None:
     [
         ("- a\n- b", "mapping"),
         ("just text", "mapping"),
-        ("noteexec: yes", "'noteexec' must be a mapping"),
+        ("noteexec: [1]", "'noteexec' must be true, false or a mapping"),
         ("noteexec: {timeout: -1}", "timeout"),
         ("noteexec: {timeout: ten}", "timeout"),
         ("noteexec: {skip: maybe}", "skip"),

@@ -1,0 +1,64 @@
+"""Opt-in: on a vault that was never written to be run, only the notes that ask are checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from noteexec.config import ConfigError, load_config
+from noteexec.parse import parse_note
+from tests.conftest import fence, noteexec
+
+
+def test_only_notes_that_opt_in_are_run_and_the_rest_are_counted(tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "noteexec.toml").write_text("opt_in = true\n")  # inside the vault: it only narrows
+    (vault / "a-opted.md").write_text("---\nnoteexec: true\n---\n" + fence("print(2 + 2)  # 5"))
+    (vault / "b-mapping.md").write_text("---\nnoteexec: {timeout: 30}\n---\n" + fence("print(1)  # 1"))
+    (vault / "c-plain.md").write_text("# Old note\n\n" + fence("print(3)  # 3"))
+    (vault / "d-prose.md").write_text("# Only prose\n")
+    result = noteexec("check", "--no-cache", "--format", "json", vault)
+    assert result.returncode == 1, result.stderr  # the opted-in mistake still fails
+    report = json.loads(result.stdout)
+    notes = {Path(note["path"]).name: note for note in report["notes"]}
+    assert notes["a-opted.md"]["status"] == "failed" and notes["b-mapping.md"]["status"] == "passed"
+    plain = notes["c-plain.md"]["blocks"][0]
+    assert plain["outcome"] == "skipped" and "not opted in" in plain["message"]
+    assert report["summary"]["not_opted_in"] == 1
+    text = noteexec("check", "--no-cache", vault)
+    assert "1 notes not opted in" in text.stdout
+    everything = noteexec("check", "--no-cache", "--no-opt-in", "--format", "json", vault)
+    report = json.loads(everything.stdout)
+    assert report["summary"]["not_opted_in"] == 0
+    assert [
+        note["blocks"][0]["outcome"] for note in report["notes"] if note["path"].endswith("c-plain.md")
+    ] == ["passed"]
+
+
+def test_a_file_inside_the_folder_cannot_turn_opt_in_off(tmp_path: Path) -> None:
+    notes = tmp_path / "repo" / "notes"
+    notes.mkdir(parents=True)
+    (tmp_path / "repo" / "noteexec.toml").write_text("opt_in = true\n")
+    (notes / "noteexec.toml").write_text("opt_in = false\n")
+    with pytest.raises(
+        ConfigError, match=r"notes/noteexec\.toml:1: 'opt_in' may not be loosened.*--no-opt-in"
+    ):
+        load_config(notes)
+
+
+@pytest.mark.parametrize(
+    ("frontmatter", "skip", "problem"),
+    [
+        ("noteexec: true", False, None),
+        ("noteexec: false", True, None),
+        ("noteexec: 3", False, "must be true, false"),
+    ],
+)
+def test_noteexec_may_be_true_false_or_a_mapping(frontmatter: str, skip: bool, problem: str | None) -> None:
+    note = parse_note(f"---\n{frontmatter}\n---\n" + fence("x = 1"), Path("n.md"))
+    assert note.options.skip is skip
+    messages = [found.message for found in note.problems]
+    assert messages == [] if problem is None else any(problem in message for message in messages)

@@ -29,7 +29,7 @@ from noteexec.model import Note
 from noteexec.site.arguments import DEFAULT_MERMAID_URL
 from noteexec.site.assets import favicon_svg, site_css, site_js, theme_js
 from noteexec.site.attachments import withheld
-from noteexec.site.custom_css import CustomCss, load_custom_css
+from noteexec.site.custom_css import CssFileError, CustomCss, load_custom_css
 from noteexec.site.page import BrokenLink, Page, ParsedNote, SiteIndex, make_page, parse_for_site
 from noteexec.site.render import PageLinks, Theme, render_index, render_page, render_tag, script_source
 from noteexec.site.vault import ASSETS_DIR, Vault, frontmatter_list, is_excluded
@@ -161,8 +161,8 @@ def custom_css(root: Path, options: BuildOptions) -> CustomCss:
         files.append((publish, shown_path(publish)))
     try:
         return load_custom_css(files)
-    except (OSError, UnicodeDecodeError) as error:
-        raise BuildError(f"cannot read custom CSS: {error}") from None
+    except CssFileError as error:
+        raise BuildError(str(error)) from None
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -117,14 +117,23 @@ def confine(text: str, where: str) -> CustomCss:
     return CustomCss(css, tuple(warnings))
 
 
-def load_custom_css(files: list[tuple[Path, str]]) -> CustomCss:
-    """The confined CSS of ``files`` ((path, name shown in messages)), in order.
+class CssFileError(Exception):
+    """A custom CSS file that cannot be read as UTF-8 text; the message names it (and the line)."""
 
-    Raises ``OSError``/``UnicodeDecodeError`` for a file that cannot be read as UTF-8 text.
-    """
+
+def load_custom_css(files: list[tuple[Path, str]]) -> CustomCss:
+    """The confined CSS of ``files`` ((path, name shown in messages)), in order."""
     parts, warnings = [], []
     for path, shown in files:
-        confined = confine(path.read_text(encoding="utf-8"), shown)
+        try:
+            data = path.read_bytes()
+            text = data.decode("utf-8")
+        except OSError as error:
+            raise CssFileError(f"{shown}: cannot read it ({error.strerror or error})") from None
+        except UnicodeDecodeError as error:
+            line = data[: error.start].count(b"\n") + 1
+            raise CssFileError(f"{shown}:{line}: not UTF-8 text ({error.reason})") from None
+        confined = confine(text, shown)
         parts.append(confined.css)
         warnings.extend(confined.warnings)
     return CustomCss("".join(parts), tuple(warnings))

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
 
 import pytest
 
+from noteexec.model import Note
 from noteexec.site.attachments import inert_svg, withheld
-from noteexec.site.build import BuildError, BuildOptions, _SiteFiles, render_site
+from noteexec.site.build import BuildError, BuildOptions, _SiteFiles, is_private, render_site
 from noteexec.site.custom_css import SCOPE, confine
 from noteexec.site.single import render_single
 from tests.conftest import noteexec
@@ -33,35 +35,39 @@ from tests.site.hostile import (
 SVG = '<svg xmlns="http://www.w3.org/2000/svg" xmlns:x="http://www.w3.org/1999/xlink">{}</svg>'
 
 
+@dataclass(frozen=True)
+class Built:
+    vault: Path
+    files: dict[str, bytes]
+    """Every file of the site by its path in the site."""
+    stdout: str
+    stderr: str
+
+
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """``noteexec build --no-run`` of the hostile vault: every file it wrote, and its output."""
     base = tmp_path_factory.mktemp("publish")
     vault = write_hostile_vault(base / "vault")
     out = base / "site"
     result = noteexec("build", vault, "-o", out, "--no-run", "--offline", "--cache-dir", base / "cache")
     files = {path.relative_to(out).as_posix(): path.read_bytes() for path in out.rglob("*") if path.is_file()}
-    return {"vault": vault, "out": out, "result": result, "files": files}
+    return Built(vault, files, result.stdout, result.stderr)
 
 
-def _broken_links(built: dict[str, object]) -> list[str]:
+def _broken_links(built: Built) -> list[str]:
     """The distinct broken links of ``attachments.md`` (the payload notes have their own)."""
-    stdout = built["result"].stdout  # type: ignore[attr-defined]
-    found = re.findall(r"^BROKEN LINK .*/attachments\.md:\d+: no such \w+: (\S+)$", stdout, re.MULTILINE)
+    found = re.findall(
+        r"^BROKEN LINK .*/attachments\.md:\d+: no such \w+: (\S+)$", built.stdout, re.MULTILINE
+    )
     return sorted({target.removeprefix("!") for target in found if target.startswith(("[[", "!["))})
-
-
-def _files(built: dict[str, object]) -> dict[str, bytes]:
-    files = built["files"]
-    assert isinstance(files, dict)
-    return files
 
 
 # ------------------------------------------------------------------ the site's own files
 
 
-def test_no_vault_file_replaces_or_shadows_a_file_the_site_writes(built: dict[str, object]) -> None:
-    files = _files(built)
+def test_no_vault_file_replaces_or_shadows_a_file_the_site_writes(built: Built) -> None:
+    files = built.files
     assert _broken_links(built) == ["[[.noteexec-site]]"]  # a dot-file is no attachment
     for name in SITE_FILE_NAMES:  # the vault holds a file at each of these paths
         if name in files:
@@ -109,8 +115,8 @@ def test_notes_named_like_site_files_get_urls_of_their_own(tmp_path: Path) -> No
 # ------------------------------------------------------------------ active attachments
 
 
-def test_active_attachments_are_never_published_and_each_is_a_warning(built: dict[str, object]) -> None:
-    files = _files(built)
+def test_active_attachments_are_never_published_and_each_is_a_warning(built: Built) -> None:
+    files = built.files
     published = {name.removeprefix("_attachments/") for name in files if name.startswith("_attachments/")}
     assert published.isdisjoint(ACTIVE_ATTACHMENTS)
     assert set(PASSIVE_ATTACHMENTS) <= published
@@ -118,8 +124,7 @@ def test_active_attachments_are_never_published_and_each_is_a_warning(built: dic
     page = files["attachments.html"].decode()
     assert page.count('class="internal-link is-unpublished"') >= len(ACTIVE_ATTACHMENTS)
     assert '<img src="_attachments/files/drawing.svg"' in page  # a drawing is shown through <img>
-    stderr = built["result"].stderr  # type: ignore[attr-defined]
-    vault = built["vault"]
+    stderr, vault = built.stderr, built.vault
     for name in ACTIVE_ATTACHMENTS:
         assert f"warning: {vault}/attachments.md:" in stderr and f"[[{name}]]" in stderr, name
     assert (
@@ -238,6 +243,12 @@ def test_css_option_is_confined_and_a_missing_file_is_a_clear_error(tmp_path: Pa
     assert f"warning: {css}:3: dropped a rule whose selector does not parse" in result.stderr
     missing = noteexec("build", root, "-o", tmp_path / "site", "--no-run", "--css", tmp_path / "nope.css")
     assert missing.returncode == 2 and "--css" in missing.stderr and "Traceback" not in missing.stderr
+    (tmp_path / "bad.css").write_bytes(b"p { color: red }\n.x { content: '\xff' }\n")
+    bad = noteexec("build", root, "-o", tmp_path / "site", "--no-run", "--css", tmp_path / "bad.css")
+    assert (
+        bad.returncode == 2
+        and bad.stderr == f"noteexec: error: {tmp_path}/bad.css:2: not UTF-8 text (invalid start byte)\n"
+    )
     html = tmp_path / "a.html"
     single = noteexec("render", root / "a.md", "-o", html, "--no-run", "--css", css)
     assert single.returncode == 0 and f"<style>{SCOPE}" in html.read_text()
@@ -280,8 +291,8 @@ def test_a_single_page_keeps_custom_css_inside_its_style_element(tmp_path: Path)
 # ------------------------------------------------------------------ private notes
 
 
-def test_private_notes_appear_nowhere_in_the_site(built: dict[str, object]) -> None:
-    files = _files(built)
+def test_private_notes_appear_nowhere_in_the_site(built: Built) -> None:
+    files = built.files
     text = b"\n".join(files.values())
     assert b"PRIVATE-TEXT" not in text
     for name in [*PRIVATE_NOTES, "excluded/gone.md"]:
@@ -301,6 +312,22 @@ def test_private_notes_appear_nowhere_in_the_site(built: dict[str, object]) -> N
         not in files["attachments.html"][files["attachments.html"].index(b"Links to this page") :]
     )
     assert _broken_links(built) == ["[[.noteexec-site]]"]  # and not one to a private note
+
+
+@pytest.mark.parametrize(
+    ("frontmatter", "private"),
+    [
+        ({"publish": False}, True),
+        ({"publish": "no"}, True),
+        ({"draft": True}, True),
+        ({"draft": "yes"}, True),
+        ({"publish": True, "draft": False}, False),
+        ({"publish": "maybe", "draft": None}, False),
+        ({}, False),
+    ],
+)
+def test_which_notes_are_private(frontmatter: dict[str, object], private: bool) -> None:
+    assert is_private(Note(path=Path("n.md"), utf8=b"", frontmatter=frontmatter)) is private
 
 
 def test_check_still_checks_private_notes(tmp_path: Path) -> None:

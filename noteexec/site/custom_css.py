@@ -2,10 +2,13 @@
 
 A style sheet can make a page lie without any script: hide a failed badge, draw "all passed".
 So custom CSS is parsed (tinycss2) and written again, rule by rule, inside
-``@scope (.markdown-rendered) to (.nx-verdict)``: its selectors match only elements of a note's
+``@scope (.markdown-rendered) to (.nx-block)``: its selectors match only elements of a note's
 body, never the page's header (status, counts, failed blocks), the sidebars, the index or a
-code block's verdict. The body itself (the scope's root) is out of reach too, and the site's
-own style sheet gives it ``contain: paint``, so nothing in it can be drawn over the header.
+checked block. A selector that names what the site marks verdicts with (``nx-`` classes,
+``data-outcome``, ``status``) or looks into elements with ``:has()`` is dropped, so the CSS
+cannot tell a failed block from a passed one. The body itself (the scope's root) is out of
+reach too, and the site's own style sheet gives it ``contain: paint``, so nothing in it can be
+drawn over the header.
 Re-serialising from tokens means no text of the file can close the ``@scope`` block early.
 A browser without ``@scope`` ignores the whole file. Rules that could reach beyond the body
 (``@import``, ``@font-face``: a font could redraw "failed" as "passed" in the header, ``@scope``,
@@ -18,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCOPE = "@scope (.markdown-rendered) to (.nx-verdict)"
-"""Note bodies, down to (not into) each checked block's verdict."""
+SCOPE = "@scope (.markdown-rendered) to (.nx-block)"
+"""Note bodies, down to (not into) each checked block."""
+_VERDICT_MARKERS = ("nx-", "outcome", "status")
+"""What the site's classes and attributes for verdicts contain (``nx-failed``, ``data-outcome``)."""
 _GROUPS = frozenset({"media", "supports", "container", "layer"})
 _CLOSERS = frozenset({"}", ")", "]", ";", "{"})
 
@@ -36,6 +41,21 @@ def _unsafe(tokens: list[Any]) -> bool:
     return any(
         token.type == "error" or (token.type == "literal" and token.value in _CLOSERS) for token in tokens
     )
+
+
+def _sees_verdicts(tokens: list[Any]) -> bool:
+    """Whether a selector names a verdict's class or attribute, or uses ``:has()``."""
+    for token in tokens:
+        if token.type == "function" and (token.lower_name == "has" or _sees_verdicts(token.arguments)):
+            return True
+        if token.type in ("[] block", "() block") and _sees_verdicts(token.content):
+            return True
+        value = getattr(token, "value", None)
+        if token.type in ("ident", "hash", "string") and any(
+            marker in str(value).lower() for marker in _VERDICT_MARKERS
+        ):
+            return True
+    return False
 
 
 def _declarations(content: list[Any], where: str, warnings: list[str]) -> str:
@@ -70,6 +90,9 @@ def _rules(nodes: list[Any], where: str, warnings: list[str]) -> list[str]:
         if node.type == "qualified-rule":
             if _unsafe(node.prelude):
                 warnings.append(f"{where}:{node.source_line}: dropped a rule whose selector does not parse")
+                continue
+            if _sees_verdicts(node.prelude):
+                warnings.append(f"{where}:{node.source_line}: dropped a rule that could tell verdicts apart")
                 continue
             selectors = _split(node.prelude)
             if not selectors:

@@ -33,6 +33,8 @@ p::after { content: "all passed"; position: fixed; inset: 0; background: white; 
 :scope { contain: none !important; margin-top: -3000px !important }
 ~ aside { display: none }
 .nx-badge { color: rgb(0, 128, 0) !important; visibility: hidden }
+.nx-failed, .callout:has(.nx-failed), [data-outcome="failed"] { display: none !important }
+details, pre, .code-block { display: none }
 } .note-status { display: none }
 """
 """Custom CSS that would hide the failed verdict and draw "all passed" over the page."""
@@ -162,7 +164,9 @@ def styled_site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("styled")
     root = write_vault(
         base / "vault",
-        {"a.md": "# A\n\nSome prose.\n\n> [!tip] Tip\n> More prose.\n\n```python\nx = 1\n```\n\nThe end.\n"},
+        {
+            "a.md": "# A\n\nSome prose.\n\n> [!note] Note\n> More prose.\n> ```python\n> x = 1\n> ```\n\nThe end.\n"
+        },
     )
     css = base / "hostile.css"
     css.write_text(HOSTILE_CSS)
@@ -188,7 +192,8 @@ VERDICT_JS = """() => {
     return {
         text: badge.innerText, visible: box.width > 0 && box.height > 0, onTop: badge.contains(top),
         badge: style(badge), header: style(document.querySelector('.note-header')),
-        block: style(block), blockText: block.innerText,
+        block: style(block), blockText: block.innerText, blockShown: block.getClientRects().length > 0,
+        code: getComputedStyle(document.querySelector('.nx-block pre')).display,
         prose: getComputedStyle(document.querySelector('.markdown-rendered p')).color,
         aside: getComputedStyle(document.querySelector('.sidebar-right')).display,
         contain: getComputedStyle(document.querySelector('.markdown-rendered')).contain,
@@ -206,7 +211,8 @@ def test_custom_css_styles_note_bodies_but_cannot_restyle_a_verdict(
     assert styled["prose"] == "rgb(1, 2, 3)" != plain["prose"]  # the custom CSS is in force
     assert styled["text"] == plain["text"] == "FAILED"
     assert styled["visible"] and styled["onTop"], styled  # nothing hides or covers the header badge
-    for key in ("badge", "header", "block", "blockText", "aside", "contain"):
+    assert styled["blockShown"] and styled["blockText"] == "FAILED", styled
+    for key in ("badge", "header", "block", "blockText", "code", "aside", "contain"):
         assert styled[key] == plain[key], key
     assert styled["contain"] == "paint"
     assert page.errors == []

@@ -280,6 +280,22 @@ def test_custom_css_cannot_leave_its_scope(css: str) -> None:
         assert all(part.strip().startswith(":scope ") for rule in rules for part in rule.split(",")), confined
 
 
+@pytest.mark.parametrize(
+    "selector",
+    [
+        ".nx-failed",
+        ".callout:has(.nx-failed)",
+        '[data-outcome="failed"] ~ p',
+        ".n\\x-passed",
+        "p:is(.NX-badge)",
+    ],
+)
+def test_custom_css_cannot_tell_a_failed_block_from_a_passed_one(selector: str) -> None:
+    confined = confine(f"{selector} {{ display: none }}\n.callout {{ color: red }}\n", "x.css")
+    assert confined.css == f"{SCOPE} {{\n:scope .callout {{ color: red }}\n}}\n"
+    assert confined.warnings == ("x.css:1: dropped a rule that could tell verdicts apart",)
+
+
 def test_a_single_page_keeps_custom_css_inside_its_style_element(tmp_path: Path) -> None:
     root = write_vault(tmp_path / "v", {"a.md": "# A\n"})
     css = tmp_path / "c.css"

@@ -281,7 +281,11 @@ def relocate(facts: NoteFacts, stored: list[tuple[int, int]], current: list[tupl
         return line
 
     def moved(raised: Raised | None) -> Raised | None:
-        return None if raised is None else replace(raised, line=move(raised.line))
+        return (
+            None
+            if raised is None
+            else replace(raised, line=move(raised.line), top_line=move(raised.top_line))
+        )
 
     blocks = tuple(
         replace(

@@ -160,7 +160,7 @@ def note_run(note: Note, expected: Sequence[Expectation], root: Path, config: Co
     return NoteRun(
         path=str(note.path.resolve()),
         blocks=tuple(
-            BlockRun(block.line, block.code, expectation.echo_lines)
+            BlockRun(block.line, expectation.runs(block), expectation.echo_lines)
             for block, expectation in zip(note.blocks, expected, strict=True)
             if expectation.kind != "skip"
         ),
@@ -259,7 +259,7 @@ def _unreadable(path: Path, problem: Problem, config: Config) -> Loaded:
     return Loaded(note, expectations(note, config))
 
 
-_PYTHON_FENCE = re.compile(rb"(?m)^[ \t>]*(?:```|~~~)[ \t]*(?:python3?|py)\b")
+_PYTHON_FENCE = re.compile(rb"(?m)^[ \t>]*(?:```|~~~)[ \t]*(?:python3?|py|pycon|python-repl|doctest)\b")
 """A look at a note's bytes before parsing them: a fence that may hold python."""
 
 

@@ -8,6 +8,7 @@ comments, trailing comments on the raising line, output fences, and documented o
 from __future__ import annotations
 
 import ast
+import doctest
 import io
 import re
 import tokenize
@@ -23,10 +24,17 @@ DEFAULT_FAILURE_FAMILY = ("failure",)
 DEFAULT_SUCCESS_FAMILY = ("success",)
 
 # `Name: message` where Name looks like an exception or warning class, optionally dotted.
-_DOCUMENTED_ERROR = re.compile(
-    r"(?<![\w.])(?P<name>(?:[A-Za-z_]\w*\.)*(?:[A-Z]\w*(?:Error|Exception|Warning|Exit|Interrupt)"
-    r"|StopIteration|Exception))\s*[:：]\s*(?P<message>.*)$"
+_ERROR_NAME = (
+    r"(?P<name>(?:[A-Za-z_]\w*\.)*"
+    r"(?:[A-Z]\w*(?:Error|Exception|Warning|Exit|Interrupt)|StopIteration|Exception))"
 )
+_DOCUMENTED_ERROR = re.compile(rf"(?<![\w.]){_ERROR_NAME}\s*[:：]\s*(?P<message>.*)$")
+_ERROR_NAME_ONLY = re.compile(
+    rf"^(?:(?:报错|错误|异常|抛出|引发|raises?|throws?|error)\s*[!！:：]?|->|=>|→)?\s*{_ERROR_NAME}\s*[!！.。]?$",
+    re.IGNORECASE,
+)
+"""A comment that is only an exception's name (``# RuntimeError``, ``# 报错! RuntimeError``): in a
+failure block, the next line (or this one) must raise that type, with any message."""
 _OUTPUT_WORD = r"(?:out(?:put)?|输出(?:结果)?|运行结果|打印结果|结果)\s*[:：]"
 _OUTPUT_PREFIX = re.compile(rf"^(?:=>|->|{_OUTPUT_WORD})\s*", re.IGNORECASE)
 _OWN_LINE_OUTPUT = re.compile(rf"^(?:=>|{_OUTPUT_WORD})\s*", re.IGNORECASE)
@@ -58,7 +66,9 @@ class DocumentedError:
     message: str
     line: int | None
     """The note line it must come from, or None when the note pins no line."""
-    form: Literal["comment", "trailing", "output"]
+    form: Literal["comment", "trailing", "output", "transcript"]
+    end_line: int | None = None
+    """The last line of the statement at ``line``: any line of it counts."""
 
     @property
     def is_warning(self) -> bool:
@@ -66,7 +76,13 @@ class DocumentedError:
 
     def describe(self) -> str:
         text = f"{self.name}: {self.message}" if self.message else self.name
-        return f"{text} at line {self.line}" if self.line is not None else text
+        return f"{text} at {self.where()}" if self.line is not None else text
+
+    def where(self) -> str:
+        """``line 5``, or ``lines 5-7`` for a statement written over several lines."""
+        if self.end_line is None or self.end_line == self.line:
+            return f"line {self.line}"
+        return f"lines {self.line}-{self.end_line}"
 
 
 @dataclass(frozen=True)
@@ -104,9 +120,16 @@ class Expectation:
     echo_lines: tuple[int, ...] = ()
     """Lines of bare expressions whose value the note documents: the sandbox prints them."""
     skip_reason: str | None = None
+    code: str | None = None
+    """What runs instead of the block's text, line for line: a ``>>>`` transcript without its
+    prompts and outputs, IPython's ``%magic`` and ``!shell`` lines blanked. None: the text runs."""
     notes: tuple[str, ...] = ()
     """What the author wrote that looks documented but is not checked, and why: shown with the
     verdict, so that nothing is checked silently."""
+
+    def runs(self, block: CodeBlock) -> str:
+        """The code the sandbox runs for ``block``."""
+        return block.code if self.code is None else self.code
 
     def describe(self) -> str:
         """The expectation in words, for reports and the site."""
@@ -158,10 +181,16 @@ def _expect(
     if block.skip:
         return Expectation(kind="skip", skip_reason="%% noteexec: skip %%"), random
 
-    tree = _syntax_tree(block.code)
-    random = _merge(random, _unseeded_draw(tree, block.line))
     notes: list[str] = []
-    documented = list(_comment_documents(block, tree, notes))
+    transcript = _transcript(block, notes) if _is_transcript(block) else None
+    code = transcript[0] if transcript is not None else block.code
+    code, tree = _without_shell_lines(code, block.line, notes)
+    runnable = replace(block, code=code)
+    random = _merge(random, _unseeded_draw(tree, block.line))
+    failure = block.callout is not None and block.callout.kind in families.failure
+    documented = (
+        transcript[1] if transcript is not None else list(_comment_documents(runnable, tree, failure, notes))
+    )
     output_error, block_output = _output_fence_documents(block)
     if output_error is not None:
         documented.append(output_error)
@@ -170,7 +199,7 @@ def _expect(
     outputs = [doc for doc in documented if isinstance(doc, DocumentedOutput)]
     if block_output is not None:
         outputs.append(block_output)
-    echo_lines = _bare_expression_lines(block, outputs, tree)
+    echo_lines = _bare_expression_lines(runnable, outputs, tree)
     if random is not None:
         outputs = [replace(output, random=random) for output in outputs]
 
@@ -188,9 +217,73 @@ def _expect(
         warnings=warnings,
         outputs=tuple(outputs),
         echo_lines=echo_lines,
+        code=code if code != block.code else None,
         notes=tuple(notes),
     )
     return expectation, random
+
+
+TRANSCRIPT_LANGUAGES = frozenset({"pycon", "python-repl", "doctest"})
+
+
+def _is_transcript(block: CodeBlock) -> bool:
+    return block.lang in TRANSCRIPT_LANGUAGES or block.code.lstrip().startswith(">>>")
+
+
+def _transcript(
+    block: CodeBlock, notes: list[str]
+) -> tuple[str, list[DocumentedError | DocumentedOutput]] | None:
+    """A ``>>>`` session read as doctest reads it: the code to run, line for line, and each
+    example's output (or exception) as documented. None when doctest cannot read it."""
+    try:
+        examples = doctest.DocTestParser().get_examples(block.code)
+    except ValueError as error:  # a prompt without its space, inconsistent indentation
+        notes.append(f"not read as a >>> transcript: {error}")
+        return None
+    lines = block.code.split("\n")
+    runnable = [""] * len(lines)
+    documented: list[DocumentedError | DocumentedOutput] = []
+    raised_at: int | None = None
+    for example in examples:
+        first = block.line + example.lineno + 1
+        end = first + example.source.count("\n") - 1
+        for number in range(example.lineno, example.lineno + example.source.count("\n")):
+            runnable[number] = lines[number][example.indent + 4 :]
+        if raised_at is not None:
+            notes.append(
+                f"line {first}: the transcript goes on after the exception documented at line "
+                f"{raised_at}, but a block stops at its first exception: not checked"
+            )
+            continue
+        error = _DOCUMENTED_ERROR.match(example.exc_msg.strip().splitlines()[-1]) if example.exc_msg else None
+        if error is not None:
+            documented.append(
+                DocumentedError(error["name"], error["message"].strip(), first, "transcript", end)
+            )
+            raised_at = first
+        else:
+            documented.append(DocumentedOutput(example.want, first, end))
+    return "\n".join(runnable), documented
+
+
+_SHELL_LINE = re.compile(r"^\s*[%!]")
+
+
+def _without_shell_lines(code: str, fence_line: int, notes: list[str]) -> tuple[str, ast.Module | None]:
+    """IPython's ``%magic`` and ``!shell`` lines are not Python: code that does not parse
+    otherwise runs without them, and the verdict names each one."""
+    tree = _syntax_tree(code)
+    if tree is not None or not any(_SHELL_LINE.match(line) for line in code.split("\n")):
+        return code, tree
+    kept = []
+    for number, line in enumerate(code.split("\n"), start=1):
+        if _SHELL_LINE.match(line):
+            kind = "IPython magic" if line.lstrip().startswith("%") else "shell command"
+            notes.append(f"line {fence_line + number}: {kind} '{line.strip()}' skipped: not Python")
+            line = ""
+        kept.append(line)
+    code = "\n".join(kept)
+    return code, _syntax_tree(code)
 
 
 _RANDOM_FLOATS = frozenset(
@@ -275,22 +368,26 @@ def _comments(code: str) -> list[tuple[int, int, str]]:
 
 
 def _comment_documents(
-    block: CodeBlock, tree: ast.Module | None, notes: list[str]
+    block: CodeBlock, tree: ast.Module | None, failure: bool, notes: list[str]
 ) -> Iterable[DocumentedError | DocumentedOutput]:
     lines = block.code.splitlines()
     statements = _statement_spans(tree)
+    ending, starting = _statement_extents(tree)
     comments = _comments(block.code)
     own_lines = {number: text for number, column, text in comments if not lines[number - 1][:column].strip()}
     for number, _, text in comments:
         trailing = number not in own_lines
-        error = _DOCUMENTED_ERROR.search(text)
+        error = _DOCUMENTED_ERROR.search(text) or (_ERROR_NAME_ONLY.match(text) if failure else None)
         if error is not None:
-            target = number if trailing else _next_code_line(lines, number)
+            # A trailing comment ends the statement it documents; a comment line starts it.
+            first = ending.get(number, number) if trailing else _next_code_line(lines, number)
+            last = number if trailing else starting.get(first or 0)
             yield DocumentedError(
                 name=error["name"],
-                message=error["message"].strip(),
-                line=block.line + target if target is not None else None,
+                message=(error.groupdict().get("message") or "").strip(),
+                line=block.line + first if first is not None else None,
                 form="trailing" if trailing else "comment",
+                end_line=block.line + last if first is not None and last not in (None, first) else None,
             )
         elif trailing:
             statement = statements.get(number)
@@ -448,6 +545,28 @@ def _statement_spans(tree: ast.Module | None) -> dict[int, ast.Expr]:
         for node in _statements(tree)
         if isinstance(node, ast.Expr) and node.end_lineno is not None
     }
+
+
+def _statement_extents(tree: ast.Module | None) -> tuple[dict[int, int], dict[int, int]]:
+    """Where statements written over several lines begin and end: the first line of the
+    innermost statement ending at each line, and the last line of the outermost one starting
+    at each line (a comment above a loop documents the whole loop)."""
+    ending: dict[int, int] = {}
+    starting: dict[int, int] = {}
+    if tree is None:
+        return ending, starting
+    for node in _statements(tree):
+        assert isinstance(node, ast.stmt | ast.excepthandler | ast.match_case)
+        first = getattr(node, "lineno", None) or getattr(getattr(node, "pattern", None), "lineno", None)
+        last = getattr(node, "end_lineno", None) or getattr(
+            getattr(node, "body", [None])[-1], "end_lineno", None
+        )
+        if first is None or last is None:
+            continue
+        if last not in ending or first > ending[last]:
+            ending[last] = first
+        starting[first] = max(starting.get(first, last), last)
+    return ending, starting
 
 
 def _statements(tree: ast.Module) -> Iterator[ast.AST]:

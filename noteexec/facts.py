@@ -16,6 +16,9 @@ class Raised:
     names: tuple[str, ...]
     message: str
     line: int | None
+    top_line: int | None = None
+    """For an exception: the line of the running block's top-level code (where it called the
+    helper that raised; ``line`` itself when the block's own code raised)."""
 
     def describe(self) -> str:
         text = f"{self.type}: {self.message}" if self.message else self.type
@@ -28,6 +31,7 @@ class Raised:
             names=tuple(data.get("names", ())),
             message=data.get("message", ""),
             line=data.get("line"),
+            top_line=data.get("top_line"),
         )
 
 
@@ -159,7 +163,13 @@ class NoteFacts:
 
 
 def _raised_json(raised: Raised) -> dict[str, Any]:
-    return {"type": raised.type, "names": list(raised.names), "message": raised.message, "line": raised.line}
+    return {
+        "type": raised.type,
+        "names": list(raised.names),
+        "message": raised.message,
+        "line": raised.line,
+        "top_line": raised.top_line,
+    }
 
 
 def _block_json(block: BlockFacts) -> dict[str, Any]:

@@ -28,7 +28,7 @@ class Verdict:
 
 def _quote(documented: DocumentedError) -> str:
     text = f'{documented.name} matching "{documented.message}"' if documented.message else documented.name
-    return f"{text} at line {documented.line}" if documented.line is not None else text
+    return f"{text} at {documented.where()}" if documented.line is not None else text
 
 
 def _answers_to(raised: Raised, documented: DocumentedError) -> bool:
@@ -41,9 +41,16 @@ def _problem_with(raised: Raised, documented: DocumentedError) -> str | None:
     """Why ``raised`` is not what ``documented`` says, or None when it is."""
     if not _answers_to(raised, documented):
         return f"expected {_quote(documented)}, got {raised.describe()}"
-    if documented.line is not None and raised.line != documented.line:
+    if documented.line is not None and not _raised_within(raised, documented.line, documented.end_line):
         return f"expected {_quote(documented)}, got it at line {raised.line}"
     return None
+
+
+def _raised_within(raised: Raised, first: int, last: int | None) -> bool:
+    """Whether the statement at lines ``first``..``last`` raised: in its own code, or in a helper
+    it called (the block's top-level line that was running)."""
+    last = first if last is None else last
+    return any(line is not None and first <= line <= last for line in (raised.line, raised.top_line))
 
 
 def judge(expectation: Expectation, facts: BlockFacts | None) -> Verdict:

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PYTHON_LANGUAGES = frozenset({"python", "py", "python3"})
+PYTHON_LANGUAGES = frozenset({"python", "py", "python3", "pycon", "python-repl", "doctest"})
+"""Fences that run; ``pycon`` (and python fences that start with ``>>>``) as doctest transcripts."""
 OUTPUT_LANGUAGES = frozenset({"", "text", "output", "console", "pytb", "log"})
 
 # Canonical callout types and their aliases, as Obsidian documents them.

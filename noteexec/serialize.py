@@ -33,7 +33,7 @@ def _block(data: dict[str, Any]) -> CodeBlock:
 
 
 def _documented_json(error: DocumentedError) -> list[Any]:
-    return [error.name, error.message, error.line, error.form]
+    return [error.name, error.message, error.line, error.form, error.end_line]
 
 
 def expectation_json(expectation: Expectation) -> dict[str, Any]:
@@ -54,6 +54,7 @@ def expectation_json(expectation: Expectation) -> dict[str, Any]:
         ],
         "echo_lines": list(expectation.echo_lines),
         "skip_reason": expectation.skip_reason,
+        "code": expectation.code,
         "notes": list(expectation.notes),
     }
 
@@ -69,6 +70,7 @@ def expectation_from_json(data: dict[str, Any]) -> Expectation:
         ),
         echo_lines=tuple(data["echo_lines"]),
         skip_reason=data["skip_reason"],
+        code=data["code"],
         notes=tuple(data["notes"]),
     )
 

@@ -401,3 +401,103 @@ def test_the_last_bare_expression_before_an_output_fence_is_echoed_like_jupyter(
     assert expectation.echo_lines == (3,)
     printing = only_expectation(fence("x = 1\nprint(x)") + "```\n1\n```\n")
     assert printing.echo_lines == ()
+
+
+SESSION = """>>> w = torch.tensor([3.0], requires_grad=True)
+>>> y = w * w
+>>> y.backward()
+>>> w.grad
+tensor([6.])
+>>> for step in range(2):
+...     print(step)
+0
+1
+>>> y.backward()
+Traceback (most recent call last):
+  ...
+RuntimeError: Trying to backward through the graph a second time...
+"""
+
+
+@pytest.mark.parametrize("lang", ["pycon", "python"])
+def test_a_transcript_runs_without_prompts_and_documents_each_output(lang: str) -> None:
+    expectation = only_expectation(fence(SESSION, lang))
+    assert expectation.code == (
+        "w = torch.tensor([3.0], requires_grad=True)\ny = w * w\ny.backward()\nw.grad\n\n"
+        "for step in range(2):\n    print(step)\n\n\ny.backward()\n\n\n\n"
+    )
+    assert expectation.outputs == (
+        DocumentedOutput("", 2, 2),
+        DocumentedOutput("", 3, 3),
+        DocumentedOutput("", 4, 4),
+        DocumentedOutput("tensor([6.])\n", 5, 5),
+        DocumentedOutput("0\n1\n", 7, 8),
+    )
+    assert expectation.echo_lines == (4, 5)  # REPL echoes, not assignments
+    assert expectation.kind == "raises"
+    assert expectation.error == DocumentedError(
+        "RuntimeError", "Trying to backward through the graph a second time...", 11, "transcript", 11
+    )
+
+
+def test_a_transcript_that_goes_on_after_its_exception_says_what_is_not_checked() -> None:
+    expectation = only_expectation(
+        fence(">>> int('x')\nTraceback (most recent call last):\nValueError: bad\n>>> 1 + 1\n2")
+    )
+    assert expectation.outputs == ()
+    assert expectation.notes == (
+        "line 5: the transcript goes on after the exception documented at line 2, but a block stops at its "
+        "first exception: not checked",
+    )
+
+
+def test_a_transcript_doctest_cannot_read_is_run_as_written_and_says_why() -> None:
+    expectation = only_expectation(fence(">>>x = 1", "pycon"))
+    assert expectation.code is None
+    assert expectation.notes and expectation.notes[0].startswith("not read as a >>> transcript:")
+
+
+def test_magic_and_shell_lines_are_skipped_and_named() -> None:
+    code = "%matplotlib inline\n!pip install d2l\nx = torch.ones(1)\nprint(x)  # tensor([1.])"
+    expectation = only_expectation(fence(code))
+    assert expectation.code == "\n\nx = torch.ones(1)\nprint(x)  # tensor([1.])\n"
+    assert expectation.notes == (
+        "line 2: IPython magic '%matplotlib inline' skipped: not Python",
+        "line 3: shell command '!pip install d2l' skipped: not Python",
+    )
+    assert expectation.outputs == (DocumentedOutput("tensor([1.])", 5, 5),)
+    assert only_expectation(fence("x = (4\n% 3)")).code is None  # valid Python stays as it is
+
+
+@pytest.mark.parametrize(
+    "comment", ["# RuntimeError", "# 报错! RuntimeError", "# raises RuntimeError.", "# -> RuntimeError"]
+)
+def test_a_failure_block_may_document_only_the_type(comment: str) -> None:
+    code = f"y = torch.ones(1)\n{comment}\ny.backward()"
+    assert only_expectation(callout("fail", code)).error == DocumentedError(
+        "RuntimeError", "", 2 + 3, "comment"
+    )
+    trailing = only_expectation(callout("fail", f"y = torch.ones(1)\ny.backward()  {comment}"))
+    assert trailing.error == DocumentedError("RuntimeError", "", 2 + 2, "trailing")
+
+
+def test_a_type_alone_outside_a_failure_block_documents_nothing() -> None:
+    assert only_expectation(fence("# RuntimeError\nx = 1")).error is None
+    assert only_expectation(callout("fail", "# RuntimeError handling below\nx = 1")).error is None
+
+
+def test_an_error_comment_covers_every_line_of_its_statement() -> None:
+    trailing = only_expectation(
+        callout("fail", "loss = compute(\n    w,\n    target,\n)  # RuntimeError: shape")
+    )
+    assert trailing.error == DocumentedError("RuntimeError", "shape", 2 + 1, "trailing", 2 + 4)
+    above = only_expectation(
+        callout("fail", "# RuntimeError: shape\nloss = compute(\n    w,\n)\nprint(loss)")
+    )
+    assert above.error == DocumentedError("RuntimeError", "shape", 2 + 2, "comment", 2 + 4)
+    in_loop = only_expectation(
+        callout("fail", "for step in range(3):\n    loss.backward()  # RuntimeError: twice")
+    )
+    assert in_loop.error == DocumentedError("RuntimeError", "twice", 2 + 2, "trailing")
+    assert in_loop.error.describe() == "RuntimeError: twice at line 4"
+    assert trailing.error.describe() == "RuntimeError: shape at lines 3-6"

@@ -175,3 +175,25 @@ def test_random_outputs_compare_shape_dtype_and_structure_and_say_so() -> None:
     assert (
         judge(Expectation("runs", outputs=(integers,)), printed(5, "tensor([2, 0, 1])")).outcome == "passed"
     )
+
+
+def test_any_line_of_the_documented_statement_counts() -> None:
+    documented = DocumentedError("RuntimeError", "", 5, "trailing", 7)
+    expectation = Expectation("raises", error=documented)
+    for line in (5, 6, 7):
+        assert judge(expectation, raised("RuntimeError", "x", line, RUNTIME)).outcome == "passed"
+    assert "got it at line 8" in judge(expectation, raised("RuntimeError", "x", 8, RUNTIME)).message
+
+
+def test_the_top_level_line_that_called_a_raising_helper_counts() -> None:
+    expectation = Expectation("raises", error=DocumentedError("ValueError", "", 9, "trailing"))
+    in_helper = BlockFacts(state="ran", exception=Raised("ValueError", ("ValueError",), "bad", 4, top_line=9))
+    assert judge(expectation, in_helper).outcome == "passed"
+    elsewhere = BlockFacts(state="ran", exception=Raised("ValueError", ("ValueError",), "bad", 4, top_line=8))
+    assert judge(expectation, elsewhere).message == "expected ValueError at line 9, got it at line 4"
+
+
+def test_a_type_alone_accepts_any_message() -> None:
+    expectation = Expectation("raises", error=DocumentedError("RuntimeError", "", 5, "comment"))
+    assert judge(expectation, raised("RuntimeError", "anything at all", 5, RUNTIME)).outcome == "passed"
+    assert judge(expectation, raised("ValueError", "anything at all", 5)).outcome == "failed"

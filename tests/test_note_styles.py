@@ -127,3 +127,94 @@ def test_random_values_are_not_reported_as_wrong_but_their_shape_is_checked(run_
     assert outcomes(run_note(wrong_shape)) == ["failed", "passed"]
     extra_row = RANDOM_NOTE.replace("-0.1863]])", "-0.1863],\n#         [ 1.0, 2.0, 3.0]])")
     assert outcomes(run_note(extra_row)) == ["failed", "passed"]
+
+
+TRANSCRIPT_NOTE = (
+    "## 在解释器里试一试\n\n```pycon\n"
+    ">>> w = torch.tensor([3.0], requires_grad=True)\n"
+    ">>> y = (w * w).sum()\n"
+    ">>> y.backward()\n"
+    ">>> w.grad\n"
+    "tensor([6.])\n"
+    ">>> print(w.is_leaf, y.is_leaf)\n"
+    "True False\n"
+    ">>> y.backward()\n"
+    "Traceback (most recent call last):\n"
+    '  File "<stdin>", line 1, in <module>\n'
+    "RuntimeError: Trying to backward through the graph a second time...\n"
+    "```\n\n"
+    "在 Jupyter 里：\n\n"
+    + fence(
+        """
+        %matplotlib inline
+        !pip install d2l
+        x = torch.arange(3.0)
+        print(x * 2)  # tensor([0., 2., 4.])
+        """
+    )
+)
+
+
+def test_a_pycon_transcript_runs_and_each_output_is_checked(run_note: RunNote) -> None:
+    result = run_note(TRANSCRIPT_NOTE)
+    assert outcomes(result) == ["passed", "passed"], [block.verdict for block in result.blocks]
+    assert result.blocks[1].verdict.warnings == (
+        "line 20: IPython magic '%matplotlib inline' skipped: not Python",
+        "line 21: shell command '!pip install d2l' skipped: not Python",
+    )
+    for right, wrong in [
+        ("tensor([6.])\n", "tensor([7.])\n"),
+        ("True False", "True True"),
+        ("a second", "a third"),
+    ]:
+        assert outcomes(run_note(TRANSCRIPT_NOTE.replace(right, wrong))) == ["failed", "passed"], wrong
+
+
+ERRORS_NOTE = (
+    "## 常见错误\n\n"
+    + callout(
+        "FAIL",
+        """
+        w = torch.tensor([2.0])
+        # RuntimeError
+        w.sum().backward()
+        """,
+        title="❌ 没有 requires_grad",
+    )
+    + "\n"
+    + callout(
+        "FAIL",
+        """
+        a = torch.ones(2, 3)
+        b = torch.ones(4, 5)
+        c = torch.matmul(
+            a,
+            b,
+        )  # RuntimeError: mat1 and mat2 shapes cannot be multiplied...
+        """,
+        title="❌ 形状不匹配",
+    )
+    + "\n"
+    + callout(
+        "FAIL",
+        """
+        def step(x):
+            y = x * 2
+            return y.backward()
+
+        step(torch.ones(2, requires_grad=True))  # RuntimeError: grad can be implicitly created only for scalar outputs
+        """,
+        title="❌ 非标量输出",
+    )
+)
+
+
+def test_documented_errors_as_people_write_them(run_note: RunNote) -> None:
+    result = run_note(ERRORS_NOTE)
+    assert outcomes(result) == ["passed"] * 3, [block.verdict for block in result.blocks]
+    helper = result.blocks[2].facts.exception
+    assert (helper.line, helper.top_line) == (24, 26)  # inside the helper; the call that ran it
+    wrong_type = ERRORS_NOTE.replace("# RuntimeError\n", "# ValueError\n")
+    assert outcomes(run_note(wrong_type)) == ["failed", "passed", "passed"]
+    moved = ERRORS_NOTE.replace("True))  # Runtime", "True))\n> z = 1  # Runtime")
+    assert outcomes(run_note(moved))[2] == "failed"

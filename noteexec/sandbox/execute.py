@@ -141,12 +141,24 @@ def _class_names(cls: type) -> list[str]:
     return names
 
 
+def _top_line(error: BaseException, note_file: str, block: range | None) -> int | None:
+    """The line of the running block's top-level code that was running when ``error`` was
+    raised (the outermost frame in the block), e.g. the call into a helper the block defines."""
+    if block is None:
+        return None
+    for frame, lineno in traceback.walk_tb(error.__traceback__):
+        if frame.f_code.co_filename == note_file and lineno in block:
+            return lineno
+    return None
+
+
 def exception_facts(error: BaseException, note_file: str, block: range | None = None) -> dict[str, Any]:
     return {
         "type": type(error).__name__,
         "names": _class_names(type(error)),
         "message": _message(error),
         "line": _traceback_line(error, note_file, block),
+        "top_line": _top_line(error, note_file, block),
     }
 
 

@@ -40,10 +40,31 @@ def _answers_to(raised: Raised, documented: DocumentedError) -> bool:
 def _problem_with(raised: Raised, documented: DocumentedError) -> str | None:
     """Why ``raised`` is not what ``documented`` says, or None when it is."""
     if not _answers_to(raised, documented):
-        return f"expected {_quote(documented)}, got {raised.describe()}"
+        problem = f"expected {_quote(documented)}, got {raised.describe()}"
+        named = documented.name in raised.names or documented.name == raised.type
+        return f"{problem}{_divergence(documented.message, raised.message)}" if named else problem
     if documented.line is not None and not _raised_within(raised, documented.line, documented.end_line):
         return f"expected {_quote(documented)}, got it at line {raised.line}"
     return None
+
+
+def _divergence(documented: str, actual: str) -> str:
+    """Where a long documented message stops matching the real one (the part before any
+    ``...``), so that a reader need not compare two long sentences by eye."""
+    expected = " ".join(documented.replace("…", "...").split("...")[0].split())
+    real = " ".join(actual.split())
+    if len(expected) < 40:
+        return ""
+    at = next(
+        (i for i, (a, b) in enumerate(zip(expected, real, strict=False)) if a != b),
+        min(len(expected), len(real)),
+    )
+    start = max(0, at - 20)
+    lead = "…" if start else ""
+    return (
+        f"; the messages differ from character {at + 1}: documented {lead + expected[start : at + 20]!r}, "
+        f"actual {lead + real[start : at + 20]!r}"
+    )
 
 
 def _raised_within(raised: Raised, first: int, last: int | None) -> bool:
@@ -74,6 +95,7 @@ def _judge_ran(expectation: Expectation, facts: BlockFacts) -> Verdict:
         if problem is not None:
             return Verdict("failed", problem, verdict.warnings)
     notes: list[str] = []
+    wrong: list[tuple[str, str]] = []  # (where, diff) of every documented output that differs
     for documented in expectation.outputs:
         where = f"line {documented.line}" if documented.line is not None else "the block"
         actual = _printed(documented, facts)
@@ -86,12 +108,12 @@ def _judge_ran(expectation: Expectation, facts: BlockFacts) -> Verdict:
                 "random numbers without a seed, so only shape, dtype and structure were compared"
             )
             continue
-        return Verdict(
-            "failed",
-            f"output of {where} differs from the documented output",
-            verdict.warnings,
-            _diff(documented.text, actual),
-        )
+        wrong.append((where, _diff(documented.text, actual, where)))
+    if wrong:
+        places = ", ".join(where for where, _ in wrong)
+        verb = "differs" if len(wrong) == 1 else "differ"
+        message = f"output of {places} {verb} from the documented output"
+        return Verdict("failed", message, verdict.warnings + tuple(notes), "".join(diff for _, diff in wrong))
     return replace(verdict, warnings=verdict.warnings + tuple(notes))
 
 
@@ -130,9 +152,9 @@ def _judge_outcome(expectation: Expectation, facts: BlockFacts) -> Verdict:
         notes = (f"tensors that require grad got none: {', '.join(facts.leaves_without_grad)}",)
     if not facts.gradients:
         return Verdict("failed", "expected gradients, but the block produced none", notes)
-    bad = [gradient.name for gradient in facts.gradients if not gradient.finite]
+    bad = [f"{gradient.name} = {gradient.preview}" for gradient in facts.gradients if not gradient.finite]
     if bad:
-        return Verdict("failed", f"non-finite gradients (nan or inf): {', '.join(bad)}", notes)
+        return Verdict("failed", f"non-finite gradients (nan or inf): {'; '.join(bad)}", notes)
     names = ", ".join(gradient.name for gradient in facts.gradients)
     return Verdict("passed", f"produced finite gradients: {names}", notes)
 
@@ -166,12 +188,12 @@ def _output_matches(documented: DocumentedOutput, actual: str, loose: bool | Non
     return any(matches(f"... {text}" if documented.tail else text, actual) for text in readings)
 
 
-def _diff(documented: str, actual: str) -> str:
+def _diff(documented: str, actual: str, where: str) -> str:
     return "".join(
         difflib.unified_diff(
             [line + "\n" for line in documented.strip().splitlines()],
             [line + "\n" for line in actual.strip().splitlines()],
-            "documented",
-            "actual",
+            f"documented ({where})",
+            f"actual ({where})",
         )
     )

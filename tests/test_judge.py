@@ -197,3 +197,32 @@ def test_a_type_alone_accepts_any_message() -> None:
     expectation = Expectation("raises", error=DocumentedError("RuntimeError", "", 5, "comment"))
     assert judge(expectation, raised("RuntimeError", "anything at all", 5, RUNTIME)).outcome == "passed"
     assert judge(expectation, raised("ValueError", "anything at all", 5)).outcome == "failed"
+
+
+def test_every_output_mismatch_of_a_block_is_reported() -> None:
+    outputs = tuple(DocumentedOutput(text, line, line) for text, line in (("1", 5), ("2", 6), ("3", 7)))
+    facts = BlockFacts(state="ran", stdout_by_line=((5, "1\n"), (6, "20\n"), (7, "30\n")))
+    verdict = judge(Expectation("runs", outputs=outputs), facts)
+    assert verdict.message == "output of line 6, line 7 differ from the documented output"
+    assert "--- documented (line 6)" in verdict.diff and "+++ actual (line 7)" in verdict.diff
+    assert "+20" in verdict.diff and "+30" in verdict.diff
+
+
+def test_non_finite_gradients_show_their_values() -> None:
+    nan = Gradient("v.grad", (2,), "float32", False, "[nan, 1]")
+    verdict = judge(Expectation("gradients"), BlockFacts(state="ran", gradients=(grad(), nan)))
+    assert verdict.message == "non-finite gradients (nan or inf): v.grad = [nan, 1]"
+
+
+def test_a_long_message_that_differs_says_where() -> None:
+    documented = DocumentedError(
+        "RuntimeError", "element 0 of tensors does not require grad and has no grad_fn", 5, "comment"
+    )
+    real = "element 0 of tensors does not require grad and does not have a grad_fn"
+    verdict = judge(Expectation("raises", error=documented), raised("RuntimeError", real, 5, RUNTIME))
+    assert verdict.message.endswith(
+        "; the messages differ from character 48: documented '…ot require grad and has no grad_fn', "
+        "actual '…ot require grad and does not have a grad'"
+    )
+    other_type = judge(Expectation("raises", error=documented), raised("ValueError", real, 5))
+    assert "differ from character" not in other_type.message

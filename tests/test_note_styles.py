@@ -218,3 +218,26 @@ def test_documented_errors_as_people_write_them(run_note: RunNote) -> None:
     assert outcomes(run_note(wrong_type)) == ["failed", "passed", "passed"]
     moved = ERRORS_NOTE.replace("True))  # Runtime", "True))\n> z = 1  # Runtime")
     assert outcomes(run_note(moved))[2] == "failed"
+
+
+def test_a_block_is_not_blamed_for_tensors_it_never_touched(run_note: RunNote) -> None:
+    text = (
+        fence("w = torch.tensor([1.0], requires_grad=True)")
+        + callout("success", "b = torch.tensor([2.0], requires_grad=True)\nx = torch.ones(1)\nprint(x)")
+        + callout(
+            "success", "v = torch.tensor([2.0], requires_grad=True)\n(v * 2).sum().backward()\nprint(w)"
+        )
+    )
+    result = run_note(text)
+    assert result.blocks[1].facts.leaves_without_grad == ("b",)
+    assert result.blocks[1].verdict.warnings == ("tensors that require grad got none: b",)
+    assert result.blocks[2].facts.leaves_without_grad == ("w",)  # named by the block: printed, no gradient
+
+
+def test_a_failure_message_shows_every_wrong_output_and_non_finite_values(run_note: RunNote) -> None:
+    text = fence("print(1)  # 1\nprint(2)  # 3\nprint(4)  # 5") + callout(
+        "success", "w = torch.tensor([0.0], requires_grad=True)\ntorch.sqrt(w).sum().backward()"
+    )
+    first, second = run_note(text).blocks
+    assert first.verdict.message == "output of line 3, line 4 differ from the documented output"
+    assert second.verdict.message == "non-finite gradients (nan or inf): w.grad = [inf]"

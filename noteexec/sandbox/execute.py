@@ -11,6 +11,7 @@ import ast
 import json
 import math
 import os
+import re
 import resource
 import sys
 import time
@@ -486,8 +487,18 @@ def _run_block(
         "duration": round(duration, 6),
         "exit": None if exit_code is None else f"sys.exit({exit_code!r})",
     }
-    facts.update(_gradient_facts(before, after, grads_before, autograd))
+    used = _names_used(code) if isinstance(code, types.CodeType) else set()
+    facts.update(_gradient_facts(before, after, grads_before, autograd, used))
     return facts
+
+
+def _names_used(code: types.CodeType) -> set[str]:
+    """Every name a block's code (its functions and classes too) refers to."""
+    names = set(code.co_names) | set(code.co_varnames)
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names |= _names_used(constant)
+    return names
 
 
 def _block_lines(block: dict[str, Any]) -> range:
@@ -514,7 +525,10 @@ def _gradient_facts(
     after: dict[int, tuple[str, torch.Tensor]],
     grads_before: dict[int, tuple[Any, int]],
     autograd: Autograd,
+    used: set[str],
 ) -> dict[str, Any]:
+    """Gradients the block produced; leaves that got none among the variables it names (a
+    tensor an earlier block left without a gradient is not this block's doing)."""
     produced = []
     names = {key: name for key, (name, _) in {**before, **after}.items()}
     for key, (grad, version) in _gradient_state(after).items():
@@ -528,7 +542,10 @@ def _gradient_facts(
         without = [
             name
             for name, tensor in after.values()
-            if tensor.is_leaf and tensor.requires_grad and tensor.grad is None
+            if tensor.is_leaf
+            and tensor.requires_grad
+            and tensor.grad is None
+            and re.split(r"[.\[]", name, maxsplit=1)[0] in used
         ]
     graphs = []
     for graph in autograd.graphs:

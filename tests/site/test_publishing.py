@@ -19,7 +19,7 @@ import pytest
 
 from noteexec.model import Note
 from noteexec.site.attachments import inert_svg, withheld
-from noteexec.site.build import BuildError, BuildOptions, _SiteFiles, is_private, render_site
+from noteexec.site.build import BuildError, BuildOptions, _SiteFiles, build_site, is_private, render_site
 from noteexec.site.custom_css import SCOPE, confine
 from noteexec.site.single import render_single
 from tests.conftest import noteexec
@@ -86,6 +86,48 @@ def test_no_vault_file_replaces_or_shadows_a_file_the_site_writes(built: Built) 
     assert "404.html" not in files  # reserved, written by no one
     for name in ("_assets/favicon.svg", "_attachments/files/drawing.svg"):  # published, elsewhere
         assert f"VAULT-FILE {name}".encode() in files[f"_attachments/{name}"]
+
+
+def test_a_vault_file_at_every_path_a_build_writes_changes_none_of_them(tmp_path: Path) -> None:
+    """Build a vault, put a file of the vault at every path that build wrote, link them all from a
+    note, and build again: every one of those paths still holds what the site wrote."""
+    root = write_vault(
+        tmp_path / "v",
+        {"a.md": "# A\n\n#alpha ![[img/p.png]] [[sub/b]]\n", "sub/b.md": "---\ntags: [beta]\n---\n# B\n"},
+    )
+    (root / "img").mkdir()
+    (root / "img" / "p.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    mermaid, css = tmp_path / "mermaid.js", tmp_path / "c.css"
+    mermaid.write_text("window.mermaid = {};\n")
+    css.write_text("p { color: red }\n")
+    options = BuildOptions(mermaid_url=str(mermaid), css=(css,), ran=False)
+    first = tmp_path / "first"
+    build_site(root, results_for(root), first, options)
+    written = sorted(path.relative_to(first).as_posix() for path in first.rglob("*") if path.is_file())
+    assert {"index.html", "a.html", "sub/b.html", "tags/alpha.html", "search-index.js", "sitemap.xml"} <= set(
+        written
+    ) and {"_assets/mermaid.min.js", "_assets/custom.css", "_attachments/img/p.png"} <= set(written)
+    links = []
+    for name in written:
+        marker = f"VAULT-FILE {name}".encode()
+        data = {
+            ".svg": PASSIVE_ATTACHMENTS["files/drawing.svg"].replace(b"VAULT-FILE files/drawing.svg", marker)
+        }
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data.get(Path(name).suffix, b"\x89PNG\r\n\x1a\n" + marker))
+        links.append(f"[[{name}]] ![[{name}]] [x]({name})")
+    (root / "links.md").write_text("\n\n".join(links) + "\n")
+    second = tmp_path / "second"
+    build_site(root, results_for(root), second, options)
+    for name in written:
+        assert b"VAULT-FILE" not in (second / name).read_bytes(), name
+    carried = sorted(
+        path.relative_to(second).as_posix()
+        for path in second.rglob("*")
+        if path.is_file() and b"VAULT-FILE" in path.read_bytes()
+    )
+    assert carried and all(name.startswith("_attachments/") for name in carried)
+    assert "_attachments/_attachments/img/p.png" in carried and "_attachments/_assets/favicon.svg" in carried
 
 
 def test_a_clash_between_site_files_is_an_error_naming_both() -> None:

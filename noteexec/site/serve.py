@@ -47,6 +47,7 @@ class _Handler(SimpleHTTPRequestHandler):
     def end_headers(self) -> None:
         if self.path.split("?", 1)[0] != GENERATION_PATH:
             self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")  # a file is what its name says, never a page
         super().end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -63,6 +63,7 @@ def test_generation_endpoint(tmp_path: Path) -> None:
             assert response.read() == b"7" and response.headers["Cache-Control"] == "no-store"
         with urllib.request.urlopen(base + "/index.html", timeout=5) as response:
             assert b"hi" in response.read()
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
     finally:
         httpd.shutdown()
         httpd.server_close()

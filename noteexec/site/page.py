@@ -12,7 +12,7 @@ import datetime as _dt
 import html
 import posixpath
 import re
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,7 +191,7 @@ class SiteIndex:
     """``rel → ParsedNote`` for notes not parsed up front (a lone page embedding another note)."""
     private: Container[str] = frozenset()
     """Notes that are not published: a link to one is plain text, an embed of one shows nothing."""
-    withheld: Any = None
+    withheld: Callable[[str], str | None] | None = None
     """``rel → reason or None``: why an attachment is not published (see ``attachments.withheld``)."""
 
     def note(self, rel: str) -> ParsedNote | None:

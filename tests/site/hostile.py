@@ -259,7 +259,10 @@ def attachments_note() -> str:
     for name in names:
         lines += [f"- [[{name}]] and [{name}]({name}) and ![[{name}]] and ![img]({name})"]
     lines += ["", "Private: [[secret]], [[hidden-alias|by alias]], [md](secret.md), ![[secret]],"]
-    lines += ["[[draft]], ![[drafts/draft]], [[excluded/gone]], ![[excluded/gone]]", ""]
+    lines += [
+        "[[draft]], ![[drafts/draft]], [[excluded/gone]], ![[excluded/gone]], ![[excluded/photo.png]]",
+        "",
+    ]
     return "\n".join(lines)
 
 

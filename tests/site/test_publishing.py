@@ -358,6 +358,8 @@ def test_private_notes_appear_nowhere_in_the_site(built: Built) -> None:
         assert name.encode() not in text, name
     assert b"Secret note" not in text and b"Draft note" not in text and b"secret-tag" not in text
     assert not [name for name in files if "secret" in name or "draft" in name or "excluded" in name]
+    assert b"VAULT-FILE private" not in text and b"VAULT-FILE excluded" not in text  # their attachments
+    assert "excluded by the configuration: ![[excluded/photo.png]]" in built.stderr
     index = json.loads(files["search-index.js"].decode()[len("window.NOTEEXEC_INDEX = ") : -2])
     assert {"secret.md", "drafts/draft.md"}.isdisjoint(page["p"] for page in index["pages"])
     page = files["attachments.html"].decode()

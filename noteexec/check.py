@@ -259,7 +259,9 @@ def _unreadable(path: Path, problem: Problem, config: Config) -> Loaded:
     return Loaded(note, expectations(note, config))
 
 
-_PYTHON_FENCE = re.compile(rb"(?m)^[ \t>]*(?:```|~~~)[ \t]*(?:python3?|py|pycon|python-repl|doctest)\b")
+_PYTHON_FENCE = re.compile(
+    rb"(?m)^[ \t>]*(?:```|~~~)[ \t]*(?:i?python3?|py|pycon|python-repl|doctest|\{\.python)\b"
+)
 """A look at a note's bytes before parsing them: a fence that may hold python."""
 
 

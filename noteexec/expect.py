@@ -180,6 +180,10 @@ def _expect(
         return Expectation(kind="skip", skip_reason="the note sets noteexec: {skip: true}"), random
     if block.skip:
         return Expectation(kind="skip", skip_reason="%% noteexec: skip %%"), random
+    if block.tabs and not {"pytorch", "all"} & set(block.tabs):
+        return Expectation(
+            kind="skip", skip_reason=f"a d2l cell for {', '.join(block.tabs)}, not pytorch"
+        ), random
 
     notes: list[str] = []
     transcript = _transcript(block, notes) if _is_transcript(block) else None

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PYTHON_LANGUAGES = frozenset({"python", "py", "python3", "pycon", "python-repl", "doctest"})
+PYTHON_LANGUAGES = frozenset(
+    {"python", "py", "python3", "ipython", "ipython3", "pycon", "python-repl", "doctest"}
+)
 """Fences that run; ``pycon`` (and python fences that start with ``>>>``) as doctest transcripts."""
 OUTPUT_LANGUAGES = frozenset({"", "text", "output", "console", "pytb", "log"})
 
@@ -79,6 +81,9 @@ class CodeBlock:
     """Enclosing callouts, outermost first."""
     skip: bool = False
     output: OutputFence | None = None
+    tabs: tuple[str, ...] = ()
+    """The frameworks of a d2l cell (```` ```{.python .input} ````), from its ``#@tab`` line
+    (``mxnet`` when it names none); empty for any other fence."""
 
     @property
     def callout(self) -> CalloutHeader | None:

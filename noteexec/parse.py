@@ -7,6 +7,7 @@ the 1-based lines of the file as an editor shows them.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,18 @@ def parse_note(text: str, path: Path = Path("<note>")) -> Note:
     if tokens and tokens[0].type == "front_matter":
         frontmatter = _load_frontmatter(tokens[0], problems)
     options = _note_options(frontmatter, tokens[0].content if frontmatter else "", problems)
-    blocks, setup = _python_blocks(tokens, problems)
+    unrecognised: list[tuple[int, str]] = []
+    blocks, setup = _python_blocks(tokens, problems, unrecognised)
+    if unrecognised and not blocks and not setup:
+        fences = ", ".join(f"```{info}``` at line {line}" for line, info in unrecognised[:3])
+        more = f" and {len(unrecognised) - 3} more" if len(unrecognised) > 3 else ""
+        problems.append(
+            Problem(
+                unrecognised[0][0],
+                f"no checkable block: {fences}{more} look like Python but are not run "
+                "(write ```python, or ```pycon for a >>> session)",
+            )
+        )
     return Note(
         path=path,
         utf8=source.encode("utf-8", "surrogatepass"),
@@ -212,13 +224,32 @@ def _key_line(yaml_text: str, key: str) -> int:
 
 
 def _fence_language(token: Token) -> str:
+    """The fence's language; ``python`` for a d2l cell (```` ```{.python .input} ````)."""
+    if _D2L_CELL.match(token.info):
+        return "python"
     return token.info.strip().split(maxsplit=1)[0].lower() if token.info.strip() else ""
 
 
+_D2L_CELL = re.compile(r"^\s*\{\s*\.python\s+\.input\b")
+_D2L_TAB = re.compile(r"^\s*#\s*@tab\s+(?P<tabs>.+)$")
+_LOOKS_PYTHON = re.compile(r"^\s*\{?\s*\.?(?:i?py(?:thon)?[\w.-]*|jupyter[\w-]*)", re.IGNORECASE)
+"""A fence language someone may have meant as Python (``python2``, ``ipython``, ``{.python}``)."""
+
+
+def _d2l_tabs(token: Token) -> tuple[str, ...]:
+    """The frameworks a d2l cell is for: its first ``#@tab`` line, else mxnet (d2l's default)."""
+    if not _D2L_CELL.match(token.info):
+        return ()
+    first = token.content.lstrip("\n").split("\n", 1)[0]
+    tab = _D2L_TAB.match(first)
+    return tuple(name.lower() for name in re.split(r"[\s,]+", tab["tabs"].strip())) if tab else ("mxnet",)
+
+
 def _python_blocks(
-    tokens: list[Token], problems: list[Problem], line_offset: int = 0
+    tokens: list[Token], problems: list[Problem], unrecognised: list[tuple[int, str]], line_offset: int = 0
 ) -> tuple[tuple[CodeBlock, ...], tuple[CodeBlock, ...]]:
-    """Visible python blocks in file order, and the hidden setup blocks inside ``%%`` comments.
+    """Visible python blocks in file order, and the hidden setup blocks inside ``%%`` comments;
+    fences that look like Python but are not run go to ``unrecognised`` (line, info string).
 
     A fence's sibling context (same container) decides two things: a ``%% noteexec: skip %%``
     comment right before it skips it, and the next output fence after it documents it.
@@ -273,6 +304,7 @@ def _python_blocks(
                         lang=language,
                         callouts=tuple(callouts),
                         skip=skip,
+                        tabs=_d2l_tabs(token),
                     )
                 )
                 awaiting_output[token.level] = len(visible) - 1
@@ -281,6 +313,8 @@ def _python_blocks(
                 if owner is not None and language in OUTPUT_LANGUAGES:
                     block = visible[owner]
                     visible[owner] = _with_output(block, OutputFence(line, token.info, token.content))
+                elif language not in OUTPUT_LANGUAGES and _LOOKS_PYTHON.match(token.info):
+                    unrecognised.append((line, token.info.strip()))
         previous_sibling[token.level] = token
     return tuple(visible), tuple(setup)
 
@@ -309,14 +343,7 @@ def _introduces_output(tokens: list[Token], index: int) -> bool:
 
 
 def _with_output(block: CodeBlock, output: OutputFence) -> CodeBlock:
-    return CodeBlock(
-        line=block.line,
-        code=block.code,
-        lang=block.lang,
-        callouts=block.callouts,
-        skip=block.skip,
-        output=output,
-    )
+    return replace(block, output=output)
 
 
 def _comment_contents(
@@ -331,6 +358,6 @@ def _comment_contents(
         return
     body_offset = token.meta["body_line"] + line_offset
     inner = block_parser().parse(token.content)
-    hidden, nested_setup = _python_blocks(inner, problems, body_offset)
+    hidden, nested_setup = _python_blocks(inner, problems, [], body_offset)
     setup.extend(block for block in hidden if not block.skip)
     setup.extend(nested_setup)

@@ -18,6 +18,7 @@ def _block_json(block: CodeBlock) -> dict[str, Any]:
         "callouts": [[c.kind, c.raw_type, c.title, c.fold, c.metadata, c.known] for c in block.callouts],
         "skip": block.skip,
         "output": [block.output.line, block.output.info, block.output.text] if block.output else None,
+        "tabs": list(block.tabs),
     }
 
 
@@ -29,6 +30,7 @@ def _block(data: dict[str, Any]) -> CodeBlock:
         callouts=tuple(CalloutHeader(*callout) for callout in data["callouts"]),
         skip=data["skip"],
         output=OutputFence(*data["output"]) if data["output"] else None,
+        tabs=tuple(data["tabs"]),
     )
 
 

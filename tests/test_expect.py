@@ -501,3 +501,17 @@ def test_an_error_comment_covers_every_line_of_its_statement() -> None:
     assert in_loop.error == DocumentedError("RuntimeError", "twice", 2 + 2, "trailing")
     assert in_loop.error.describe() == "RuntimeError: twice at line 4"
     assert trailing.error.describe() == "RuntimeError: shape at lines 3-6"
+
+
+def test_d2l_cells_for_other_frameworks_are_skipped_with_a_reason() -> None:
+    cells = "".join(
+        fence(code, "{.python .input}")
+        for code in ("x = 1", "#@tab pytorch\nx = 1", "#@tab mxnet, tensorflow", "#@tab all")
+    )
+    kinds = [(expectation.kind, expectation.skip_reason) for expectation in note_expectations(cells)]
+    assert kinds == [
+        ("skip", "a d2l cell for mxnet, not pytorch"),
+        ("runs", None),
+        ("skip", "a d2l cell for mxnet, tensorflow, not pytorch"),
+        ("runs", None),
+    ]

@@ -241,3 +241,32 @@ def test_a_failure_message_shows_every_wrong_output_and_non_finite_values(run_no
     first, second = run_note(text).blocks
     assert first.verdict.message == "output of line 3, line 4 differ from the documented output"
     assert second.verdict.message == "non-finite gradients (nan or inf): w.grad = [inf]"
+
+
+D2L_NOTE = (
+    "# 自动微分\n\n"
+    "```{.python .input}\nfrom mxnet import autograd, np, npx\nnpx.set_np()\n```\n\n"
+    "```{.python .input}\n#@tab pytorch\nx = torch.arange(4.0, requires_grad=True)\ny = 2 * torch.dot(x, x)\n"
+    "y.backward()\nx.grad\n```\n\n"
+    "```{.python .input}\n#@tab tensorflow\nimport tensorflow as tf\n```\n\n"
+    "```{.python .input}\n#@tab all\nprint(x.grad == 4 * x)  # tensor([True, True, True, True])\n```\n"
+)
+
+
+def test_d2l_pytorch_cells_run_and_other_frameworks_are_skipped(run_note: RunNote) -> None:
+    result = run_note(D2L_NOTE)
+    assert outcomes(result) == ["skipped", "passed", "skipped", "passed"], [b.verdict for b in result.blocks]
+    assert result.blocks[0].verdict.message == "skipped: a d2l cell for mxnet, not pytorch"
+    assert outcomes(run_note(D2L_NOTE.replace("True])", "False])"))) == [
+        "skipped",
+        "passed",
+        "skipped",
+        "failed",
+    ]
+
+
+def test_a_note_of_unrecognised_python_fences_is_not_a_pass(run_note: RunNote) -> None:
+    result = run_note("# Old notes\n\n" + fence("print 'hello'", "python2"))
+    assert result.status == "error"
+    assert result.blocks == ()
+    assert "no checkable block: ```python2``` at line 3" in result.error

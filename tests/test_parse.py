@@ -213,3 +213,35 @@ def test_a_paragraph_that_introduces_the_output_keeps_it_attached(intro: str) ->
 def test_an_unrelated_fence_after_prose_a_heading_or_a_callout_is_not_output(between: str) -> None:
     note = parse_note(fence("print(1)") + f"\n{between}\n\n```text\nforward → loss → backward\n```\n")
     assert note.blocks[0].output is None
+
+
+D2L = (
+    "```{.python .input}\nfrom mxnet import np\n```\n\n"
+    "```{.python .input}\n#@tab pytorch\nimport torch\n```\n\n"
+    "```{.python .input  n=3}\n#@tab mxnet, tensorflow\nx = 1\n```\n\n"
+    "```{.python .input}\n#@tab all\nprint(1)\n```\n"
+)
+
+
+def test_d2l_cells_are_python_blocks_with_their_frameworks() -> None:
+    note = parse_note(D2L)
+    assert [(block.line, block.lang, block.tabs) for block in note.blocks] == [
+        (1, "python", ("mxnet",)),
+        (5, "python", ("pytorch",)),
+        (10, "python", ("mxnet", "tensorflow")),
+        (15, "python", ("all",)),
+    ]
+    assert note.problems == ()
+    assert parse_note(fence("x = 1")).blocks[0].tabs == ()
+
+
+def test_a_note_whose_python_fences_are_all_unrecognised_has_no_checkable_block() -> None:
+    note = parse_note(fence("print 1", "python2") + fence("x = 1", "{.python}") + fence("ok", "pytb"))
+    assert [problem.line for problem in note.problems] == [1]
+    assert note.problems[0].message == (
+        "no checkable block: ```python2``` at line 1, ```{.python}``` at line 4 look like Python but are not run "
+        "(write ```python, or ```pycon for a >>> session)"
+    )
+    assert parse_note(fence("print 1", "python2") + fence("x = 1")).problems == ()
+    assert parse_note(fence("x = 1", "javascript") + "prose\n").problems == ()
+    assert [block.lang for block in parse_note(fence("%matplotlib inline", "ipython")).blocks] == ["ipython"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import importlib.util
+import io
 import json
 import os
 import secrets
@@ -27,6 +28,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+import tokenize
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import cache
@@ -220,7 +222,7 @@ def run_key(run: NoteRun, fingerprint: str) -> str:
     """
 
     def block(item: BlockRun) -> list[object]:
-        return [item.code, [line - item.line for line in item.echo_lines]]
+        return [without_comments(item.code), [line - item.line for line in item.echo_lines]]
 
     executed = [
         [block(item) for item in run.blocks],
@@ -233,6 +235,20 @@ def run_key(run: NoteRun, fingerprint: str) -> str:
     ]
     payload = json.dumps(executed, ensure_ascii=False)
     return hashlib.sha256((fingerprint + "\0" + payload).encode()).hexdigest()
+
+
+def without_comments(code: str) -> str:
+    """``code`` with its comments cut off, line for line: what a comment says (a documented
+    message or output) changes no fact, so editing it must not run the note again."""
+    cuts: dict[int, int] = {}
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(code).readline):
+            if token.type == tokenize.COMMENT:
+                cuts[token.start[0]] = token.start[1]
+    except (tokenize.TokenError, SyntaxError):  # code that does not tokenize: keyed as it is
+        return code
+    lines = code.split("\n")
+    return "\n".join(line[: cuts[number]] if number in cuts else line for number, line in enumerate(lines, 1))
 
 
 def parsed_keys(config: object, fingerprint: str) -> Callable[[bytes], str]:

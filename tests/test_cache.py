@@ -90,6 +90,19 @@ def test_prose_edits_hit_code_edits_miss(vault: Path) -> None:
     assert cached_flags(check_json(vault)) == [True, False]
 
 
+def test_editing_a_documented_message_or_output_in_a_comment_hits_and_is_judged_again(vault: Path) -> None:
+    a, b = vault / "a.md", vault / "b.md"
+    a.write_text(a.read_text() + "\n" + fence("print(2)  # 2"))
+    assert [note["status"] for note in check_json(vault)["notes"]] == ["passed", "passed"]
+    a.write_text(a.read_text().replace("# 2", "# 3"))
+    b.write_text(b.read_text().replace("does not require grad", "requires a miracle"))
+    document = check_json(vault)
+    assert cached_flags(document) == [True, True]
+    assert [note["status"] for note in document["notes"]] == ["failed", "failed"]
+    b.write_text(b.read_text().replace("# RuntimeError", "\n> # RuntimeError"))  # a line more: runs again
+    assert cached_flags(check_json(vault)) == [True, False]
+
+
 def test_config_and_key_files_are_part_of_the_key(vault: Path) -> None:
     lock = vault.parent / "requirements.lock"
     lock.write_text("torch==2.13.0\n")

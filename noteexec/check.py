@@ -66,6 +66,8 @@ def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> list[NoteFil
         if not given.exists() and not given.is_symlink():
             raise UsageError(f"{given}: no such file or directory")
         if not given.is_dir():  # a file, or something that reading it will report (a FIFO)
+            if not given.name.lower().endswith(".md"):  # `check script.py` would say PASS for nothing
+                raise UsageError(f"{given}: not a Markdown note (noteexec checks .md files)")
             found.setdefault(given, NoteFile(given, given.parent))
             continue
         try:

@@ -74,6 +74,12 @@ def test_missing_path_and_bad_option_exit_2_without_traceback(tmp_path: Path) ->
     assert "Traceback" not in missing.stderr
     unknown = noteexec("check", "--bogus")
     assert unknown.returncode == 2
+    script = tmp_path / "script.py"
+    script.write_text("raise SystemExit('never run')\n")
+    not_a_note = noteexec("check", script)
+    assert (not_a_note.returncode, not_a_note.stdout) == (2, "")
+    assert f"{script}: not a Markdown note (noteexec checks .md files)" in not_a_note.stderr
+    assert "Traceback" not in not_a_note.stderr
 
 
 def test_bad_config_exits_2_naming_the_file(tmp_path: Path) -> None:

@@ -28,6 +28,8 @@ from noteexec.display import unicode_path
 from noteexec.judge import Verdict
 
 FORMAT_VERSION = 1
+FAILING = ("failed", "not_runnable")
+"""Outcomes a baseline records: a block that cannot run here may fail a run too."""
 
 
 @dataclass(frozen=True, order=True)
@@ -54,7 +56,7 @@ def failures_of(result: NoteResult, folder: Path) -> list[Failure]:
     return [
         Failure(note, key, block.block.line, block.verdict.message)
         for block, key in zip(result.blocks, keys, strict=True)
-        if block.verdict.outcome == "failed"
+        if block.verdict.outcome in FAILING
     ]
 
 
@@ -157,12 +159,15 @@ class Baseline:
                     block.verdict.diff,
                 ),
             )
-            if block.verdict.outcome == "failed" and (note, key) in known
+            if block.verdict.outcome in FAILING and (note, key) in known
             else block
             for block, key in zip(result.blocks, keys, strict=True)
         )
-        failed = any(block.verdict.outcome == "failed" for block in blocks)
-        return dataclasses.replace(result, blocks=blocks, status="failed" if failed else "passed")
+        outcomes = {block.verdict.outcome for block in blocks}
+        status = (
+            "failed" if "failed" in outcomes else "not_runnable" if "not_runnable" in outcomes else "passed"
+        )
+        return dataclasses.replace(result, blocks=blocks, status=status)
 
     @property
     def known(self) -> int:

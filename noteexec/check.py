@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -15,14 +16,15 @@ from noteexec.config import Config
 from noteexec.display import shown_path
 from noteexec.expect import Expectation, expect_note
 from noteexec.facts import BlockFacts, NoteFacts
-from noteexec.judge import Verdict, judge
+from noteexec.judge import Verdict, judge, not_runnable_here
 from noteexec.memory import collector_paused
 from noteexec.model import CodeBlock, Note, Problem
 from noteexec.sandbox import BlockRun, NoteRun, Sandbox
 from noteexec.serialize import parsed_from_json, parsed_json
 from noteexec.source import decode_source, normalize_utf8, read_source
 
-NoteStatus = Literal["passed", "failed", "error"]
+NoteStatus = Literal["passed", "failed", "not_runnable", "error"]
+"""``not_runnable``: no block failed, but some cannot run here (see :mod:`noteexec.runnable`)."""
 
 
 class UsageError(Exception):
@@ -195,25 +197,69 @@ def _note_error(note: Note, facts: NoteFacts | None) -> str | None:
 
 
 def assemble(
-    note: Note, expected: Sequence[Expectation], facts: NoteFacts | None, cached: bool = False
+    note: Note,
+    expected: Sequence[Expectation],
+    facts: NoteFacts | None,
+    cached: bool = False,
+    elsewhere: Callable[[], Mapping[str, str]] | None = None,
 ) -> NoteResult:
-    """Pair each block with its facts and judge it; the note's status follows."""
+    """Pair each block with its facts and judge it; the note's status follows.
+
+    ``elsewhere``: names other notes of the vault define (asked for only when a block uses a
+    name its note never defines), so a verdict can say where the name comes from."""
     ran = iter(facts.blocks) if facts is not None else iter(())
     error = _note_error(note, facts)
-    results = []
+    judged = []
     for block, expectation in zip(note.blocks, expected, strict=True):
         block_facts = None if expectation.kind == "skip" else next(ran, None)
         if block_facts is None and expectation.kind != "skip":
             block_facts = BlockFacts(state="not_run", reason=_why_not_run(note, facts))
-        results.append(BlockResult(block, expectation, block_facts, judge(expectation, block_facts)))
+        judged.append((block, block_facts, judge(expectation, block_facts)))
+    names = elsewhere() if elsewhere is not None and _uses_foreign_names(judged) else None
+    verdicts = not_runnable_here(judged, note.setup, names)
+    results = [
+        BlockResult(block, expectation, block_facts, verdict)
+        for (block, block_facts, _), expectation, verdict in zip(judged, expected, verdicts, strict=True)
+    ]
     status: NoteStatus
+    outcomes = {result.verdict.outcome for result in results}
     if error is not None:
         status = "error"
-    elif any(result.verdict.outcome == "failed" for result in results):
+    elif "failed" in outcomes:
         status = "failed"
+    elif "not_runnable" in outcomes:
+        status = "not_runnable"
     else:
         status = "passed"
     return NoteResult(note, tuple(results), status, error, facts, cached)
+
+
+def _uses_foreign_names(judged: Sequence[tuple[CodeBlock, BlockFacts | None, Verdict]]) -> bool:
+    return any(
+        verdict.outcome == "failed" and facts is not None and facts.exception is not None
+        and facts.exception.type == "NameError"
+        for _, facts, verdict in judged
+    )  # fmt: skip
+
+
+def vault_names(files: Sequence[NoteFile]) -> Callable[[], Mapping[str, str]]:
+    """The names each note of ``files`` defines, read the first time they are asked for."""
+
+    @functools.cache
+    def names() -> Mapping[str, str]:
+        from noteexec.parse import read_note
+        from noteexec.runnable import vault_definitions
+
+        def blocks(file: NoteFile) -> tuple[CodeBlock, ...]:
+            try:
+                note = read_note(file.path)
+            except (OSError, ValueError):
+                return ()
+            return (*note.setup, *note.blocks)
+
+        return vault_definitions((file.path.stem, blocks(file)) for file in files)
+
+    return names
 
 
 def _fully_isolated(facts: NoteFacts) -> bool:
@@ -348,6 +394,7 @@ def iter_check(
     if lookahead < 1:
         raise ValueError("lookahead must be at least 1")
     key_of = parsed_keys(replace(config, source=None), fingerprint)
+    elsewhere = vault_names(files)
 
     def before_parsing(content: bytes) -> None:
         """A note that must be parsed is new or changed, so it will most likely run if it holds
@@ -382,5 +429,6 @@ def iter_check(
                 cache.put(key, run, note_facts)
             continue
         note = loaded.pop(next_report)
-        yield assemble(note.note, note.expected, facts.pop(next_report), cached=note.facts is not None)
+        cached = note.facts is not None
+        yield assemble(note.note, note.expected, facts.pop(next_report), cached, elsewhere)
         next_report += 1

@@ -235,6 +235,8 @@ def _check(arguments: argparse.Namespace) -> int:
             print(f"noteexec: WARNING: {notice}", file=sys.stderr)
         if notice := limits_notice(summary):
             print(f"noteexec: warning: {notice}", file=sys.stderr)
+        if config.not_runnable == "fail":
+            summary = dataclasses.replace(summary, not_runnable_failing=summary.not_runnable)
         if baseline is not None:
             summary = dataclasses.replace(summary, known=baseline.known)
             _tell_fixed(baseline, arguments)

@@ -24,6 +24,8 @@ from noteexec.model import CANONICAL_CALLOUT
 
 Isolation = Literal["auto", "strict"]
 ISOLATIONS: tuple[Isolation, ...] = ("auto", "strict")
+NotRunnable = Literal["fail", "report"]
+NOT_RUNNABLE: tuple[NotRunnable, ...] = ("fail", "report")
 DEFAULT_PRELUDE = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MEMORY_LIMIT = 4 << 30
@@ -44,6 +46,7 @@ LIMIT_KEYS = (
     "isolation",
     "publish_css",
     "opt_in",
+    "not_runnable",
 )
 """The keys that loosen the sandbox (or let the vault style its site): an untrusted file may only
 tighten them."""
@@ -61,6 +64,7 @@ _OPTIONS = {
     "isolation": "--isolation",
     "publish_css": "--publish-css",
     "opt_in": "--no-opt-in",
+    "not_runnable": "--not-runnable",
 }
 
 
@@ -88,6 +92,9 @@ class Config:
     """The site uses the vault's ``publish.css`` (Obsidian Publish), confined to note bodies."""
     opt_in: bool = False
     """Check only notes whose frontmatter opts in (``noteexec: true`` or a ``noteexec:`` mapping)."""
+    not_runnable: NotRunnable = "fail"
+    """Whether blocks that cannot run here (see :mod:`noteexec.runnable`) fail the run, or are
+    only reported (``report``: adopting a vault whose snippets were never meant to run alone)."""
     source: Path | None = None
 
 
@@ -180,6 +187,7 @@ def config_from_table(table: dict[str, Any], path: Path | None = None, base: Con
         "namespaces": lambda value: _boolean(value, "namespaces", fail),
         "publish_css": lambda value: _boolean(value, "publish_css", fail),
         "opt_in": lambda value: _boolean(value, "opt_in", fail),
+        "not_runnable": lambda value: _choice(value, "not_runnable", NOT_RUNNABLE, fail),
     }
     values = {key: parsers[key](value) for key, value in table.items()}
     config = replace(base or Config(), **values, source=path)
@@ -219,6 +227,9 @@ def apply_overrides(config: Config, arguments: argparse.Namespace) -> Config:
         values["namespaces"] = False
     if getattr(arguments, "publish_css", None) is True:
         values["publish_css"] = True
+    not_runnable = getattr(arguments, "not_runnable", None)
+    if not_runnable is not None:
+        values["not_runnable"] = _choice(not_runnable, "not_runnable", NOT_RUNNABLE, fail)
     opt_in = getattr(arguments, "opt_in", None)
     if opt_in is not None:
         values["opt_in"] = opt_in
@@ -264,6 +275,10 @@ def _looser(key: str, config: Config, base: Config) -> tuple[str, str] | None:
     if key == "namespaces":
         if base.namespaces and not config.namespaces:
             return "the trusted configuration isolates notes in namespaces", ""
+        return None
+    if key == "not_runnable":
+        if base.not_runnable == "fail" and config.not_runnable != "fail":
+            return "the trusted configuration fails blocks that cannot run here", "report"
         return None
     if key == "opt_in":
         if base.opt_in and not config.opt_in:
@@ -396,6 +411,12 @@ def _processes(value: Any, fail: Fail) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PROCESSES:
         raise fail("processes", f"must be a whole number from 1 to {MAX_PROCESSES}, not {_brief(value)}")
     return value
+
+
+def _choice(value: Any, key: str, choices: tuple[str, ...], fail: Fail) -> Any:
+    if value in choices:
+        return value
+    raise fail(key, f"must be one of {', '.join(map(repr, choices))}, not {_brief(value)}")
 
 
 def _isolation(value: Any, fail: Fail) -> Isolation:

@@ -67,7 +67,7 @@ class JunitReporter:
             elif block.verdict.outcome == "failed":
                 element(case, "failure", message=printable(block.verdict.message)).text = _details(block)
                 self.failures += 1
-            elif block.verdict.outcome == "skipped":
+            elif block.verdict.outcome in ("skipped", "not_runnable"):
                 element(case, "skipped", message=printable(block.verdict.message))
             if block.facts is not None and block.facts.stdout:
                 element(case, "system-out").text = printable(block.facts.stdout)
@@ -139,6 +139,10 @@ class GithubReporter:
                 self.stream.write(
                     f"::error file={path},line={line},title={title}::{_escape_data(_details(block))}\n"
                 )
+            if block.verdict.outcome == "not_runnable":
+                title = _escape_property("noteexec: not runnable here")
+                message = _escape_data(block.verdict.message)
+                self.stream.write(f"::notice file={path},line={block.block.line},title={title}::{message}\n")
             for warning in block.verdict.warnings:
                 self.stream.write(f"::warning file={path},line={block.block.line}::{_escape_data(warning)}\n")
 

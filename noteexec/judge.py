@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from noteexec.expect import DocumentedError, DocumentedOutput, Expectation
 from noteexec.facts import BlockFacts, Raised
+from noteexec.model import CodeBlock
+from noteexec.runnable import classify
 from noteexec.textmatch import matches, without_values
 
-Outcome = Literal["passed", "failed", "skipped"]
+Outcome = Literal["passed", "failed", "skipped", "not_runnable"]
 
 BROKEN_EXAMPLE = ("NameError", "ImportError", "SyntaxError")
 """Exceptions that mean a failure demo is broken, not that it demonstrates something."""
@@ -24,6 +27,35 @@ class Verdict:
     warnings: tuple[str, ...] = ()
     diff: str | None = None
     """For documented output that did not match: a unified diff, documented → actual."""
+    reason: str | None = None
+    """For ``not_runnable``: why (``missing_module``, ``needs_cuda``, ``placeholder``,
+    ``undefined_name``, ``depends_on_failed``; see :mod:`noteexec.runnable`)."""
+
+
+NOT_RUNNABLE_SEPARATOR = "; it failed with: "
+"""Between what would make a not-runnable block run and the failure it had."""
+
+
+def not_runnable_here(
+    judged: Sequence[tuple[CodeBlock, BlockFacts | None, Verdict]],
+    setup: Sequence[CodeBlock] = (),
+    elsewhere: Mapping[str, str] | None = None,
+) -> list[Verdict]:
+    """The note's verdicts, each failure that only says the block cannot run here (a missing
+    package or GPU, a placeholder, a name from elsewhere, an earlier failure) turned into
+    ``not_runnable`` with its reason; the rest unchanged. ``judged``: the note's blocks in order."""
+    earlier: list[tuple[CodeBlock, bool]] = [(block, False) for block in setup]
+    verdicts = []
+    for block, facts, verdict in judged:
+        exception = facts.exception if facts is not None else None
+        failed = verdict.outcome == "failed" and exception is not None
+        found = classify(block, exception, earlier, elsewhere) if failed and exception else None
+        if found is not None:
+            message = f"not runnable here: {found.detail}{NOT_RUNNABLE_SEPARATOR}{verdict.message}"
+            verdict = Verdict("not_runnable", message, verdict.warnings, verdict.diff, found.reason)
+        verdicts.append(verdict)
+        earlier.append((block, verdict.outcome in ("failed", "not_runnable")))
+    return verdicts
 
 
 def _quote(documented: DocumentedError) -> str:

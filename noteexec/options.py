@@ -48,6 +48,11 @@ def add_sandbox_arguments(command: argparse.ArgumentParser) -> None:
         "--isolation", choices=("auto", "strict"), help="strict: refuse to run notes without the full sandbox"
     )
     group.add_argument(
+        "--not-runnable",
+        choices=("fail", "report"),
+        help="whether blocks that cannot run here (a missing package, no GPU, ...) fail the run",
+    )
+    group.add_argument(
         "--opt-in",
         action=argparse.BooleanOptionalAction,
         default=None,

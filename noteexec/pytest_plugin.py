@@ -280,6 +280,10 @@ class NoteItem(pytest.Item):
             )
         if found.verdict.outcome == "skipped":
             pytest.skip(found.expectation.skip_reason or found.verdict.message)
+        if found.verdict.outcome == "not_runnable" and self.note.settings.not_runnable == "report":
+            pytest.skip(found.verdict.message)
+        if found.verdict.outcome == "not_runnable":
+            raise NoteFailure(result, found)
         if found.verdict.outcome == "failed" or result.error:
             raise NoteFailure(result, found)
         for warning in found.verdict.warnings:
@@ -315,7 +319,7 @@ def failure_text(failure: NoteFailure, name: str) -> str:
         lines.append(f"note error: {result.error.replace(shown_path(result.note.path), name)}")
     if block is None:
         return printable("\n".join(lines))
-    if block.verdict.outcome == "failed":
+    if block.verdict.outcome in ("failed", "not_runnable"):
         lines.append(block.verdict.message)
     callout = f" in a [!{block.block.callout.kind}] callout" if block.block.callout else ""
     lines.append(f"block:    {name}:{block.block.line}{callout}")

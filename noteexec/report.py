@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TextIO
 
 from noteexec.check import NOT_OPTED_IN, BlockResult, NoteResult
 from noteexec.display import printable, shown_path, unicode_path
+from noteexec.judge import NOT_RUNNABLE_SEPARATOR
 
 _CONTEXT = 2
 
@@ -34,6 +36,10 @@ class Summary:
     """Failures accepted by a baseline (reported as skips that say so)."""
     not_opted_in: int = 0
     """Notes with python blocks that were not run because they do not opt in (``opt_in``)."""
+    not_runnable: int = 0
+    """Blocks that failed only because they cannot run here (see :mod:`noteexec.runnable`)."""
+    not_runnable_failing: int = 0
+    """Of those, the ones that fail the run (the ``not_runnable`` setting; set by the front end)."""
 
     @classmethod
     def of(cls, results: Sequence[NoteResult]) -> Summary:
@@ -46,6 +52,7 @@ class Summary:
             passed=outcomes.count("passed"),
             failed=outcomes.count("failed"),
             skipped=outcomes.count("skipped"),
+            not_runnable=outcomes.count("not_runnable"),
             errors=sum(result.status == "error" for result in results),
             cached=sum(result.cached for result in results),
             reduced=len(lost),
@@ -67,7 +74,7 @@ class Summary:
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0 and self.errors == 0
+        return self.failed == 0 and self.errors == 0 and self.not_runnable_failing == 0
 
 
 def sandbox_lost(result: NoteResult) -> str:
@@ -127,6 +134,7 @@ def block_json(result: BlockResult) -> dict[str, Any]:
         "expectation": result.expectation.describe(),
         "warnings": list(result.verdict.warnings),
         "diff": result.verdict.diff,
+        "reason": result.verdict.reason,
         "stdout": result.facts.stdout if result.facts else "",
         "output_truncated": result.facts.truncated if result.facts else False,
         "duration": result.facts.duration if result.facts else 0.0,
@@ -148,6 +156,7 @@ def summary_json(summary: Summary, duration: float | None = None) -> dict[str, A
     document: dict[str, Any] = {
         key: getattr(summary, key) for key in ("notes", "blocks", "passed", "failed", "skipped", "errors")
     }
+    document["not_runnable"] = summary.not_runnable
     document["known"] = summary.known
     document["not_opted_in"] = summary.not_opted_in
     document["isolation"] = "reduced" if summary.reduced else "full"
@@ -165,15 +174,19 @@ class JsonReporter:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.first = True
+        self.reasons: Counter[str] = Counter()
 
     def note(self, result: NoteResult) -> None:
+        self.reasons.update(block.verdict.reason for block in result.blocks if block.verdict.reason)
         text = json.dumps(note_json(result), ensure_ascii=False, indent=2).replace("\n", "\n    ")
         self.stream.write(('{\n  "notes": [\n    ' if self.first else ",\n    ") + text)
         self.first = False
 
     def finish(self, summary: Summary, duration: float) -> None:
         self.stream.write('{\n  "notes": [' if self.first else "\n  ")
-        text = json.dumps(summary_json(summary, duration), indent=2).replace("\n", "\n  ")
+        document = summary_json(summary, duration)
+        document["not_runnable_reasons"] = dict(sorted(self.reasons.items()))
+        text = json.dumps(document, indent=2).replace("\n", "\n  ")
         self.stream.write(f'],\n  "summary": {text}\n}}\n')
 
 
@@ -184,8 +197,15 @@ class TextReporter:
     ``verbosity`` -1 shows only failing notes, 1 adds passing blocks and warnings.
     """
 
-    LABELS: ClassVar[dict[str, str]] = {"passed": "PASS", "failed": "FAIL", "error": "ERROR"}
-    COLOURS: ClassVar[dict[str, str]] = {"passed": "32", "failed": "31", "error": "33", "dim": "2"}
+    LABELS: ClassVar[dict[str, str]] = {
+        "passed": "PASS",
+        "failed": "FAIL",
+        "not_runnable": "N/A",
+        "error": "ERROR",
+    }
+    COLOURS: ClassVar[dict[str, str]] = {
+        "passed": "32", "failed": "31", "not_runnable": "35", "error": "33", "dim": "2",
+    }  # fmt: skip
 
     def __init__(
         self,
@@ -202,6 +222,8 @@ class TextReporter:
         self.done = 0
         self.failures = 0
         self.started = time.perf_counter()
+        self.not_runnable: Counter[str] = Counter()
+        """How many blocks cannot run here, by what would make them run."""
 
     def _paint(self, text: str, style: str) -> str:
         return f"\033[{self.COLOURS[style]}m{text}\033[0m" if self.colour else text
@@ -227,6 +249,8 @@ class TextReporter:
             parts.append(f"{counts.failed} failed")
         if counts.skipped:
             parts.append(f"{counts.skipped} skipped")
+        if counts.not_runnable:
+            parts.append(f"{counts.not_runnable} not runnable here")
         if result.cached:
             parts.append("cached")
         label = self._paint(f"{self.LABELS[result.status]:5}", result.status)
@@ -237,6 +261,13 @@ class TextReporter:
         for block in result.blocks:
             if block.verdict.outcome == "failed" and result.status != "error":
                 self._failure(result, block, path)
+            elif block.verdict.outcome == "not_runnable":
+                detail = block.verdict.message.removeprefix("not runnable here: ").split(
+                    NOT_RUNNABLE_SEPARATOR
+                )[0]
+                self.not_runnable[detail] += 1
+                if result.status != "error":
+                    self._failure(result, block, path)
             elif self.verbosity > 0 and block.verdict.outcome == "passed":
                 self.stream.write(f"  {path}:{block.block.line}: ok: {printable(block.verdict.message)}\n")
             for warning in block.verdict.warnings if self.verbosity > 0 else ():
@@ -274,6 +305,7 @@ class TextReporter:
         line = (
             f"{summary.notes} notes, {summary.blocks} blocks: {summary.passed} passed, "
             f"{summary.failed} failed, {summary.skipped} skipped"
+            + (f", {summary.not_runnable} not runnable here" if summary.not_runnable else "")
             + (f" ({summary.known} of them known failures from the baseline)" if summary.known else "")
             + f", {summary.errors} errors"
             + (f", {summary.not_opted_in} notes not opted in" if summary.not_opted_in else "")
@@ -281,6 +313,12 @@ class TextReporter:
             + f" in {duration:.2f}s"
             + (f"; {summary.reduced} notes WITHOUT THE FULL SANDBOX" if summary.reduced else "")
         )
+        if self.not_runnable:
+            groups = "; ".join(
+                f"{printable(detail)}: {count} block{'s' if count > 1 else ''}"
+                for detail, count in self.not_runnable.most_common()
+            )
+            self.stream.write(f"not runnable here: {groups}\n")
         self.stream.write(self._paint(line, "passed" if summary.ok else "failed") + "\n")
         self.stream.flush()
 

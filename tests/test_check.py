@@ -12,12 +12,16 @@ from noteexec.sandbox import NoteRun, Sandbox
 from tests.conftest import SEED_NOTE, RunNote, callout, fence, outcomes
 
 
-def test_unmodified_seed_note_fails_both_blocks_naming_compute_loss(run_note: RunNote) -> None:
+def test_unmodified_seed_note_cannot_run_either_block_naming_compute_loss(run_note: RunNote) -> None:
+    """The seed note uses compute_loss without defining it: both blocks say they cannot run here
+    and why (which still fails a run, unless --not-runnable report)."""
     result = run_note(SEED_NOTE.read_text(encoding="utf-8"))
-    assert result.status == "failed"
-    assert outcomes(result) == ["failed", "failed"]
+    assert result.status == "not_runnable"
+    assert outcomes(result) == ["not_runnable", "not_runnable"]
+    assert [block.verdict.reason for block in result.blocks] == ["undefined_name", "undefined_name"]
     first, second = (block.verdict.message for block in result.blocks)
     assert first == (
+        "not runnable here: 'compute_loss' is defined nowhere in the note; it failed with: "
         'expected RuntimeError matching "element 0 of tensors does not require grad..." at line 39, '
         "got NameError: name 'compute_loss' is not defined at line 33"
     )

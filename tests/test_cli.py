@@ -20,10 +20,11 @@ def test_version() -> None:
 def test_seed_note_fails_with_an_actionable_text_report() -> None:
     result = noteexec("check", "--no-cache", SEED_NOTE)  # never a cache beside the fixture, in the repo
     assert result.returncode == 1
-    assert f"{SEED_NOTE}:28 [failure] expected RuntimeError" in result.stdout
+    assert f"{SEED_NOTE}:28 [failure] not runnable here: 'compute_loss' is defined nowhere" in result.stdout
+    assert "it failed with: expected RuntimeError" in result.stdout
     assert "NameError: name 'compute_loss' is not defined at line 33" in result.stdout
     assert ">   33 | > mse = compute_loss(w)" in result.stdout
-    assert "0 passed, 2 failed" in result.stdout
+    assert "0 passed, 2 not runnable here" in result.stdout
     assert "Traceback" not in result.stderr
 
 

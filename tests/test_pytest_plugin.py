@@ -31,7 +31,7 @@ VAULT = {
         "failure",
         """
         print("hello from the block")
-        y = undefined_name  # RuntimeError: something else
+        y = int('x')  # RuntimeError: something else
         """,
     ),
     # A gradient demo that computes none: no line to point at, so the block's lines are shown.
@@ -100,12 +100,12 @@ def test_vault_items_outcomes_failure_text_and_junit(pytester: pytest.Pytester, 
         [
             "*_ bad.md:2 _*",
             'expected RuntimeError matching "something else" at line 4, '
-            "got NameError: name 'undefined_name' is not defined at line 4",
+            "got ValueError: invalid literal for int() with base 10: 'x' at line 4",
             "block:    bad.md:2 in a [!failure] callout",
             "expected: expects RuntimeError: something else at line 4",
             "bad.md:",
             '     3 | > print("hello from the block")',
-            ">    4 | > y = undefined_name  # RuntimeError: something else",
+            ">    4 | > y = int('x')  # RuntimeError: something else",
             "--- stdout of the block ---",
             "hello from the block",
         ]
@@ -149,7 +149,7 @@ def test_vault_items_outcomes_failure_text_and_junit(pytester: pytest.Pytester, 
     failure = cases["bad.md::L2"].find("failure")
     assert failure is not None
     assert failure.get("message", "").startswith('expected RuntimeError matching "something else"')
-    assert "> y = undefined_name" in (failure.text or "")
+    assert "> y = int('x')" in (failure.text or "")
     assert cases["skip.md::L2"].find("skipped") is not None
     assert all(cases[nodeid].find("failure") is None for nodeid in PASSED)
 

@@ -64,6 +64,8 @@ class BuildOptions:
     """``--css FILE``: custom CSS, confined to note bodies (:mod:`noteexec.site.custom_css`)."""
     publish_css: bool = False
     """Also use the vault's ``publish.css`` (Obsidian Publish), as the trusted config allows."""
+    not_runnable_fails: bool = True
+    """Blocks that cannot run here fail the build (the configuration's ``not_runnable``)."""
 
 
 @dataclass(frozen=True)
@@ -84,10 +86,12 @@ class BuildReport:
     files: int
     ran: bool = True
     warnings: tuple[str, ...] = ()
+    not_runnable_fails: bool = True
 
     @property
     def failed(self) -> tuple[Page, ...]:
-        return tuple(page for page in self.pages if page.status in ("failed", "error"))
+        failing = ("failed", "error", "not_runnable") if self.not_runnable_fails else ("failed", "error")
+        return tuple(page for page in self.pages if page.status in failing)
 
     @property
     def ok(self) -> bool:
@@ -484,6 +488,7 @@ def build_site(
         files=len(site.files),
         ran=options.ran,
         warnings=site.warnings,
+        not_runnable_fails=options.not_runnable_fails,
     )
 
 

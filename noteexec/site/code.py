@@ -85,7 +85,13 @@ def mermaid_block(source: str, env: dict[str, Any], hand_drawn: bool = False, ca
 # --------------------------------------------------------------------------------------------
 # Verdicts
 
-BADGE_LABELS = {"passed": "passed", "failed": "failed", "skipped": "skipped", "not_run": "not run"}
+BADGE_LABELS = {
+    "passed": "passed",
+    "failed": "failed",
+    "not_runnable": "not runnable here",
+    "skipped": "skipped",
+    "not_run": "not run",
+}
 
 
 def display_outcome(result: BlockResult, ran: bool = True) -> str:
@@ -101,6 +107,7 @@ def _badge(outcome: str) -> str:
     icon = {
         "passed": icons.callout_icon("success"),
         "failed": icons.callout_icon("failure"),
+        "not_runnable": icons.callout_icon("warning"),
         "skipped": icons.callout_icon("quote"),
         "not_run": icons.callout_icon("info"),
     }[outcome]

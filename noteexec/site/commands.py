@@ -67,6 +67,7 @@ def options_from(arguments: argparse.Namespace, config: Config) -> BuildOptions:
         exclude=config.exclude,
         css=tuple(getattr(arguments, "css", None) or ()),
         publish_css=config.publish_css,
+        not_runnable_fails=config.not_runnable == "fail",
     )
 
 
@@ -81,16 +82,20 @@ def print_summary(report: BuildReport, root: Path, stream: TextIO, duration: flo
     parts = [
         f"{counts.get(outcome, 0)} {outcome.replace('_', ' ')}" for outcome in ("passed", "failed", "skipped")
     ]
-    if counts.get("not_run"):
-        parts.append(f"{counts['not_run']} not run")
+    for outcome in ("not_runnable", "not_run"):
+        if counts.get(outcome):
+            parts.append(
+                f"{counts[outcome]} {'not runnable here' if outcome == 'not_runnable' else 'not run'}"
+            )
     stream.write(f"{notes} notes, {sum(counts.values())} blocks: {', '.join(parts)}\n")
     for page in report.failed:
         where = shown_path(root / page.rel)
         if page.error:
             stream.write(f"ERROR {printable(page.error)}\n")
         for block in page.blocks:
-            if block.outcome == "failed":
-                stream.write(f"FAIL  {where}:{block.line}: {printable(block.message)}\n")
+            if block.outcome in ("failed", "not_runnable"):
+                label = "FAIL" if block.outcome == "failed" else "N/A "
+                stream.write(f"{label}  {where}:{block.line}: {printable(block.message)}\n")
     for broken in report.broken:
         stream.write(f"BROKEN LINK {printable(broken.describe(str(root)))}\n")
     for warning in report.warnings:

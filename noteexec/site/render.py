@@ -26,10 +26,11 @@ STATUS_LABELS = {
     "passed": "passed",
     "failed": "failed",
     "error": "error",
+    "not_runnable": "not runnable here",
     "not_run": "not run",
     "none": "no code",
 }
-STATUS_ORDER = {"error": 0, "failed": 1, "not_run": 2, "passed": 3, "none": 4}
+STATUS_ORDER = {"error": 0, "failed": 1, "not_runnable": 2, "not_run": 2, "passed": 3, "none": 4}
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,7 @@ def _block_counts(page: Page) -> str:
         counts[block.outcome] = counts.get(block.outcome, 0) + 1
     parts = [
         f'<span class="count count-{outcome}">{counts[outcome]} {BADGE_LABELS[outcome]}</span>'
-        for outcome in ("failed", "passed", "skipped", "not_run")
+        for outcome in ("failed", "not_runnable", "passed", "skipped", "not_run")
         if counts.get(outcome)
     ]
     return f'<span class="block-counts">{"".join(parts)}</span>' if parts else ""
@@ -350,7 +351,7 @@ def render_index(
     summary = [f"<strong>{len(pages)}</strong> notes"]
     summary.extend(
         f'<span class="count count-{outcome}">{total[outcome]} {BADGE_LABELS[outcome]}</span>'
-        for outcome in ("failed", "passed", "skipped", "not_run")
+        for outcome in ("failed", "not_runnable", "passed", "skipped", "not_run")
         if total.get(outcome)
     )
     verdict = (

@@ -13,7 +13,7 @@ import pytest
 
 from noteexec.site import build as build_module
 from noteexec.site.build import MARKER, BuildError, BuildOptions, build_site, render_site, write_site
-from tests.conftest import REPO, SEED_NOTE, noteexec
+from tests.conftest import REPO, SEED_NOTE, fence, noteexec
 from tests.site.helpers import results_for, write_vault
 
 NOTES = REPO / "notes"
@@ -148,9 +148,14 @@ def test_build_exits_1_when_a_check_fails(tmp_path: Path) -> None:
     shutil.copy(SEED_NOTE, vault / "seed.md")
     result = noteexec("build", vault, "-o", tmp_path / "site", "-j", "1")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert f"FAIL  {vault}/seed.md:28:" in result.stdout
+    assert f"N/A   {vault}/seed.md:28: not runnable here: 'compute_loss' is defined nowhere" in result.stdout
     page = (tmp_path / "site" / "seed.html").read_text()
-    assert 'data-outcome="failed"' in page and "NameError" in page
+    assert 'data-outcome="not_runnable"' in page and "NameError" in page
+    (vault / "seed.md").write_text(fence("print(2 + 2)  # 5"))
+    result = noteexec("build", vault, "-o", tmp_path / "site", "-j", "1")
+    assert result.returncode == 1
+    assert f"FAIL  {vault}/seed.md:1:" in result.stdout
+    assert 'data-outcome="failed"' in (tmp_path / "site" / "seed.html").read_text()
 
 
 def test_build_exits_2_when_no_site_can_be_written(tmp_path: Path) -> None:

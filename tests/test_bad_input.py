@@ -184,9 +184,9 @@ CASES = [
         blocks=(7,),
     ),
     Case(
-        "noteexec-yes.md",
-        text("---\ntitle: t\nnoteexec: yes\n---\n" + GOOD),
-        (3, "'noteexec' must be a mapping"),
+        "noteexec-list.md",
+        text("---\ntitle: t\nnoteexec: [skip]\n---\n" + GOOD),
+        (3, "'noteexec' must be true, false or a mapping"),
     ),
     Case(
         "timeout-negative.md",

@@ -75,7 +75,7 @@ def _problem_with(raised: Raised, documented: DocumentedError) -> str | None:
         problem = f"expected {_quote(documented)}, got {raised.describe()}"
         named = documented.name in raised.names or documented.name == raised.type
         return f"{problem}{_divergence(documented.message, raised.message)}" if named else problem
-    if documented.line is not None and not _raised_within(raised, documented.line, documented.end_line):
+    if documented.line is not None and not raised_within(raised, documented.line, documented.end_line):
         return f"expected {_quote(documented)}, got it at line {raised.line}"
     return None
 
@@ -99,7 +99,7 @@ def _divergence(documented: str, actual: str) -> str:
     )
 
 
-def _raised_within(raised: Raised, first: int, last: int | None) -> bool:
+def raised_within(raised: Raised, first: int, last: int | None) -> bool:
     """Whether the statement at lines ``first``..``last`` raised: in its own code, or in a helper
     it called (the block's top-level line that was running)."""
     last = first if last is None else last
@@ -130,11 +130,11 @@ def _judge_ran(expectation: Expectation, facts: BlockFacts) -> Verdict:
     wrong: list[tuple[str, str]] = []  # (where, diff) of every documented output that differs
     for documented in expectation.outputs:
         where = f"line {documented.line}" if documented.line is not None else "the block"
-        actual = _printed(documented, facts)
-        if _output_matches(documented, actual):
+        actual = printed_by(documented, facts)
+        if output_matches(documented, actual):
             continue
         random = documented.random
-        if random is not None and _output_matches(documented, actual, random.integers):
+        if random is not None and output_matches(documented, actual, random.integers):
             notes.append(
                 f"output of {where}: numbers differ from the documented ones, but {random.where} draws "
                 "random numbers without a seed, so only shape, dtype and structure were compared"
@@ -200,7 +200,7 @@ def _missing_warning(documented: DocumentedError, seen: tuple[Raised, ...]) -> s
     return problems[0]
 
 
-def _printed(documented: DocumentedOutput, facts: BlockFacts) -> str:
+def printed_by(documented: DocumentedOutput, facts: BlockFacts) -> str:
     """What the block (or the documented statement's lines) printed."""
     if documented.line is None:
         return facts.stdout
@@ -210,7 +210,7 @@ def _printed(documented: DocumentedOutput, facts: BlockFacts) -> str:
     )
 
 
-def _output_matches(documented: DocumentedOutput, actual: str, loose: bool | None = None) -> bool:
+def output_matches(documented: DocumentedOutput, actual: str, loose: bool | None = None) -> bool:
     """Whether ``actual`` is the value alone or the whole comment (prose too); with ``loose``
     set, numbers are not compared (integers too when it is True)."""
     readings = {documented.text, documented.text + documented.prose}

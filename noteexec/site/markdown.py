@@ -226,7 +226,7 @@ def _lines_and_block_ids(state: StateCore) -> None:
             for child in token.children:
                 if child.type in ("softbreak", "hardbreak"):
                     line += 1
-                elif child.type in ("wikilink", "tag", "link_open", "image"):
+                elif child.type in ("wikilink", "tag", "link_open", "image", "html_inline"):
                     child.meta["line"] = line
         _unwrap_block_embed(tokens, index)
         last = token.children[-1]
@@ -312,6 +312,11 @@ class Linker(Protocol):
         None: what it points at is not published (a private note, a withheld attachment)."""
         ...
 
+    def html_url(self, href: str, kind: str, line: int | None, env: dict[str, Any]) -> str | None:
+        """A relative ``src``/``href`` of raw HTML, rewritten like :meth:`url`; None also when it
+        is not in the vault (raw HTML keeps no URL the site cannot vouch for)."""
+        ...
+
 
 class PlainLinker:
     """Links as if every note were ``name.html`` next to the page: for tests and lone pages."""
@@ -334,6 +339,9 @@ class PlainLinker:
         return f"tags/{tag_slug(tag)}.html"
 
     def url(self, href: str, kind: str, line: int | None, env: dict[str, Any]) -> str:
+        return href
+
+    def html_url(self, href: str, kind: str, line: int | None, env: dict[str, Any]) -> str:
         return href
 
 
@@ -476,7 +484,7 @@ ALLOWED_TAGS = frozenset(
         "div", "dl", "dt", "em", "figcaption", "figure", "font", "h1", "h2", "h3", "h4", "h5", "h6",
         "hr", "i", "img", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "samp", "small",
         "span", "strong", "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead",
-        "tr", "u", "ul", "var",
+        "tr", "u", "ul", "var", "video", "audio", "source",
     }
 )  # fmt: skip
 _GENERIC_ATTRIBUTES = {"class", "id", "title", "lang", "dir", "align", "style", "color"}
@@ -488,6 +496,9 @@ ALLOWED_ATTRIBUTES = {
     "th": {"colspan", "rowspan"},
     "ol": {"start"},
     "details": {"open"},
+    "video": {"src", "poster", "controls", "width", "height", "loop", "muted", "playsinline", "preload"},
+    "audio": {"src", "controls", "loop", "muted", "preload"},
+    "source": {"src", "type"},
 }
 _SAFE_CSS = frozenset(
     {"color", "background-color", "font-weight", "font-style", "text-align", "text-decoration",
@@ -500,8 +511,7 @@ MAX_SANITIZED_TAGS = 5_000
 text (escaped, so still safe) instead of being cleaned: a hostile note cannot stall a build."""
 
 
-@lru_cache(maxsize=4096)
-def sanitize_html(fragment: str) -> str:
+def _clean(fragment: str, rewrite: Callable[[str, str, str], str | None] | None = None) -> str:
     if fragment.count("<") > MAX_SANITIZED_TAGS:
         return escape(fragment)
     return nh3.clean(
@@ -512,7 +522,47 @@ def sanitize_html(fragment: str) -> str:
         link_rel="noopener noreferrer",
         filter_style_properties=set(_SAFE_CSS),
         strip_comments=True,
+        attribute_filter=rewrite,
     )
+
+
+@lru_cache(maxsize=4096)
+def sanitize_html(fragment: str) -> str:
+    """Raw HTML with nothing that runs (URLs kept as written)."""
+    return _clean(fragment)
+
+
+_VAULT_URL_ATTRIBUTES = frozenset({"src", "href", "poster"})
+_SCHEME_OR_HOST = re.compile(r"^([a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)
+_MAYBE_VAULT_URL = re.compile(r"\b(src|href|poster)\s*=", re.IGNORECASE)
+
+
+def sanitize_in_note(fragment: str, env: dict[str, Any], line: int | None) -> str:
+    """Raw HTML cleaned, its relative URLs resolved in the vault like Markdown links.
+
+    nh3 checks URL schemes before ``attribute_filter`` runs, so the filter only ever replaces a
+    relative URL that nh3 kept by the site URL the linker gives for it. What the linker
+    withholds (an active attachment, a private note) or cannot find in the vault loses the
+    attribute: an ``<a>`` becomes text, an ``<img>`` its alt text. The linker warns about both.
+    """
+    if not _MAYBE_VAULT_URL.search(fragment):
+        return sanitize_html(fragment)
+    linker = _linker(env)
+
+    def rewrite(element: str, attribute: str, value: str) -> str | None:
+        if attribute not in _VAULT_URL_ATTRIBUTES or not value or value.startswith("#"):
+            return value
+        if _SCHEME_OR_HOST.match(value):
+            return value  # http(s) or mailto: nh3 allowed it
+        kind = "link" if element == "a" else "image"
+        url = linker.html_url(value, kind, line, env)
+        if url is None:
+            return None
+        if _inert_url(url) and not (element == "img" and url.lower().startswith("data:image/")):
+            return None  # a lone page's data:image/... only as an image, never as a link
+        return url
+
+    return _clean(fragment, rewrite)
 
 
 _TASK_CHECKBOXES = frozenset(
@@ -525,7 +575,8 @@ _TAG_NAME = re.compile(r"^<\s*(/?)\s*([A-Za-z][A-Za-z0-9-]*)")
 
 
 def _render_html_block(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
-    return sanitize_html(tokens[idx].content)
+    token = tokens[idx]
+    return sanitize_in_note(token.content, env, token.map[0] + 1 if token.map else None)
 
 
 def _render_html_inline(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
@@ -541,7 +592,7 @@ def _render_html_inline(self: Any, tokens: list[Token], idx: int, options: Any, 
         return ""
     if match[1]:
         return f"</{name}>"
-    cleaned = sanitize_html(content)
+    cleaned = sanitize_in_note(content, env, tokens[idx].meta.get("line"))
     return cleaned.removesuffix(f"</{name}>")
 
 

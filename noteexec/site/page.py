@@ -428,6 +428,16 @@ class SiteLinker:
             fragment = slugify(fragment)  # [x](note.md#Some Heading) → the heading's id
         return href(self.page_url, self.site.vault.url(resolved.rel), fragment or None)
 
+    def html_url(self, link: str, kind: str, line: int | None, env: dict[str, Any]) -> str | None:
+        """Raw HTML's relative URL: like :meth:`url`, but None (a broken link) outside the vault."""
+        from urllib.parse import unquote
+
+        path = unquote(link.partition("#")[0])
+        if not path or self.site.vault.resolve(path, self._source(env)) is None:
+            self._broken(env, line, link, f"no such {'file' if kind == 'image' else 'note'}")
+            return None
+        return self.url(link, kind, line, env)
+
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 

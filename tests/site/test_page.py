@@ -281,6 +281,57 @@ def test_markdown_links_and_images_to_vault_files_are_rewritten(tmp_path: Path) 
     assert site.files["_attachments/img/d.png"] == root / "img" / "d.png"
 
 
+def test_raw_html_urls_to_vault_files_are_rewritten_like_markdown_ones(tmp_path: Path) -> None:
+    root = write_vault(
+        tmp_path / "vault",
+        {
+            "sub/a.md": '<img src="../img/d.png" alt="d" width="90">\n\n'
+            '<p><a href="b.md#Part%20Two">b</a> <img src="d.png"> <a href="../evil.html">evil</a></p>\n\n'
+            '<video src="clip.mp4" poster="img/d.png" controls></video>\n\n'
+            '<audio controls><source src="../sub/sound.ogg" type="audio/ogg"></audio>\n\n'
+            '<img src="../../outside.png" alt="out"> <a href="/etc/passwd">pw</a> <img src="n%C3%B6.png">\n\n'
+            '<a href="private.md">hidden</a> <img src="javascript:alert(1)"> <a href="#top">top</a>\n',
+            "sub/b.md": "# B\n\n## Part Two\n",
+            "private.md": "---\npublish: false\n---\nsecret\n",
+        },
+    )
+    for name in ("img/d.png", "clip.mp4", "sub/sound.ogg", "evil.html"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"x")
+    (tmp_path / "outside.png").write_bytes(b"x")
+    attachments = ["clip.mp4", "evil.html", "img/d.png", "sub/sound.ogg"]
+    site = render_site(root, results_for(root), BuildOptions(), attachments=attachments)
+    page = next(page for page in site.pages if page.rel == "sub/a.md")
+    body = page.body
+    assert '<img src="../_attachments/img/d.png" alt="d" width="90">' in body
+    assert '<a href="b.html#part-two" rel="noopener noreferrer">b</a>' in body
+    assert '<img src="../_attachments/img/d.png">' in body  # a bare name is looked up in the vault
+    assert '<video src="../_attachments/clip.mp4" poster="../_attachments/img/d.png" controls="">' in body
+    assert '<source src="../_attachments/sub/sound.ogg" type="audio/ogg">' in body
+    # Withheld (active), outside the vault, missing, private or a script URL: no URL at all.
+    assert '<a rel="noopener noreferrer">evil</a>' in body and "evil.html" not in body
+    assert '<img alt="out">' in body and '<a rel="noopener noreferrer">pw</a>' in body
+    assert '<a rel="noopener noreferrer">hidden</a>' in body and "javascript" not in body
+    assert '<a href="#top" rel="noopener noreferrer">top</a>' in body
+    assert [item.target for item in page.withheld] == ["../evil.html"]
+    assert sorted(item.target for item in page.broken) == ["../../outside.png", "/etc/passwd", "n%C3%B6.png"]
+    assert set(site.files) >= {f"_attachments/{name}" for name in ("clip.mp4", "img/d.png", "sub/sound.ogg")}
+    assert "_attachments/evil.html" not in site.files
+    assert any("not published" in warning and "evil.html" in warning for warning in site.warnings)
+
+
+def test_a_single_page_inlines_raw_html_images_but_links_no_data_url(tmp_path: Path) -> None:
+    from noteexec.site.single import render_single
+
+    root = write_vault(
+        tmp_path / "vault", {"n.md": '<img src="p.png" alt="p"> <a href="p.png">the file</a>\n'}
+    )
+    (root / "p.png").write_bytes(b"\x89PNG")
+    html, _ = render_single(root, results_for(root)[0], BuildOptions(offline=True))
+    assert '<img src="data:image/png;base64,iVBORw==" alt="p">' in html
+    assert '<a rel="noopener noreferrer">the file</a>' in html
+
+
 def test_attachments_skip_dot_folders_symlinks_and_the_output(tmp_path: Path) -> None:
     from noteexec.site.vault import scan_attachments
 

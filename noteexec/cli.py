@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from noteexec import __version__
+from noteexec import __version__, update
 from noteexec.baseline import Baseline, failures_of, write
 from noteexec.cache import open_cache
 from noteexec.check import NoteFile, NoteResult, UsageError, discover, expectations, iter_check
@@ -65,6 +65,15 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="failures recorded in FILE are known: only new ones fail",
+    )
+    rewrite = check_command.add_mutually_exclusive_group()
+    rewrite.add_argument(
+        "--update",
+        action="store_true",
+        help="rewrite documented errors and outputs to what really happened (prints the diff first)",
+    )
+    rewrite.add_argument(
+        "--diff", action="store_true", help="print what --update would change, write nothing"
     )
     add_cache_arguments(check_command)
     add_sandbox_arguments(check_command)
@@ -214,6 +223,7 @@ def _check(arguments: argparse.Namespace) -> int:
     baseline = Baseline.load(arguments.baseline) if arguments.baseline is not None else None
     config, files = _notes(arguments)
     summary = Summary()
+    plans: list[tuple[NoteResult, update.NotePlan]] = []
     with contextlib.ExitStack() as files_open:
         streams = [
             sys.stdout if file is None else files_open.enter_context(_report_file(file))
@@ -231,6 +241,10 @@ def _check(arguments: argparse.Namespace) -> int:
             summary += Summary.of([result])
             for reporter in reporters:
                 reporter.note(result)
+            if arguments.update or arguments.diff:
+                note_plan = update.plan(result)
+                if note_plan.edits or note_plan.left:
+                    plans.append((result, note_plan))
         if notice := sandbox_notice(summary):
             print(f"noteexec: WARNING: {notice}", file=sys.stderr)
         if notice := limits_notice(summary):
@@ -243,7 +257,33 @@ def _check(arguments: argparse.Namespace) -> int:
         duration = time.perf_counter() - started
         for reporter in reporters:
             reporter.finish(summary, duration)
+    if plans:
+        to_stdout = all(name == "text" or file is not None for name, file in outputs)
+        _rewrite(plans, write_files=arguments.update, stream=sys.stdout if to_stdout else sys.stderr)
     return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def _rewrite(plans: list[tuple[NoteResult, update.NotePlan]], write_files: bool, stream: TextIO) -> None:
+    """Show (and with ``write_files``, make) the edits; say what is left to the author."""
+    for result, note_plan in plans:
+        shown = shown_path(note_plan.path)
+        for why in note_plan.left:
+            print(f"noteexec: {shown}:{printable(why)}", file=sys.stderr)
+        if not note_plan.edits:
+            continue
+        try:
+            before, after = update.apply(note_plan.path, note_plan, result.note.source)
+        except (OSError, ValueError) as error:
+            print(f"noteexec: not updated: {printable(str(error))}", file=sys.stderr)
+            continue
+        stream.write(printable(update.diff(note_plan.path, before, after)))
+        if write_files:
+            try:
+                update.write(note_plan.path, after)
+            except OSError as error:
+                print(f"noteexec: {shown}: cannot write: {error.strerror or error}", file=sys.stderr)
+                continue
+            print(f"noteexec: updated {shown}", file=sys.stderr)
 
 
 def _tell_fixed(baseline: Baseline, arguments: argparse.Namespace) -> None:

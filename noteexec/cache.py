@@ -23,6 +23,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import secrets
 import sqlite3
 import sys
@@ -232,6 +233,7 @@ def run_key(run: NoteRun, fingerprint: str) -> str:
         run.memory_limit,
         run.file_size_limit,
         run.namespaces,
+        local_modules("\n".join([run.prelude, *(item.code for item in (*run.setup, *run.blocks))])),
     ]
     payload = json.dumps(executed, ensure_ascii=False)
     return hashlib.sha256((fingerprint + "\0" + payload).encode()).hexdigest()
@@ -258,9 +260,71 @@ def parsed_keys(config: object, fingerprint: str) -> Callable[[bytes], str]:
     def key(content: bytes) -> str:
         digest = prefix.copy()
         digest.update(content)
+        digest.update(local_modules(content.decode("utf-8", "replace")).encode())
         return digest.hexdigest()
 
     return key
+
+
+_IMPORT = re.compile(r"^[\s>]*(?:from\s+([A-Za-z_]\w*)[\w.]*\s+import\b|import\s+([^#;\n]+))", re.MULTILINE)
+LOCAL_MODULE_FILES = 1000
+"""At most this many files of local modules are read for one key."""
+
+
+def local_modules(text: str) -> str:
+    """A digest of the local modules ``text`` imports, by content, and the ones they import.
+
+    A note that does ``from helpers import compute_loss`` with its vault on ``PYTHONPATH``
+    depends on ``helpers.py``: editing it must run the note again (a module's file, or every
+    ``.py`` file of a package, found on ``PYTHONPATH`` as the note's Python finds it).
+    """
+    roots = [
+        Path(entry)
+        for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        if entry and not {"site-packages", "dist-packages"} & set(Path(entry).parts)  # torch's build is keyed
+    ]
+    digest = hashlib.sha256()
+    pending, seen = _imported_names(text), set()
+    read = 0
+    while pending and read < LOCAL_MODULE_FILES:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for root in roots:
+            for file in _module_files(root, name):
+                try:
+                    data = file.read_bytes()
+                except OSError:
+                    continue
+                read += 1
+                digest.update(f"{file.relative_to(root).as_posix()}\0{len(data)}\0".encode() + data)
+                pending |= _imported_names(data.decode("utf-8", "replace"))
+    return digest.hexdigest() if read else ""
+
+
+def _imported_names(text: str) -> set[str]:
+    """Top-level module names of the ``import`` and ``from ... import`` lines in ``text``."""
+    names = set()
+    for module, modules in _IMPORT.findall(text):
+        if module:
+            names.add(module)
+        for part in modules.split(","):
+            words = part.split()
+            if words and words[0].split(".")[0].isidentifier():
+                names.add(words[0].split(".")[0])
+    return names
+
+
+def _module_files(root: Path, name: str) -> list[Path]:
+    """``name.py`` in ``root``, or the ``.py`` files of the package ``name``, in a stable order."""
+    module = root / f"{name}.py"
+    if module.is_file():
+        return [module]
+    package = root / name
+    if (package / "__init__.py").is_file():
+        return sorted(path for path in package.rglob("*.py") if path.is_file())
+    return []
 
 
 class Located(Protocol):

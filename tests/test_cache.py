@@ -103,6 +103,26 @@ def test_editing_a_documented_message_or_output_in_a_comment_hits_and_is_judged_
     assert cached_flags(check_json(vault)) == [True, False]
 
 
+def test_local_modules_a_note_imports_are_part_of_its_key(vault: Path) -> None:
+    shared = vault  # the vault on PYTHONPATH: the sandbox sees it, read-only
+    (shared / "losses").mkdir()
+    (shared / "helpers.py").write_text(
+        "from losses import scale\ndef loss(w):\n    return (w * scale()).sum()\n"
+    )
+    (shared / "losses" / "__init__.py").write_text("from losses.values import scale\n")
+    (shared / "losses" / "values.py").write_text("def scale():\n    return 3\n")
+    (vault / "c.md").write_text(fence("from helpers import loss\nprint(loss(torch.ones(1)))  # tensor(3.)"))
+    env = {"PYTHONPATH": os.pathsep.join([str(shared), str(REPO)])}
+    first = check_json(vault, env=env)
+    assert (cached_flags(first), first["notes"][2]["status"]) == ([False, False, False], "passed")
+    assert cached_flags(check_json(vault, env=env)) == [True, True, True]
+    (shared / "losses" / "values.py").write_text("def scale():\n    return 4\n")  # imported by an import
+    document = check_json(vault, env=env)
+    assert cached_flags(document) == [True, True, False]
+    assert document["notes"][2]["status"] != "passed"
+    assert document["notes"][2]["blocks"][0]["stdout"] == "tensor(4.)\n"  # run again, with the new module
+
+
 def test_config_and_key_files_are_part_of_the_key(vault: Path) -> None:
     lock = vault.parent / "requirements.lock"
     lock.write_text("torch==2.13.0\n")

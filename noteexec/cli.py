@@ -251,6 +251,8 @@ def _check(arguments: argparse.Namespace) -> int:
             print(f"noteexec: warning: {notice}", file=sys.stderr)
         if config.not_runnable == "fail":
             summary = dataclasses.replace(summary, not_runnable_failing=summary.not_runnable)
+        if config.source is None and baseline is None and summary.not_runnable > summary.failed:
+            _adoption_hint(summary, arguments.paths)
         if baseline is not None:
             summary = dataclasses.replace(summary, known=baseline.known)
             _tell_fixed(baseline, arguments)
@@ -284,6 +286,22 @@ def _rewrite(plans: list[tuple[NoteResult, update.NotePlan]], write_files: bool,
                 print(f"noteexec: {shown}: cannot write: {error.strerror or error}", file=sys.stderr)
                 continue
             print(f"noteexec: updated {shown}", file=sys.stderr)
+
+
+def _adoption_hint(summary: Summary, paths: Sequence[Path]) -> None:
+    """On a vault with no configuration where most failures are snippets that cannot run on
+    their own: the ways to adopt noteexec, once."""
+    where = " ".join(shlex.quote(str(path)) for path in paths) or "notes"
+    total = summary.not_runnable + summary.failed
+    print(
+        f"noteexec: hint: {summary.not_runnable} of {total} failures are blocks that cannot run here "
+        "on their own (a missing package, a name from another note, a placeholder...). To adopt "
+        "noteexec on this vault, check only the notes meant to run (opt_in = true in noteexec.toml, "
+        f"and noteexec: true in their frontmatter), or accept today's failures (noteexec baseline "
+        f"{where} -o noteexec-baseline.json, then check --baseline noteexec-baseline.json), or "
+        "report such blocks without failing (--not-runnable report).",
+        file=sys.stderr,
+    )
 
 
 def _tell_fixed(baseline: Baseline, arguments: argparse.Namespace) -> None:

@@ -95,3 +95,12 @@ def test_junit_skips_and_github_notices_name_the_reason(tmp_path: Path) -> None:
     assert (
         "::notice file=" in github.read_text() and "title=noteexec%3A not runnable here" in github.read_text()
     )
+
+
+def test_a_vault_without_configuration_mostly_not_runnable_gets_one_adoption_hint(tmp_path: Path) -> None:
+    vault = write(tmp_path)
+    result = noteexec("check", "--no-cache", vault)
+    assert result.stderr.count("noteexec: hint:") == 1
+    assert "opt_in = true" in result.stderr and "noteexec baseline" in result.stderr
+    (vault / "noteexec.toml").write_text("exclude = []\n")  # a configured vault knows already
+    assert "hint" not in noteexec("check", "--no-cache", vault).stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -190,11 +191,18 @@ class JsonReporter:
         self.stream.write(f'],\n  "summary": {text}\n}}\n')
 
 
+WARNING_WIDTH = 160
+"""A warning is shown on one line of at most this many characters (``--format json`` has it all)."""
+
+
 class TextReporter:
     """A line per note as results arrive, details of every failure, a summary line.
 
     On a terminal: colours (never with ``NO_COLOR``) and a progress line on stderr.
-    ``verbosity`` -1 shows only failing notes, 1 adds passing blocks and warnings.
+    ``verbosity`` -1 shows only failing notes (no warnings), 1 adds passing blocks. Warnings
+    (something documented that is not checked, a failure with nothing documented) are shown by
+    default under their note, one short line each: they say where a note checks less than it
+    seems to.
     """
 
     LABELS: ClassVar[dict[str, str]] = {
@@ -270,8 +278,9 @@ class TextReporter:
                     self._failure(result, block, path)
             elif self.verbosity > 0 and block.verdict.outcome == "passed":
                 self.stream.write(f"  {path}:{block.block.line}: ok: {printable(block.verdict.message)}\n")
-            for warning in block.verdict.warnings if self.verbosity > 0 else ():
-                self.stream.write(f"  {path}:{block.block.line}: warning: {printable(warning)}\n")
+            for warning in block.verdict.warnings if self.verbosity >= 0 else ():
+                short = textwrap.shorten(warning, WARNING_WIDTH, placeholder=" …")
+                self.stream.write(f"  {path}:{block.block.line}: warning: {printable(short)}\n")
 
     def _failure(self, result: NoteResult, block: BlockResult, path: str) -> None:
         callout = f" [{block.block.callout.kind}]" if block.block.callout else ""

@@ -150,3 +150,19 @@ def test_bundled_notes_pass(tmp_path: Path) -> None:
     result = noteexec("check", "notes", "--cache-dir", tmp_path / "cache")  # every note really runs
     assert result.returncode == 0, result.stdout
     assert " 0 failed" in result.stdout
+
+
+def test_warnings_are_shown_by_default_one_short_line_each(tmp_path: Path) -> None:
+    note = tmp_path / "note.md"
+    long_comment = "tensor([1.]) " + "and more words " * 20
+    note.write_text(
+        fence(f"y = torch.ones(1)\n# Output: {long_comment}") + callout("fail", "raise ValueError('x')")
+    )
+    shown = noteexec("check", "--no-cache", note)
+    warnings = [line for line in shown.stdout.splitlines() if ": warning: " in line]
+    assert [line.split(": warning: ")[0] for line in warnings] == [f"  {note}:1", f"  {note}:6"]
+    assert warnings[0].split(": warning: ")[1].startswith("line 3: '# Output: tensor([1.]) and more words")
+    assert warnings[0].endswith(" …") and len(warnings[0].split(": warning: ")[1]) <= 160
+    assert "nothing documented" in warnings[1]
+    quiet = noteexec("check", "--no-cache", "-q", note)
+    assert ": warning: " not in quiet.stdout

@@ -42,18 +42,29 @@ class FenceEdit:
 
 
 @dataclass(frozen=True)
+class LinesEdit:
+    """Replace ``count`` note lines from ``line`` by ``text``'s lines, each after ``prefix``
+    (a transcript's expected output, under its ``>>>`` line)."""
+
+    line: int
+    count: int
+    text: str
+    prefix: str
+
+
+@dataclass(frozen=True)
 class NotePlan:
     """What ``--update`` would do to one note, and what it leaves to the author."""
 
     path: Path
-    edits: tuple[Edit | FenceEdit, ...]
+    edits: tuple[Edit | FenceEdit | LinesEdit, ...]
     left: tuple[str, ...]
     """Failures it does not rewrite, each with why (``file:line: ...``)."""
 
 
 def plan(result: NoteResult) -> NotePlan:
     """The edits that make a note document what really happened (pure)."""
-    edits: list[Edit | FenceEdit] = []
+    edits: list[Edit | FenceEdit | LinesEdit] = []
     left: list[str] = []
     for block in result.blocks:
         if block.verdict.outcome == "not_runnable":
@@ -66,11 +77,13 @@ def plan(result: NoteResult) -> NotePlan:
     return NotePlan(result.note.path, tuple(edits), tuple(left))
 
 
-def _block_edits(result: NoteResult, block: BlockResult) -> tuple[list[Edit | FenceEdit], str | None]:
+def _block_edits(
+    result: NoteResult, block: BlockResult
+) -> tuple[list[Edit | FenceEdit | LinesEdit], str | None]:
     facts, expectation = block.facts, block.expectation
     if facts is None or facts.state != "ran":
         return [], "did not run to the end: nothing to take its output from"
-    edits: list[Edit | FenceEdit] = []
+    edits: list[Edit | FenceEdit | LinesEdit] = []
     raised = facts.exception
     if expectation.kind == "raises":
         documented = expectation.error
@@ -119,8 +132,13 @@ def _error_edit(
 
 def _output_edit(
     result: NoteResult, block: BlockResult, documented: DocumentedOutput, actual: str
-) -> Edit | FenceEdit | None:
+) -> Edit | FenceEdit | LinesEdit | None:
     fence = block.block.output
+    prompt = result.note.lines[documented.line - 1] if documented.line is not None else ""
+    if ">>> " in prompt or prompt.rstrip().endswith(">>>"):  # a transcript: the lines after the example
+        end = documented.end_line or documented.line or 0
+        wanted = documented.text.count("\n")
+        return LinesEdit(end + 1, wanted, actual, prompt[: prompt.index(">>>")])
     if documented.line is None and fence is not None and fence.text.strip() == documented.text.strip():
         return FenceEdit(fence.line, actual)
     printed = actual.strip()
@@ -153,6 +171,10 @@ def apply(path: Path, note_plan: NotePlan, source: str) -> tuple[str, str]:
     for edit in sorted(note_plan.edits, key=lambda item: item.line, reverse=True):
         if isinstance(edit, FenceEdit):
             _replace_fence(lines, edit)
+        elif isinstance(edit, LinesEdit):
+            ending = _split_ending(lines[edit.line - 2])[1] or "\n"
+            body = [f"{edit.prefix}{text}{ending}" for text in edit.text.rstrip("\n").split("\n")]
+            lines[edit.line - 1 : edit.line - 1 + edit.count] = body if edit.text.strip() else []
         else:
             body, ending = _split_ending(lines[edit.line - 1])
             lines[edit.line - 1] = body.replace(edit.old, edit.new, 1) + ending

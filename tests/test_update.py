@@ -96,3 +96,16 @@ def test_a_not_runnable_note_is_never_rewritten(tmp_path: Path) -> None:
     result = noteexec("check", "--no-cache", "--update", vault)
     assert note.read_bytes() == before
     assert "not runnable here, not rewritten" in result.stderr
+
+
+def test_a_transcripts_outputs_are_rewritten_under_their_prompts(tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    note = vault / "repl.md"
+    transcript = ">>> import torch\n>>> w = torch.tensor([3.0], requires_grad=True)\n"
+    transcript += ">>> (w * w).sum().backward()\n>>> w.grad\ntensor([9.])\n>>> print('a\\nb')\na\n"
+    note.write_text("# REPL\n\n" + callout("note", transcript, lang="pycon"))
+    noteexec("check", "--no-cache", "--update", vault)
+    text = note.read_text()
+    assert "> >>> w.grad\n> tensor([6.])\n> >>> print('a\\nb')\n> a\n> b\n" in text
+    assert noteexec("check", "--no-cache", vault).returncode == 0

@@ -368,6 +368,8 @@ def _list(arguments: argparse.Namespace) -> int:
             callout = block.callout.kind if block.callout else "-"
             described = printable(expectation.describe())
             print(f"  {path}:{block.line}  {printable(callout):9} {expectation.kind:9} {described}")
+            for note_text in expectation.notes:  # what looks documented but is not checked, and why
+                print(f"    note: {printable(note_text)}")
         if note.setup:
             lines = ", ".join(str(block.line) for block in note.setup)
             print(f"  hidden setup at line(s) {lines}")

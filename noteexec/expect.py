@@ -144,8 +144,12 @@ class Expectation:
         else:
             text = "expects to run without an exception"
         extras = [f"warns {warning.describe()}" for warning in self.warnings]
-        if self.outputs:
-            extras.append("prints the documented output")
+        lines = sorted({output.line for output in self.outputs if output.line is not None})
+        checked = [f"line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}"] if lines else []
+        if any(output.line is None for output in self.outputs):
+            checked.append("the block")
+        if checked:
+            extras.append(f"checks the output of {' and '.join(checked)}")
         return "; ".join([text, *extras])
 
 

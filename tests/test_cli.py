@@ -166,3 +166,23 @@ def test_warnings_are_shown_by_default_one_short_line_each(tmp_path: Path) -> No
     assert "nothing documented" in warnings[1]
     quiet = noteexec("check", "--no-cache", "-q", note)
     assert ": warning: " not in quiet.stdout
+
+
+def test_list_shows_which_lines_are_checked_and_which_comments_are_not(tmp_path: Path) -> None:
+    note = tmp_path / "note.md"
+    note.write_text(
+        fence(
+            "x = torch.ones(1)\nprint(x)  # tensor([1.])\ny = x * 2\n# 输出：tensor([2.])\n%matplotlib inline"
+        )
+    )
+    listed = noteexec("list", note)
+    assert listed.returncode == 0, listed.stderr
+    assert (
+        f"{note}:1  -         runs      expects to run without an exception; checks the output of line 3"
+        in listed.stdout
+    )
+    assert (
+        "    note: line 5: '# 输出：tensor([2.])' follows no print or bare expression: not checked"
+        in listed.stdout
+    )
+    assert "    note: line 6: IPython magic '%matplotlib inline' skipped: not Python" in listed.stdout

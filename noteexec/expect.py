@@ -56,6 +56,13 @@ _PROSE_AFTER_VALUE = re.compile(
     r"|\s+\(?(?P<after_space>[^\W\d_]+)"  # a space, then a word
 )
 _OPENING, _CLOSING = "([{<", ")]}>"
+_DESCRIBES = re.compile(
+    r"^[(（][^'\"]*[\u3000-\u9fff][^'\"]*[)）]\s*$"  # (更新参数): words in brackets, no quotes
+    r"|^[\[(]\s*(?!(?:True|False|None|nan|inf)\b)[A-Za-z_]\w*"  # [batch, seq_len], (N, C, H, W)
+    r"(?:\s*[,x×*]\s*(?!(?:True|False|None|nan|inf)\b)[A-Za-z_]\w*)*\s*[\])]\s*$"
+)
+"""A value-like comment that describes rather than shows what is printed: Python never prints
+CJK words in brackets without quotes, nor a list or tuple of bare names."""
 
 
 @dataclass(frozen=True)
@@ -417,7 +424,7 @@ def _documented_output(comment: str, statement: ast.Expr, fence_line: int) -> Do
         value, prose = _value_and_prose(text[after_label:])
         value = text[:after_label] + value
         tail = False
-    elif prefixed or _LOOKS_PRINTED.match(text):
+    elif prefixed or (_LOOKS_PRINTED.match(text) and not _DESCRIBES.match(text)):
         value, prose = _value_and_prose(text)
         tail = bool(label.strip())
     else:

@@ -109,6 +109,12 @@ def test_documented_warning_does_not_require_a_raise() -> None:
         ("(2, 3)", "(2, 3)"),
         ("查看梯度", None),
         ("prints the gradient", None),
+        ("(更新参数)", None),
+        ("[batch, seq_len]", None),
+        ("(N, C, H, W)", None),
+        ("(True, False)", "(True, False)"),
+        ("('猫', '狗')", "('猫', '狗')"),
+        ("torch.Size([2, 3])", "torch.Size([2, 3])"),
     ],
 )
 def test_trailing_output_comments(comment: str, documented: str | None) -> None:

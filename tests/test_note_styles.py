@@ -270,3 +270,15 @@ def test_a_note_of_unrecognised_python_fences_is_not_a_pass(run_note: RunNote) -
     assert result.status == "error"
     assert result.blocks == ()
     assert "no checkable block: ```python2``` at line 3" in result.error
+
+
+def test_an_ellipsis_in_an_output_comment_matches_anything(run_note: RunNote) -> None:
+    code = (
+        "w = torch.ones(3, requires_grad=True)\n"
+        "y = (w * 2).sum()\n"
+        "print(y.grad_fn)  # <SumBackward0 object at ...>\n"
+        "print(torch.arange(100))  # tensor([ 0,  1,  2, ..., 97, 98, 99])\n"
+    )
+    assert outcomes(run_note(fence(code))) == ["passed"]
+    assert outcomes(run_note(fence(code.replace("<SumBackward0", "<MulBackward0")))) == ["failed"]
+    assert outcomes(run_note(fence(code.replace("97, 98, 99", "97, 98, 100")))) == ["failed"]

@@ -17,6 +17,7 @@ it were absent.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import importlib.util
@@ -586,15 +587,22 @@ class ResultCache:
             self._warn(f"cache write failed: {error}")
 
     def info(self) -> CacheInfo:
-        connection = self._connect()
+        """What the cache holds, read without writing anything: no folder or database is made
+        (``cache info`` may be run anywhere, a vault included), none is upgraded or repaired."""
         size = sum(
             path.stat().st_size for path in self.directory.glob(f"{DATABASE}*") if path.is_file()
         ) if self.directory.exists() else 0  # fmt: skip
-        if connection is None:
+        if not self.path.is_file():
             return CacheInfo(self.path, 0, size, None, None)
-        entries, oldest, newest = connection.execute(
-            "SELECT COUNT(*), MIN(stored), MAX(stored) FROM results"
-        ).fetchone()
+        try:
+            read_only = f"{self.path.resolve().as_uri()}?mode=ro"
+            with contextlib.closing(sqlite3.connect(read_only, uri=True)) as connection:
+                entries, oldest, newest = connection.execute(
+                    "SELECT COUNT(*), MIN(stored), MAX(stored) FROM results"
+                ).fetchone()
+        except sqlite3.Error as error:
+            self._warn(f"cache unreadable: {self.path}: {error}")
+            return CacheInfo(self.path, 0, size, None, None)
         return CacheInfo(self.path, entries, size, oldest, newest)
 
     def clear(self) -> int:

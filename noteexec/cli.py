@@ -333,6 +333,8 @@ def _baseline(arguments: argparse.Namespace) -> int:
 
 
 def _cache(arguments: argparse.Namespace) -> int:
+    if not arguments.path.exists():  # as `check` says: another folder would show another cache
+        raise UsageError(f"{arguments.path}: no such file or directory")
     cache, _ = open_cache(arguments.path, arguments.cache_dir)
     assert cache is not None
     if arguments.action == "clear":

@@ -153,6 +153,24 @@ def test_cache_info_and_clear(vault: Path) -> None:
     assert cached_flags(check_json(vault)) == [False, False]
 
 
+def test_cache_info_never_writes_and_shows_the_cache_check_uses(vault: Path) -> None:
+    (vault / "notes").mkdir()  # `cache info` run inside the vault, about a folder in it
+    before = sorted(vault.parent.rglob("*"))
+    info = noteexec("cache", "info", "notes", cwd=vault)
+    assert info.returncode == 0, info.stderr
+    assert f"cache: {vault / '.noteexec' / 'results.sqlite3'}" in info.stdout
+    assert "entries: 0" in info.stdout
+    assert sorted(vault.parent.rglob("*")) == before  # nothing made, in the vault or beside it
+    check_json(vault)
+    here = noteexec("cache", "info", ".", cwd=vault)
+    assert f"cache: {vault.parent / '.noteexec' / 'results.sqlite3'}" in here.stdout  # as `check .` uses
+    assert "entries: 2" in here.stdout
+    assert not (vault / ".noteexec").exists()
+    missing = noteexec("cache", "info", "nope", cwd=vault)
+    assert (missing.returncode, missing.stdout) == (2, "")
+    assert "nope: no such file or directory" in missing.stderr
+
+
 def test_cache_travels_to_another_machine_path(vault: Path, tmp_path: Path) -> None:
     check_json(vault)
     moved = tmp_path / "elsewhere" / "checkout" / "vault"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from noteexec.cache import ResultCache, block_spans, parsed_keys, run_key
-from noteexec.config import Config
+from noteexec.config import Config, ConfigError, folder_config
 from noteexec.display import shown_path
 from noteexec.expect import Expectation, expect_note
 from noteexec.facts import BlockFacts, NoteFacts
@@ -393,8 +393,19 @@ def iter_check(
     """
     if lookahead < 1:
         raise ValueError("lookahead must be at least 1")
-    key_of = parsed_keys(replace(config, source=None), fingerprint)
     elsewhere = vault_names(files)
+    configs: dict[tuple[Path, Path], tuple[Config, Callable[[bytes], str]] | ConfigError] = {}
+
+    def config_of(file: NoteFile) -> tuple[Config, Callable[[bytes], str]] | ConfigError:
+        """The note's configuration (its subfolders' files over the run's) and its parse keys."""
+        place = (file.root, file.path.parent)
+        if place not in configs:
+            try:
+                own = folder_config(config, *place) if file.root.is_dir() else config
+                configs[place] = own, parsed_keys(replace(own, source=None), fingerprint)
+            except ConfigError as error:
+                configs[place] = error
+        return configs[place]
 
     def before_parsing(content: bytes) -> None:
         """A note that must be parsed is new or changed, so it will most likely run if it holds
@@ -410,15 +421,26 @@ def iter_check(
     while next_report < len(files):
         while next_load < len(files) and next_load - next_report < lookahead:
             file, index = files[next_load], next_load
-            note = loaded[index] = _load(file, config, cache, fingerprint, key_of, before_parsing)
-            if note.facts is not None and config.isolation == "strict" and not _fully_isolated(note.facts):
+            found = config_of(file)
+            if isinstance(found, ConfigError):
+                note = loaded[index] = _unreadable(file.path, Problem(0, str(found)), config)
+                facts[index] = None
+                next_load += 1
+                continue
+            note_config, key_of = found
+            note = loaded[index] = _load(file, note_config, cache, fingerprint, key_of, before_parsing)
+            if (
+                note.facts is not None
+                and note_config.isolation == "strict"
+                and not _fully_isolated(note.facts)
+            ):
                 note = loaded[index] = replace(
                     note, facts=None
                 )  # strict: facts from a lesser sandbox run again
             if note.facts is not None or runs_nothing(note.note, note.expected):
                 facts[index] = note.facts
             else:  # the worker starts with the first note that must run, while loading goes on
-                run = note_run(note.note, note.expected, file.root, config)
+                run = note_run(note.note, note.expected, file.root, note_config)
                 tickets[sandbox.submit(run)] = (index, run, note.run_key or run_key(run, fingerprint))
             next_load += 1
         if next_report not in facts:  # wait for the sandbox

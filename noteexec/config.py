@@ -110,18 +110,9 @@ def find_config_file(start: Path) -> tuple[Path, dict[str, Any]] | None:
 def _config_files(directory: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
     """Every configuration at or above ``directory``, nearest first; read only as far as asked."""
     for candidate in (directory, *directory.parents):
-        own = candidate / "noteexec.toml"
-        if own.is_file():
-            yield own, _read_toml(own)
-            continue
-        project = candidate / "pyproject.toml"
-        if project.is_file():
-            tool = _read_toml(project).get("tool")
-            table = tool.get("noteexec") if isinstance(tool, dict) else None
-            if table is not None:
-                if not isinstance(table, dict):
-                    raise ConfigError(f"{_shown(project)}: [tool.noteexec] must be a table")
-                yield project, table
+        found = _folder_file(candidate)
+        if found is not None:
+            yield found
 
 
 def _checked_folder(path: Path) -> Path:
@@ -164,6 +155,53 @@ def load_config(
     else:
         config = config_from_table(nearest[1], nearest[0]) if nearest is not None else Config()
     return apply_overrides(config, overrides) if overrides is not None else config
+
+
+RUN_WIDE_KEYS = ("env", "exclude")
+"""Keys that apply to a whole run (the worker's environment, which notes are found): a
+configuration in a subfolder of the checked folder cannot set them."""
+
+
+def folder_config(config: Config, root: Path, folder: Path) -> Config:
+    """The configuration for the notes of ``folder``, a folder inside the checked folder
+    ``root``: each configuration file in a subfolder between them, outermost first, laid over
+    ``config`` as untrusted (it came with the notes), so it may scope (``prelude``, ``families``,
+    ``opt_in``) or tighten, never loosen."""
+    try:
+        relative = folder.resolve().relative_to(root.resolve())
+    except ValueError:
+        return config
+    current = root.resolve()
+    for part in relative.parts:
+        current = current / part
+        found = _folder_file(current)
+        if found is None:
+            continue
+        path, table = found
+        run_wide = [key for key in table if key in RUN_WIDE_KEYS]
+        if run_wide:
+            raise ConfigError(
+                f"{_where(path, run_wide[0])}: '{run_wide[0]}' applies to the whole run; set it in the "
+                "configuration of the checked folder, not in a subfolder's"
+            )
+        config = config_from_table(table, path, base=config)
+    return config
+
+
+def _folder_file(directory: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The configuration file of one folder itself (not of its parents), if it has one."""
+    own = directory / "noteexec.toml"
+    if own.is_file():
+        return own, _read_toml(own)
+    project = directory / "pyproject.toml"
+    if project.is_file():
+        tool = _read_toml(project).get("tool")
+        table = tool.get("noteexec") if isinstance(tool, dict) else None
+        if table is not None:
+            if not isinstance(table, dict):
+                raise ConfigError(f"{_shown(project)}: [tool.noteexec] must be a table")
+            return project, table
+    return None
 
 
 def config_from_table(table: dict[str, Any], path: Path | None = None, base: Config | None = None) -> Config:

@@ -62,3 +62,34 @@ def test_noteexec_may_be_true_false_or_a_mapping(frontmatter: str, skip: bool, p
     assert note.options.skip is skip
     messages = [found.message for found in note.problems]
     assert messages == [] if problem is None else any(problem in message for message in messages)
+
+
+def test_a_subfolders_configuration_scopes_or_tightens_its_own_notes(tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    (vault / "course").mkdir(parents=True)
+    (vault / "lab").mkdir()
+    (vault / "loose").mkdir()
+    (vault / "top.md").write_text(fence("print(1)  # 1"))
+    (vault / "course" / "noteexec.toml").write_text('opt_in = true\nprelude = "import math"\n')
+    (vault / "course" / "old.md").write_text(fence("print(2)  # 2"))
+    (vault / "course" / "new.md").write_text(
+        "---\nnoteexec: true\n---\n" + fence("print(math.pi > 3)  # True")
+    )
+    (vault / "lab" / "noteexec.toml").write_text('env = ["HOME"]\n')
+    (vault / "lab" / "a.md").write_text(fence("x = 1"))
+    (vault / "loose" / "pyproject.toml").write_text("[tool.noteexec]\ntimeout = 120\n")
+    (vault / "loose" / "b.md").write_text(fence("x = 1"))
+    result = noteexec("check", "--no-cache", "--format", "json", vault)
+    assert result.returncode == 1
+    notes = {
+        Path(note["path"]).relative_to(vault).as_posix(): note for note in json.loads(result.stdout)["notes"]
+    }
+    assert notes["top.md"]["status"] == "passed"
+    assert notes["course/new.md"]["status"] == "passed"  # the subfolder's prelude, and it opted in
+    assert "not opted in" in notes["course/old.md"]["blocks"][0]["message"]
+    assert "lab/noteexec.toml:1: 'env' applies to the whole run" in notes["lab/a.md"]["error"]
+    assert notes["lab/a.md"]["status"] == "error"
+    assert (
+        "loose/pyproject.toml" in notes["loose/b.md"]["error"]
+        and "may not be loosened" in notes["loose/b.md"]["error"]
+    )

@@ -450,7 +450,8 @@ def _own_line_output(
 ) -> Iterable[DocumentedOutput]:
     """``# 输出：tensor([6.])`` / ``# Output:`` on its own line, after the statement it documents.
 
-    With nothing after the prefix, the comment lines that follow hold the output.
+    With nothing after the prefix, the comment lines that follow hold the output, up to a code
+    line or an empty ``#`` line (after which the author may go on explaining).
     """
     prefixed = _OWN_LINE_OUTPUT.match(text)
     if prefixed is None:
@@ -466,7 +467,7 @@ def _own_line_output(
     if not shown.strip():
         following = []
         for later in range(number + 1, len(lines) + 1):
-            if later not in own_lines:
+            if later not in own_lines or not own_lines[later]:  # code, or a bare '#': the output ends
                 break
             following.append(lines[later - 1].strip()[1:].removeprefix(" "))
         shown = "\n".join(following)

@@ -340,6 +340,12 @@ def test_own_line_output_prefix_alone_takes_the_comment_lines_after_it() -> None
     assert (output.line, output.end_line) == (2, 2)
 
 
+def test_own_line_output_stops_at_an_empty_comment_line() -> None:
+    code = "print(x)\n# Output:\n# tensor([1., 2.])\n#\n# 注意：这是一个向量"
+    [output] = only_expectation(fence(code)).outputs
+    assert output.text == "tensor([1., 2.])"
+
+
 def test_own_line_output_comment_after_no_printing_statement_is_a_note() -> None:
     expectation = only_expectation(fence("y = 2\n# Output: 2"))
     assert expectation.outputs == ()

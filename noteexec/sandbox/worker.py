@@ -776,21 +776,22 @@ class Worker:
         A fixed list chosen by noteexec, never what a note says it imported: the worker runs
         nothing because of a note. Only while the worker stays single-threaded, which keeps
         forked children free of torch's thread-pool deadlock. Prepared notes, forked before,
-        are discarded so that every later note starts warm; the memory is backed by huge pages
-        again once no note process shares it (one that did would keep a copy of the old pages).
+        are discarded so that every later note starts warm; then the memory is backed by huge
+        pages, once no note process shares it (one that did would keep a copy of the old pages).
+        Not before: for a lone note the conversion (half a second) costs more than it saves.
         """
         if self.warmed or not self.queue or self.started_notes == 0 or self._in_stage("running"):
             return
         self.warmed = True
-        if self.world_error is not None or not all(job["namespaces"] for job in self.queue):
-            return  # a note without the read-only world may have written the very files imported
-        threads = len(os.listdir("/proc/self/task"))
-        for name in WARM_UP:
-            with contextlib.suppress(Exception):
-                importlib.import_module(name)
-        if len(os.listdir("/proc/self/task")) != threads:
-            print("noteexec worker: the warm-up started a thread", file=sys.stderr)
-        gc.freeze()
+        # Without the read-only world, a note may have written the very files imported: no import.
+        if self.world_error is None and all(job["namespaces"] for job in self.queue):
+            threads = len(os.listdir("/proc/self/task"))
+            for name in WARM_UP:
+                with contextlib.suppress(Exception):
+                    importlib.import_module(name)
+            if len(os.listdir("/proc/self/task")) != threads:
+                print("noteexec worker: the warm-up started a thread", file=sys.stderr)
+            gc.freeze()
         self._discard_prepared()
         for note in list(self.notes.values()):
             with contextlib.suppress(ChildProcessError):
@@ -807,7 +808,6 @@ def main() -> None:
 
     syscall_filter()  # built once; every note's processes load it
     gc.freeze()  # forked children share these objects without copying their pages
-    back_with_huge_pages()  # and fork copies a page-table entry per 2 MiB instead of per 4 KiB
     Worker(output_fd).serve()
 
 

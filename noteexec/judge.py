@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -210,10 +211,16 @@ def printed_by(documented: DocumentedOutput, facts: BlockFacts) -> str:
     )
 
 
+_BARE_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+"""A documented value that is only a number also documents a one-element tensor holding it."""
+
+
 def output_matches(documented: DocumentedOutput, actual: str, loose: bool | None = None) -> bool:
     """Whether ``actual`` is the value alone or the whole comment (prose too); with ``loose``
     set, numbers are not compared (integers too when it is True)."""
     readings = {documented.text, documented.text + documented.prose}
+    if _BARE_NUMBER.fullmatch(documented.text.strip()):  # `print(w.grad)  # -12` for tensor(-12.)
+        readings |= {f"tensor({documented.text.strip()} ...)", f"tensor([{documented.text.strip()}] ...)"}
     if loose is not None:
         readings = {without_values(text, loose) for text in readings}
         actual = without_values(actual, loose)

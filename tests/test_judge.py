@@ -226,3 +226,11 @@ def test_a_long_message_that_differs_says_where() -> None:
     )
     other_type = judge(Expectation("raises", error=documented), raised("ValueError", real, 5))
     assert "differ from character" not in other_type.message
+
+
+def test_a_bare_number_documents_a_one_element_tensor() -> None:
+    documented = Expectation("runs", outputs=(DocumentedOutput("-12", 5, 5),))
+    for shown in ("tensor(-12.)\n", "tensor([-12.])\n", "tensor(-12., grad_fn=<MulBackward0>)\n", "-12\n"):
+        assert judge(documented, printed(5, shown)).outcome == "passed", shown
+    for shown in ("tensor(-13.)\n", "tensor([-12., 1.])\n", "tensor([[-12.]])\n", "array(-12.)\n"):
+        assert judge(documented, printed(5, shown)).outcome == "failed", shown

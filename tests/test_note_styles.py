@@ -282,3 +282,17 @@ def test_an_ellipsis_in_an_output_comment_matches_anything(run_note: RunNote) ->
     assert outcomes(run_note(fence(code))) == ["passed"]
     assert outcomes(run_note(fence(code.replace("<SumBackward0", "<MulBackward0")))) == ["failed"]
     assert outcomes(run_note(fence(code.replace("97, 98, 99", "97, 98, 100")))) == ["failed"]
+
+
+def test_a_bare_number_and_a_second_comment_after_the_value(run_note: RunNote) -> None:
+    code = (
+        "w = torch.tensor(1.0, requires_grad=True)\n"
+        "((w * 2 - 5) ** 2).backward()\n"
+        "print(w.grad)  # -12\n"
+        "b = torch.tensor([2.0], requires_grad=True)\n"
+        "(3.0 * b).sum().backward()\n"
+        "print(b.grad)  # tensor([3.])  # 因为 dy/db = 3\n"
+    )
+    assert outcomes(run_note(fence(code))) == ["passed"]
+    assert outcomes(run_note(fence(code.replace("# -12", "# -13")))) == ["failed"]
+    assert outcomes(run_note(fence(code.replace("tensor([3.])  #", "tensor([4.])  #")))) == ["failed"]

@@ -31,6 +31,12 @@ def _common(command: argparse.ArgumentParser, jobs: bool = True) -> None:
     command.add_argument(
         "--offline", action="store_true", help="load nothing from the network: diagrams show their source"
     )
+    command.add_argument(
+        "--verdicts",
+        choices=("closed", "open"),
+        default="closed",
+        help="verdict panels start closed (the badge shows; details on demand) or open (for CI review)",
+    )
     command.add_argument("--title", help="the site's title (default: the vault folder's name)")
     command.add_argument(
         "--css",

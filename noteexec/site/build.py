@@ -31,7 +31,15 @@ from noteexec.site.assets import favicon_svg, site_css, site_js, theme_js
 from noteexec.site.attachments import withheld
 from noteexec.site.custom_css import CssFileError, CustomCss, load_custom_css
 from noteexec.site.page import BrokenLink, Page, ParsedNote, SiteIndex, make_page, parse_for_site
-from noteexec.site.render import PageLinks, Theme, render_index, render_page, render_tag, script_source
+from noteexec.site.render import (
+    NavEntry,
+    PageLinks,
+    Theme,
+    render_index,
+    render_page,
+    render_tag,
+    script_source,
+)
 from noteexec.site.vault import ASSETS_DIR, Vault, frontmatter_list, is_excluded
 
 HOME_NOTES = ("readme.md", "index.md", "home.md")
@@ -66,6 +74,9 @@ class BuildOptions:
     """Also use the vault's ``publish.css`` (Obsidian Publish), as the trusted config allows."""
     not_runnable_fails: bool = True
     """Blocks that cannot run here fail the build (the configuration's ``not_runnable``)."""
+    verdicts_open: bool = False
+    """``--verdicts open``: every failed block's panel starts open (a reader's site keeps them
+    closed, so the note comes first and the badge says what happened)."""
 
 
 @dataclass(frozen=True)
@@ -245,7 +256,7 @@ def _render_site(
     rels = [rel for rel, _ in published]
     parsed: dict[str, ParsedNote] = {rel: parse_for_site(result.note, rel) for rel, result in published}
     home = next((parsed[rel] for rel in rels if rel.lower() in HOME_NOTES), None)
-    title = options.title or (home.title if home else "") or root.resolve().name or "Notes"
+    title = options.title or (home.heading_title if home else "") or root.resolve().name or "Notes"
     theme, mermaid_file = theme_for(options, title)
     custom = custom_css(root, options)
     if custom.css:
@@ -273,6 +284,7 @@ def _render_site(
         tag_urls=tag_urls,
         mermaid=theme.mermaid_src is not None,
         ran=options.ran,
+        verdicts_open=options.verdicts_open,
         private=frozenset(hidden),
         withheld=withheld_reason,
     )
@@ -282,6 +294,8 @@ def _render_site(
         languages[page.lang] = languages.get(page.lang, 0) + 1
     if languages:  # index and tag pages speak the vault's main language
         theme = dataclasses.replace(theme, lang=min(languages, key=lambda lang: (-languages[lang], lang)))
+    nav = tuple(NavEntry(page.rel, page.url, page.title, page.status) for page in sorted(pages, key=_by_rel))
+    theme = dataclasses.replace(theme, nav=nav)
 
     backlinks: dict[str, list[tuple[str, str]]] = {}
     for page in pages:
@@ -325,6 +339,10 @@ def _render_site(
     return SiteFiles(
         files=files.files, pages=tuple(pages), broken=broken, tags=tag_urls, warnings=tuple(warnings)
     )
+
+
+def _by_rel(page: Page) -> str:
+    return page.rel
 
 
 class _SiteFiles:

@@ -287,7 +287,7 @@ def verdict_block(result: BlockResult, env: dict[str, Any]) -> str:
         if 1 <= offset <= len(block.code.splitlines()):
             marked = (offset,)
     code = highlight_code(block.code, block.lang, marked)
-    open_attr = " open" if outcome == "failed" else ""
+    open_attr = " open" if outcome == "failed" and env.get("verdicts_open") else ""
     expectation = escape(result.expectation.describe())
     details = verdict_details(result, outcome)
     return (

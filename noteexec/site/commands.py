@@ -63,6 +63,7 @@ def options_from(arguments: argparse.Namespace, config: Config) -> BuildOptions:
         mermaid_url=arguments.mermaid_url or None,
         offline=arguments.offline,
         ran=not arguments.no_run,
+        verdicts_open=getattr(arguments, "verdicts", "closed") == "open",
         site_url=getattr(arguments, "site_url", None),
         exclude=config.exclude,
         css=tuple(getattr(arguments, "css", None) or ()),

@@ -371,6 +371,7 @@ def _render_tag(self: Any, tokens: list[Token], idx: int, options: Any, env: dic
 
 
 def _render_callout_open(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
+    """A foldable callout is a ``<details>`` (it folds without JavaScript), others a ``<div>``."""
     header: CalloutHeader = tokens[idx].meta["callout"]
     classes = ["callout"]
     if header.fold:
@@ -379,10 +380,12 @@ def _render_callout_open(self: Any, tokens: list[Token], idx: int, options: Any,
         classes.append("is-collapsed")
     block_id = tokens[idx].attrGet("id")
     id_attr = f' id="{escape(str(block_id))}"' if block_id else ""
+    element = "details" if header.fold else "div"
+    open_attr = " open" if header.fold == "+" else ""
     return (
-        f'<div class="{" ".join(classes)}"{id_attr} data-callout="{escape(header.raw_type.lower())}" '
+        f'<{element} class="{" ".join(classes)}"{id_attr} data-callout="{escape(header.raw_type.lower())}" '
         f'data-callout-fold="{escape(header.fold or "")}" '
-        f'data-callout-metadata="{escape(header.metadata or "")}">\n'
+        f'data-callout-metadata="{escape(header.metadata or "")}"{open_attr}>\n'
     )
 
 
@@ -391,9 +394,9 @@ def _render_callout_title_open(
 ) -> str:
     header: CalloutHeader = tokens[idx].meta["callout"]
     kind = header.kind if header.known else "note"
-    role = ' role="button" tabindex="0" aria-expanded="{}"'.format("false" if header.fold == "-" else "true")
+    element = "summary" if header.fold else "div"
     return (
-        f'<div class="callout-title"{role if header.fold else ""}>'
+        f'<{element} class="callout-title">'
         f'<div class="callout-icon">{icons.callout_icon(kind)}</div>'
         f'<div class="callout-title-inner">'
     )
@@ -402,18 +405,26 @@ def _render_callout_title_open(
 def _render_callout_title_close(
     self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]
 ) -> str:
-    fold = ""
     opening = tokens[idx - 2] if idx >= 2 else None
-    if opening is not None and opening.type == "callout_title_open" and opening.meta["callout"].fold:
-        fold = f'<div class="callout-fold">{icons.FOLD}</div>'
+    foldable = opening is not None and opening.type == "callout_title_open" and opening.meta["callout"].fold
+    fold = f'<div class="callout-fold">{icons.FOLD}</div></summary>' if foldable else "</div>"
     content = "" if tokens[idx].meta.get("empty") else '\n<div class="callout-content">\n'
-    return f"</div>{fold}</div>{content}"
+    return f"</div>{fold}{content}"
+
+
+def _callout_opening(tokens: list[Token], idx: int) -> Token:
+    """The ``callout_open`` that the ``callout_close`` at ``idx`` ends."""
+    level = tokens[idx].level
+    return next(
+        token for token in reversed(tokens[:idx]) if token.type == "callout_open" and token.level == level
+    )
 
 
 def _render_callout_close(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
     previous = tokens[idx - 1]
     empty = previous.type == "callout_title_close" and previous.meta.get("empty")
-    return "</div>\n" if empty else "</div>\n</div>\n"
+    element = "details" if _callout_opening(tokens, idx).meta["callout"].fold else "div"
+    return f"</{element}>\n" if empty else f"</div>\n</{element}>\n"
 
 
 def _render_nothing(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
@@ -574,6 +585,48 @@ _TASK_CHECKBOXES = frozenset(
 _TAG_NAME = re.compile(r"^<\s*(/?)\s*([A-Za-z][A-Za-z0-9-]*)")
 
 
+_VOID_TAGS = frozenset({"br", "hr", "img", "source"})
+
+
+def _balance_inline_html(state: StateCore) -> None:
+    """Keep a paragraph's raw tags inside it: close what it leaves open, drop closing tags that
+    match nothing it opened.
+
+    Inline HTML is cleaned one tag at a time, so ``<a id=x>`` alone would stay open, and the
+    HTML parser would carry it over the rest of the page (the sidebars included); a stray
+    ``</div>`` would close one of the page's own elements.
+    """
+    for token in state.tokens:
+        if token.type != "inline" or not token.children:
+            continue
+        open_tags: list[str] = []
+        kept: list[Token] = []
+        for child in token.children:
+            match = _TAG_NAME.match(child.content) if child.type == "html_inline" else None
+            name = match[2].lower() if match else ""
+            if match is None or name not in ALLOWED_TAGS or name in _VOID_TAGS:
+                kept.append(child)
+            elif match[1]:
+                if name in open_tags:
+                    while open_tags:
+                        top = open_tags.pop()
+                        kept.append(_closing(top))
+                        if top == name:
+                            break
+            else:
+                kept.append(child)
+                if not child.content.rstrip().endswith("/>"):
+                    open_tags.append(name)
+        kept.extend(_closing(name) for name in reversed(open_tags))
+        token.children = kept
+
+
+def _closing(name: str) -> Token:
+    token = Token("html_inline", "", 0)
+    token.content = f"</{name}>"
+    return token
+
+
 def _render_html_block(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
     token = tokens[idx]
     return sanitize_in_note(token.content, env, token.map[0] + 1 if token.map else None)
@@ -678,6 +731,7 @@ def site_plugin(md: MarkdownIt) -> None:
     md.core.ruler.after("obsidian_callouts", "callout_titles", _callout_titles)
     md.core.ruler.after("inline", "obsidian_lines", _lines_and_block_ids)
     md.core.ruler.after("obsidian_lines", "heading_ids", _heading_ids)
+    md.core.ruler.after("heading_ids", "balance_inline_html", _balance_inline_html)
     rules = md.add_render_rule
     rules("wikilink", _render_wikilink)
     rules("tag", _render_tag)

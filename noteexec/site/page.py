@@ -74,12 +74,21 @@ class ParsedNote:
     note: Note
     tokens: list[Token]
     title: str
+    """Frontmatter ``title``, else the file name: what Obsidian shows in its file list."""
     headings: tuple[Heading, ...]
     tags: tuple[str, ...]
     aliases: tuple[str, ...]
     block_ids: frozenset[str]
     text: str
     hide_first_h1: bool
+
+    @property
+    def heading_title(self) -> str:
+        """Frontmatter ``title``, else the first H1, else the file name (a home note's is the
+        site's title)."""
+        if self.note.frontmatter.get("title"):
+            return self.title
+        return next((heading.text for heading in self.headings if heading.level == 1), self.title)
 
 
 @dataclass(frozen=True)
@@ -142,9 +151,7 @@ def parse_for_site(note: Note, rel: str) -> ParsedNote:
     headings = tuple(Heading(level, text, slug) for level, text, slug in env.get("headings", ()))
     frontmatter = note.frontmatter
     first_h1 = next((heading for heading in headings if heading.level == 1), None)
-    title = str(frontmatter.get("title") or "").strip()
-    if not title:
-        title = first_h1.text if first_h1 else posixpath.basename(rel)[:-3]
+    title = str(frontmatter.get("title") or "").strip() or posixpath.basename(rel)[:-3]
     first_block = next((token for token in tokens if token.type not in ("front_matter",)), None)
     hide_first_h1 = bool(
         first_h1 is not None
@@ -183,6 +190,8 @@ class SiteIndex:
     tag_urls: dict[str, str]
     mermaid: bool = False
     ran: bool = True
+    verdicts_open: bool = False
+    """Failed blocks' verdict panels start open (``--verdicts open``)."""
     embed_files: bool = False
     """Inline attachments as ``data:`` URLs (one self-contained page) instead of copying them."""
     read_file: Any = None
@@ -483,6 +492,7 @@ def make_page(parsed: ParsedNote, result: NoteResult | None, site: SiteIndex) ->
         "results": blocks,
         "mermaid": site.mermaid,
         "ran": site.ran,
+        "verdicts_open": site.verdicts_open,
         "graph_lines": tuple(
             line for line, block in sorted(blocks.items()) if block.facts is not None and block.facts.graphs
         ),

@@ -34,6 +34,16 @@ STATUS_ORDER = {"error": 0, "failed": 1, "not_runnable": 2, "not_run": 2, "passe
 
 
 @dataclass(frozen=True)
+class NavEntry:
+    """A published note in the note list every page carries (rendered here: no script needed)."""
+
+    rel: str
+    url: str
+    title: str
+    status: str
+
+
+@dataclass(frozen=True)
 class Theme:
     """What every page of one site shares."""
 
@@ -52,6 +62,8 @@ class Theme:
     for a self-contained page, the CSS itself (see :mod:`noteexec.site.custom_css`)."""
     lang: str = "en"
     """The language of pages that do not say (a note's frontmatter ``lang`` wins)."""
+    nav: tuple[NavEntry, ...] = ()
+    """The note list, in path order."""
 
 
 @dataclass(frozen=True)
@@ -138,16 +150,14 @@ def _head(title: str, root: str, theme: Theme, description: str = "", lang: str 
     )
 
 
-def _scripts(root: str, theme: Theme, with_index: bool = True, diagrams: bool = False) -> str:
+def _scripts(root: str, theme: Theme, diagrams: bool = False) -> str:
     parts = []
     if theme.mermaid_src and diagrams:  # only where there are diagrams; before site.js, which draws them
         src = f"{root}{theme.mermaid_src}" if theme.mermaid_is_site_file else theme.mermaid_src
         parts.append(f'<script src="{escape(src)}"></script>')
     if theme.inline_js is not None:
         parts.append(f"<script>{theme.inline_js}</script>")
-    else:
-        if with_index:
-            parts.append(f'<script src="{root}search-index.js"></script>')
+    else:  # site.js loads search-index.js when search is first used
         parts.append(f'<script src="{root}{ASSETS_DIR}/site.js"></script>')
     return "\n".join(parts)
 
@@ -177,8 +187,8 @@ def _topbar(root: str, theme: Theme, standalone: bool = False) -> str:
     menu = (
         ""
         if standalone
-        else '<button type="button" class="menu-toggle" aria-label="Show the list of notes">'
-        f"{icons.MENU}</button>"
+        else '<button type="button" class="menu-toggle" aria-label="List of notes" aria-expanded="false" '
+        f'aria-controls="{NAV_ID}">{icons.MENU}</button>'
     )
     home = (
         f'<span class="site-name">{escape(theme.site_title)}</span>'
@@ -192,11 +202,30 @@ def _topbar(root: str, theme: Theme, standalone: bool = False) -> str:
     )
 
 
-def _sidebar(root: str) -> str:
+CURRENT = ' class="is-active" aria-current="page"'
+NAV_ID = "nx_nav"
+"""The note list's id: ``_`` never occurs in a heading's id, so no heading can take it."""
+
+
+def _sidebar(root: str, url: str, theme: Theme) -> str:
+    """The note list, grouped by folder; the current page is marked."""
+    folders: dict[str, list[NavEntry]] = {}
+    for entry in theme.nav:
+        folders.setdefault(entry.rel.rpartition("/")[0], []).append(entry)
+    groups = []
+    for folder in sorted(folders):
+        title = f'<div class="nav-folder-title">{escape(folder)}</div>' if folder else ""
+        items = "".join(
+            f'<li class="nav-file status-{entry.status}"><a href="{escape(href(url, entry.url))}" '
+            f'title="{escape(entry.rel)}"{CURRENT if entry.url == url else ""}>'
+            f'<span class="dot"></span><span class="nav-file-title">{escape(entry.title)}</span></a></li>'
+            for entry in folders[folder]
+        )
+        groups.append(f'<div class="nav-folder">{title}<ul>{items}</ul></div>')
     return (
-        '<aside class="sidebar-left" aria-label="Notes">'
+        f'<aside class="sidebar-left" id="{NAV_ID}" aria-label="Notes">'
         f'<nav class="nav-tree"><a class="nav-home" href="{root}index.html">All notes</a>'
-        '<div class="nav-files"></div></nav></aside>\n'
+        f'<div class="nav-files">{"".join(groups)}</div></nav></aside>\n'
     )
 
 
@@ -298,14 +327,14 @@ def render_page(page: Page, links: PageLinks, theme: Theme, standalone: bool = F
         _head(title, root, theme, page.description, page.lang)
         + _body_open("note", root, page.url, theme, page.status)
         + _topbar(root, theme, standalone)
-        + ("" if standalone else _sidebar(root))
+        + ("" if standalone else _sidebar(root, page.url, theme))
         + '<main class="content" id="content"><article class="note">'
         + _note_header(page, links)
         + f'<div class="markdown-rendered">\n{page.body}</div>\n'
         + "</article></main>\n"
         + _right_sidebar(page, links)
         + "</div>\n"
-        + _scripts(root, theme, with_index=not standalone, diagrams='<pre class="mermaid">' in page.body)
+        + _scripts(root, theme, diagrams='<pre class="mermaid">' in page.body)
         + "\n</body>\n</html>\n"
     )
 
@@ -383,7 +412,7 @@ def render_index(
         _head(theme.site_title, "", theme, f"{len(pages)} checked notes")
         + _body_open("index", "", "index.html", theme)
         + _topbar("", theme)
-        + _sidebar("")
+        + _sidebar("", "index.html", theme)
         + body
         + "</div>\n"
         + _scripts("", theme)
@@ -403,7 +432,7 @@ def render_tag(tag: str, url: str, pages: Sequence[Page], tag_urls: dict[str, st
         _head(f"#{tag} · {theme.site_title}", root, theme)
         + _body_open("tag", root, url, theme)
         + _topbar(root, theme)
-        + _sidebar(root)
+        + _sidebar(root, url, theme)
         + body
         + "</div>\n"
         + _scripts(root, theme)

@@ -38,6 +38,7 @@ def render_single(root: Path, result: NoteResult, options: BuildOptions | None =
         tag_urls={},
         mermaid=False,
         ran=options.ran,
+        verdicts_open=options.verdicts_open,
         embed_files=True,
         read_file=lambda name: (root / name).read_bytes(),
         load=lambda name: parse_for_site(read_note(root / name), name),

@@ -59,7 +59,7 @@ FIXTURES = {
         > ```python
         > w = torch.tensor([2.0])
         > # RuntimeError: element 0 of tensors does not require grad
-        > undefined_name.backward()
+        > w.sum().item() / 0
         > ```
 
         > [!faq]- A folded question

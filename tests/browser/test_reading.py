@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from noteexec.facts import BlockFacts, Raised
 from noteexec.site.build import BuildOptions, build_site
 from tests.browser.conftest import file_url
 from tests.site.helpers import results_for, write_vault
@@ -46,30 +47,83 @@ NOTES = {
 
         <p><img id="inline-image" src="pixel.png"> inline</p>
         """,
+    "Fails.md": """
+        Some prose a reader came for.
+
+        ```python
+        x = 1
+        # RuntimeError: boom
+        x.backward()
+        ```
+
+        > [!faq]- A folded question
+        > The hidden answer.
+        """,
+    "diagrams.md": """
+        # Mermaid
+
+        ```mermaid
+        graph LR
+          A --> B
+        ```
+
+        <div id="NOTEEXEC_INDEX">not the index</div>
+        """,
+    **{f"topic-{n // 10}/note-{n:02}.md": f"Note number {n}.\n" for n in range(60)},
+}
+FAILS_FACTS = {
+    "Fails.md": [BlockFacts(state="ran", exception=Raised("AttributeError", ("AttributeError",), "no", 3))]
 }
 
 
-@pytest.fixture(scope="module")
-def reader_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    base = tmp_path_factory.mktemp("reading")
+def build(base: Path, **options: Any) -> Path:
     vault = write_vault(base / "vault", NOTES)
-    (vault / "img").mkdir()
+    (vault / "img").mkdir(exist_ok=True)
     (vault / "img" / "pixel.png").write_bytes(png(7, 5))
     out = base / "site"
-    build_site(vault, results_for(vault), out, BuildOptions(offline=True, ran=False))
-    yield out
+    build_site(vault, results_for(vault, FAILS_FACTS), out, BuildOptions(**options))
+    return out
+
+
+@pytest.fixture(scope="module")
+def reader_site(tmp_path_factory: pytest.TempPathFactory, mermaid_js: Path) -> Path:
+    """Mermaid copied into the site from the npm package (as ``--mermaid-url FILE`` does)."""
+    return build(tmp_path_factory.mktemp("reading"), mermaid_url=str(mermaid_js))
+
+
+@pytest.fixture(scope="module")
+def cdn_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default: Mermaid from the CDN (blocked in these tests: no network)."""
+    return build(tmp_path_factory.mktemp("reading-cdn"))
+
+
+@pytest.fixture(scope="module")
+def offline_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(tmp_path_factory.mktemp("reading-offline"), offline=True)
+
+
+def new_tab(browser: Any, viewport: dict[str, int] = DESKTOP, **options: Any) -> Any:
+    """A tab in a fresh context that records errors and every request that is not a file."""
+    context = browser.new_context(viewport=viewport, **options)
+    page = context.new_page()
+    page.errors = []
+    page.remote = []
+    page.on("console", lambda message: page.errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+
+    def no_network(route: Any) -> None:
+        page.remote.append(route.request.url)
+        route.abort()
+
+    context.route(lambda url: not url.startswith("file:"), no_network)
+    return page
 
 
 @pytest.fixture
 def tab(browser: Any) -> Iterator[Any]:
-    """A desktop tab that records console errors and uncaught exceptions."""
-    context = browser.new_context(viewport=DESKTOP)
-    page = context.new_page()
-    page.errors = []
-    page.on("console", lambda message: page.errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page = new_tab(browser)
     yield page
-    context.close()
+    page.context.close()
 
 
 def test_raw_html_images_of_vault_files_load(tab: Any, reader_site: Path) -> None:
@@ -83,3 +137,139 @@ def test_raw_html_images_of_vault_files_load(tab: Any, reader_site: Path) -> Non
     )
     assert sizes == [[True, 7, 5], [True, 7, 5]]
     assert tab.errors == []
+
+
+def _hit(page: Any, selector: str) -> bool:
+    """Whether a tap at the middle of the element lands on it (nothing covers it)."""
+    return page.evaluate(
+        """selector => {
+            const node = document.querySelector(selector);
+            const box = node.getBoundingClientRect();
+            const hit = document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2);
+            return node.contains(hit);
+        }""",
+        selector,
+    )
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_phone_menu_opens_scrolls_and_closes_every_way(
+    browser: Any, reader_site: Path, scheme: str
+) -> None:
+    tab = new_tab(browser, PHONE, is_mobile=True, has_touch=True, color_scheme=scheme)
+    tab.goto(file_url(reader_site, "Fails.html"))
+    menu, drawer = tab.locator(".menu-toggle"), tab.locator(".sidebar-left")
+    assert menu.get_attribute("aria-expanded") == "false" and not drawer.is_visible()
+
+    def open_menu() -> None:
+        menu.tap()
+        tab.wait_for_timeout(250)  # the slide-in transition
+        assert menu.get_attribute("aria-expanded") == "true" and drawer.is_visible()
+        assert _hit(tab, ".menu-toggle")  # the open drawer never covers its own button
+
+    open_menu()
+    tab.keyboard.press("Escape")
+    assert menu.get_attribute("aria-expanded") == "false"
+    tab.wait_for_timeout(250)
+    assert not drawer.is_visible()
+    open_menu()
+    tab.touchscreen.tap(370, 500)  # outside the drawer (300 px wide)
+    assert menu.get_attribute("aria-expanded") == "false"
+    open_menu()
+    menu.tap()
+    assert menu.get_attribute("aria-expanded") == "false"
+    open_menu()
+    # All 63 notes are reachable: the drawer scrolls on its own, down to the last one.
+    assert tab.evaluate(
+        "() => { const d = document.querySelector('.sidebar-left'); return d.scrollHeight > d.clientHeight; }"
+    )
+    last = tab.locator(".nav-file a").last
+    last.scroll_into_view_if_needed()
+    assert _hit(tab, ".nav-folder:last-child li:last-child a")
+    last.tap()
+    tab.wait_for_url("**/topic-5/note-59.html")
+    assert tab.errors == [] and tab.remote == []
+    tab.context.close()
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_without_javascript_the_note_list_callouts_and_verdicts_work(
+    browser: Any, reader_site: Path, viewport: dict[str, int]
+) -> None:
+    tab = new_tab(browser, viewport, java_script_enabled=False)
+    tab.goto(file_url(reader_site, "Fails.html"))
+    links = tab.locator(".nav-file a")
+    assert links.count() == 63
+    assert not tab.locator(".menu-toggle").is_visible()  # it needs the script: not shown
+    links.last.scroll_into_view_if_needed()
+    assert links.last.is_visible() and _hit(tab, ".nav-folder:last-child li:last-child a")
+    assert tab.locator('.nav-file a[aria-current="page"]').inner_text() == "Fails"
+    answer = tab.get_by_text("The hidden answer.")
+    assert not answer.is_visible()
+    tab.locator('.callout[data-callout="faq"] > summary').click()
+    assert answer.is_visible()
+    details = tab.locator(".nx-failed .nx-details")
+    assert tab.locator(".nx-failed .nx-badge").is_visible() and not details.is_visible()
+    tab.locator(".nx-failed summary").click()
+    assert details.is_visible()
+    links.last.click()
+    tab.wait_for_url("**/topic-5/note-59.html")
+    tab.context.close()
+
+
+def test_verdicts_start_closed_and_a_failure_link_opens_its_panel(tab: Any, reader_site: Path) -> None:
+    tab.goto(file_url(reader_site, "Fails.html"))
+    assert tab.get_by_text("Some prose a reader came for.").is_visible()
+    assert tab.locator(".nx-failed .nx-badge").is_visible()
+    details = tab.locator(".nx-failed .nx-details")
+    assert not details.is_visible()
+    tab.locator(".note-failures a").click()
+    assert details.is_visible()
+    assert tab.errors == []
+
+
+def test_a_heading_named_mermaid_breaks_nothing(browser: Any, reader_site: Path, cdn_site: Path) -> None:
+    """``# Mermaid`` gets ``id="mermaid"``, which is ``window.mermaid`` until a script defines it."""
+    tab = new_tab(browser)
+    tab.goto(file_url(reader_site, "diagrams.html"))
+    assert tab.locator("h1#mermaid, #mermaid").count() == 1
+    tab.locator("pre.mermaid svg").wait_for(timeout=15_000)
+    assert tab.errors == [] and tab.remote == []
+    blocked = new_tab(browser)
+    blocked.goto(file_url(cdn_site, "diagrams.html"))  # the CDN cannot be reached
+    blocked.wait_for_load_state("load")
+    blocked.locator(".theme-toggle").click()  # redraws diagrams: must not throw either
+    blocked.wait_for_timeout(200)
+    assert [error for error in blocked.errors if "net::" not in error] == []
+    assert any("cdn.jsdelivr.net" in url for url in blocked.remote)
+    tab.context.close()
+    blocked.context.close()
+
+
+def test_search_loads_its_index_on_first_use_from_file_urls(tab: Any, reader_site: Path) -> None:
+    loaded: list[str] = []
+    tab.on("request", lambda request: loaded.append(request.url))
+    tab.goto(file_url(reader_site, "diagrams.html"))
+    tab.wait_for_load_state("load")
+    assert not [url for url in loaded if url.endswith("search-index.js")]
+    tab.locator(".search-input").fill("number 42")
+    tab.locator(".search-result").first.wait_for()
+    assert tab.locator(".search-result-title").first.inner_text() == "note-42"
+    assert [url for url in loaded if url.endswith("search-index.js")] != []
+    assert tab.errors == []
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_an_offline_site_asks_the_network_for_nothing(
+    browser: Any, offline_site: Path, viewport: dict[str, int], scheme: str
+) -> None:
+    tab = new_tab(browser, viewport, color_scheme=scheme)
+    for name in ("index.html", "Fails.html", "media/raw-html.html", "diagrams.html"):
+        tab.goto(file_url(offline_site, name))
+        tab.wait_for_load_state("load")
+    assert "graph LR" in tab.locator(".mermaid-source").inner_text()  # no Mermaid: its source
+    tab.locator(".search-input").fill("number 7")
+    tab.locator(".search-result").first.wait_for()
+    assert tab.remote == [] and tab.errors == []
+    tab.context.close()

@@ -163,13 +163,13 @@ def test_block_id_moves_to_its_block() -> None:
 # -------------------------------------------------------------------------------- callouts
 
 
-def test_callout_has_obsidians_dom() -> None:
+def test_callout_has_obsidians_dom_and_folds_as_details_without_script() -> None:
     html = render("> [!tip|wide]+ Custom **title**\n> Body text\n")
     assert (
-        '<div class="callout is-collapsible" data-callout="tip" data-callout-fold="+" '
-        'data-callout-metadata="wide">'
+        '<details class="callout is-collapsible" data-callout="tip" data-callout-fold="+" '
+        'data-callout-metadata="wide" open>'
     ) in html
-    assert '<div class="callout-title" role="button" tabindex="0" aria-expanded="true">' in html
+    assert '<summary class="callout-title">' in html and html.endswith("</div>\n</details>\n")
     assert '<div class="callout-icon"><svg' in html
     assert '<div class="callout-title-inner">Custom <strong>title</strong></div>' in html
     assert '<div class="callout-fold"><svg' in html
@@ -204,8 +204,8 @@ def test_title_only_callout_has_no_content() -> None:
 
 def test_minus_starts_collapsed_and_plain_is_not_foldable() -> None:
     collapsed = render("> [!faq]- Question\n> Answer\n")
-    assert 'class="callout is-collapsible is-collapsed"' in collapsed
-    assert 'aria-expanded="false"' in collapsed
+    assert '<details class="callout is-collapsible is-collapsed"' in collapsed
+    assert 'data-callout-metadata="">' in collapsed  # no open attribute
     plain = render("> [!faq] Question\n> Answer\n")
     assert "is-collapsible" not in plain and 'class="callout-fold"' not in plain
 
@@ -325,6 +325,19 @@ def test_raw_html_cannot_run_script(source: str) -> None:
 def test_harmless_raw_html_is_kept() -> None:
     html = render('Line<br>break and <span style="color: red">red</span> and <kbd>Ctrl</kbd>\n')
     assert "<br>" in html and '<span style="color:red">red</span>' in html and "<kbd>Ctrl</kbd>" in html
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('a <a id="x">b\n\nnext', '<p>a <a id="x" rel="noopener noreferrer">b</a></p>\n<p>next</p>'),
+        ("c </div></main> d", "<p>c  d</p>"),
+        ("<b><i>x</b> y</i>", "<p><b><i>x</i></b> y</p>"),
+        ("<span>a<br>b</span>", "<p><span>a<br>b</span></p>"),
+    ],
+)
+def test_raw_inline_html_stays_inside_its_paragraph(source: str, expected: str) -> None:
+    assert render(source).strip() == expected
 
 
 def test_text_is_escaped() -> None:

@@ -12,6 +12,7 @@ from noteexec.site.build import BuildOptions, render_site
 from noteexec.site.code import graph_mermaid, graph_paths
 from noteexec.site.page import Page
 from noteexec.site.vault import Vault, frontmatter_list, href
+from tests.conftest import noteexec
 from tests.site.helpers import results_for, write_vault
 
 # -------------------------------------------------------------------------------- resolution
@@ -76,18 +77,29 @@ def site_of(tmp_path: Path, notes: dict[str, str], facts=None, **options: object
     return {page.rel: page for page in files.pages}
 
 
-def test_title_comes_from_frontmatter_then_h1_then_file_name(tmp_path: Path) -> None:
-    pages = site_of(
-        tmp_path,
-        {
-            "fm.md": "---\ntitle: From frontmatter\n---\n# Heading one\n",
-            "h1.md": "Intro\n\n# Heading one\n",
-            "plain name.md": "Just text\n",
-        },
+def test_title_is_frontmatter_title_else_the_file_name_like_obsidian(tmp_path: Path) -> None:
+    files = render_site(
+        write_vault(
+            tmp_path / "vault",
+            {
+                "fm.md": "---\ntitle: From frontmatter\n---\n# Heading one\n",
+                "h1.md": "# Heading one\n\nIntro\n",
+                "plain name.md": "Just text\n",
+            },
+        ),
+        results_for(tmp_path / "vault"),
     )
+    pages = {page.rel: page for page in files.pages}
     assert pages["fm.md"].title == "From frontmatter"
-    assert pages["h1.md"].title == "Heading one"
+    assert pages["h1.md"].title == "h1"  # the H1 stays in the body, under the file name
+    assert '<h1 id="heading-one">Heading one</h1>' in pages["h1.md"].body
     assert pages["plain name.md"].title == "plain name"
+    index = files.files["index.html"].decode()
+    nav = re.search(r'<div class="nav-files">(.*?)</nav>', index, re.S)
+    assert nav is not None
+    titles = re.findall(r'<span class="nav-file-title">([^<]*)</span>', nav[1])
+    assert titles == ["From frontmatter", "h1", "plain name"]
+    assert re.findall(r'<a class="internal-link" href="[^"]*">([^<]*)</a>', index) == titles
 
 
 def test_frontmatter_becomes_metadata_not_body(tmp_path: Path) -> None:
@@ -154,7 +166,7 @@ def test_backlinks_and_embeds(tmp_path: Path) -> None:
     assert site.files["_attachments/pic.png"] == root / "pic.png"
     assert "(embed cycle)" in pages["self.md"].body
     guest_html = site.files["guest.html"].decode()
-    assert re.search(r"Links to this page</h2><ul><li><a href=\"host.html\">Host</a>", guest_html)
+    assert re.search(r"Links to this page</h2><ul><li><a href=\"host.html\">host</a>", guest_html)
 
 
 # -------------------------------------------------------------------------------- verdicts
@@ -207,12 +219,19 @@ def test_failed_block_shows_expectation_what_happened_and_where(tmp_path: Path) 
     assert [(block.line, block.outcome) for block in page.blocks] == [(5, "failed"), (12, "passed")]
     body = page.body
     failed = body[body.index('id="L5"') : body.index('id="L12"')]
-    assert 'data-outcome="failed"' in failed and '<details class="nx-verdict" open>' in failed
+    assert 'data-outcome="failed"' in failed and '<details class="nx-verdict">' in failed  # badge only
+    assert '<span class="nx-badge nx-badge-failed">' in failed
     assert "expects RuntimeError: element 0 of tensors does not require grad at line 8" in failed
     assert "name &#x27;torch&#x27; &lt;is&gt; not defined" in failed  # escaped
     assert 'at <a href="#L5">line 8</a> <code class="nx-line-code">w.sum().backward()</code>' in failed
     assert "partial &lt;output&gt;" in failed and "UserWarning" in failed
     assert '<span class="hll">' in failed  # the raising line is marked in the code
+
+
+def test_verdicts_open_shows_failed_panels_open_for_ci_review(tmp_path: Path) -> None:
+    page = site_of(tmp_path, {"f.md": FAIL_NOTE}, {"f.md": failing_facts()}, verdicts_open=True)["f.md"]
+    assert page.body.count('<details class="nx-verdict" open>') == 1  # the failed block, not the passed
+    assert "--verdicts {closed,open}" in noteexec("build", "--help").stdout
 
 
 def test_gradients_table_and_measured_graph(tmp_path: Path) -> None:

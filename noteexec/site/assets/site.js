@@ -1,4 +1,4 @@
-// noteexec site behaviour: theme toggle, callout folding, search, note list, copy buttons,
+// noteexec site behaviour: theme toggle, callout classes, search, the phone menu, copy buttons,
 // Mermaid, live reload. Plain ES2017, no dependencies; works from file:// and any base path.
 (function () {
   "use strict";
@@ -40,70 +40,44 @@
   }
 
   // ------------------------------------------------------------------ callouts
-  function fold(title) {
-    var callout = title.parentElement;
-    var collapsed = callout.classList.toggle("is-collapsed");
-    title.setAttribute("aria-expanded", collapsed ? "false" : "true");
-  }
-  document.addEventListener("click", function (event) {
-    var title = event.target.closest(".callout.is-collapsible > .callout-title");
-    if (title && !event.target.closest("a")) {
-      fold(title);
-    }
-  });
-  document.addEventListener("keydown", function (event) {
-    var title = event.target.closest && event.target.closest(".callout.is-collapsible > .callout-title");
-    if (title && (event.key === "Enter" || event.key === " ")) {
-      event.preventDefault();
-      fold(title);
-    }
+  // Foldable callouts are <details> and fold without this script; it keeps Obsidian's
+  // is-collapsed class in step for CSS written against Obsidian's DOM.
+  document.querySelectorAll("details.callout").forEach(function (callout) {
+    callout.addEventListener("toggle", function () {
+      callout.classList.toggle("is-collapsed", !callout.open);
+    });
   });
 
-  // ------------------------------------------------------------------ note list
-  var index = (window.NOTEEXEC_INDEX && window.NOTEEXEC_INDEX.pages) || [];
-  var navFiles = document.querySelector(".nav-files");
   function element(tag, className, text) {
     var node = document.createElement(tag);
     if (className) node.className = className;
     if (text !== undefined) node.textContent = text;
     return node;
   }
-  if (navFiles && index.length) {
-    var folders = {};
-    var order = [];
-    index.forEach(function (page) {
-      var slash = page.p.lastIndexOf("/");
-      var folder = slash < 0 ? "" : page.p.slice(0, slash);
-      if (!folders[folder]) {
-        folders[folder] = [];
-        order.push(folder);
-      }
-      folders[folder].push(page);
-    });
-    order.sort();
-    order.forEach(function (folder) {
-      var group = element("div", "nav-folder");
-      if (folder) group.appendChild(element("div", "nav-folder-title", folder));
-      var list = element("ul");
-      folders[folder].forEach(function (page) {
-        var item = element("li", "nav-file status-" + page.s);
-        var link = element("a");
-        link.href = root + page.u;
-        link.title = page.p;
-        link.appendChild(element("span", "dot"));
-        link.appendChild(element("span", "nav-file-title", page.t));
-        if (page.u === here) link.className = "is-active";
-        item.appendChild(link);
-        list.appendChild(item);
-      });
-      group.appendChild(list);
-      navFiles.appendChild(group);
-    });
-  }
+
+  // ------------------------------------------------------------------ note list (phones)
+  // The list is in the page (it works without this script); on a narrow screen it is a drawer
+  // that its button, Esc and a tap outside it close.
   var menu = document.querySelector(".menu-toggle");
-  if (menu) {
+  var drawer = document.querySelector(".sidebar-left");
+  function setMenu(open) {
+    body.classList.toggle("nav-open", open);
+    menu.setAttribute("aria-expanded", open ? "true" : "false");
+  }
+  if (menu && drawer) {
     menu.addEventListener("click", function () {
-      body.classList.toggle("nav-open");
+      setMenu(!body.classList.contains("nav-open"));
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && body.classList.contains("nav-open")) {
+        setMenu(false);
+        menu.focus();
+      }
+    });
+    document.addEventListener("click", function (event) {
+      if (body.classList.contains("nav-open") && !drawer.contains(event.target) && !menu.contains(event.target)) {
+        setMenu(false);
+      }
     });
   }
 
@@ -111,6 +85,25 @@
   var input = document.querySelector(".search-input");
   var results = document.querySelector(".search-results");
   var selected = -1;
+  // The index is loaded the first time search is used, not with every page. It is read from
+  // its own property only (an element id cannot stand in for it: it must hold a list).
+  var index = null;
+  var loading = false;
+  function loadIndex() {
+    if (index || loading) return;
+    loading = true;
+    var script = document.createElement("script");
+    script.src = root + "search-index.js";
+    script.onload = function () {
+      var data = window.NOTEEXEC_INDEX;
+      index = data && Array.isArray(data.pages) ? data.pages : [];
+      if (input.value) showResults(input.value);
+    };
+    script.onerror = function () {
+      loading = false;
+    };
+    document.head.appendChild(script);
+  }
 
   function fold_(text) {
     return (text || "").toLocaleLowerCase();
@@ -158,6 +151,10 @@
       results.hidden = true;
       return;
     }
+    if (!index) {
+      loadIndex();
+      return;
+    }
     var found = [];
     index.forEach(function (page) {
       var s = score(page, terms);
@@ -189,6 +186,7 @@
     items[selected].scrollIntoView({ block: "nearest" });
   }
   if (input && results) {
+    input.addEventListener("focus", loadIndex);
     input.addEventListener("input", function () {
       showResults(input.value);
     });
@@ -221,6 +219,27 @@
     });
   }
 
+  // ------------------------------------------------------------------ links to a block
+  // Verdict panels start closed; following a link to a block (a failure in the header) opens its
+  // panel and any folded callout around it.
+  function openTarget() {
+    var id = "";
+    try {
+      id = decodeURIComponent(window.location.hash.slice(1));
+    } catch (error) {
+      return;
+    }
+    var target = id && document.getElementById(id);
+    if (!target) return;
+    var verdict = target.classList.contains("nx-block") && target.querySelector(":scope > details.nx-verdict");
+    if (verdict) verdict.open = true;
+    for (var node = target.parentElement; node; node = node.parentElement) {
+      if (node.tagName === "DETAILS") node.open = true;
+    }
+  }
+  window.addEventListener("hashchange", openTarget);
+  openTarget();
+
   // ------------------------------------------------------------------ code copy buttons
   document.querySelectorAll(".code-block").forEach(function (block) {
     var code = block.querySelector("pre code");
@@ -244,7 +263,7 @@
   });
 
   // ------------------------------------------------------------------ table of contents
-  var tocLinks = document.querySelectorAll(".toc a");
+  var tocLinks = document.querySelectorAll(".sidebar-right > .toc a[href]"); // not a note's own .toc
   if (tocLinks.length && "IntersectionObserver" in window) {
     var byId = {};
     tocLinks.forEach(function (link) {
@@ -274,13 +293,20 @@
   diagrams.forEach(function (node) {
     node.setAttribute("data-source", node.textContent);
   });
+  function mermaidApi() {
+    // Not just window.mermaid: an element with id="mermaid" (a heading named Mermaid) is
+    // window.mermaid when the script did not load. Only the real library has these functions.
+    var api = window.mermaid;
+    return api && typeof api.initialize === "function" && typeof api.run === "function" ? api : null;
+  }
   function renderMermaid() {
-    if (!diagrams.length || !window.mermaid) return;
+    var mermaid = mermaidApi();
+    if (!diagrams.length || !mermaid) return;
     diagrams.forEach(function (node) {
       node.removeAttribute("data-processed");
       node.textContent = node.getAttribute("data-source");
     });
-    window.mermaid.initialize({
+    mermaid.initialize({
       startOnLoad: false,
       securityLevel: "strict",
       // Labels may hold HTML (sanitised by Mermaid's DOMPurify); nothing a reader could submit,
@@ -292,12 +318,12 @@
       theme: isDark() ? "dark" : "default",
       fontFamily: getComputedStyle(body).fontFamily,
     });
-    window.mermaid.run({ nodes: diagrams, suppressErrors: true }).catch(function (error) {
+    mermaid.run({ nodes: diagrams, suppressErrors: true }).catch(function (error) {
       console.warn("noteexec: a diagram could not be drawn", error);
     });
   }
   if (diagrams.length) {
-    if (window.mermaid) {
+    if (mermaidApi()) {
       renderMermaid();
     } else {
       window.addEventListener("load", renderMermaid);

@@ -424,7 +424,7 @@ def _documented_output(comment: str, statement: ast.Expr, fence_line: int) -> Do
         value, prose = _value_and_prose(text[after_label:])
         value = text[:after_label] + value
         tail = False
-    elif prefixed or (_LOOKS_PRINTED.match(text) and not _DESCRIBES.match(text)):
+    elif (prefixed or _LOOKS_PRINTED.match(text)) and not _DESCRIBES.match(text):
         value, prose = _value_and_prose(text)
         tail = bool(label.strip())
     else:
@@ -472,6 +472,11 @@ def _own_line_output(
             following.append(lines[later - 1].strip()[1:].removeprefix(" "))
         shown = "\n".join(following)
     output = _documented_output(shown, statement, block.line)
+    if output is None and _DESCRIBES.match(shown.strip()):
+        notes.append(
+            f"line {block.line + number}: '# {text}' describes the output, it does not show it: not checked"
+        )
+        return
     if output is None:  # after an explicit prefix, even text that reads like words is the output
         assert statement.end_lineno is not None
         output = DocumentedOutput(shown, block.line + statement.lineno, block.line + statement.end_lineno)

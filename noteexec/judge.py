@@ -213,14 +213,19 @@ def printed_by(documented: DocumentedOutput, facts: BlockFacts) -> str:
 
 _BARE_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 """A documented value that is only a number also documents a one-element tensor holding it."""
+_SHAPE = re.compile(r"\(\s*(?:\d+\s*,\s*)*(?:\d+\s*,?\s*)?\)")
+"""A documented tuple of sizes also documents the ``torch.Size`` with those sizes."""
 
 
 def output_matches(documented: DocumentedOutput, actual: str, loose: bool | None = None) -> bool:
     """Whether ``actual`` is the value alone or the whole comment (prose too); with ``loose``
     set, numbers are not compared (integers too when it is True)."""
     readings = {documented.text, documented.text + documented.prose}
-    if _BARE_NUMBER.fullmatch(documented.text.strip()):  # `print(w.grad)  # -12` for tensor(-12.)
-        readings |= {f"tensor({documented.text.strip()} ...)", f"tensor([{documented.text.strip()}] ...)"}
+    value = documented.text.strip()
+    if _BARE_NUMBER.fullmatch(value):  # `print(w.grad)  # -12` for tensor(-12.)
+        readings |= {f"tensor({value} ...)", f"tensor([{value}] ...)"}
+    elif _SHAPE.fullmatch(value):  # `print(x.shape)  # (4, 3)` for torch.Size([4, 3])
+        readings.add(f"torch.Size([{value[1:-1].rstrip(', ')}])")
     if loose is not None:
         readings = {without_values(text, loose) for text in readings}
         actual = without_values(actual, loose)

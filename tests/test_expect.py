@@ -527,3 +527,12 @@ def test_d2l_cells_for_other_frameworks_are_skipped_with_a_reason() -> None:
         ("skip", "a d2l cell for mxnet, tensorflow, not pytorch"),
         ("runs", None),
     ]
+
+
+def test_a_prefixed_description_of_the_output_is_not_compared() -> None:
+    assert only_expectation(fence("print(out.shape)  # Output: [batch, seq_len, hidden]")).outputs == ()
+    own_line = only_expectation(fence("print(out.shape)\n# Output: (N, C, H, W)"))
+    assert own_line.outputs == ()
+    assert own_line.notes == (
+        "line 3: '# Output: (N, C, H, W)' describes the output, it does not show it: not checked",
+    )

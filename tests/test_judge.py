@@ -234,3 +234,12 @@ def test_a_bare_number_documents_a_one_element_tensor() -> None:
         assert judge(documented, printed(5, shown)).outcome == "passed", shown
     for shown in ("tensor(-13.)\n", "tensor([-12., 1.])\n", "tensor([[-12.]])\n", "array(-12.)\n"):
         assert judge(documented, printed(5, shown)).outcome == "failed", shown
+
+
+def test_a_tuple_of_sizes_documents_a_torch_size() -> None:
+    documented = Expectation("runs", outputs=(DocumentedOutput("(4, 3)", 5, 5, tail=True),))
+    assert judge(documented, printed(5, "shape: torch.Size([4, 3])\n")).outcome == "passed"
+    assert judge(documented, printed(5, "shape: (4, 3)\n")).outcome == "passed"
+    assert judge(documented, printed(5, "shape: torch.Size([4, 4])\n")).outcome == "failed"
+    one = Expectation("runs", outputs=(DocumentedOutput("(7,)", 5, 5),))
+    assert judge(one, printed(5, "torch.Size([7])\n")).outcome == "passed"

@@ -457,7 +457,9 @@ def _own_line_output(
     if prefixed is None:
         return
     previous = _previous_code_line(lines, number)
-    statement = statements.get(previous) if previous is not None else None
+    if previous is None:  # comments before any code: a problem statement's example, not this block's
+        return
+    statement = statements.get(previous)
     if statement is None:
         notes.append(
             f"line {block.line + number}: '# {text}' follows no print or bare expression: not checked"

@@ -536,3 +536,10 @@ def test_a_prefixed_description_of_the_output_is_not_compared() -> None:
     assert own_line.notes == (
         "line 3: '# Output: (N, C, H, W)' describes the output, it does not show it: not checked",
     )
+
+
+def test_output_comments_before_any_code_describe_an_example_not_the_block() -> None:
+    code = "# 示例 1：\n# 输入：n = 13\n# 输出：6\ndef count(n):\n    return n\nprint(count(6))  # 6"
+    expectation = only_expectation(fence(code))
+    assert [output.line for output in expectation.outputs] == [7]
+    assert expectation.notes == ()

@@ -115,7 +115,7 @@ class Page:
     text: str
     description: str
     properties: tuple[tuple[str, str], ...] = field(default=())
-    """Other frontmatter properties, as (name, text) pairs."""
+    """Other frontmatter properties, as (name, HTML) pairs (see :func:`property_html`)."""
     lang: str = "en"
     withheld: tuple[BrokenLink, ...] = ()
     """Attachments the page names but the site does not publish, each with the reason."""
@@ -473,12 +473,41 @@ def _status(result: NoteResult | None, ran: bool) -> str:
     return result.status
 
 
-def _property_text(value: Any) -> str:
+_WIKILINK = re.compile(r"\[\[([^\[\]\n]+)\]\]")
+_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+def property_html(value: Any, linker: SiteLinker) -> str:
+    """A frontmatter value as Obsidian shows it: ``true`` as a ticked checkbox (not Python's
+    ``True``), lists item by item, dates as ISO dates, ``[[links]]`` and web addresses as links."""
+    if isinstance(value, bool):
+        checked = " checked" if value else ""
+        word = "true" if value else "false"
+        box = f'type="checkbox" class="metadata-property-checkbox" disabled{checked}'
+        return f'<input {box} aria-label="{word}">'
     if isinstance(value, list | tuple):
-        return ", ".join(_property_text(item) for item in value)
+        items = "".join(
+            f'<span class="metadata-property-item">{property_html(item, linker)}</span>'
+            for item in value
+            if item is not None
+        )
+        return f'<span class="metadata-property-list">{items}</span>'
     if isinstance(value, dict):
-        return ", ".join(f"{key}: {_property_text(item)}" for key, item in value.items())
-    return _date(value) if isinstance(value, _dt.date) else str(value)
+        return escape(", ".join(f"{key}: {item}" for key, item in value.items()))
+    if isinstance(value, _dt.date):
+        return escape(_date(value) or "")
+    text = str(value)
+    if _URL.fullmatch(text):
+        shown = escape(text)
+        external = 'class="external-link" rel="noopener noreferrer" target="_blank"'
+        return f'<a {external} href="{shown}">{shown}</a>'
+    parts, last = [], 0
+    for match in _WIKILINK.finditer(text):
+        parts.append(escape(text[last : match.start()]))
+        parts.append(linker.wikilink(WikiTarget(match[1], embed=False), None, {}))
+        last = match.end()
+    parts.append(escape(text[last:]))
+    return "".join(parts)
 
 
 _SHOWN_ELSEWHERE = frozenset({"title", "date", "tags", "tag", "aliases", "alias", "noteexec", "cssclasses"})
@@ -505,7 +534,7 @@ def make_page(parsed: ParsedNote, result: NoteResult | None, site: SiteIndex) ->
     body = md.renderer.render(tokens, md.options, env)
     frontmatter = parsed.note.frontmatter
     properties = tuple(
-        (str(key), _property_text(value))
+        (str(key), property_html(value, linker))
         for key, value in frontmatter.items()
         if str(key) not in _SHOWN_ELSEWHERE and value not in (None, "", [], {})
     )

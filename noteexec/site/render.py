@@ -266,9 +266,7 @@ def _note_header(page: Page, links: PageLinks) -> str:
         meta.append(f'<span class="note-aliases">also: {names}</span>')
     properties = ""
     if page.properties:
-        rows = "".join(
-            f"<tr><th>{escape(name)}</th><td>{escape(value)}</td></tr>" for name, value in page.properties
-        )
+        rows = "".join(f"<tr><th>{escape(name)}</th><td>{value}</td></tr>" for name, value in page.properties)
         properties = f'<table class="note-properties">{rows}</table>'
     error = f'<div class="note-error" role="alert">{escape(page.error)}</div>' if page.error else ""
     failed = [block for block in page.blocks if block.outcome == "failed"]

@@ -128,6 +128,45 @@ def test_frontmatter_becomes_metadata_not_body(tmp_path: Path) -> None:
     assert "<h1" not in page.body  # the H1 repeats the title shown in the header
 
 
+def test_properties_show_as_obsidian_shows_them(tmp_path: Path) -> None:
+    pages = site_of(
+        tmp_path,
+        {
+            "n.md": """
+            ---
+            done: true
+            draft-ready: false
+            related: "[[other]] and [[missing]]"
+            sources: ["[[other|the other note]]", "https://example.org/a?b=1", 3]
+            reviewed: 2025-07-26
+            count: 3
+            ---
+            Text.
+            """,
+            "other.md": "Other.\n",
+        },
+    )
+    props = dict(pages["n.md"].properties)
+    assert props["done"] == (
+        '<input type="checkbox" class="metadata-property-checkbox" disabled checked aria-label="true">'
+    )
+    assert "checked" not in props["draft-ready"] and 'aria-label="false"' in props["draft-ready"]
+    assert "True" not in "".join(props.values()) and "False" not in "".join(props.values())
+    assert props["related"].startswith(
+        '<a class="internal-link" data-href="other" href="other.html">other</a> and '
+    )
+    assert 'class="internal-link is-unresolved"' in props["related"]
+    assert (
+        '<a class="internal-link" data-href="other|the other note" href="other.html">the other note</a>'
+        in (props["sources"])
+    )
+    assert 'target="_blank" href="https://example.org/a?b=1">' in props["sources"]
+    assert props["sources"].count('<span class="metadata-property-item">') == 3
+    assert props["reviewed"] == "2025-07-26" and props["count"] == "3"
+    assert pages["n.md"].links == ("other.md",)  # a property's link is a link (backlinks)
+    assert [item.target for item in pages["n.md"].broken] == ["[[missing]]"]
+
+
 def test_broken_links_are_marked_and_reported_with_their_line(tmp_path: Path) -> None:
     pages = site_of(
         tmp_path,

@@ -200,12 +200,16 @@ def _expect(
     transcript = _transcript(block, notes) if _is_transcript(block) else None
     code = transcript[0] if transcript is not None else block.code
     code, tree = _without_shell_lines(code, block.line, notes)
+    pasted: list[DocumentedOutput] = []
+    if transcript is None:
+        code, tree, pasted = _pasted_outputs(code, tree, block.line)
     runnable = replace(block, code=code)
     random = _merge(random, _unseeded_draw(tree, block.line))
     failure = block.callout is not None and block.callout.kind in families.failure
     documented = (
         transcript[1] if transcript is not None else list(_comment_documents(runnable, tree, failure, notes))
     )
+    documented.extend(pasted)
     output_error, block_output = _output_fence_documents(block)
     if output_error is not None:
         documented.append(output_error)
@@ -279,6 +283,58 @@ def _transcript(
         else:
             documented.append(DocumentedOutput(example.want, first, end))
     return "\n".join(runnable), documented
+
+
+def _pasted_outputs(
+    code: str, tree: ast.Module | None, fence_line: int
+) -> tuple[str, ast.Module | None, list[DocumentedOutput]]:
+    """Output pasted under an expression as if it were code, as a notebook shows it::
+
+        x.sum(dim=0)
+        tensor([5, 7, 9])   # [1+4, 2+5, 3+6]
+
+    A top-level ``tensor(...)`` call right after a bare expression, in a block that never
+    defines ``tensor``, is that expression's documented output: it does not run.
+    """
+    if tree is None or _defines(tree, "tensor"):
+        return code, tree, []
+    lines = code.split("\n")
+    found: list[DocumentedOutput] = []
+    previous: ast.stmt | None = None
+    for statement in tree.body:
+        value = statement.value if isinstance(statement, ast.Expr) else None
+        if (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Name)
+            and value.func.id == "tensor"
+            and isinstance(previous, ast.Expr)
+            and previous.end_lineno is not None
+            and statement.end_lineno is not None
+        ):
+            text = ast.get_source_segment(code, statement) or ""
+            found.append(
+                DocumentedOutput(text, fence_line + previous.lineno, fence_line + previous.end_lineno)
+            )
+            for number in range(statement.lineno, statement.end_lineno + 1):
+                lines[number - 1] = ""
+            continue  # the expression before it stays the one documented
+        previous = statement
+    if not found:
+        return code, tree, []
+    code = "\n".join(lines)
+    return code, _syntax_tree(code), found
+
+
+def _defines(tree: ast.Module, name: str) -> bool:
+    """Whether the code assigns or imports ``name`` anywhere."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store):
+            return True
+        if isinstance(node, ast.alias) and (node.asname or node.name.split(".")[0]) == name:
+            return True
+        if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name == name:
+            return True
+    return False
 
 
 _SHELL_LINE = re.compile(r"^\s*[%!]")

@@ -543,3 +543,32 @@ def test_output_comments_before_any_code_describe_an_example_not_the_block() -> 
     expectation = only_expectation(fence(code))
     assert [output.line for output in expectation.outputs] == [7]
     assert expectation.notes == ()
+
+
+PASTED = """x = torch.tensor([[1, 2, 3],
+                  [4, 5, 6]])
+x.sum(dim=0)
+tensor([5, 7, 9])   # [1+4, 2+5, 3+6]
+x.sum(dim=1, keepdim=True)
+tensor([[ 6],
+        [15]])        # shape [2, 1]
+"""
+
+
+def test_output_pasted_as_code_under_an_expression_is_its_output() -> None:
+    expectation = only_expectation(fence(PASTED, "Python"))
+    assert expectation.outputs == (
+        DocumentedOutput("tensor([5, 7, 9])", 4, 4),
+        DocumentedOutput("tensor([[ 6],\n        [15]])", 6, 6),
+    )
+    assert expectation.echo_lines == (4, 6)
+    assert expectation.code == (
+        "x = torch.tensor([[1, 2, 3],\n                  [4, 5, 6]])\nx.sum(dim=0)\n\nx.sum(dim=1, keepdim=True)\n\n\n"
+    )
+
+
+def test_a_tensor_call_is_code_when_the_block_defines_tensor_or_follows_no_expression() -> None:
+    defined = only_expectation(fence("from torch import tensor\nx = tensor([1])\nx\ntensor([1])"))
+    assert (defined.outputs, defined.code) == ((), None)
+    after_assignment = only_expectation(fence("y = 1\ntensor([1])"))
+    assert (after_assignment.outputs, after_assignment.code) == ((), None)

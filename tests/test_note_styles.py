@@ -296,3 +296,17 @@ def test_a_bare_number_and_a_second_comment_after_the_value(run_note: RunNote) -
     assert outcomes(run_note(fence(code))) == ["passed"]
     assert outcomes(run_note(fence(code.replace("# -12", "# -13")))) == ["failed"]
     assert outcomes(run_note(fence(code.replace("tensor([3.])  #", "tensor([4.])  #")))) == ["failed"]
+
+
+def test_output_pasted_under_an_expression_is_checked_not_run(run_note: RunNote) -> None:
+    code = (
+        "x = torch.tensor([[1, 2, 3],\n"
+        "                  [4, 5, 6]])\n"
+        "x.sum(dim=0)\n"
+        "tensor([5, 7, 9])   # [1+4, 2+5, 3+6]\n"
+        "x.sum(dim=1, keepdim=True)\n"
+        "tensor([[ 6],\n"
+        "        [15]])        # shape [2, 1]\n"
+    )
+    assert outcomes(run_note(fence(code, "Python"))) == ["passed"]
+    assert outcomes(run_note(fence(code.replace("[15]]", "[16]]"), "Python"))) == ["failed"]

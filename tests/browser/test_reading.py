@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from noteexec.facts import BlockFacts, Raised
+from noteexec.model import CANONICAL_CALLOUT
 from noteexec.site.build import BuildOptions, build_site
 from tests.browser.conftest import file_url
 from tests.site.helpers import results_for, write_vault
@@ -39,6 +40,7 @@ def png(width: int, height: int) -> bytes:
     )
 
 
+CALLOUT_KINDS = sorted(set(CANONICAL_CALLOUT.values()))
 NOTES = {
     "media/raw-html.md": """
         # Raw HTML
@@ -69,10 +71,28 @@ NOTES = {
 
         <div id="NOTEEXEC_INDEX">not the index</div>
         """,
+    "Passes.md": """
+        ---
+        tags: [ok]
+        ---
+        ```python
+        x = 1
+        ```
+
+        %% noteexec: skip %%
+        ```python
+        y = 2
+        ```
+
+        > [!list] A callout type Obsidian does not know
+        > Styled as a note.
+        """,
+    "callouts.md": "".join(f"> [!{kind}] The {kind} callout\n> Its text.\n\n" for kind in CALLOUT_KINDS),
     **{f"topic-{n // 10}/note-{n:02}.md": f"Note number {n}.\n" for n in range(60)},
 }
 FAILS_FACTS = {
-    "Fails.md": [BlockFacts(state="ran", exception=Raised("AttributeError", ("AttributeError",), "no", 3))]
+    "Fails.md": [BlockFacts(state="ran", exception=Raised("AttributeError", ("AttributeError",), "no", 3))],
+    "Passes.md": [BlockFacts(state="ran")],
 }
 
 
@@ -179,7 +199,7 @@ def test_the_phone_menu_opens_scrolls_and_closes_every_way(
     menu.tap()
     assert menu.get_attribute("aria-expanded") == "false"
     open_menu()
-    # All 63 notes are reachable: the drawer scrolls on its own, down to the last one.
+    # Every note is reachable: the drawer scrolls on its own, down to the last one.
     assert tab.evaluate(
         "() => { const d = document.querySelector('.sidebar-left'); return d.scrollHeight > d.clientHeight; }"
     )
@@ -199,7 +219,7 @@ def test_without_javascript_the_note_list_callouts_and_verdicts_work(
     tab = new_tab(browser, viewport, java_script_enabled=False)
     tab.goto(file_url(reader_site, "Fails.html"))
     links = tab.locator(".nav-file a")
-    assert links.count() == 63
+    assert links.count() == len(NOTES)
     assert not tab.locator(".menu-toggle").is_visible()  # it needs the script: not shown
     links.last.scroll_into_view_if_needed()
     assert links.last.is_visible() and _hit(tab, ".nav-folder:last-child li:last-child a")
@@ -273,3 +293,73 @@ def test_an_offline_site_asks_the_network_for_nothing(
     tab.locator(".search-result").first.wait_for()
     assert tab.remote == [] and tab.errors == []
     tab.context.close()
+
+
+CONTRAST_JS = """selector => {
+    // WCAG contrast of each element's text against what is behind it (backgrounds composed up
+    // the tree; the page's own background last).
+    const rgba = text => {
+        const numbers = text.match(/[\\d.]+/g).map(Number);
+        const scale = text.startsWith("color(srgb") ? 255 : 1;  // what color-mix() computes to
+        return numbers.slice(0, 3).map(c => c * scale).concat([numbers.length > 3 ? numbers[3] : 1]);
+    };
+    const over = (top, bottom) => top.slice(0, 3).map((c, i) => c * top[3] + bottom[i] * (1 - top[3])).concat([1]);
+    const luminance = colour => {
+        const [r, g, b] = colour.slice(0, 3).map(c => {
+            c /= 255;
+            return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const behind = node => {
+        const layers = [];
+        for (; node; node = node.parentElement) layers.push(rgba(getComputedStyle(node).backgroundColor));
+        return layers.reverse().reduce((below, layer) => over(layer, below), [255, 255, 255, 1]);
+    };
+    return [...document.querySelectorAll(selector)].filter(node => node.offsetParent && node.textContent.trim())
+        .map(node => {
+            const background = behind(node);
+            const text = over(rgba(getComputedStyle(node).color), background);
+            const [a, b] = [luminance(text), luminance(background)].sort((x, y) => y - x);
+            return [node.className || node.tagName, node.textContent.trim().slice(0, 30), (a + 0.05) / (b + 0.05)];
+        });
+}"""
+READABLE = (
+    ".nx-badge, .note-status, .block-counts .count, .site-summary .count, .nx-expect, .nx-lineno, "
+    ".nav-file-title, .nav-folder-title, .note-meta time, .callout-title-inner, .markdown-rendered p, "
+    ".sidebar-right h2, .sidebar-right a, .row-path, .note-properties th, .note-properties td"
+)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_and_badges_meet_wcag_aa_contrast(browser: Any, reader_site: Path, scheme: str) -> None:
+    tab = new_tab(browser, color_scheme=scheme)
+    measured = []
+    for name in ("Fails.html", "Passes.html", "callouts.html", "index.html"):
+        tab.goto(file_url(reader_site, name))
+        measured.extend(tab.evaluate(CONTRAST_JS, READABLE))
+    titles = {text for kind, text, _ in measured if kind == "callout-title-inner"}
+    assert {f"The {kind} callout" for kind in CALLOUT_KINDS} <= titles
+    kinds = {kind for kind, _, _ in measured}
+    for badge in ("nx-badge nx-badge-failed", "nx-badge nx-badge-passed", "nx-badge nx-badge-skipped"):
+        assert badge in kinds
+    assert "callout-title-inner" in kinds  # the type Obsidian does not know
+    worst: dict[str, tuple[float, str]] = {}
+    for kind, text, ratio in measured:
+        worst[kind] = min(worst.get(kind, (ratio, text)), (round(ratio, 2), text))
+    assert {kind: found for kind, found in worst.items() if found[0] < 4.5} == {}
+    tab.context.close()
+
+
+def test_a_callout_type_obsidian_does_not_know_takes_the_notes_colours_in_dark(
+    browser: Any, reader_site: Path
+) -> None:
+    colours = {}
+    for scheme in ("light", "dark"):
+        tab = new_tab(browser, color_scheme=scheme)
+        tab.goto(file_url(reader_site, "Passes.html"))
+        colours[scheme] = tab.evaluate(
+            """() => getComputedStyle(document.querySelector('.callout[data-callout="list"] .callout-title')).color"""
+        )
+        tab.context.close()
+    assert colours["light"] != colours["dark"]

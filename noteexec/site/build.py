@@ -42,8 +42,9 @@ from noteexec.site.render import (
 )
 from noteexec.site.vault import ASSETS_DIR, Vault, frontmatter_list, is_excluded
 
-HOME_NOTES = ("readme.md", "index.md", "home.md")
-"""A vault's front page: its title becomes the site's title unless ``--title`` says otherwise."""
+HOME_NOTES = ("home.md", "index.md", "readme.md")
+"""A vault's home note, in this order (at its root): the site's landing page shows it above the
+check summary, and its title is the site's unless ``--title`` says otherwise."""
 CUSTOM_CSS = f"{ASSETS_DIR}/custom.css"
 MARKER = ".noteexec-site"
 """Written into every site: only a folder holding it (or an empty one) is ever replaced."""
@@ -255,7 +256,11 @@ def _render_site(
     private = {rel: result.note for rel, result in every if is_private(result.note)}
     rels = [rel for rel, _ in published]
     parsed: dict[str, ParsedNote] = {rel: parse_for_site(result.note, rel) for rel, result in published}
-    home = next((parsed[rel] for rel in rels if rel.lower() in HOME_NOTES), None)
+    home = min(
+        (parsed[rel] for rel in rels if rel.lower() in HOME_NOTES),
+        key=lambda note: HOME_NOTES.index(note.rel.lower()),
+        default=None,
+    )
     title = options.title or (home.heading_title if home else "") or root.resolve().name or "Notes"
     theme, mermaid_file = theme_for(options, title)
     custom = custom_css(root, options)
@@ -311,7 +316,9 @@ def _render_site(
         )
         files.add(page.url, render_page(page, links, theme).encode(), f"the page of {page.rel}")
     broken = tuple(item for page in pages for item in page.broken)
-    files.add("index.html", render_index(pages, broken, tag_urls, theme).encode(), "the site's index")
+    home_page = next((page for page in pages if home is not None and page.rel == home.rel), None)
+    index = render_index(pages, broken, tag_urls, theme, home_page)
+    files.add("index.html", index.encode(), "the site's index")
     by_tag: dict[str, list[Page]] = {}
     names: dict[str, str] = {}
     for page in pages:

@@ -203,6 +203,7 @@ def _topbar(root: str, theme: Theme, standalone: bool = False) -> str:
 
 
 CURRENT = ' class="is-active" aria-current="page"'
+DOT = '<span class="dot"></span>'
 NAV_ID = "nx_nav"
 """The note list's id: ``_`` never occurs in a heading's id, so no heading can take it."""
 
@@ -218,7 +219,8 @@ def _sidebar(root: str, url: str, theme: Theme) -> str:
         items = "".join(
             f'<li class="nav-file status-{entry.status}"><a href="{escape(href(url, entry.url))}" '
             f'title="{escape(entry.rel)}"{CURRENT if entry.url == url else ""}>'
-            f'<span class="dot"></span><span class="nav-file-title">{escape(entry.title)}</span></a></li>'
+            f"{DOT if entry.status != 'none' else ''}"
+            f'<span class="nav-file-title">{escape(entry.title)}</span></a></li>'
             for entry in folders[folder]
         )
         groups.append(f'<div class="nav-folder">{title}<ul>{items}</ul></div>')
@@ -230,6 +232,9 @@ def _sidebar(root: str, url: str, theme: Theme) -> str:
 
 
 def _status_badge(status: str) -> str:
+    """The note's check status; nothing for a note without code (no "no code" pill everywhere)."""
+    if status == "none":
+        return ""
     return f'<span class="note-status status-{status}">{escape(STATUS_LABELS[status])}</span>'
 
 
@@ -338,19 +343,24 @@ def render_page(page: Page, links: PageLinks, theme: Theme, standalone: bool = F
 
 
 def _note_rows(pages: Sequence[Page], from_url: str, tag_urls: dict[str, str]) -> str:
+    """The notes as a table; the check's columns only when some note has code (a reading list
+    for a vault without code)."""
+    checked = any(page.blocks or page.status == "error" for page in pages)
     rows = []
     for page in pages:
         date = escape(page.date or "")
+        status = f"<td>{_status_badge(page.status)}</td>" if checked else ""
+        blocks = f'<td class="row-blocks">{_block_counts(page)}</td>' if checked else ""
         rows.append(
-            f'<tr class="status-{page.status}"><td>{_status_badge(page.status)}</td>'
+            f'<tr class="status-{page.status}">{status}'
             f'<td><a class="internal-link" href="{escape(href(from_url, page.url))}">{escape(page.title)}</a>'
-            f'<div class="row-path">{escape(page.rel)}</div></td>'
-            f'<td class="row-blocks">{_block_counts(page)}</td>'
+            f'<div class="row-path">{escape(page.rel)}</div></td>{blocks}'
             f'<td class="row-date"><time datetime="{date}">{date}</time></td>'
             f"<td>{_tags_html(page.tags, from_url, tag_urls)}</td></tr>"
         )
+    head = "<th>status</th><th>note</th><th>blocks</th>" if checked else "<th>note</th>"
     return (
-        '<table class="note-index"><thead><tr><th>status</th><th>note</th><th>blocks</th><th>date</th>'
+        f'<table class="note-index"><thead><tr>{head}<th>date</th>'
         f"<th>tags</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
@@ -366,9 +376,17 @@ def index_order(pages: Sequence[Page]) -> list[Page]:
     return sorted(pages, key=key)
 
 
+_LEADING_H1 = re.compile(r"\s*<h1 id=\"[^\"]*\">(.*?)</h1>\n", re.DOTALL)
+
+
 def render_index(
-    pages: Sequence[Page], broken: Sequence[BrokenLink], tag_urls: dict[str, str], theme: Theme
+    pages: Sequence[Page],
+    broken: Sequence[BrokenLink],
+    tag_urls: dict[str, str],
+    theme: Theme,
+    home: Page | None = None,
 ) -> str:
+    """The landing page: the vault's home note when it has one, then the check and every note."""
     ordered = index_order(pages)
     total: dict[str, int] = {}
     for page in pages:
@@ -398,22 +416,35 @@ def render_index(
         for key, tag in tags
         if key in tag_urls
     )
+    summary_html = f'<div class="site-summary">{" · ".join(summary)}</div>{verdict}'
+    title = f'<h1 class="page-title">{escape(theme.site_title)}</h1>'
+    if home is not None:  # its links are relative to the root, like this page's
+        body = home.body
+        first_h1 = _LEADING_H1.match(body)
+        if first_h1:  # the note's own H1 is the page's title, shown once
+            title, body = f'<h1 class="page-title">{first_h1[1]}</h1>', body[first_h1.end() :]
+        header = (
+            f'<header class="note-header">{title}</header>'
+            f'<div class="markdown-rendered home-note">\n{body}</div>\n'
+            f'<section class="site-check"><h2>All notes</h2>{summary_html}</section>'
+        )
+    else:
+        header = f'<header class="note-header">{title}{summary_html}</header>'
     body = (
         '<main class="content" id="content"><article class="note index">'
-        f'<header class="note-header"><h1 class="page-title">{escape(theme.site_title)}</h1>'
-        f'<div class="site-summary">{" · ".join(summary)}</div>{verdict}</header>'
-        f"{_note_rows(ordered, 'index.html', tag_urls)}{broken_html}"
+        f"{header}{_note_rows(ordered, 'index.html', tag_urls)}{broken_html}"
         f'<section class="tag-cloud"><h2>Tags</h2>{tag_cloud}</section>'
         "</article></main>\n"
     )
+    diagrams = home is not None and '<pre class="mermaid">' in home.body
     return (
-        _head(theme.site_title, "", theme, f"{len(pages)} checked notes")
+        _head(theme.site_title, "", theme, home.description if home else f"{len(pages)} checked notes")
         + _body_open("index", "", "index.html", theme)
         + _topbar("", theme)
         + _sidebar("", "index.html", theme)
         + body
         + "</div>\n"
-        + _scripts("", theme)
+        + _scripts("", theme, diagrams=diagrams)
         + "\n</body>\n</html>\n"
     )
 

@@ -167,6 +167,41 @@ def test_properties_show_as_obsidian_shows_them(tmp_path: Path) -> None:
     assert [item.target for item in pages["n.md"].broken] == ["[[missing]]"]
 
 
+def test_a_vault_home_note_is_the_landing_page_and_notes_without_code_get_no_badge(tmp_path: Path) -> None:
+    root = write_vault(
+        tmp_path / "vault",
+        {
+            "Home.md": "# Welcome\n\nStart with [[a]].\n",
+            "README.md": "# Read me\n\nNot the home: Home.md comes first.\n",
+            "a.md": "Plain prose.\n",
+            "sub/b.md": "More prose.\n",
+        },
+    )
+    files = render_site(root, results_for(root), BuildOptions())
+    index = files.files["index.html"].decode()
+    assert '<h1 class="page-title">Welcome</h1>' in index and index.count("<h1") == 1
+    assert '<div class="markdown-rendered home-note">' in index
+    assert 'Start with <a class="internal-link" data-href="a" href="a.html">a</a>' in index
+    assert "Not the home" not in index
+    assert index.index("home-note") < index.index('<section class="site-check"><h2>All notes</h2>')
+    assert "<title>Welcome</title>" in index
+    for name, data in files.files.items():  # no "no code" pill or column anywhere
+        if name.endswith(".html"):
+            page = data.decode()
+            assert "note-status status-none" not in page and "no code" not in page.lower(), name
+            assert '<span class="dot"></span>' not in page, name  # no status dot in the note list
+            assert "<th>status</th>" not in page and "<th>blocks</th>" not in page, name
+
+
+def test_without_a_home_note_the_landing_page_is_the_check(tmp_path: Path) -> None:
+    root = write_vault(tmp_path / "vault", {"a.md": "```python\nx = 1\n```\n", "b.md": "Prose.\n"})
+    index = render_site(root, results_for(root, {"a.md": []}), BuildOptions(title="T")).files["index.html"]
+    text = index.decode()
+    assert '<header class="note-header"><h1 class="page-title">T</h1><div class="site-summary">' in text
+    assert "<th>status</th><th>note</th><th>blocks</th>" in text
+    assert text.count('<span class="note-status') == 1  # a.md's; b.md has no code, no badge
+
+
 def test_broken_links_are_marked_and_reported_with_their_line(tmp_path: Path) -> None:
     pages = site_of(
         tmp_path,

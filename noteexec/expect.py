@@ -338,6 +338,9 @@ def _defines(tree: ast.Module, name: str) -> bool:
 
 
 _SHELL_LINE = re.compile(r"^\s*[%!]")
+_D2L_TAB_MAGIC = re.compile(r"^\s*%%tab\b")
+"""d2l-en's framework line (``%%tab pytorch``): the parser already chose the cell by it, so it goes
+silently, where any other magic is named in the verdict."""
 
 
 def _without_shell_lines(code: str, fence_line: int, notes: list[str]) -> tuple[str, ast.Module | None]:
@@ -348,7 +351,9 @@ def _without_shell_lines(code: str, fence_line: int, notes: list[str]) -> tuple[
         return code, tree
     kept = []
     for number, line in enumerate(code.split("\n"), start=1):
-        if _SHELL_LINE.match(line):
+        if number == 1 and _D2L_TAB_MAGIC.match(line):
+            line = ""
+        elif _SHELL_LINE.match(line):
             kind = "IPython magic" if line.lstrip().startswith("%") else "shell command"
             notes.append(f"line {fence_line + number}: {kind} '{line.strip()}' skipped: not Python")
             line = ""

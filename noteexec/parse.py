@@ -231,13 +231,14 @@ def _fence_language(token: Token) -> str:
 
 
 _D2L_CELL = re.compile(r"^\s*\{\s*\.python\s+\.input\b")
-_D2L_TAB = re.compile(r"^\s*#\s*@tab\s+(?P<tabs>.+)$")
+_D2L_TAB = re.compile(r"^\s*(?:#\s*@tab|%%tab)\s+(?P<tabs>.+)$")
+"""d2l's framework line: ``#@tab pytorch`` (d2l-zh) or the cell magic ``%%tab pytorch`` (d2l-en)."""
 _LOOKS_PYTHON = re.compile(r"^\s*\{?\s*\.?(?:i?py(?:thon)?[\w.-]*|jupyter[\w-]*)", re.IGNORECASE)
 """A fence language someone may have meant as Python (``python2``, ``ipython``, ``{.python}``)."""
 
 
 def _d2l_tabs(token: Token) -> tuple[str, ...]:
-    """The frameworks a d2l cell is for: its first ``#@tab`` line, else mxnet (d2l's default)."""
+    """The frameworks a d2l cell is for: its first ``#@tab``/``%%tab`` line, else mxnet (d2l's default)."""
     if not _D2L_CELL.match(token.info):
         return ()
     first = token.content.lstrip("\n").split("\n", 1)[0]

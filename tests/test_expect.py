@@ -481,6 +481,17 @@ def test_magic_and_shell_lines_are_skipped_and_named() -> None:
     assert only_expectation(fence("x = (4\n% 3)")).code is None  # valid Python stays as it is
 
 
+def test_a_d2l_en_tab_magic_is_dropped_silently() -> None:
+    """d2l-en marks a cell's frameworks with ``%%tab pytorch``: the parser chose the cell by it,
+    so it is no magic to warn about (a note would be on every cell of a chapter)."""
+    expectation = only_expectation(
+        fence("%%tab pytorch\nx = torch.ones(1)\nprint(x)  # tensor([1.])", "{.python .input}")
+    )
+    assert expectation.code == "\nx = torch.ones(1)\nprint(x)  # tensor([1.])\n"
+    assert expectation.notes == ()
+    assert expectation.outputs == (DocumentedOutput("tensor([1.])", 4, 4),)
+
+
 @pytest.mark.parametrize(
     "comment", ["# RuntimeError", "# 报错! RuntimeError", "# raises RuntimeError.", "# -> RuntimeError"]
 )

@@ -235,6 +235,22 @@ def test_d2l_cells_are_python_blocks_with_their_frameworks() -> None:
     assert parse_note(fence("x = 1")).blocks[0].tabs == ()
 
 
+def test_d2l_en_cells_name_their_frameworks_with_a_tab_magic() -> None:
+    """d2l-en writes ``%%tab pytorch`` where d2l-zh writes ``#@tab pytorch``: both choose the cell."""
+    note = parse_note(
+        "```{.python .input}\n%%tab mxnet\nfrom mxnet import np\n```\n\n"
+        "```{.python .input  n=1}\n%%tab pytorch\nimport torch\n```\n\n"
+        "```{.python .input}\n%%tab mxnet, pytorch, jax\nx = 1\n```\n\n"
+        "```{.python .input}\n%%tab all\nprint(1)\n```\n"
+    )
+    assert [block.tabs for block in note.blocks] == [
+        ("mxnet",),
+        ("pytorch",),
+        ("mxnet", "pytorch", "jax"),
+        ("all",),
+    ]
+
+
 def test_a_note_whose_python_fences_are_all_unrecognised_has_no_checkable_block() -> None:
     note = parse_note(fence("print 1", "python2") + fence("x = 1", "{.python}") + fence("ok", "pytb"))
     assert [problem.line for problem in note.problems] == [1]

@@ -7,6 +7,7 @@ A python fence is matched to its check result by line (``token.map[0] + 1 == blo
 from __future__ import annotations
 
 import html
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -54,6 +55,15 @@ def render_fence(token: Token, env: dict[str, Any]) -> str:
     code = token.content
     if language == "mermaid":
         return mermaid_block(code, env, hand_drawn=True)
+    if language.startswith("ad-") and env.get("admonition_depth", 0) < MAX_ADMONITION_DEPTH:
+        admonition = admonition_callout(language[3:], code)
+        if admonition is not None:
+            from noteexec.site.markdown import render_markdown
+
+            kept = ("linker", "source_rel", "embedded", "embed_stack", "mermaid", "slugs", "ran")
+            inner = {key: env[key] for key in kept if key in env}
+            inner["admonition_depth"] = env.get("admonition_depth", 0) + 1
+            return render_markdown(admonition, inner)
     results: dict[int, BlockResult] = env.get("results") or {}
     result = results.get(token.map[0] + 1) if token.map else None
     if result is None:
@@ -61,6 +71,28 @@ def render_fence(token: Token, env: dict[str, Any]) -> str:
             f'<div class="code-block" data-lang="{escape(language)}">{highlight_code(code, language)}</div>\n'
         )
     return verdict_block(result, env)
+
+
+MAX_ADMONITION_DEPTH = 8
+"""Admonitions inside admonitions deeper than this show as code (each level is a parse)."""
+_ADMONITION_TYPE = re.compile(r"[A-Za-z0-9_-]+")
+_ADMONITION_OPTION = re.compile(r"^(title|collapse|icon|color):(.*)$")
+
+
+def admonition_callout(kind: str, code: str) -> str | None:
+    """An Admonition plugin fence (```` ```ad-note ````, ``title:``/``collapse:`` lines first) as
+    the callout Obsidian's own syntax writes; None when the type is not a callout name."""
+    if not _ADMONITION_TYPE.fullmatch(kind):
+        return None
+    lines = code.splitlines()
+    options: dict[str, str] = {}
+    while lines and (match := _ADMONITION_OPTION.match(lines[0].strip())):
+        options[match[1]] = match[2].strip()
+        lines.pop(0)
+    fold = {"open": "+", "closed": "-"}.get(options.get("collapse", "").lower(), "")
+    title = options.get("title")
+    header = f"> [!{kind}]{fold}" + (f" {title}" if title else "")
+    return "\n".join([header, *(f"> {line}" for line in lines)]) + "\n"
 
 
 def mermaid_block(source: str, env: dict[str, Any], hand_drawn: bool = False, caption: str = "") -> str:

@@ -189,6 +189,19 @@ def _tag(state: StateInline, silent: bool) -> bool:
 # Core rules: callout titles, lines, block ids, heading ids
 
 
+_CALLOUT_NBSP = re.compile(r"^(\s*\[![^\]\n]*\][+-]?)\u00a0+")
+
+
+def _callout_no_break_space(state: StateCore) -> None:
+    """``> [!tip]\u00a0Title`` (a no-break space, as some editors and IMEs type) is a callout in
+    Obsidian: the space becomes a plain one before callouts are found."""
+    tokens = state.tokens
+    for index, token in enumerate(tokens[:-2]):
+        if token.type == "blockquote_open" and tokens[index + 2].type == "inline":
+            inline = tokens[index + 2]
+            inline.content = _CALLOUT_NBSP.sub(r"\1 ", inline.content, count=1)
+
+
 def _callout_titles(state: StateCore) -> None:
     """Give each callout a title inline token so its title is Markdown like the rest."""
     tokens = state.tokens
@@ -488,6 +501,14 @@ def _render_math_block(self: Any, tokens: list[Token], idx: int, options: Any, e
     return f'<div class="math math-block">{math_html(tokens[idx].content.strip(), True)}</div>\n'
 
 
+def _render_math_inline_double(
+    self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]
+) -> str:
+    """``$$…$$`` is display math in Obsidian even inside a paragraph (``$$`` on the line after
+    text is such a case): a block-level span, since a paragraph cannot hold a ``<div>``."""
+    return f'<span class="math math-block">{math_html(tokens[idx].content.strip(), True)}</span>'
+
+
 # Raw HTML in notes: what Obsidian users write by hand, nothing that runs.
 ALLOWED_TAGS = frozenset(
     {
@@ -621,6 +642,39 @@ def _balance_inline_html(state: StateCore) -> None:
         token.children = kept
 
 
+_TASK_STATUS = re.compile(r"\[([^\s\]xX])\] ")
+
+
+def _task_statuses(state: StateCore) -> None:
+    """Obsidian's other task statuses (``[/]``, ``[-]``, ``[?]``, …; the tasklists plugin knows
+    only ``[ ]`` and ``[x]``): a ticked checkbox with ``data-task``, as themes expect."""
+    tokens = state.tokens
+    for index, token in enumerate(tokens):
+        if token.type != "inline" or index < 2 or tokens[index - 2].type != "list_item_open":
+            continue
+        first = token.children[0] if token.children else None
+        match = _TASK_STATUS.match(first.content) if first is not None and first.type == "text" else None
+        if first is None or match is None:
+            continue
+        first.content = first.content[match.end() :]
+        checkbox = Token("task_checkbox", "input", 0)
+        checkbox.meta = {"task": match[1]}
+        token.children.insert(0, checkbox)
+        item = tokens[index - 2]
+        item.attrSet("class", "task-list-item is-checked")
+        item.attrSet("data-task", match[1])
+        opening = next(
+            (t for t in reversed(tokens[: index - 2]) if t.nesting == 1 and t.level == item.level - 1), None
+        )
+        if opening is not None:
+            opening.attrSet("class", "contains-task-list")
+
+
+def _render_task_checkbox(self: Any, tokens: list[Token], idx: int, options: Any, env: dict[str, Any]) -> str:
+    task = escape(tokens[idx].meta["task"])
+    return f'<input class="task-list-item-checkbox" type="checkbox" disabled checked data-task="{task}"> '
+
+
 def _closing(name: str) -> Token:
     token = Token("html_inline", "", 0)
     token.content = f"</{name}>"
@@ -728,21 +782,24 @@ def site_plugin(md: MarkdownIt) -> None:
     md.inline.ruler.before("emphasis", "highlight", _highlight)
     md.inline.ruler.after("text", "inline_comment", _inline_comment)
     md.inline.ruler.after("wikilink", "tag", _tag)
+    md.core.ruler.before("obsidian_callouts", "callout_no_break_space", _callout_no_break_space)
     md.core.ruler.after("obsidian_callouts", "callout_titles", _callout_titles)
     md.core.ruler.after("inline", "obsidian_lines", _lines_and_block_ids)
     md.core.ruler.after("obsidian_lines", "heading_ids", _heading_ids)
     md.core.ruler.after("heading_ids", "balance_inline_html", _balance_inline_html)
+    md.core.ruler.push("task_statuses", _task_statuses)
     rules = md.add_render_rule
     rules("wikilink", _render_wikilink)
     rules("tag", _render_tag)
+    rules("task_checkbox", _render_task_checkbox)
     rules("callout_open", _render_callout_open)
     rules("callout_title_open", _render_callout_title_open)
     rules("callout_title_close", _render_callout_title_close)
     rules("callout_close", _render_callout_close)
     rules("obsidian_comment", _render_nothing)
     rules("front_matter", _render_nothing)
-    for name in ("math_inline", "math_inline_double"):
-        rules(name, _render_math_inline)
+    rules("math_inline", _render_math_inline)
+    rules("math_inline_double", _render_math_inline_double)
     for name in ("math_block", "math_block_label"):
         rules(name, _render_math_block)
     rules("html_block", _render_html_block)

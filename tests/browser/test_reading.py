@@ -87,6 +87,18 @@ NOTES = {
         > [!list] A callout type Obsidian does not know
         > Styled as a note.
         """,
+    "syntax.md": """
+        The loss is
+        $$
+        \\left( \\frac{\\partial L}{\\partial w} \\right) + (x)
+        $$
+        and so on.
+
+        <p id="quotes">“Quoted” — and ‘single’ quotes</p>
+
+        - [-] dropped
+        - [/] half done
+        """,
     "callouts.md": "".join(f"> [!{kind}] The {kind} callout\n> Its text.\n\n" for kind in CALLOUT_KINDS),
     **{f"topic-{n // 10}/note-{n:02}.md": f"Note number {n}.\n" for n in range(60)},
 }
@@ -363,3 +375,32 @@ def test_a_callout_type_obsidian_does_not_know_takes_the_notes_colours_in_dark(
         )
         tab.context.close()
     assert colours["light"] != colours["dark"]
+
+
+def test_obsidian_syntax_renders_as_in_obsidian(browser: Any, reader_site: Path) -> None:
+    tab = new_tab(browser)
+    tab.goto(file_url(reader_site, "syntax.html"))
+    display = tab.evaluate(
+        """() => { const m = document.querySelector('.math-block');
+                   return [getComputedStyle(m).display, m.getBoundingClientRect().width,
+                           m.closest('p').getBoundingClientRect().width]; }"""
+    )
+    assert display[0] == "block" and display[1] == display[2]  # a line of its own, in the paragraph
+    heights = tab.evaluate(
+        """() => [...document.querySelectorAll('.math-block mo')].filter(mo => mo.textContent === '(')
+                   .map(mo => mo.getBoundingClientRect().height)"""
+    )
+    assert len(heights) == 2 and heights[0] > 1.5 * heights[1]  # \\left( stretches over the fraction
+    assert tab.locator('.task-list-item[data-task="-"] input:checked').count() == 1
+    assert "[/]" not in tab.locator(".markdown-rendered").inner_text()
+    # Curly quotes and dashes come from a Latin font, not full-width from a CJK one listed later.
+    cdp = tab.context.new_cdp_session(tab)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument")["root"]["nodeId"]
+    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": "#quotes"})["nodeId"]
+    fonts = [
+        font["familyName"] for font in cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    ]
+    assert fonts and not [name for name in fonts if "CJK" in name], fonts
+    tab.context.close()

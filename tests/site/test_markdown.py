@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import escape as html_escape
 from html.parser import HTMLParser
 from typing import Any
 
@@ -202,6 +203,33 @@ def test_title_only_callout_has_no_content() -> None:
     assert html.count("<div") == html.count("</div>")
 
 
+@pytest.mark.parametrize(
+    "header", ["> [!tip]\u00a0A title", "> [!tip]-\u00a0\u00a0A title", "> [!TIP] A title"]
+)
+def test_a_callout_with_a_no_break_space_after_its_type_is_a_callout(header: str) -> None:
+    html = render(f"{header}\n> body\n")
+    assert 'data-callout="tip"' in html and '<div class="callout-title-inner">A title</div>' in html
+
+
+def test_admonition_plugin_fences_are_callouts() -> None:
+    html = render("```ad-warning\ntitle: Be **careful**\ncollapse: closed\nSome *text* and [[other]].\n```\n")
+    assert '<details class="callout is-collapsible is-collapsed" data-callout="warning"' in html
+    assert '<div class="callout-title-inner">Be <strong>careful</strong></div>' in html
+    assert '<p>Some <em>text</em> and <a class="internal-link"' in html and "code-block" not in html
+    plain = render("```ad-note\njust text\n```\n")
+    assert '<div class="callout" data-callout="note"' in plain and "<p>just text</p>" in plain
+    assert '<div class="callout-title-inner">Note</div>' in plain
+    assert "callout" not in render("```ad-no<te\nx\n```\n")  # not a callout name: code
+
+
+def test_admonitions_nested_too_deep_show_as_code() -> None:
+    depth = 12
+    source = "".join(f"{'`' * (3 + depth - level)}ad-note\n" for level in range(depth)) + "core\n"
+    source += "".join(f"{'`' * (3 + level)}\n" for level in range(depth))
+    html = render(source)
+    assert html.count('data-callout="note"') == 8 and "core" in html
+
+
 def test_minus_starts_collapsed_and_plain_is_not_foldable() -> None:
     collapsed = render("> [!faq]- Question\n> Answer\n")
     assert '<details class="callout is-collapsible is-collapsed"' in collapsed
@@ -236,6 +264,20 @@ def test_task_lists_render_disabled_checkboxes() -> None:
     assert html.count('type="checkbox"') == 2 and 'checked="checked"' in html and "disabled" in html
 
 
+@pytest.mark.parametrize("status", ["/", "-", "?", ">", "!"])
+def test_obsidians_other_task_statuses_are_ticked_tasks_with_data_task(status: str) -> None:
+    html = render(f"- [{status}] the task\n- plain item\n")
+    assert f'<li class="task-list-item is-checked" data-task="{html_escape(status)}">' in html
+    assert f'type="checkbox" disabled checked data-task="{html_escape(status)}"> the task</li>' in html
+    assert f"[{status}]" not in html and "<li>plain item</li>" in html
+    assert '<ul class="contains-task-list">' in html
+
+
+def test_a_bracketed_word_or_link_is_not_a_task() -> None:
+    html = render("- [ab] two letters\n- [x](url) a link\n- [y]\n")
+    assert "checkbox" not in html and "[ab] two letters" in html
+
+
 def test_tables_and_strikethrough() -> None:
     html = render("| a | b |\n|---|---|\n| 1 | ~~2~~ |\n")
     assert "<table>" in html and "<s>2</s>" in html
@@ -258,6 +300,32 @@ def test_inline_and_display_math_become_mathml() -> None:
     assert '<span class="math math-inline"><math' in html and "<msup>" in html
     assert '<div class="math math-block"><math' in html and 'display="block"' in html and "<mfrac>" in html
     assert "<script" not in html
+
+
+def test_display_math_on_the_line_after_text_is_display_math() -> None:
+    html = render("The loss is\n$$\nL = \\sum_i (y_i - \\hat y_i)^2\n$$\nand so on.\n")
+    assert (
+        '<span class="math math-block"><math xmlns="http://www.w3.org/1998/Math/MathML" display="block">'
+        in html
+    )
+    assert "math-inline" not in html
+
+
+@pytest.mark.parametrize(
+    "latex",
+    [
+        r"\lvert x \rvert",
+        r"\lVert x \rVert",
+        r"\left( \frac{a}{b} \right)",
+        r"\left[ x \right]",
+        r"\left\{ x \right\}",
+    ],
+)
+def test_bars_and_stretchy_fences_render(latex: str) -> None:
+    html = render(f"$${latex}$$\n")
+    assert "math-error" not in html and "\\" not in html
+    if "left" in latex:
+        assert html.count('stretchy="true"') == 2
 
 
 def test_math_that_does_not_convert_shows_its_source() -> None:

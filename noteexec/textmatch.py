@@ -4,7 +4,8 @@ Both sides are split into tokens (numbers, words, single symbols); whitespace be
 never matters, ``...``/``…`` in the documented text matches any run of tokens, and numbers are
 equal within a tolerance, so ``tensor([2., 4.])`` matches ``tensor([2.0000, 4.0000])``. An object's
 address (``<MulBackward0 object at 0x7f3a2c1d5e80>``) differs on every run, so any address
-matches any other (``0x...`` too); the class name before it still counts.
+matches any other (``0x...`` too); the class name before it still counts. IPython shows such an
+object without the word ``object`` (``<MulBackward0 at 0x7f3a2c1d5e80>``): both forms are one.
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ _ANY_NUMBER = re.compile(rf"{_NUMBER}|(?<!\w)[-+]?(?:nan|inf)(?!\w)")
 
 WILDCARD = object()
 ADDRESS = object()
+_OBJECT_AT = re.compile(r"\bobject at (?=0x|\.\.\.|…)")
+"""``repr``'s ``<X object at 0x…>``, which IPython (Jupyter) shows as ``<X at 0x…>``."""
 
 
 def _tokens(text: str) -> list[object]:
     """Numbers become floats, the wildcard and addresses sentinels, everything else its text."""
     return [
         ADDRESS if address else WILDCARD if wild else float(number) if number else word or symbol
-        for address, wild, number, word, symbol in _TOKEN.findall(text)
+        for address, wild, number, word, symbol in _TOKEN.findall(_OBJECT_AT.sub("at ", text))
     ]
 
 

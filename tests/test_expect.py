@@ -175,6 +175,11 @@ def test_code_that_does_not_parse_still_yields_its_comment_documents() -> None:
         ("<MulBackward0 object at 0x...>", "<MulBackward0 object at 0x7f1100aa2b30>", False, True),
         ("<MulBackward0 object at ...>", "<MulBackward0 object at 0x7f1100aa2b30>", False, True),
         ("<AddBackward0 object at 0x7f3a2c1d5e80>", "<MulBackward0 object at 0x7f1100aa2b30>", False, False),
+        # IPython's display of the same object (a note written in Jupyter) has no "object"
+        ("<AddBackward0 at 0x7f96b951ba90>", "<AddBackward0 object at 0x7f1100aa2b30>", False, True),
+        ("<AddBackward0 at 0x7f96b951ba90>", "<MulBackward0 object at 0x7f1100aa2b30>", False, False),
+        ("<AddBackward0 object at 0x7f3a2c1d5e80>", "<AddBackward0 at 0x7f1100aa2b30>", False, True),
+        ("an object at home", "an at home", False, False),
         ("0x7f3a2c1d5e80", "0x7f1100aa2b30", False, False),
     ],
 )

@@ -487,7 +487,7 @@ def _documented_output(comment: str, statement: ast.Expr, fence_line: int) -> Do
         tail = False
     elif (prefixed or _LOOKS_PRINTED.match(text)) and not _DESCRIBES.match(text):
         value, prose = _value_and_prose(text)
-        tail = bool(label.strip())
+        tail = bool(label.strip()) or _prints_several(statement)
     else:
         return None
     assert statement.end_lineno is not None
@@ -544,6 +544,17 @@ def _own_line_output(
         assert statement.end_lineno is not None
         output = DocumentedOutput(shown, block.line + statement.lineno, block.line + statement.end_lineno)
     yield output
+
+
+def _prints_several(statement: ast.Expr) -> bool:
+    """Whether a ``print`` writes several values on its line (``print(y, y.requires_grad)``):
+    a comment after it often shows only the last one (``# True``), so it may be the line's end."""
+    call = statement.value
+    return (
+        _is_print(statement)
+        and isinstance(call, ast.Call)
+        and (len(call.args) > 1 or any(isinstance(arg, ast.Starred) for arg in call.args))
+    )
 
 
 def _print_label(statement: ast.Expr) -> str:

@@ -280,6 +280,9 @@ def test_statement_walk_finds_every_expression_statement_ast_walk_finds() -> Non
         ('print(f"grad = {w.grad}")  # 梯度', None),
         ('print(f"{w.grad}")  # tensor([1.])', DocumentedOutput("tensor([1.])", 2, 2)),
         ("print(x.dtype)  # torch.float32", DocumentedOutput("torch.float32", 2, 2)),
+        # several values on one line: the comment may show only the last (a real note's style)
+        ("print(y1, y1.requires_grad)  # True", DocumentedOutput("True", 2, 2, tail=True)),
+        ("print(*shapes)  # torch.Size([3])", DocumentedOutput("torch.Size([3])", 2, 2, tail=True)),
         (
             "print(y.grad_fn)  # <MulBackward0 object at ...>",
             DocumentedOutput("<MulBackward0 object at ...>", 2, 2),

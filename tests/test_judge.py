@@ -135,6 +135,14 @@ def test_labelled_print_is_compared_whole_or_by_its_end() -> None:
     assert judge(not_tail, printed(5, "输出形状: torch.Size([4, 3])\n")).outcome == "failed"
 
 
+def test_a_comment_on_a_print_of_several_values_may_show_only_the_last() -> None:
+    """``print(y1, y1.requires_grad)  # True``: the line is ``tensor(1., grad_fn=...) True``."""
+    last = Expectation("runs", outputs=(DocumentedOutput("True", 5, 5, tail=True),))
+    assert judge(last, printed(5, "tensor(1., grad_fn=<PowBackward0>) True\n")).outcome == "passed"
+    assert judge(last, printed(5, "tensor(1., grad_fn=<PowBackward0>) False\n")).outcome == "failed"
+    assert judge(last, printed(5, "True\n")).outcome == "passed"
+
+
 def test_prose_after_the_value_is_not_output_but_may_be() -> None:
     prose = Expectation("runs", outputs=(DocumentedOutput("True", 5, 5, prose=" -> w 是叶子"),))
     assert judge(prose, printed(5, "True\n")).outcome == "passed"

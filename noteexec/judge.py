@@ -11,7 +11,7 @@ from typing import Literal
 from noteexec.expect import DocumentedError, DocumentedOutput, Expectation
 from noteexec.facts import BlockFacts, Raised
 from noteexec.model import CodeBlock
-from noteexec.runnable import classify
+from noteexec.runnable import classify, output_from_a_gpu
 from noteexec.textmatch import matches, without_values
 
 Outcome = Literal["passed", "failed", "skipped", "not_runnable"]
@@ -51,6 +51,8 @@ def not_runnable_here(
         exception = facts.exception if facts is not None else None
         failed = verdict.outcome == "failed" and exception is not None
         found = classify(block, exception, earlier, elsewhere) if failed and exception else None
+        if found is None and verdict.outcome == "failed" and exception is None:
+            found = output_from_a_gpu(verdict.diff)
         if found is not None:
             message = f"not runnable here: {found.detail}{NOT_RUNNABLE_SEPARATOR}{verdict.message}"
             verdict = Verdict("not_runnable", message, verdict.warnings, verdict.diff, found.reason)

@@ -82,6 +82,25 @@ def classify(
     return None
 
 
+_GPU_OUTPUT = re.compile(r"device\s*=\s*'(?:cuda|mps)|device\(type\s*=\s*'(?:cuda|mps)'")
+
+
+def output_from_a_gpu(diff: str | None) -> NotRunnable | None:
+    """Whether an output mismatch only says the note was written on a GPU: the documented side
+    shows a CUDA/MPS device (``device='cuda:0'``, ``device(type='cuda', index=0)``) that the run here
+    never printed, so the values cannot be compared on this machine. ``diff``: documented → actual."""
+    if not diff:
+        return None
+    lines = diff.splitlines()
+    documented = "\n".join(line for line in lines if line.startswith("-") and not line.startswith("---"))
+    actual = "\n".join(line for line in lines if line.startswith("+") and not line.startswith("+++"))
+    if _GPU_OUTPUT.search(documented) and not _GPU_OUTPUT.search(actual):
+        return NotRunnable(
+            "needs_cuda", "its documented output was made on a GPU (CUDA) this machine does not have"
+        )
+    return None
+
+
 def _caused_by_placeholder(exception: Raised, placeholder: str) -> bool:
     """The error is the placeholder's doing: it names an ``ellipsis`` object, the template's
     text, or a file or syntax the template cannot satisfy."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from noteexec.expect import DocumentedError, DocumentedOutput, Expectation, RandomDraw
 from noteexec.facts import BlockFacts, Gradient, Raised
-from noteexec.judge import judge
+from noteexec.judge import judge, not_runnable_here
+from noteexec.model import CodeBlock
 
 RUNTIME = ("RuntimeError", "Exception", "BaseException")
 SEED_ERROR = DocumentedError("RuntimeError", "element 0 of tensors does not require grad...", 39, "comment")
@@ -251,3 +252,19 @@ def test_a_tuple_of_sizes_documents_a_torch_size() -> None:
     assert judge(documented, printed(5, "shape: torch.Size([4, 4])\n")).outcome == "failed"
     one = Expectation("runs", outputs=(DocumentedOutput("(7,)", 5, 5),))
     assert judge(one, printed(5, "torch.Size([7])\n")).outcome == "passed"
+
+
+def test_output_documented_on_a_gpu_is_not_runnable_here_not_a_mistake() -> None:
+    """``>>> x.to(device)`` pasted from a CUDA machine: the device differs, not the note's claim."""
+    gpu = Expectation("runs", outputs=(DocumentedOutput("device(type='cuda', index=0)", 5, 5),))
+    facts = printed(5, "device(type='cpu')\n")
+    verdicts = not_runnable_here(
+        [(CodeBlock(line=3, code="device", lang="python"), facts, judge(gpu, facts))]
+    )
+    assert (verdicts[0].outcome, verdicts[0].reason) == ("not_runnable", "needs_cuda")
+    wrong = Expectation("runs", outputs=(DocumentedOutput("device(type='cpu', index=0)", 5, 5),))
+    assert (
+        not_runnable_here([(CodeBlock(3, "device", "python"), facts, judge(wrong, facts))])[0].outcome
+        == "failed"
+    )
+    assert judge(gpu, printed(5, "device(type='cuda', index=0)\n")).outcome == "passed"

@@ -6,7 +6,7 @@ import pytest
 
 from noteexec.facts import Raised
 from noteexec.model import CodeBlock
-from noteexec.runnable import classify, defined_names, vault_definitions
+from noteexec.runnable import classify, defined_names, output_from_a_gpu, vault_definitions
 
 
 def raised(type_: str, message: str, *bases: str) -> Raised:
@@ -74,6 +74,33 @@ def test_real_mistakes_stay_failures(
     code: str, exception: Raised, earlier: list[tuple[CodeBlock, bool]]
 ) -> None:
     assert classify(block(code), exception, earlier) is None
+
+
+GPU_DIFF = """--- documented (line 369)
++++ actual (line 369)
+@@ -1 +1 @@
+-device(type='cuda', index=0)
++device(type='cpu')
+"""
+
+
+@pytest.mark.parametrize(
+    ("diff", "reason"),
+    [
+        (GPU_DIFF, "needs_cuda"),
+        ("-tensor([1., 2.], device='cuda:0')\n+tensor([1., 2.])\n", "needs_cuda"),
+        ("-tensor([1.], device='mps:0')\n+tensor([1.])\n", "needs_cuda"),
+        # a real mistake in a note written on a GPU: both sides on the GPU, or no device at all
+        ("-tensor([1.], device='cuda:0')\n+tensor([2.], device='cuda:0')\n", None),
+        ("-tensor([1.])\n+tensor([2.])\n", None),
+        ("--- documented (the block) device='cuda'\n+++ actual\n-1\n+2\n", None),
+        (None, None),
+    ],
+)
+def test_output_documented_on_a_gpu_cannot_be_compared_here(diff: str | None, reason: str | None) -> None:
+    """A transcript pasted from a CUDA machine (``device='cuda:0'``) differs here by its device."""
+    found = output_from_a_gpu(diff)
+    assert (found.reason if found else None) == reason
 
 
 def test_defined_names_cover_assignments_imports_defs_and_loops() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from functools import lru_cache
 from typing import Any
 
@@ -165,19 +166,88 @@ def _where(result: BlockResult, line: int | None) -> str:
     return f' <span class="nx-at">at <a href="#L{result.block.line}">line {line}</a>{shown}</span>'
 
 
-def graph_mermaid(graph: Graph) -> str:
-    """A measured backward graph as Mermaid source: each function pointing at its inputs."""
-    lines = ["graph LR"]
-    for node_id, label in graph.nodes:
-        text = label.replace('"', "#quot;")
-        shape = f'(["{text}"])' if label.startswith("AccumulateGrad") else f'["{text}"]'
-        lines.append(f"  {node_id}{shape}")
-    lines.extend(f"  {a} --> {b}" for a, b in graph.edges)
-    leaves = [node_id for node_id, label in graph.nodes if label.startswith("AccumulateGrad")]
-    if leaves:
-        lines.append("  classDef leaf stroke-width:2px,stroke-dasharray:4 2")
-        lines.append(f"  class {','.join(leaves)} leaf")
-    return "\n".join(lines) + "\n"
+GRAPH_CHAR_WIDTH = 7.3
+"""Width of one character of the graph's 12 px monospace labels (a fixed-width font lays out
+the same everywhere, so boxes are sized at build time)."""
+GRAPH_LABEL = 40
+"""Longest label drawn; longer ones are cut with an ellipsis (the paths below say it whole)."""
+_ROW, _HEIGHT, _GAP = 40, 26, 36
+
+
+def _text_width(text: str) -> float:
+    """Pixels a label takes in the monospace font: wide (CJK) characters take two cells."""
+    cells = sum(2 if unicodedata.east_asian_width(char) in ("W", "F") else 1 for char in text)
+    return cells * GRAPH_CHAR_WIDTH
+
+
+def _columns(labels: dict[str, str], inputs: dict[str, list[str]]) -> dict[int, list[str]]:
+    """Nodes by column: a node's longest path from a root (relaxed at most once per node, so a
+    cycle, which autograd never records, cannot loop)."""
+    column = dict.fromkeys(labels, 0)
+    for _ in range(len(labels)):
+        changed = False
+        for a, targets in inputs.items():
+            for b in targets:
+                if column[b] < column[a] + 1 <= len(labels):
+                    column[b], changed = column[a] + 1, True
+        if not changed:
+            break
+    columns: dict[int, list[str]] = {}
+    for node in labels:
+        columns.setdefault(column[node], []).append(node)
+    return columns
+
+
+def _edge(x1: float, y1: float, x2: float, y2: float) -> str:
+    curve = (
+        f"M{x1:.1f},{y1:.1f} C{x1 + _GAP / 2:.1f},{y1:.1f} {x2 - _GAP / 2:.1f},{y2:.1f} {x2 - 5:.1f},{y2:.1f}"
+    )
+    arrow = f"M{x2 - 6:.1f},{y2 - 4:.1f} L{x2:.1f},{y2:.1f} L{x2 - 6:.1f},{y2 + 4:.1f}z"
+    return f'<path class="nx-graph-edge" d="{curve}"/><path class="nx-graph-arrow" d="{arrow}"/>'
+
+
+def graph_svg(graph: Graph) -> str:
+    """A measured backward graph drawn at build time: no script, no network, themed by CSS.
+
+    Left to right, each function pointing at its inputs; leaves (``AccumulateGrad``) dashed.
+    """
+    labels = dict(graph.nodes)
+    inputs: dict[str, list[str]] = {}
+    for a, b in graph.edges:
+        if a in labels and b in labels:
+            inputs.setdefault(a, []).append(b)
+    columns = _columns(labels, inputs)
+    shown = {
+        node: label if len(label) <= GRAPH_LABEL else label[: GRAPH_LABEL - 1] + "…"
+        for node, label in labels.items()
+    }
+    box = {node: _text_width(text) + 20 for node, text in shown.items()}
+    place: dict[str, tuple[float, float]] = {}
+    x = 1.0
+    for index in sorted(columns):
+        for rank, node in enumerate(columns[index]):
+            place[node] = (x, 1 + rank * _ROW)
+        x += max(box[node] for node in columns[index]) + _GAP
+    parts = [
+        _edge(place[a][0] + box[a], place[a][1] + _HEIGHT / 2, place[b][0], place[b][1] + _HEIGHT / 2)
+        for a, targets in inputs.items()
+        for b in targets
+        if place[b][0] > place[a][0]
+    ]
+    for node, (left, top) in place.items():
+        leaf = " nx-graph-leaf" if labels[node].startswith("AccumulateGrad") else ""
+        parts.append(
+            f'<g class="nx-graph-node{leaf}"><rect x="{left:.1f}" y="{top:.1f}" width="{box[node]:.1f}" '
+            f'height="{_HEIGHT}" rx="6"/><text x="{left + 10:.1f}" y="{top + 17:.1f}">{escape(shown[node])}'
+            f"</text><title>{escape(labels[node])}</title></g>"
+        )
+    width = x - _GAP + 2
+    height = max((len(nodes) for nodes in columns.values()), default=0) * _ROW - _ROW + _HEIGHT + 2
+    return (
+        f'<svg class="nx-graph-svg" xmlns="http://www.w3.org/2000/svg" role="img" '
+        f'aria-label="autograd graph of {len(labels)} nodes" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}">{"".join(parts)}</svg>'
+    )
 
 
 def graph_paths(graph: Graph, limit: int = 12) -> list[str]:
@@ -220,7 +290,7 @@ def _graphs(result: BlockResult, env: dict[str, Any]) -> str:
             f'{icons.GRAPH}<span>{title}</span> <span class="nx-muted">recorded when '
             "<code>backward()</code> ran, by walking <code>grad_fn</code></span>"
         )
-        diagram = mermaid_block(graph_mermaid(graph), env) if env.get("mermaid") else ""
+        diagram = f'<figure class="diagram nx-graph-drawing">{graph_svg(graph)}</figure>'
         parts.append(
             f'<div class="nx-graph"><div class="nx-label">{caption}</div>{diagram}'
             f'<ul class="nx-paths">{paths}</ul>{truncated}</div>'

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from noteexec.facts import BlockFacts, Raised
+from noteexec.facts import BlockFacts, Graph, Raised
 from noteexec.model import CANONICAL_CALLOUT
 from noteexec.site.build import BuildOptions, build_site
 from tests.browser.conftest import file_url
@@ -104,7 +104,14 @@ NOTES = {
 }
 FAILS_FACTS = {
     "Fails.md": [BlockFacts(state="ran", exception=Raised("AttributeError", ("AttributeError",), "no", 3))],
-    "Passes.md": [BlockFacts(state="ran")],
+    "Passes.md": [
+        BlockFacts(
+            state="ran",
+            graphs=(
+                Graph(nodes=(("n0", "SumBackward0"), ("n1", "AccumulateGrad (x)")), edges=(("n0", "n1"),)),
+            ),
+        )
+    ],
 }
 
 
@@ -301,6 +308,14 @@ def test_an_offline_site_asks_the_network_for_nothing(
         tab.goto(file_url(offline_site, name))
         tab.wait_for_load_state("load")
     assert "graph LR" in tab.locator(".mermaid-source").inner_text()  # no Mermaid: its source
+    tab.goto(file_url(offline_site, "Passes.html"))
+    graph = tab.locator("svg.nx-graph-svg")  # the measured graph needs neither Mermaid nor a network
+    assert graph.is_visible() and "AccumulateGrad (x)" in (graph.text_content() or "")
+    text_fill, box_fill = tab.evaluate(
+        """() => [getComputedStyle(document.querySelector('.nx-graph-node text')).fill,
+                  getComputedStyle(document.querySelector('.nx-graph-node rect')).fill]"""
+    )
+    assert text_fill != box_fill and (scheme == "dark") == (box_fill in ("rgb(30, 30, 30)",))
     tab.locator(".search-input").fill("number 7")
     tab.locator(".search-result").first.wait_for()
     assert tab.remote == [] and tab.errors == []

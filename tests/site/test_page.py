@@ -9,7 +9,7 @@ import pytest
 
 from noteexec.facts import BlockFacts, Gradient, Graph, Raised
 from noteexec.site.build import BuildOptions, render_site
-from noteexec.site.code import graph_mermaid, graph_paths
+from noteexec.site.code import graph_paths, graph_svg
 from noteexec.site.page import Page
 from noteexec.site.vault import Vault, frontmatter_list, href
 from tests.conftest import noteexec
@@ -318,10 +318,11 @@ def test_gradients_table_and_measured_graph(tmp_path: Path) -> None:
     )
     assert "Measured autograd graph" in passed
     assert "<code>SumBackward0 → MulBackward0 → AccumulateGrad (w)</code>" in passed
-    assert '<pre class="mermaid">graph LR' in passed
+    assert '<figure class="diagram nx-graph-drawing"><svg class="nx-graph-svg"' in passed
+    assert "mermaid" not in passed  # drawn at build time: no script, no network
 
 
-def test_graph_as_mermaid_and_paths() -> None:
+def test_graph_drawn_at_build_time_and_as_paths() -> None:
     graph = Graph(
         nodes=(
             ("n0", "AddBackward0"),
@@ -331,8 +332,16 @@ def test_graph_as_mermaid_and_paths() -> None:
         ),
         edges=(("n0", "n1"), ("n0", "n3"), ("n1", "n2")),
     )
-    source = graph_mermaid(graph)
-    assert source.startswith("graph LR\n") and "n0 --> n1" in source and "#quot;" in source
+    svg = graph_svg(graph)
+    assert svg.count('<g class="nx-graph-node') == 4 and svg.count('class="nx-graph-edge"') == 3
+    assert svg.count('<g class="nx-graph-node nx-graph-leaf">') == 2
+    assert ">AccumulateGrad (x&quot;)</text>" in svg and 'x")' not in svg  # escaped
+    boxes = re.findall(r'<rect x="([\d.]+)" y="([\d.]+)"', svg)
+    assert [float(x) for x, _ in boxes] == sorted(float(x) for x, _ in boxes)  # inputs to the right
+    assert "<script" not in svg and "foreignObject" not in svg and "href" not in svg
+    wide = graph_svg(Graph(nodes=(("a", "AccumulateGrad (权重)"), ("b", "AccumulateGrad (ab)")), edges=()))
+    widths = [float(width) for width in re.findall(r'width="([\d.]+)" height="26"', wide)]
+    assert widths[0] > widths[1]  # CJK characters take two cells
     assert graph_paths(graph) == [
         'AddBackward0 → MulBackward0 → AccumulateGrad (x")',
         "AddBackward0 → AccumulateGrad (w)",

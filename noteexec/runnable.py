@@ -138,9 +138,8 @@ def _placeholder(code: str) -> str | None:
 def defined_names(code: str) -> set[str]:
     """Names a block binds at any level (assignments, imports, defs, classes, loop targets):
     enough to know where a name could come from, not a full scope analysis."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
+    tree = _parse_leniently(code)
+    if tree is None:
         return set()
     names: set[str] = set()
     for node in ast.walk(tree):
@@ -151,6 +150,28 @@ def defined_names(code: str) -> set[str]:
         elif isinstance(node, ast.Import | ast.ImportFrom):
             names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
     return names
+
+
+def _parse_leniently(code: str) -> ast.Module | None:
+    """The block's code as the run reads it: a ``>>>`` transcript by its prompts, IPython's
+    ``%magic``/``!shell`` lines left out. Without this, a name from an earlier transcript or from a
+    block opening with ``%matplotlib inline`` seemed defined nowhere, or in another note."""
+    try:
+        return ast.parse(code)
+    except SyntaxError:
+        pass
+    lines = code.split("\n")
+    if any(line.lstrip().startswith(">>>") for line in lines):
+        lines = [_PROMPT.sub("", line) if _PROMPT.match(line) else "" for line in lines]
+    lines = ["" if _SHELL.match(line) else line for line in lines]
+    try:
+        return ast.parse("\n".join(lines))
+    except SyntaxError:
+        return None
+
+
+_PROMPT = re.compile(r"^\s*(?:>>>|\.\.\.)(?: |$)")
+_SHELL = re.compile(r"^\s*[%!]")
 
 
 def vault_definitions(notes: Iterable[tuple[str, Iterable[CodeBlock]]]) -> dict[str, str]:

@@ -107,3 +107,18 @@ def test_defined_names_cover_assignments_imports_defs_and_loops() -> None:
     code = "import torch.nn as nn\nfrom math import pi\nx, (y, z) = 1, (2, 3)\nfor i in range(2): pass\ndef f(): q = 1\nclass C: pass"
     assert defined_names(code) >= {"nn", "pi", "x", "y", "z", "i", "f", "q", "C"}
     assert defined_names("def broken(:") == set()
+
+
+def test_names_from_a_transcript_or_a_block_with_magics_are_found() -> None:
+    """An earlier block that failed is named as the cause, not 'defined nowhere' or another note."""
+    assert defined_names(">>> x = torch.ones(2)\n>>> y = x * 2\ntensor([2., 2.])\n>>>") == {"x", "y"}
+    assert defined_names(">>> for i in range(2):\n...     z = i\n...\n>>> w = 1") == {"i", "z", "w"}
+    assert defined_names("%matplotlib inline\n!pip install d2l\nimport numpy as np") == {"np"}
+    assert defined_names("%%tab all\nimport numpy as np") == {"np"}
+    assert defined_names("x = (") == set()
+    earlier = [(block(">>> flat = torch.ones(3)\n>>> flat.shape\ntorch.Size([3])", line=3), True)]
+    found = classify(block("flat.sum()"), raised("NameError", "name 'flat' is not defined"), earlier)
+    assert found is not None and (found.reason, found.detail) == (
+        "depends_on_failed",
+        "depends on the failed block at L3",
+    )

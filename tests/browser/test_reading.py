@@ -232,11 +232,14 @@ def test_the_phone_menu_opens_scrolls_and_closes_every_way(
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+@pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_without_javascript_the_note_list_callouts_and_verdicts_work(
-    browser: Any, reader_site: Path, viewport: dict[str, int]
+    browser: Any, reader_site: Path, viewport: dict[str, int], scheme: str
 ) -> None:
-    tab = new_tab(browser, viewport, java_script_enabled=False)
+    tab = new_tab(browser, viewport, java_script_enabled=False, color_scheme=scheme)
     tab.goto(file_url(reader_site, "Fails.html"))
+    background = tab.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    assert background == ("rgb(30, 30, 30)" if scheme == "dark" else "rgb(255, 255, 255)")
     links = tab.locator(".nav-file a")
     assert links.count() == len(NOTES)
     assert not tab.locator(".menu-toggle").is_visible()  # it needs the script: not shown

@@ -57,7 +57,8 @@ def not_runnable_here(
             message = f"not runnable here: {found.detail}{NOT_RUNNABLE_SEPARATOR}{verdict.message}"
             verdict = Verdict("not_runnable", message, verdict.warnings, verdict.diff, found.reason)
         verdicts.append(verdict)
-        earlier.append((block, verdict.outcome in ("failed", "not_runnable")))
+        if verdict.outcome != "skipped":  # a skipped block (another framework's d2l cell) bound nothing
+            earlier.append((block, verdict.outcome in ("failed", "not_runnable")))
     return verdicts
 
 

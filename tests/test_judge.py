@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from noteexec.expect import DocumentedError, DocumentedOutput, Expectation, RandomDraw
 from noteexec.facts import BlockFacts, Gradient, Raised
-from noteexec.judge import judge, not_runnable_here
+from noteexec.judge import Verdict, judge, not_runnable_here
 from noteexec.model import CodeBlock
 
 RUNTIME = ("RuntimeError", "Exception", "BaseException")
@@ -268,3 +268,26 @@ def test_output_documented_on_a_gpu_is_not_runnable_here_not_a_mistake() -> None
         == "failed"
     )
     assert judge(gpu, printed(5, "device(type='cuda', index=0)\n")).outcome == "passed"
+
+
+def test_a_skipped_cell_defines_nothing_for_later_blocks() -> None:
+    """d2l: ``from d2l import mxnet as d2l`` in a skipped mxnet cell does not make a later
+    ``d2l.tensor(...)`` a real NameError when the pytorch cell's import could not run here."""
+    nameerror = BlockFacts(
+        state="ran", exception=Raised("NameError", ("NameError",), "name 'd2l' is not defined", 2)
+    )
+    missing = BlockFacts(
+        state="ran",
+        exception=Raised(
+            "ModuleNotFoundError", ("ModuleNotFoundError", "ImportError"), "No module named 'd2l'", 2
+        ),
+    )
+    runs = Expectation("runs")
+    judged = [
+        (CodeBlock(1, "from d2l import torch as d2l", "python"), missing, judge(runs, missing)),
+        (CodeBlock(5, "from d2l import mxnet as d2l", "python"), None, Verdict("skipped", "mxnet cell")),
+        (CodeBlock(9, "d2l.tensor([1.0])", "python"), nameerror, judge(runs, nameerror)),
+    ]
+    verdicts = not_runnable_here(judged)
+    assert [verdict.outcome for verdict in verdicts] == ["not_runnable", "skipped", "not_runnable"]
+    assert verdicts[2].reason == "depends_on_failed"

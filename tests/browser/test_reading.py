@@ -66,7 +66,8 @@ NOTES = {
 
         ```mermaid
         graph LR
-          A --> B
+          A[hand coloured] --> B[theme coloured]
+          style A fill:#ffb8b8,stroke:#333
         ```
 
         <div id="NOTEEXEC_INDEX">not the index</div>
@@ -421,4 +422,26 @@ def test_obsidian_syntax_renders_as_in_obsidian(browser: Any, reader_site: Path)
         font["familyName"] for font in cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
     ]
     assert fonts and not [name for name in fonts if "CJK" in name], fonts
+    tab.context.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_hand_coloured_diagram_nodes_stay_readable(browser: Any, reader_site: Path, scheme: str) -> None:
+    tab = new_tab(browser, color_scheme=scheme)
+    tab.goto(file_url(reader_site, "diagrams.html"))
+    tab.locator("pre.mermaid svg g.node").first.wait_for(timeout=15_000)
+    tab.wait_for_function("() => document.querySelector('pre.mermaid .nodeLabel')?.style.color")
+    ratios = tab.evaluate(
+        """() => [...document.querySelectorAll('pre.mermaid g.node')].map(node => {
+            const channels = text => text.match(/[\\d.]+/g).slice(0, 3).map(Number);
+            const luminance = rgb => rgb.map(c => (c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4)
+                .reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
+            const fill = luminance(channels(getComputedStyle(node.querySelector('rect, polygon, path')).fill));
+            const ink = luminance(channels(getComputedStyle(node.querySelector('.nodeLabel')).color));
+            return [node.textContent.trim(), (Math.max(fill, ink) + 0.05) / (Math.min(fill, ink) + 0.05)];
+        })"""
+    )
+    assert {label for label, _ in ratios} == {"hand coloured", "theme coloured"}
+    assert [label for label, ratio in ratios if ratio < 4.5] == []
+    assert tab.errors == []
     tab.context.close()

@@ -299,6 +299,23 @@
     var api = window.mermaid;
     return api && typeof api.initialize === "function" && typeof api.run === "function" ? api : null;
   }
+  // A note's own colours (`style A fill:#ffb8b8`) are chosen for a light page: in the dark
+  // theme Mermaid writes light labels on them. Each node's label gets dark or light ink by
+  // the brightness of the node's fill.
+  function readableLabels() {
+    diagrams.forEach(function (diagram) {
+      diagram.querySelectorAll("g.node").forEach(function (node) {
+        var shape = node.querySelector("rect, polygon, circle, ellipse, path");
+        var rgb = shape ? (getComputedStyle(shape).fill.match(/[\d.]+/g) || []).map(Number) : [];
+        if (rgb.length < 3) return;
+        var ink = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2] > 150 ? "#1a1a1a" : "#f0f0f0";
+        node.querySelectorAll(".nodeLabel, .label, text, tspan").forEach(function (label) {
+          label.style.color = ink;
+          label.style.fill = ink;
+        });
+      });
+    });
+  }
   function renderMermaid() {
     var mermaid = mermaidApi();
     if (!diagrams.length || !mermaid) return;
@@ -318,9 +335,12 @@
       theme: isDark() ? "dark" : "default",
       fontFamily: getComputedStyle(body).fontFamily,
     });
-    mermaid.run({ nodes: diagrams, suppressErrors: true }).catch(function (error) {
-      console.warn("noteexec: a diagram could not be drawn", error);
-    });
+    mermaid
+      .run({ nodes: diagrams, suppressErrors: true })
+      .then(readableLabels)
+      .catch(function (error) {
+        console.warn("noteexec: a diagram could not be drawn", error);
+      });
   }
   if (diagrams.length) {
     if (mermaidApi()) {

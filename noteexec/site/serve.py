@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import dataclasses
 import functools
+import signal
 import sys
 import tempfile
 import threading
@@ -62,7 +63,7 @@ class _State:
 class SiteServer:
     """Keeps results per note and rebuilds the site when notes change."""
 
-    def __init__(self, root: Path, arguments: argparse.Namespace, out: Path) -> None:
+    def __init__(self, root: Path, arguments: argparse.Namespace, out: Path, state: _State) -> None:
         from noteexec.site.commands import options_from
 
         self.root = root
@@ -71,7 +72,7 @@ class SiteServer:
         self.config = load_config(root, arguments)
         self.options = options_from(arguments, self.config)
         self.results: dict[Path, NoteResult] = {}
-        self.state = _State()
+        self.state = state
         self.sandbox: Any = None
         self.cache: Any = None
         self.fingerprint = ""
@@ -125,20 +126,34 @@ class SiteServer:
         sys.stdout.flush()
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    """A service manager's stop is a Ctrl-C: the same clean-up (the temporary site) follows."""
+    raise KeyboardInterrupt
+
+
 def serve(root: Path, arguments: argparse.Namespace) -> int:
     import watchfiles
+
+    from noteexec.check import UsageError
 
     temporary = None
     out = arguments.out
     if out is None:
         temporary = tempfile.TemporaryDirectory(prefix="noteexec-serve-")
         out = Path(temporary.name) / "site"
-    site = SiteServer(root, arguments, out)
-    server = None
+    state = _State()
+    handler = functools.partial(type("Handler", (_Handler,), {"state": state}), directory=str(out))
+    try:  # the address first: a busy or invalid port fails at once, before any note runs
+        server = ThreadingHTTPServer((arguments.host, arguments.port), handler)
+    except (OSError, OverflowError) as error:
+        if temporary is not None:
+            temporary.cleanup()
+        reason = getattr(error, "strerror", None) or error
+        raise UsageError(f"cannot serve on {arguments.host}:{arguments.port}: {reason}") from None
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    site = SiteServer(root, arguments, out, state)
     try:
         site.rebuild()
-        handler = functools.partial(type("Handler", (_Handler,), {"state": site.state}), directory=str(out))
-        server = ThreadingHTTPServer((arguments.host, arguments.port), handler)
         host, port = server.server_address[:2]
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
@@ -163,9 +178,9 @@ def serve(root: Path, arguments: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        if server is not None:
-            with contextlib.suppress(Exception):
-                server.shutdown()
+        with contextlib.suppress(Exception):
+            server.shutdown()
+        server.server_close()
         site.close()
         if temporary is not None:
             temporary.cleanup()

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 import urllib.request
 from functools import partial
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-from noteexec.site.serve import GENERATION_PATH, SiteServer, _Handler
+from noteexec.site.serve import GENERATION_PATH, SiteServer, _Handler, _State
 from tests.site.helpers import write_vault
 
 
@@ -32,7 +38,7 @@ def arguments(**overrides: object) -> argparse.Namespace:
 def test_rebuild_rerenders_changed_notes_and_moves_the_generation(tmp_path: Path) -> None:
     root = write_vault(tmp_path / "vault", {"a.md": "# A\n\nfirst\n", "b.md": "# B\n\n[[a]]\n"})
     out = tmp_path / "site"
-    server = SiteServer(root, arguments(), out)
+    server = SiteServer(root, arguments(), out, _State())
     try:
         server.rebuild()
         assert server.state.generation == 1
@@ -67,3 +73,42 @@ def test_generation_endpoint(tmp_path: Path) -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_a_busy_or_invalid_port_fails_at_once_with_exit_2_and_builds_nothing(tmp_path: Path) -> None:
+    root = write_vault(tmp_path / "vault", {"a.md": "# A\n"})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for wrong in (str(port), "70000"):
+            result = subprocess.run(
+                [sys.executable, "-m", "noteexec", "serve", str(root), "--port", wrong, "--no-run",
+                 "-o", str(tmp_path / "site")],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert result.returncode == 2, result.stderr
+            assert f"noteexec: error: cannot serve on 127.0.0.1:{wrong}" in result.stderr
+            assert "Traceback" not in result.stderr and "wrote" not in result.stdout
+            assert not (tmp_path / "site").exists()
+
+
+def test_sigterm_stops_serve_and_removes_its_temporary_site(tmp_path: Path) -> None:
+    root = write_vault(tmp_path / "vault", {"a.md": "# A\n"})
+    own_tmp = tmp_path / "tmp"
+    own_tmp.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "noteexec", "serve", str(root), "--port", "0", "--no-run"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(own_tmp)},
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 120
+        while "serving" not in process.stdout.readline():
+            assert time.monotonic() < deadline and process.poll() is None
+        assert [path.name for path in own_tmp.iterdir() if path.name.startswith("noteexec-serve-")]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+    assert [path for path in own_tmp.iterdir() if path.name.startswith("noteexec-serve-")] == []

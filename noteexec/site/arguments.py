@@ -32,6 +32,11 @@ def _common(command: argparse.ArgumentParser, jobs: bool = True) -> None:
         "--offline", action="store_true", help="load nothing from the network: diagrams show their source"
     )
     command.add_argument(
+        "--no-remote-images",
+        action="store_true",
+        help="show a note's https: images as links: pages load nothing from other sites but Mermaid",
+    )
+    command.add_argument(
         "--verdicts",
         choices=("closed", "open"),
         default="closed",

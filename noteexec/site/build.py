@@ -75,6 +75,9 @@ class BuildOptions:
     """Also use the vault's ``publish.css`` (Obsidian Publish), as the trusted config allows."""
     not_runnable_fails: bool = True
     """Blocks that cannot run here fail the build (the configuration's ``not_runnable``)."""
+    remote_images: bool = True
+    """Show ``https:`` images from elsewhere (the pages' policy allows ``https:`` images); off
+    (``--no-remote-images``, or ``--offline``): they are links, and nothing is fetched."""
     verdicts_open: bool = False
     """``--verdicts open``: every failed block's panel starts open (a reader's site keeps them
     closed, so the note comes first and the badge says what happened)."""
@@ -142,6 +145,7 @@ def theme_for(options: BuildOptions, title: str) -> tuple[Theme, Path | None]:
             mermaid_src=src,
             mermaid_is_site_file=is_site_file,
             live_reload=options.live_reload,
+            remote_images=options.remote_images and not options.offline,
         ),
         local,
     )
@@ -290,6 +294,7 @@ def _render_site(
         mermaid=theme.mermaid_src is not None,
         ran=options.ran,
         verdicts_open=options.verdicts_open,
+        remote_images=theme.remote_images,
         private=frozenset(hidden),
         withheld=withheld_reason,
     )

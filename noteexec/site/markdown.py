@@ -749,9 +749,12 @@ def _render_image(self: Any, tokens: list[Token], idx: int, options: Any, env: d
     attrs["loading"] = "lazy"
     src = str(attrs["src"])
     remote = re.match(r"^([a-z][a-z0-9+.-]*:|//)", src, re.IGNORECASE)
+    if remote and src.lower().startswith("https://") and env.get("remote_images"):
+        # The pages' policy allows https: images; no referrer tells the host which page it is.
+        return f'<img alt="{escape(alt)}"{_attributes(attrs)} referrerpolicy="no-referrer">'
     if remote and not src.lower().startswith("data:image/"):
-        # The site's Content-Security-Policy loads images from the site only: a remote image
-        # becomes a link to it (nothing is fetched from elsewhere when the page opens).
+        # --no-remote-images, --offline, http: or another scheme: a link to it (nothing is
+        # fetched from elsewhere when the page opens).
         label = escape(alt or src)
         if _inert_url(src):
             return f"<span>{label}</span>"

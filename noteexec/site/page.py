@@ -192,6 +192,8 @@ class SiteIndex:
     ran: bool = True
     verdicts_open: bool = False
     """Failed blocks' verdict panels start open (``--verdicts open``)."""
+    remote_images: bool = False
+    """``https:`` images from elsewhere are shown, not turned into links."""
     embed_files: bool = False
     """Inline attachments as ``data:`` URLs (one self-contained page) instead of copying them."""
     read_file: Any = None
@@ -522,6 +524,7 @@ def make_page(parsed: ParsedNote, result: NoteResult | None, site: SiteIndex) ->
         "mermaid": site.mermaid,
         "ran": site.ran,
         "verdicts_open": site.verdicts_open,
+        "remote_images": site.remote_images,
         "graph_lines": tuple(
             line for line, block in sorted(blocks.items()) if block.facts is not None and block.facts.graphs
         ),

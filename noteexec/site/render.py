@@ -62,6 +62,8 @@ class Theme:
     for a self-contained page, the CSS itself (see :mod:`noteexec.site.custom_css`)."""
     lang: str = "en"
     """The language of pages that do not say (a note's frontmatter ``lang`` wins)."""
+    remote_images: bool = False
+    """Pages may load ``https:`` images from anywhere (``img-src https:``)."""
     nav: tuple[NavEntry, ...] = ()
     """The note list, in path order."""
 
@@ -91,8 +93,9 @@ def _csp(theme: Theme) -> str:
 
     ``'self'`` covers the site's files from ``file://`` too (browsers match a file page's
     ``'self'`` to file URLs). A self-contained page allows its inline scripts by hash instead.
-    Images: the site's and ``data:`` (a lone page inlines its images); nothing else is loaded
-    from elsewhere, and notes never contribute a script, a style sheet, a frame or a plugin.
+    Images: the site's, ``data:`` (a lone page inlines its images) and, unless turned off,
+    ``https:`` ones (a note's remote images); nothing else is loaded from elsewhere, and notes
+    never contribute a script, a style sheet, a frame or a plugin.
     """
     scripts = ["'self'"]
     if theme.inline_js is not None:
@@ -109,7 +112,8 @@ def _csp(theme: Theme) -> str:
         "default-src 'self'; "
         f"script-src {' '.join(dict.fromkeys(scripts))}; "
         "style-src 'self' 'unsafe-inline'; "
-        "img-src 'self' data:; media-src 'self'; font-src 'self'; connect-src 'self'; "
+        f"img-src 'self' data:{' https:' if theme.remote_images else ''}; media-src 'self'; font-src 'self'; "
+        "connect-src 'self'; "
         "object-src 'none'; frame-src 'none'; base-uri 'none'; form-action 'none'"
     )
 
@@ -144,6 +148,7 @@ def _head(title: str, root: str, theme: Theme, description: str = "", lang: str 
         f'<html lang="{escape(lang or theme.lang)}">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta name="color-scheme" content="light dark">\n'
+        '<meta name="referrer" content="no-referrer">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{escape(_csp(theme))}">\n'
         f'<meta name="generator" content="noteexec">\n{meta}'
         f"<title>{escape(title)}</title>\n{css}\n</head>\n"

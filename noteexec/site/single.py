@@ -39,6 +39,7 @@ def render_single(root: Path, result: NoteResult, options: BuildOptions | None =
         mermaid=False,
         ran=options.ran,
         verdicts_open=options.verdicts_open,
+        remote_images=options.remote_images and not options.offline,
         embed_files=True,
         read_file=lambda name: (root / name).read_bytes(),
         load=lambda name: parse_for_site(read_note(root / name), name),

@@ -100,6 +100,7 @@ NOTES = {
         - [-] dropped
         - [/] half done
         """,
+    "remote.md": "![a remote cat](https://images.example.org/cat.png)\n",
     "callouts.md": "".join(f"> [!{kind}] The {kind} callout\n> Its text.\n\n" for kind in CALLOUT_KINDS),
     **{f"topic-{n // 10}/note-{n:02}.md": f"Note number {n}.\n" for n in range(60)},
 }
@@ -308,9 +309,11 @@ def test_an_offline_site_asks_the_network_for_nothing(
     browser: Any, offline_site: Path, viewport: dict[str, int], scheme: str
 ) -> None:
     tab = new_tab(browser, viewport, color_scheme=scheme)
-    for name in ("index.html", "Fails.html", "media/raw-html.html", "diagrams.html"):
+    for name in ("index.html", "Fails.html", "media/raw-html.html", "remote.html", "diagrams.html"):
         tab.goto(file_url(offline_site, name))
         tab.wait_for_load_state("load")
+        if name == "remote.html":  # --offline: a remote image is a link, and is not fetched
+            assert tab.locator("a.external-image").inner_text() == "a remote cat"
     assert "graph LR" in tab.locator(".mermaid-source").inner_text()  # no Mermaid: its source
     tab.goto(file_url(offline_site, "Passes.html"))
     graph = tab.locator("svg.nx-graph-svg")  # the measured graph needs neither Mermaid nor a network
@@ -444,4 +447,24 @@ def test_hand_coloured_diagram_nodes_stay_readable(browser: Any, reader_site: Pa
     assert {label for label, _ in ratios} == {"hand coloured", "theme coloured"}
     assert [label for label, ratio in ratios if ratio < 4.5] == []
     assert tab.errors == []
+    tab.context.close()
+
+
+def test_remote_images_load_under_the_policy_without_a_referrer(browser: Any, reader_site: Path) -> None:
+    tab = new_tab(browser)
+    headers: list[dict[str, str]] = []
+
+    def serve_image(route: Any) -> None:
+        headers.append(route.request.headers)
+        route.fulfill(status=200, content_type="image/png", body=png(9, 4))
+
+    tab.context.route("https://images.example.org/**", serve_image)  # the network stays blocked
+    tab.goto(file_url(reader_site, "remote.html"))
+    tab.wait_for_load_state("load")
+    size = tab.evaluate(
+        "() => { const i = document.querySelector('main img'); return [i.naturalWidth, i.alt]; }"
+    )
+    assert size == [9, "a remote cat"]
+    assert len(headers) == 1 and "referer" not in {name.lower() for name in headers[0]}
+    assert tab.errors == [] and tab.remote == []
     tab.context.close()

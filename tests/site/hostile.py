@@ -346,7 +346,7 @@ SAFE_CSS_PROPERTIES = frozenset(
     {"color", "background-color", "font-weight", "font-style", "text-align", "text-decoration",
      "font-size", "width", "height", "max-width", "margin", "padding", "border"}
 )  # fmt: skip
-SITE_META = frozenset({"viewport", "color-scheme", "generator", "description"})
+SITE_META = frozenset({"viewport", "color-scheme", "generator", "description", "referrer"})
 _SCHEME_OF = re.compile(r"^([a-z][a-z0-9+.-]*):")
 
 

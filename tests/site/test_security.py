@@ -140,14 +140,16 @@ def csp_of(site: SiteFiles, name: str = "index.html") -> dict[str, list[str]]:
 
 
 def assert_strict(csp: dict[str, list[str]]) -> None:
-    """No eval, no wildcard, no scheme-wide source (but ``data:`` images), nothing framed or posted."""
+    """No eval, no wildcard, no scheme-wide source (but ``data:`` and ``https:`` images, ``data:``
+    media), nothing framed or posted."""
     for directive, sources in csp.items():
         assert "'unsafe-eval'" not in sources, directive
         assert "'strict-dynamic'" not in sources, directive
         for source in sources:
             assert "*" not in source, (directive, source)
             if re.fullmatch(r"[a-z][a-z0-9+.-]*:", source):  # a whole scheme
-                assert source == "data:" and directive in ("img-src", "media-src"), (directive, source)
+                allowed = ("data:", "https:") if directive == "img-src" else ("data:",)
+                assert source in allowed and directive in ("img-src", "media-src"), (directive, source)
     assert csp["default-src"] == ["'self'"]
     assert "'unsafe-inline'" not in csp["script-src"]
     for directive in ("object-src", "frame-src", "base-uri", "form-action"):
@@ -266,7 +268,26 @@ def test_markdown_links_never_get_a_script_or_data_url(source: str) -> None:
     assert not [h for h in hrefs if re.match(r"(javascript|vbscript|data):", re.sub(r"\s", "", h), re.I)]
 
 
-def test_remote_images_become_links_so_pages_load_nothing_from_elsewhere() -> None:
+def test_remote_images_are_shown_unless_turned_off(vault: Path) -> None:
+    shown = render_markdown("![a diagram](https://example.org/d.png)\n", {"remote_images": True})
+    assert (
+        '<img alt="a diagram" src="https://example.org/d.png" loading="lazy" referrerpolicy="no-referrer">'
+        in (shown)
+    )
+    insecure = render_markdown("![x](http://example.org/d.png)\n", {"remote_images": True})
+    assert "<img" not in insecure  # http: would be mixed content: a link
+    for options, allowed in (
+        (BuildOptions(), True),
+        (BuildOptions(remote_images=False), False),
+        (BuildOptions(offline=True), False),
+    ):
+        site = render_hostile_site(vault, options)
+        for name in site_pages(site.files):
+            assert ("https:" in csp_of(site, name)["img-src"]) is allowed, (options, name)
+            assert '<meta name="referrer" content="no-referrer">' in text(site, name)
+
+
+def test_remote_images_turned_off_become_links_so_pages_load_nothing_from_elsewhere() -> None:
     rendered = render_markdown("![a diagram](https://example.org/d.png) ![](//example.org/e.png)\n")
     assert "<img" not in rendered
     assert '<a href="https://example.org/d.png" class="external-link external-image"' in rendered

@@ -516,6 +516,7 @@ def _own_line_output(
     """
     prefixed = _OWN_LINE_OUTPUT.match(text)
     if prefixed is None:
+        _note_unchecked_output(block, number, text, lines, own_lines, statements, notes)
         return
     previous = _previous_code_line(lines, number)
     if previous is None:  # comments before any code: a problem statement's example, not this block's
@@ -555,6 +556,35 @@ def _prints_several(statement: ast.Expr) -> bool:
         and isinstance(call, ast.Call)
         and (len(call.args) > 1 or any(isinstance(arg, ast.Starred) for arg in call.args))
     )
+
+
+def _note_unchecked_output(
+    block: CodeBlock,
+    number: int,
+    text: str,
+    lines: list[str],
+    own_lines: dict[int, str],
+    statements: dict[int, ast.Expr],
+    notes: list[str],
+) -> None:
+    """A value pasted as a comment under a print, without a prefix (``print(w.grad)`` then
+    ``# tensor([1.])``), is not checked (it may be commented-out code); say so, so that a wrong
+    value there does not pass silently."""
+    if number - 1 in own_lines or not _LOOKS_PRINTED.match(text) or _DESCRIBES.match(text):
+        return  # a continuation of a comment run, or no value
+    previous = _previous_code_line(lines, number)
+    if previous is None or previous not in statements:
+        return
+    if any(lines[between - 1].strip() for between in range(previous + 1, number)):
+        return
+    notes.append(
+        f"line {block.line + number}: '# {_shorten(text)}' looks like the output of line"
+        f" {block.line + previous} but is not checked: write '# Output:' before it to check it"
+    )
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _print_label(statement: ast.Expr) -> str:

@@ -591,3 +591,20 @@ def test_a_tensor_call_is_code_when_the_block_defines_tensor_or_follows_no_expre
     assert (defined.outputs, defined.code) == ((), None)
     after_assignment = only_expectation(fence("y = 1\ntensor([1])"))
     assert (after_assignment.outputs, after_assignment.code) == ((), None)
+
+
+def test_a_value_under_a_print_without_a_prefix_is_named_as_not_checked() -> None:
+    """``print(w.grad)`` then ``# tensor([1.])`` (a real note's wrong value passed silently): not
+    checked, since it may be commented-out code, but the verdict says so, once per comment run."""
+    code = "w = torch.ones(1)\nprint(w)\n\n# tensor([1.])\n# more\nx = 1\n# (True, False)\n# 查看梯度"
+    expectation = only_expectation(fence(code))
+    assert expectation.outputs == ()
+    assert expectation.notes == (
+        "line 5: '# tensor([1.])' looks like the output of line 3 but is not checked:"
+        " write '# Output:' before it to check it",
+    )
+    # not after a statement that is no expression, nor a description
+    assert only_expectation(fence("x = torch.ones(2)\n# tensor([1., 1.])")).notes == ()
+    assert only_expectation(fence("print(x)\n# (更新参数)")).notes == ()
+    checked = only_expectation(fence("print(torch.ones(1))\n# Output: tensor([1.])"))
+    assert checked.notes == () and len(checked.outputs) == 1

@@ -11,6 +11,7 @@ import ast
 import doctest
 import io
 import re
+import textwrap
 import tokenize
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -200,6 +201,7 @@ def _expect(
     transcript = _transcript(block, notes) if _is_transcript(block) else None
     code = transcript[0] if transcript is not None else block.code
     code, tree = _without_shell_lines(code, block.line, notes)
+    code, tree = _dedented(code, tree)
     pasted: list[DocumentedOutput] = []
     if transcript is None:
         code, tree, pasted = _pasted_outputs(code, tree, block.line)
@@ -414,6 +416,17 @@ def _unseeded_draw(tree: ast.Module | None, fence_line: int) -> RandomDraw | Non
         return None
     line, _, name, _ = unseeded[0]
     return RandomDraw(f"{name} at line {fence_line + line}", any(draw[3] for draw in unseeded))
+
+
+def _dedented(code: str, tree: ast.Module | None) -> tuple[str, ast.Module | None]:
+    """A snippet indented as a whole (copied out of a function body or a list item) is meant to
+    run as it reads: dedented, lines unchanged. A block that documents an IndentationError is
+    left as written, as it may demonstrate one."""
+    if tree is not None or "IndentationError" in code:
+        return code, tree
+    dedented = textwrap.dedent(code)
+    dedented_tree = _syntax_tree(dedented) if dedented != code else None
+    return (dedented, dedented_tree) if dedented_tree is not None else (code, tree)
 
 
 def _syntax_tree(code: str) -> ast.Module | None:

@@ -608,3 +608,14 @@ def test_a_value_under_a_print_without_a_prefix_is_named_as_not_checked() -> Non
     assert only_expectation(fence("print(x)\n# (更新参数)")).notes == ()
     checked = only_expectation(fence("print(torch.ones(1))\n# Output: tensor([1.])"))
     assert checked.notes == () and len(checked.outputs) == 1
+
+
+def test_a_snippet_indented_as_a_whole_runs_dedented() -> None:
+    """Copied out of a function body: ``    device = ...`` was an IndentationError, not a mistake."""
+    note = "```py\n    x = torch.ones(2)\n    if True:\n        print(x.sum())  # tensor(2.)\n```\n"
+    expectation = only_expectation(note)
+    assert expectation.code == "x = torch.ones(2)\nif True:\n    print(x.sum())  # tensor(2.)\n"
+    assert expectation.outputs == (DocumentedOutput("tensor(2.)", 4, 4),)
+    assert only_expectation("```py\n    x = 1\ny = 2\n```\n").code is None  # not indented as a whole
+    demo = "```py\n    x = 1  # IndentationError: unexpected indent\n```\n"
+    assert only_expectation(demo).code is None  # a demonstrated IndentationError stays

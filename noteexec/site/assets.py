@@ -6,12 +6,11 @@ import re
 from functools import cache
 from importlib import resources
 
+import tinycss2
 from pygments.formatters import HtmlFormatter
 
 LIGHT_STYLE = "default"
 DARK_STYLE = "github-dark"
-
-_DARK_BLOCK = re.compile(r"/\* @dark \*/\s*\.theme-dark\s*\{(?P<body>.*?)\}\s*/\* @end-dark \*/", re.S)
 
 
 def _read(name: str) -> str:
@@ -30,19 +29,40 @@ def _pygments(style: str, prefixes: list[str]) -> str:
     return "\n".join(rules)
 
 
+def _dark_fallback(css: str) -> str:
+    """Every rule written for ``.theme-dark``, again for a page whose script does not run (no
+    class on ``<html>``) when the reader's system is dark; a choice made with the toggle wins."""
+    rules = []
+    for rule in tinycss2.parse_stylesheet(css, skip_comments=True, skip_whitespace=True):
+        if rule.type != "qualified-rule":
+            continue
+        selectors = [selector.strip() for selector in tinycss2.serialize(rule.prelude).split(",")]
+        if not all(re.match(r"\.theme-dark(?![\w-])", selector) for selector in selectors):
+            continue
+        rewritten = ", ".join(
+            "html:not(.theme-light)" + selector[len(".theme-dark") :] for selector in selectors
+        )
+        rules.append(f"  {rewritten} {{{tinycss2.serialize(rule.content)}}}")
+    return (
+        "\n/* No script: follow the system setting. */\n@media (prefers-color-scheme: dark) {\n"
+        + "\n".join(rules)
+        + "\n}\n"
+    )
+
+
 @cache
 def site_css() -> str:
     css = _read("site.css")
-    dark = _DARK_BLOCK.search(css)
-    assert dark is not None, "site.css must keep its @dark block"
-    fallback = (
-        "\n/* No script: follow the system setting. */\n"
-        "@media (prefers-color-scheme: dark) {\n  html:not(.theme-light) {" + dark["body"] + "}\n}\n"
-    )
     light = _pygments(LIGHT_STYLE, ["html:not(.theme-dark) .highlight"])
     dark_rules = _pygments(DARK_STYLE, [".theme-dark .highlight"])
     return (
-        css + fallback + "\n/* Pygments: light */\n" + light + "\n/* Pygments: dark */\n" + dark_rules + "\n"
+        css
+        + "\n/* Pygments: light */\n"
+        + light
+        + "\n/* Pygments: dark */\n"
+        + dark_rules
+        + "\n"
+        + _dark_fallback(css + "\n" + dark_rules)
     )
 
 

@@ -365,9 +365,12 @@ READABLE = (
 )
 
 
+@pytest.mark.parametrize("script", [True, False], ids=["js", "no-js"])
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_text_and_badges_meet_wcag_aa_contrast(browser: Any, reader_site: Path, scheme: str) -> None:
-    tab = new_tab(browser, color_scheme=scheme)
+def test_text_and_badges_meet_wcag_aa_contrast(
+    browser: Any, reader_site: Path, scheme: str, script: bool
+) -> None:
+    tab = new_tab(browser, color_scheme=scheme, java_script_enabled=script)
     measured = []
     for name in ("Fails.html", "Passes.html", "callouts.html", "index.html"):
         tab.goto(file_url(reader_site, name))
@@ -385,12 +388,13 @@ def test_text_and_badges_meet_wcag_aa_contrast(browser: Any, reader_site: Path, 
     tab.context.close()
 
 
+@pytest.mark.parametrize("script", [True, False], ids=["js", "no-js"])
 def test_a_callout_type_obsidian_does_not_know_takes_the_notes_colours_in_dark(
-    browser: Any, reader_site: Path
+    browser: Any, reader_site: Path, script: bool
 ) -> None:
     colours = {}
     for scheme in ("light", "dark"):
-        tab = new_tab(browser, color_scheme=scheme)
+        tab = new_tab(browser, color_scheme=scheme, java_script_enabled=script)
         tab.goto(file_url(reader_site, "Passes.html"))
         colours[scheme] = tab.evaluate(
             """() => getComputedStyle(document.querySelector('.callout[data-callout="list"] .callout-title')).color"""

@@ -257,7 +257,7 @@ def _transcript(
     """A ``>>>`` session read as doctest reads it: the code to run, line for line, and each
     example's output (or exception) as documented. None when doctest cannot read it."""
     try:
-        examples = doctest.DocTestParser().get_examples(block.code)
+        examples = doctest.DocTestParser().get_examples(_blank_output_lines(block.code))
     except ValueError as error:  # a prompt without its space, inconsistent indentation
         notes.append(f"not read as a >>> transcript: {error}")
         return None
@@ -283,8 +283,29 @@ def _transcript(
             )
             raised_at = first
         else:
-            documented.append(DocumentedOutput(example.want, first, end))
+            documented.append(DocumentedOutput(example.want.replace(_BLANKLINE, ""), first, end))
     return "\n".join(runnable), documented
+
+
+_BLANKLINE = "<BLANKLINE>"
+
+
+def _blank_output_lines(code: str) -> str:
+    """A transcript pasted from a REPL keeps the blank lines its output printed (a loop's
+    ``print(..., "\\n")``), where doctest wants ``<BLANKLINE>``: a blank line with more output
+    after it, before the next ``>>>``, is one (doctest would end the output there)."""
+    lines = code.split("\n")
+    indent: str | None = None  # the last prompt's, which doctest wants its output lines to keep
+    for number, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith(">>>"):
+            indent = line[: len(line) - len(line.lstrip())]
+        if stripped or indent is None:
+            continue
+        following = next((later.strip() for later in lines[number + 1 :] if later.strip()), None)
+        if following is not None and not following.startswith(">>>"):
+            lines[number] = indent + _BLANKLINE
+    return "\n".join(lines)
 
 
 def _pasted_outputs(

@@ -619,3 +619,29 @@ def test_a_snippet_indented_as_a_whole_runs_dedented() -> None:
     assert only_expectation("```py\n    x = 1\ny = 2\n```\n").code is None  # not indented as a whole
     demo = "```py\n    x = 1  # IndentationError: unexpected indent\n```\n"
     assert only_expectation(demo).code is None  # a demonstrated IndentationError stays
+
+
+@pytest.mark.parametrize("indent", ["", "   "])
+def test_blank_lines_inside_a_pasted_transcripts_output_are_part_of_it(indent: str) -> None:
+    """A REPL paste keeps the blank lines a loop printed; doctest would end the output at the
+    first one (wallace-lai's notes: only the first of six parameters was compared)."""
+    transcript = [
+        ">>> for i in range(2):",
+        "...     print(i, '\\n')",
+        "...",
+        "0",
+        "",
+        "1",
+        "",
+        ">>> x = 1",
+        ">>> x",
+        "1",
+    ]
+    body = "\n".join(indent + line if line else "" for line in transcript)
+    expectation = only_expectation(f"```pycon\n{body}\n```\n")
+    assert [(output.text.split(), output.line) for output in expectation.outputs] == [
+        (["0", "1"], 2),
+        ([], 9),
+        (["1"], 10),
+    ]
+    assert expectation.notes == ()

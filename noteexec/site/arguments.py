@@ -63,12 +63,22 @@ def _common(command: argparse.ArgumentParser, jobs: bool = True) -> None:
     add_sandbox_arguments(command)
 
 
+def _home(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--home",
+        metavar="NOTE",
+        help="the note shown on the landing page, as a path in the vault "
+        "(default: Home.md, index.md or README.md at its root)",
+    )
+
+
 def add_site_commands(commands: Any) -> None:
     """Register the site's subcommands on the CLI's subparsers."""
     build = commands.add_parser("build", help="check a vault and write it as a static site")
     build.add_argument("vault", type=Path, metavar="VAULT")
     build.add_argument("-o", "--out", type=Path, default=Path("site"), metavar="OUT", help="default: ./site")
     build.add_argument("--site-url", help="public address of the site, for absolute URLs in sitemap.xml")
+    _home(build)
     _common(build)
 
     render = commands.add_parser("render", help="one note as one self-contained HTML page")
@@ -90,4 +100,5 @@ def add_site_commands(commands: Any) -> None:
     serve.add_argument(
         "-o", "--out", type=Path, help="where the site is written (default: a temporary folder)"
     )
+    _home(serve)
     _common(serve)

@@ -75,6 +75,8 @@ class BuildOptions:
     """Also use the vault's ``publish.css`` (Obsidian Publish), as the trusted config allows."""
     not_runnable_fails: bool = True
     """Blocks that cannot run here fail the build (the configuration's ``not_runnable``)."""
+    home: str | None = None
+    """``--home NOTE``: the vault path of the landing page's note (default: :data:`HOME_NOTES`)."""
     remote_images: bool = True
     """Show ``https:`` images from elsewhere (the pages' policy allows ``https:`` images); off
     (``--no-remote-images``, or ``--offline``): they are links, and nothing is fetched."""
@@ -260,11 +262,7 @@ def _render_site(
     private = {rel: result.note for rel, result in every if is_private(result.note)}
     rels = [rel for rel, _ in published]
     parsed: dict[str, ParsedNote] = {rel: parse_for_site(result.note, rel) for rel, result in published}
-    home = min(
-        (parsed[rel] for rel in rels if rel.lower() in HOME_NOTES),
-        key=lambda note: HOME_NOTES.index(note.rel.lower()),
-        default=None,
-    )
+    home = _home(parsed, options.home)
     title = options.title or (home.heading_title if home else "") or root.resolve().name or "Notes"
     theme, mermaid_file = theme_for(options, title)
     custom = custom_css(root, options)
@@ -321,7 +319,8 @@ def _render_site(
         )
         files.add(page.url, render_page(page, links, theme).encode(), f"the page of {page.rel}")
     broken = tuple(item for page in pages for item in page.broken)
-    home_page = next((page for page in pages if home is not None and page.rel == home.rel), None)
+    results_by_rel = dict(published)
+    home_page = make_page(home, results_by_rel[home.rel], site, at="index.html") if home else None
     index = render_index(pages, broken, tag_urls, theme, home_page)
     files.add("index.html", index.encode(), "the site's index")
     by_tag: dict[str, list[Page]] = {}
@@ -351,6 +350,18 @@ def _render_site(
     return SiteFiles(
         files=files.files, pages=tuple(pages), broken=broken, tags=tag_urls, warnings=tuple(warnings)
     )
+
+
+def _home(parsed: Mapping[str, ParsedNote], chosen: str | None) -> ParsedNote | None:
+    """The landing page's note: ``--home``, else the first of :data:`HOME_NOTES` at the root."""
+    if chosen is not None:
+        rel = chosen.strip().replace("\\", "/").removeprefix("./").lstrip("/")
+        rel = rel if rel.lower().endswith(".md") else f"{rel}.md"
+        if rel not in parsed:
+            raise BuildError(f"--home {chosen}: no published note at that path in the vault")
+        return parsed[rel]
+    candidates = [note for rel, note in parsed.items() if rel.lower() in HOME_NOTES]
+    return min(candidates, key=lambda note: HOME_NOTES.index(note.rel.lower()), default=None)
 
 
 def _by_rel(page: Page) -> str:

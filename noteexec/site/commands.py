@@ -65,6 +65,7 @@ def options_from(arguments: argparse.Namespace, config: Config) -> BuildOptions:
         ran=not arguments.no_run,
         verdicts_open=getattr(arguments, "verdicts", "closed") == "open",
         remote_images=not getattr(arguments, "no_remote_images", False),
+        home=getattr(arguments, "home", None),
         site_url=getattr(arguments, "site_url", None),
         exclude=config.exclude,
         css=tuple(getattr(arguments, "css", None) or ()),

@@ -218,10 +218,10 @@ _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
 class SiteLinker:
     """Resolves links for one page; records what it linked to and what it could not find."""
 
-    def __init__(self, site: SiteIndex, page_rel: str) -> None:
+    def __init__(self, site: SiteIndex, page_rel: str, page_url: str | None = None) -> None:
         self.site = site
         self.page_rel = page_rel
-        self.page_url = site.vault.url(page_rel)
+        self.page_url = page_url or site.vault.url(page_rel)
         self.links: set[str] = set()
         self.attachments: set[str] = set()
         self.broken: list[BrokenLink] = []
@@ -515,8 +515,10 @@ def property_html(value: Any, linker: SiteLinker) -> str:
 _SHOWN_ELSEWHERE = frozenset({"title", "date", "tags", "tag", "aliases", "alias", "noteexec", "cssclasses"})
 
 
-def make_page(parsed: ParsedNote, result: NoteResult | None, site: SiteIndex) -> Page:
-    linker = SiteLinker(site, parsed.rel)
+def make_page(parsed: ParsedNote, result: NoteResult | None, site: SiteIndex, at: str | None = None) -> Page:
+    """The note's page; ``at``: the site path its links are written relative to, when it is shown
+    elsewhere than its own page (the landing page shows the home note at ``index.html``)."""
+    linker = SiteLinker(site, parsed.rel, at)
     blocks: dict[int, BlockResult] = {block.block.line: block for block in result.blocks} if result else {}
     env: dict[str, Any] = {
         "linker": linker,

@@ -423,7 +423,7 @@ def render_index(
     )
     summary_html = f'<div class="site-summary">{" · ".join(summary)}</div>{verdict}'
     title = f'<h1 class="page-title">{escape(theme.site_title)}</h1>'
-    if home is not None:  # its links are relative to the root, like this page's
+    if home is not None:  # rendered with links relative to index.html
         body = home.body
         first_h1 = _LEADING_H1.match(body)
         if first_h1:  # the note's own H1 is the page's title, shown once

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from noteexec.facts import BlockFacts, Gradient, Graph, Raised
-from noteexec.site.build import BuildOptions, render_site
+from noteexec.site.build import BuildError, BuildOptions, render_site
 from noteexec.site.code import graph_paths, graph_svg
 from noteexec.site.page import Page
 from noteexec.site.vault import Vault, frontmatter_list, href
@@ -191,6 +191,25 @@ def test_a_vault_home_note_is_the_landing_page_and_notes_without_code_get_no_bad
             assert "note-status status-none" not in page and "no code" not in page.lower(), name
             assert '<span class="dot"></span>' not in page, name  # no status dot in the note list
             assert "<th>status</th>" not in page and "<th>blocks</th>" not in page, name
+
+
+def test_home_picks_the_landing_pages_note_and_a_wrong_one_is_a_clear_error(tmp_path: Path) -> None:
+    root = write_vault(
+        tmp_path / "vault",
+        {"README.md": "# Read me\n", "start/Begin here.md": "# Begin\n\nSee [[README]] and ![[pic.png]].\n"},
+    )
+    (root / "pic.png").write_bytes(b"\x89PNG")
+    for chosen in ("start/Begin here", "./start/Begin here.md"):
+        site = render_site(root, results_for(root), BuildOptions(home=chosen), attachments=["pic.png"])
+        index = site.files["index.html"].decode()
+        assert '<h1 class="page-title">Begin</h1>' in index and "Read me" not in index.split("site-check")[0]
+        # its links work from index.html, not only from its own page in start/
+        assert 'href="README.html">README</a>' in index and 'src="_attachments/pic.png"' in index
+        assert 'href="../README.html">README</a>' in site.files["start/Begin here.html"].decode()
+    with pytest.raises(BuildError, match="--home nowhere: no published note"):
+        render_site(root, results_for(root), BuildOptions(home="nowhere"))
+    built = noteexec("build", root, "-o", tmp_path / "site", "--no-run", "--home", "start/Begin here.md")
+    assert built.returncode == 0 and "Begin" in (tmp_path / "site" / "index.html").read_text()
 
 
 def test_without_a_home_note_the_landing_page_is_the_check(tmp_path: Path) -> None:

@@ -8,6 +8,13 @@
   var here = body.getAttribute("data-page") || "";
   var html = document.documentElement;
 
+  function element(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
   // ------------------------------------------------------------------ theme
   function isDark() {
     return html.classList.contains("theme-dark");
@@ -47,13 +54,6 @@
       callout.classList.toggle("is-collapsed", !callout.open);
     });
   });
-
-  function element(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
 
   // ------------------------------------------------------------------ note list (phones)
   // The list is in the page (it works without this script); on a narrow screen it is a drawer
@@ -105,14 +105,14 @@
     document.head.appendChild(script);
   }
 
-  function fold_(text) {
+  function lower(text) {
     return (text || "").toLocaleLowerCase();
   }
   function score(page, terms) {
-    var title = fold_(page.t);
-    var headings = fold_((page.h || []).join(" "));
-    var tags = fold_((page.g || []).join(" "));
-    var text = fold_(page.x);
+    var title = lower(page.t);
+    var headings = lower((page.h || []).join(" "));
+    var tags = lower((page.g || []).join(" "));
+    var text = lower(page.x);
     var total = 0;
     for (var i = 0; i < terms.length; i++) {
       var term = terms[i];
@@ -128,7 +128,7 @@
   }
   function snippet(page, terms) {
     var text = page.x || "";
-    var lower = fold_(text);
+    var lower = lower(text);
     var at = -1;
     for (var i = 0; i < terms.length && at < 0; i++) at = lower.indexOf(terms[i]);
     var node = element("div", "search-result-snippet");
@@ -144,7 +144,7 @@
     return node;
   }
   function showResults(query) {
-    var terms = fold_(query).split(/\s+/).filter(Boolean);
+    var terms = lower(query).split(/\s+/).filter(Boolean);
     results.textContent = "";
     selected = -1;
     if (!terms.length) {

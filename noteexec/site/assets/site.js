@@ -5,7 +5,6 @@
 
   var body = document.body;
   var root = body.getAttribute("data-root") || "";
-  var here = body.getAttribute("data-page") || "";
   var html = document.documentElement;
 
   function element(tag, className, text) {
@@ -105,14 +104,14 @@
     document.head.appendChild(script);
   }
 
-  function lower(text) {
+  function casefold(text) {
     return (text || "").toLocaleLowerCase();
   }
   function score(page, terms) {
-    var title = lower(page.t);
-    var headings = lower((page.h || []).join(" "));
-    var tags = lower((page.g || []).join(" "));
-    var text = lower(page.x);
+    var title = casefold(page.t);
+    var headings = casefold((page.h || []).join(" "));
+    var tags = casefold((page.g || []).join(" "));
+    var text = casefold(page.x);
     var total = 0;
     for (var i = 0; i < terms.length; i++) {
       var term = terms[i];
@@ -128,7 +127,7 @@
   }
   function snippet(page, terms) {
     var text = page.x || "";
-    var lower = lower(text);
+    var lower = casefold(text);
     var at = -1;
     for (var i = 0; i < terms.length && at < 0; i++) at = lower.indexOf(terms[i]);
     var node = element("div", "search-result-snippet");
@@ -144,7 +143,7 @@
     return node;
   }
   function showResults(query) {
-    var terms = lower(query).split(/\s+/).filter(Boolean);
+    var terms = casefold(query).split(/\s+/).filter(Boolean);
     results.textContent = "";
     selected = -1;
     if (!terms.length) {

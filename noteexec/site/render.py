@@ -167,12 +167,11 @@ def _scripts(root: str, theme: Theme, diagrams: bool = False) -> str:
     return "\n".join(parts)
 
 
-def _body_open(kind: str, root: str, url: str, theme: Theme, status: str = "") -> str:
+def _body_open(kind: str, root: str, theme: Theme, status: str = "") -> str:
     live = f' data-live="{theme.live_reload}"' if theme.live_reload is not None else ""
     status_class = f" status-{status}" if status else ""
     return (
-        f'<body class="page-{kind}{status_class}" data-root="{escape(root)}" '
-        f'data-page="{escape(url)}"{live}>\n'
+        f'<body class="page-{kind}{status_class}" data-root="{escape(root)}"{live}>\n'
         f'<a class="skip-link" href="#content">Skip to content</a>\n<div class="app">\n'
     )
 
@@ -333,7 +332,7 @@ def render_page(page: Page, links: PageLinks, theme: Theme, standalone: bool = F
     title = page.title if standalone else f"{page.title} · {theme.site_title}"
     return (
         _head(title, root, theme, page.description, page.lang)
-        + _body_open("note", root, page.url, theme, page.status)
+        + _body_open("note", root, theme, page.status)
         + _topbar(root, theme, standalone)
         + ("" if standalone else _sidebar(root, page.url, theme))
         + '<main class="content" id="content"><article class="note">'
@@ -444,7 +443,7 @@ def render_index(
     diagrams = home is not None and '<pre class="mermaid">' in home.body
     return (
         _head(theme.site_title, "", theme, home.description if home else f"{len(pages)} checked notes")
-        + _body_open("index", "", "index.html", theme)
+        + _body_open("index", "", theme)
         + _topbar("", theme)
         + _sidebar("", "index.html", theme)
         + body
@@ -464,7 +463,7 @@ def render_tag(tag: str, url: str, pages: Sequence[Page], tag_urls: dict[str, st
     )
     return (
         _head(f"#{tag} · {theme.site_title}", root, theme)
-        + _body_open("tag", root, url, theme)
+        + _body_open("tag", root, theme)
         + _topbar(root, theme)
         + _sidebar(root, url, theme)
         + body

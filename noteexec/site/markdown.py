@@ -749,6 +749,9 @@ def _render_image(self: Any, tokens: list[Token], idx: int, options: Any, env: d
     attrs["loading"] = "lazy"
     src = str(attrs["src"])
     remote = re.match(r"^([a-z][a-z0-9+.-]*:|//)", src, re.IGNORECASE)
+    video = _YOUTUBE.match(src) if remote else None
+    if video is not None and env.get("remote_images"):
+        return _youtube_card(video[1], alt)
     if remote and src.lower().startswith("https://") and env.get("remote_images"):
         # The pages' policy allows https: images; no referrer tells the host which page it is.
         return f'<img alt="{escape(alt)}"{_attributes(attrs)} referrerpolicy="no-referrer">'
@@ -763,6 +766,24 @@ def _render_image(self: Any, tokens: list[Token], idx: int, options: Any, env: d
             f'target="_blank">{label}</a>'
         )
     return f'<img alt="{escape(alt)}"{_attributes(attrs)}>'
+
+
+_YOUTUBE = re.compile(
+    r"^https?://(?:www\.|m\.)?(?:youtube\.com/(?:watch\?(?:[^#]*&)?v=|shorts/|embed/)|youtu\.be/)"
+    r"([A-Za-z0-9_-]{11})(?![A-Za-z0-9_-])"
+)
+
+
+def _youtube_card(video: str, alt: str) -> str:
+    """``![](https://www.youtube.com/watch?v=…)``: Obsidian embeds a player; the site's policy
+    frames nothing, so the video's thumbnail links to it (one https: image, no script)."""
+    url = f"https://www.youtube.com/watch?v={video}"
+    label = escape(alt or "YouTube video")
+    return (
+        f'<a class="external-link youtube-embed" href="{url}" rel="noopener noreferrer" target="_blank">'
+        f'<img src="https://i.ytimg.com/vi/{video}/hqdefault.jpg" alt="{label}" loading="lazy" '
+        f'referrerpolicy="no-referrer"><span class="youtube-embed-label">▶ {label}</span></a>'
+    )
 
 
 FenceRenderer = Callable[[Token, dict[str, Any]], str]

@@ -100,7 +100,8 @@ NOTES = {
         - [-] dropped
         - [/] half done
         """,
-    "remote.md": "![a remote cat](https://images.example.org/cat.png)\n",
+    "remote.md": "![a remote cat](https://images.example.org/cat.png)\n\n"
+    "![A talk](https://www.youtube.com/watch?v=Ilg3gGewQ5U)\n",
     "callouts.md": "".join(f"> [!{kind}] The {kind} callout\n> Its text.\n\n" for kind in CALLOUT_KINDS),
     **{f"topic-{n // 10}/note-{n:02}.md": f"Note number {n}.\n" for n in range(60)},
 }
@@ -313,7 +314,8 @@ def test_an_offline_site_asks_the_network_for_nothing(
         tab.goto(file_url(offline_site, name))
         tab.wait_for_load_state("load")
         if name == "remote.html":  # --offline: a remote image is a link, and is not fetched
-            assert tab.locator("a.external-image").inner_text() == "a remote cat"
+            assert tab.locator("a.external-image").all_inner_texts() == ["a remote cat", "A talk"]
+            assert tab.locator("main img").count() == 0
     assert "graph LR" in tab.locator(".mermaid-source").inner_text()  # no Mermaid: its source
     tab.goto(file_url(offline_site, "Passes.html"))
     graph = tab.locator("svg.nx-graph-svg")  # the measured graph needs neither Mermaid nor a network
@@ -463,12 +465,14 @@ def test_remote_images_load_under_the_policy_without_a_referrer(browser: Any, re
         route.fulfill(status=200, content_type="image/png", body=png(9, 4))
 
     tab.context.route("https://images.example.org/**", serve_image)  # the network stays blocked
+    tab.context.route("https://i.ytimg.com/**", serve_image)
     tab.goto(file_url(reader_site, "remote.html"))
     tab.wait_for_load_state("load")
-    size = tab.evaluate(
-        "() => { const i = document.querySelector('main img'); return [i.naturalWidth, i.alt]; }"
-    )
-    assert size == [9, "a remote cat"]
-    assert len(headers) == 1 and "referer" not in {name.lower() for name in headers[0]}
+    sizes = tab.evaluate("() => [...document.querySelectorAll('main img')].map(i => [i.naturalWidth, i.alt])")
+    assert sizes == [[9, "a remote cat"], [9, "A talk"]]
+    assert len(headers) == 2 and not [h for h in headers if "referer" in {name.lower() for name in h}]
+    video = tab.locator("a.youtube-embed")  # a thumbnail that links to the video: no frame
+    assert video.get_attribute("href") == "https://www.youtube.com/watch?v=Ilg3gGewQ5U"
+    assert tab.locator("iframe").count() == 0
     assert tab.errors == [] and tab.remote == []
     tab.context.close()

@@ -408,6 +408,27 @@ def test_raw_inline_html_stays_inside_its_paragraph(source: str, expected: str) 
     assert render(source).strip() == expected
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://www.youtube.com/watch?v=Ilg3gGewQ5U",
+        "https://www.youtube.com/watch?t=3&v=Ilg3gGewQ5U",
+        "https://youtu.be/Ilg3gGewQ5U",
+        "https://m.youtube.com/shorts/Ilg3gGewQ5U",
+        "https://www.youtube.com/embed/Ilg3gGewQ5U",
+    ],
+)
+def test_a_youtube_embed_is_its_thumbnail_linking_to_the_video(url: str) -> None:
+    html = render_markdown(f"![Backprop]({url})\n", {"remote_images": True})
+    assert '<a class="external-link youtube-embed" href="https://www.youtube.com/watch?v=Ilg3gGewQ5U"' in html
+    assert '<img src="https://i.ytimg.com/vi/Ilg3gGewQ5U/hqdefault.jpg" alt="Backprop"' in html
+    assert "<iframe" not in html
+    assert "youtube-embed" not in render_markdown(f"![Backprop]({url})\n")  # --no-remote-images: a link
+    assert "youtube-embed" not in render_markdown(
+        "![x](https://www.youtube.com/watch?v=short)\n", {"remote_images": True}
+    )
+
+
 def test_text_is_escaped() -> None:
     html = render("a < b & c > d\n\n```python\nprint('<b>')\n```\n")
     assert "a &lt; b &amp; c &gt; d" in html and "<b>" not in html

@@ -245,7 +245,8 @@ def test_without_javascript_the_note_list_callouts_and_verdicts_work(
     assert background == ("rgb(30, 30, 30)" if scheme == "dark" else "rgb(255, 255, 255)")
     links = tab.locator(".nav-file a")
     assert links.count() == len(NOTES)
-    assert not tab.locator(".menu-toggle").is_visible()  # it needs the script: not shown
+    for control in (".menu-toggle", ".search-input", ".theme-toggle"):  # they need the script
+        assert not tab.locator(control).is_visible(), control
     links.last.scroll_into_view_if_needed()
     assert links.last.is_visible() and _hit(tab, ".nav-folder:last-child li:last-child a")
     assert tab.locator('.nav-file a[aria-current="page"]').inner_text() == "Fails"

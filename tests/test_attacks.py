@@ -7,8 +7,10 @@ change that. The CLI runs as a subprocess, with a secret in its environment.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -99,6 +101,19 @@ for path in glob.glob(f'/proc/{os.getppid()}/fd/[12]') + glob.glob('/proc/1/fd/[
     except OSError:
         pass
 """,
+    "network": """
+import socket
+reached = []
+for family, address in ((socket.AF_INET, ('127.0.0.1', PORTNUMBER)), (socket.AF_UNIX, ABSTRACTNAME)):
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as connection:
+            connection.settimeout(5)
+            connection.connect(address)
+            reached.append(family.name)
+    except OSError:
+        pass
+print(reached)
+""",
     "kill": """
 import os, signal
 for pid in (os.getppid(), 1):
@@ -116,7 +131,22 @@ def run_attack(tmp_path: Path, name: str, user: str, *options: str) -> tuple[dic
     vault = tmp_path / "vault"
     vault.mkdir()
     shown_vault = str(vault) if user == "root" else "/mnt/vault"
-    code = ATTACKS[name].replace("MARKER", MARKER).replace("VAULT", repr(shown_vault))
+    with contextlib.ExitStack() as listening:
+        tcp = listening.enter_context(socket.create_server(("127.0.0.1", 0)))  # a service of the host
+        abstract = listening.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+        abstract_name = f"\0noteexec-test-{uuid.uuid4().hex}"
+        abstract.bind(abstract_name)
+        abstract.listen()
+        code = (
+            ATTACKS[name].replace("MARKER", MARKER).replace("VAULT", repr(shown_vault))
+            .replace("PORTNUMBER", str(tcp.getsockname()[1])).replace("ABSTRACTNAME", repr(abstract_name))
+        )  # fmt: skip
+        return _check_attack(tmp_path, vault, code, user, options)
+
+
+def _check_attack(
+    tmp_path: Path, vault: Path, code: str, user: str, options: tuple[str, ...]
+) -> tuple[dict[str, dict], str, str]:
     (vault / "a-attack.md").write_text(fence(code))
     (vault / "b-honest.md").write_text(HONEST)
     arguments = ["check", "--no-cache", "--format", "json", "--timeout", "30", *options]
@@ -189,6 +219,8 @@ def test_an_attack_from_a_note_fails_and_other_verdicts_stand(tmp_path: Path, us
         assert not (tmp_path / "vault" / "written").exists()
     elif name == "kill":
         assert attack["stdout"] == "still here\n"
+    elif name == "network":
+        assert attack["stdout"] == "[]\n", attack["stdout"]  # neither the host's TCP nor its abstract sockets
 
 
 def test_the_tree_shares_one_memory_cap_and_the_disk_is_capped(tmp_path: Path) -> None:
@@ -219,15 +251,15 @@ def test_the_tree_shares_one_memory_cap_and_the_disk_is_capped(tmp_path: Path) -
 
 
 def test_without_namespaces_secrets_results_the_terminal_and_the_vault_stay_out_of_reach(
-    tmp_path: Path,
+    tmp_path: Path, user: str
 ) -> None:
     """The fallback (``--no-namespaces``): a checker that is not dumpable, a filtered
-    environment, a subreaper, the system-call filter and Landlock (files, TCP, signals) still
-    hold these; the run says loudly what is missing."""
-    for name in ("secrets", "forge", "terminal", "survivors", "root", "kill"):
+    environment, a subreaper, the system-call filter and Landlock (files, TCP, abstract sockets,
+    signals) still hold these; the run says loudly what is missing."""
+    for name in ("secrets", "forge", "terminal", "survivors", "root", "kill", "network"):
         folder = tmp_path / name
         folder.mkdir()
-        notes, stdout, stderr = run_attack(folder, name, "root", "--no-namespaces")
+        notes, stdout, stderr = run_attack(folder, name, user, "--no-namespaces")
         _honest_is_intact(notes)
         assert SECRET not in stdout and "\x1b" not in stdout and "\x1b" not in stderr
         assert "WARNING: 2 of 2 notes ran without part of the sandbox" in stderr
@@ -243,6 +275,8 @@ def test_without_namespaces_secrets_results_the_terminal_and_the_vault_stay_out_
             assert not (folder / "vault" / "written").exists()
         elif name == "kill":
             assert attack["stdout"] == "still here\n"
+        elif name == "network":
+            assert attack["stdout"] == "[]\n", attack["stdout"]
 
 
 def test_strict_isolation_refuses_to_run_without_the_full_sandbox(tmp_path: Path) -> None:

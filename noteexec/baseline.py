@@ -48,7 +48,7 @@ class Failure:
 
 def failures_of(result: NoteResult, folder: Path) -> list[Failure]:
     """Every failure of a note: its note-level error, or each failed block."""
-    note = unicode_path(Path(os.path.relpath(result.note.path, folder)).as_posix())
+    note = _note_name(result, folder)
     if result.status == "error":
         error = result.error or "error"
         return [Failure(note, "note:" + _digest(re.sub(r"\d+", "N", error)), 1, error)]
@@ -58,6 +58,11 @@ def failures_of(result: NoteResult, folder: Path) -> list[Failure]:
         for block, key in zip(result.blocks, keys, strict=True)
         if block.verdict.outcome in FAILING
     ]
+
+
+def _note_name(result: NoteResult, folder: Path) -> str:
+    """A note as a baseline names it: its path relative to the baseline's folder, with ``/``."""
+    return unicode_path(Path(os.path.relpath(result.note.path, folder)).as_posix())
 
 
 def _block_keys(blocks: Iterable[BlockResult]) -> list[str]:
@@ -76,8 +81,8 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def write(path: Path, failures: Iterable[Failure]) -> int:
-    """Write a baseline (atomically); returns how many failures it holds."""
+def render(failures: Iterable[Failure]) -> tuple[str, int]:
+    """A baseline file's text (sorted, one entry per failure) and how many failures it holds."""
     entries = sorted(set(failures))
     document = {
         "noteexec_baseline": FORMAT_VERSION,
@@ -86,14 +91,7 @@ def write(path: Path, failures: Iterable[Failure]) -> int:
             for item in entries
         ],
     }
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        os.replace(partial, path)
-    except OSError as error:
-        partial.unlink(missing_ok=True)
-        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
-    return len(entries)
+    return json.dumps(document, ensure_ascii=False, indent=2) + "\n", len(entries)
 
 
 @dataclass
@@ -136,7 +134,7 @@ class Baseline:
         """The result with its known failures turned into skips that say so; new ones stay."""
         folder = self.path.parent
         found = failures_of(result, folder)
-        self.checked_notes.add(unicode_path(Path(os.path.relpath(result.note.path, folder)).as_posix()))
+        self.checked_notes.add(_note_name(result, folder))
         known = {failure.identity for failure in found if failure.identity in self.accepted}
         self.seen |= known
         if not known:

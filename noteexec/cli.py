@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from noteexec import __version__, update
-from noteexec.baseline import Baseline, failures_of, write
+from noteexec.baseline import Baseline, failures_of, render
 from noteexec.cache import open_cache
 from noteexec.check import NoteFile, NoteResult, UsageError, discover, expectations, iter_check
 from noteexec.config import Config, ConfigError, load_config
@@ -327,7 +327,9 @@ def _baseline(arguments: argparse.Namespace) -> int:
     for result in _results(arguments, config, files):
         failures.extend(failures_of(result, folder))
         notes += 1
-    count = write(arguments.output, failures)
+    text, count = render(failures)
+    with _report_file(arguments.output) as stream:  # whole or not at all, like a report
+        stream.write(text)
     print(f"noteexec: recorded {count} failures of {notes} notes in {shown_path(arguments.output)}")
     return EXIT_OK
 

@@ -31,10 +31,8 @@ class Verdict:
     reason: str | None = None
     """For ``not_runnable``: why (``missing_module``, ``needs_cuda``, ``placeholder``,
     ``undefined_name``, ``depends_on_failed``; see :mod:`noteexec.runnable`)."""
-
-
-NOT_RUNNABLE_SEPARATOR = "; it failed with: "
-"""Between what would make a not-runnable block run and the failure it had."""
+    detail: str | None = None
+    """For ``not_runnable``: what would make it run (``install torchvision``), as reports group it."""
 
 
 def not_runnable_here(
@@ -54,8 +52,10 @@ def not_runnable_here(
         if found is None and verdict.outcome == "failed" and exception is None:
             found = output_from_a_gpu(verdict.diff)
         if found is not None:
-            message = f"not runnable here: {found.detail}{NOT_RUNNABLE_SEPARATOR}{verdict.message}"
-            verdict = Verdict("not_runnable", message, verdict.warnings, verdict.diff, found.reason)
+            message = f"not runnable here: {found.detail}; it failed with: {verdict.message}"
+            verdict = Verdict(
+                "not_runnable", message, verdict.warnings, verdict.diff, found.reason, found.detail
+            )
         verdicts.append(verdict)
         if verdict.outcome != "skipped":  # a skipped block (another framework's d2l cell) bound nothing
             earlier.append((block, verdict.outcome in ("failed", "not_runnable")))

@@ -164,11 +164,11 @@ class _Runner:
         """The first time a note ran without the full sandbox: what it lacked (as ``check`` says it)."""
         from noteexec.report import Summary, sandbox_notice
 
-        notice = sandbox_notice(Summary.of([result]))
+        notice = sandbox_notice(Summary.of([result]), which="notes")
         if not notice or self.told_sandbox:
             return None
         self.told_sandbox = True
-        return notice.replace("1 of 1 notes", "notes", 1)
+        return notice
 
     def cache_for(self, root: Path) -> tuple[ResultCache | None, str]:
         if root not in self.caches:

@@ -12,7 +12,6 @@ from typing import Any, ClassVar, Protocol, TextIO
 
 from noteexec.check import NOT_OPTED_IN, BlockResult, NoteResult
 from noteexec.display import printable, shown_path, unicode_path
-from noteexec.judge import NOT_RUNNABLE_SEPARATOR
 
 _CONTEXT = 2
 
@@ -96,13 +95,14 @@ def limits_lost(result: NoteResult) -> str:
     return limits.removeprefix("per process (").removesuffix(")") if limits.startswith("per process") else ""
 
 
-def sandbox_notice(summary: Summary) -> str:
-    """The one loud sentence every report carries when notes ran without the full sandbox."""
+def sandbox_notice(summary: Summary, which: str = "") -> str:
+    """The one loud sentence every report carries when notes ran without the full sandbox;
+    ``which`` says which notes (default: how many of how many)."""
     if not summary.reduced:
         return ""
     return (
-        f"{summary.reduced} of {summary.notes} notes ran without part of the sandbox here: "
-        f"{summary.sandbox_warning}. See `noteexec doctor`; "
+        f"{which or f'{summary.reduced} of {summary.notes} notes'} ran without part of the sandbox "
+        f"here: {summary.sandbox_warning}. See `noteexec doctor`; "
         "`--isolation strict` refuses to run notes without it."
     )
 
@@ -270,10 +270,7 @@ class TextReporter:
             if block.verdict.outcome == "failed" and result.status != "error":
                 self._failure(result, block, path)
             elif block.verdict.outcome == "not_runnable":
-                detail = block.verdict.message.removeprefix("not runnable here: ").split(
-                    NOT_RUNNABLE_SEPARATOR
-                )[0]
-                self.not_runnable[detail] += 1
+                self.not_runnable[block.verdict.detail or block.verdict.message] += 1
                 if result.status != "error":
                     self._failure(result, block, path)
             elif self.verbosity > 0 and block.verdict.outcome == "passed":

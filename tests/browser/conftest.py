@@ -7,11 +7,16 @@ session, with real check results and a local mermaid.js from the npm package. In
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -167,3 +172,37 @@ def page(browser: Any) -> Iterator[Any]:
 
 def file_url(site: Path, name: str) -> str:
     return (site / name).as_uri()
+
+
+@contextlib.contextmanager
+def serving(*arguments: str) -> Iterator[str]:
+    """``noteexec serve`` on a free port with ``arguments``: its URL once it serves; stopped with
+    Ctrl-C after. What it printed is shown when a test fails."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "noteexec", "serve", *arguments, "--port", "0"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    url, seen, deadline = None, [], time.monotonic() + 120
+    while url is None and time.monotonic() < deadline and process.poll() is None:
+        line = process.stdout.readline()
+        seen.append(line)
+        match = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
+        url = match[1] if match else None
+    if url is None:
+        process.kill()
+        pytest.fail("noteexec serve did not start:\n" + "".join(seen))
+    try:
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            output, _ = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        print("".join(seen) + output)

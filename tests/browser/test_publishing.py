@@ -6,12 +6,8 @@ private notes cannot be found; custom CSS cannot restyle a verdict.
 
 from __future__ import annotations
 
-import os
-import re
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +17,7 @@ import pytest
 
 from noteexec.facts import BlockFacts, Raised
 from noteexec.site.build import BuildOptions, build_site
-from tests.browser.conftest import file_url
+from tests.browser.conftest import file_url, serving
 from tests.conftest import REPO
 from tests.site.helpers import results_for, write_vault
 from tests.site.hostile import PASSIVE_ATTACHMENTS, write_hostile_vault
@@ -59,32 +55,8 @@ def hostile_site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def served_site(hostile_site: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     out = tmp_path_factory.mktemp("publish-served") / "site"
-    command = ["serve", str(hostile_site["vault"]), "--port", "0", "-o", str(out), "--no-run", "--offline"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "noteexec", *command],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
-    url, seen, deadline = None, [], time.monotonic() + 120
-    while url is None and time.monotonic() < deadline and process.poll() is None:
-        line = process.stdout.readline()
-        seen.append(line)
-        match = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
-        url = match[1] if match else None
-    if url is None:
-        process.kill()
-        pytest.fail("noteexec serve did not start:\n" + "".join(seen))
-    yield url
-    process.send_signal(signal.SIGINT)
-    try:
-        process.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
+    with serving(str(hostile_site["vault"]), "-o", str(out), "--no-run", "--offline") as url:
+        yield url
 
 
 def _open_everything(browser: Any, base: str, published: list[str]) -> tuple[list[str], int]:

@@ -13,12 +13,9 @@ from the site's scripts.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ from urllib.parse import quote, unquote
 
 import pytest
 
-from tests.browser.conftest import SEED_PAGE, file_url
+from tests.browser.conftest import SEED_PAGE, file_url, serving
 from tests.conftest import REPO
 from tests.site.hostile import PAYLOADS, canary, write_hostile_vault
 
@@ -89,34 +86,10 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, mermaid_js: Path) -> dict[
 def served_hostile(hostile: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``noteexec serve`` of the hostile vault (results from the build's cache: no sandbox)."""
     out = tmp_path_factory.mktemp("hostile-served") / "site"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "noteexec", "serve", str(hostile["vault"]), "--port", "0", "-o", str(out)]
-        + hostile["options"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
-    url, seen, deadline = None, [], time.monotonic() + 120
-    while url is None and time.monotonic() < deadline and process.poll() is None:
-        line = process.stdout.readline()
-        seen.append(line)
-        match = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
-        url = match[1] if match else None
-    if url is None:
-        process.kill()
-        pytest.fail("noteexec serve did not start:\n" + "".join(seen))
-    served = sorted(path.relative_to(out).as_posix() for path in out.rglob("*.html"))
-    assert served == hostile["pages"]
-    yield url
-    process.send_signal(signal.SIGINT)
-    try:
-        process.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
+    with serving(str(hostile["vault"]), "-o", str(out), *hostile["options"]) as url:
+        served = sorted(path.relative_to(out).as_posix() for path in out.rglob("*.html"))
+        assert served == hostile["pages"]
+        yield url
 
 
 def _visit_every_page(browser: Any, urls: dict[str, str], bypass_csp: bool) -> None:

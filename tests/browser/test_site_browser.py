@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, SEED_PAGE, file_url
+from tests.browser.conftest import ARTIFACTS, SEED_PAGE, file_url, serving
 from tests.conftest import REPO
 
 PAGES = ["index.html", SEED_PAGE, "README.html", "browser/failing-note.html", "tags/pytorch.html"]
@@ -200,50 +196,8 @@ def served(vault: Path, tmp_path: Path) -> Any:
 
     root = tmp_path / "vault"
     shutil.copytree(vault, root)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "noteexec",
-            "serve",
-            str(root),
-            "--port",
-            "0",
-            "--no-run",
-            "--offline",
-            "-o",
-            str(tmp_path / "site"),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    url = None
-    deadline = time.monotonic() + 60
-    assert process.stdout is not None
-    seen = []
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        seen.append(line)
-        match = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
-        if match:
-            url = match[1]
-            break
-        if process.poll() is not None:
-            break
-    if url is None:
-        process.kill()
-        pytest.fail("noteexec serve did not start:\n" + "".join(seen))
-    yield url, root
-    process.send_signal(signal.SIGINT)
-    try:
-        output, _ = process.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-    print("".join(seen) + output)  # shown by pytest when the test fails
+    with serving(str(root), "--no-run", "--offline", "-o", str(tmp_path / "site")) as url:
+        yield url, root
 
 
 def test_serve_shows_the_site_and_reloads_on_save(page: Any, served: Any) -> None:

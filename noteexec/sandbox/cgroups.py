@@ -89,9 +89,26 @@ class NoteGroups:
             _remove(base)
 
 
-def join(pid: int, folders: tuple[str, ...]) -> None:
-    for folder in folders:
-        _write(folder, "cgroup.procs", str(pid))
+def open_procs(folders: tuple[str, ...]) -> list[int]:
+    """Open each group's ``cgroup.procs`` for the note's PID 1 to join it (:func:`join_self`):
+    the kernel checks the opener's credentials, the worker's, and the worker does not wait
+    while the kernel moves the process (tens of milliseconds on cgroup v1)."""
+    opened: list[int] = []
+    try:
+        for folder in folders:
+            opened.append(os.open(os.path.join(folder, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC))
+    except OSError:
+        for fd in opened:
+            os.close(fd)
+        raise
+    return opened
+
+
+def join_self(procs: list[int]) -> None:
+    """Move the calling process into the groups whose ``cgroup.procs`` are open as ``procs``."""
+    for fd in procs:
+        os.write(fd, b"0")
+        os.close(fd)
 
 
 def out_of_memory(folders: tuple[str, ...]) -> bool:

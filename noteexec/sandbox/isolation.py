@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import platform
 import signal
@@ -54,6 +55,7 @@ _PAGES_PER_HUGE_PAGE = HUGE_PAGE // _PAGE
 _SYSCALLS = {  # the same numbers on every architecture since Linux 5.1, but pivot_root
     "mount_setattr": 442,
     "pivot_root": {"x86_64": 155, "aarch64": 41}.get(platform.machine(), -1),
+    "clone": {"x86_64": 56, "aarch64": 220}.get(platform.machine(), -1),
 }
 
 NOTE_ID = 1000
@@ -65,18 +67,21 @@ DEVICES = ("null", "zero", "full", "random", "urandom")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
+_libc_holding_gil = ctypes.PyDLL(None, use_errno=True)  # for clone: Python's fork hooks need the GIL
+_libc_holding_gil.syscall.restype = ctypes.c_long
+_python = ctypes.pythonapi
 
 
 def libc_call(name: str, *args: Any) -> None:
     if getattr(_libc, name)(*args) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, os.strerror(errno))
+        number = ctypes.get_errno()
+        raise OSError(number, os.strerror(number))
 
 
 def _syscall(name: str, *args: Any) -> None:
     if _libc.syscall(ctypes.c_long(_SYSCALLS[name]), *args) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"{name}: {os.strerror(errno)}")
+        number = ctypes.get_errno()
+        raise OSError(number, f"{name}: {os.strerror(number)}")
 
 
 def not_dumpable() -> None:
@@ -124,9 +129,40 @@ def reap_descendants(within: float = 10.0) -> None:
 # --- the note's namespaces ---------------------------------------------------------------------
 
 
-def enter_namespaces() -> None:
-    """Unshare every namespace a note gets; the next child of this process is the PID 1 of its own."""
-    libc_call("unshare", NOTE_NAMESPACES)
+def fork_into_namespaces() -> int:
+    """``os.fork``, but the child starts in every namespace a note gets, as the PID 1 of its own.
+
+    One process less per note than forking and then unsharing: each fork of the worker copies
+    the page tables of torch's whole address space. ``clone`` is called raw, so glibc's fork
+    handlers do not run (Python's do): the caller must have no other thread (see
+    :func:`stop_library_threads`), and the child must not use ``raise`` or ``pthread_kill``,
+    since glibc still holds the parent's thread id for it; its own ``os.fork`` children are whole.
+    """
+    threads = len(os.listdir("/proc/self/task"))
+    if threads != 1:
+        raise OSError(errno.EBUSY, f"clone: the worker runs {threads} threads, so it cannot clone")
+    _python.PyOS_BeforeFork()
+    flags = ctypes.c_ulong(NOTE_NAMESPACES | signal.SIGCHLD)
+    pid = _libc_holding_gil.syscall(ctypes.c_long(_SYSCALLS["clone"]), flags, None, None, None, None)
+    if pid == 0:
+        _python.PyOS_AfterFork_Child()
+        return 0
+    error = ctypes.get_errno()
+    _python.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(error, f"clone: {os.strerror(error)}")
+    return int(pid)
+
+
+def stop_library_threads() -> int:
+    """Fork a child that exits at once, so that libraries stop the threads they started at
+    import in their fork handlers (OpenBLAS starts one per core; the worker never uses them).
+    Returns the threads left."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return len(os.listdir("/proc/self/task"))
 
 
 def map_ids(pid: int | str, host_uid: int, host_gid: int, deny_setgroups: bool) -> None:

@@ -3,18 +3,20 @@
 ::
 
     worker (torch imported, no op ever run; not dumpable; a child subreaper; enforces timeouts)
-      └─ anchor: enters the note's own user, PID, mount, network, IPC and UTS namespaces
-           └─ PID 1 of the note's namespace: builds its read-only world, locks it down
-                └─ the note's process (PID 2): prepares, waits for its turn, runs the blocks
-                     └─ whatever the note starts
+      └─ PID 1 of the note's own user, PID, mount, network, IPC, UTS and cgroup namespaces
+         (forked straight into them): joins the note's cgroups, builds its read-only world,
+         locks it down
+           └─ the note's process (PID 2): prepares, waits for its turn, runs the blocks
+                └─ whatever the note starts
 
-A fork per process keeps the overhead low (a fork of a process with torch mapped costs
-milliseconds), and the next note's processes are made while the current note runs. Nothing a
-note starts outlives it: when the note's process ends, its PID 1 reports how and exits, and the
-kernel kills everything left in the namespace; killing the anchor (a timeout) kills PID 1 with
-it. Without namespaces, PID 1 is a child subreaper that kills what the note left. Results travel
-as JSON lines over a pipe per note; nothing is pickled, and a note that garbles its own pipe
-fails alone.
+A fork per process keeps the overhead low, and the next note's processes are made while the
+current note runs; the worker never waits for a note's set-up. Each fork copies the page tables
+of the worker's address space (torch: about 200 MiB), the main cost of a note, hence two per
+note. Nothing a note starts outlives it: when the note's process ends, its PID 1 reports how and
+exits, and the kernel kills everything left in the namespace; killing PID 1 (a timeout, or the
+worker's death) does the same. Without namespaces, PID 1 is a child subreaper that kills what
+the note left. Results travel as JSON lines over a pipe per note; nothing is pickled, and a note
+that garbles its own pipe fails alone.
 """
 
 from __future__ import annotations
@@ -35,19 +37,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from noteexec.sandbox.cgroups import NoteGroups, join, out_of_memory
+from noteexec.sandbox.cgroups import NoteGroups, join_self, open_procs, out_of_memory
 from noteexec.sandbox.cgroups import remove as remove_groups
 from noteexec.sandbox.execute import Channel, run_note
 from noteexec.sandbox.isolation import (
     NOTE_HOST_ID,
     PR_SET_CHILD_SUBREAPER,
     PR_SET_PDEATHSIG,
-    Source,
     back_with_huge_pages,
     become_note_user,
     build_world,
     drop_to_host_id,
-    enter_namespaces,
+    fork_into_namespaces,
     kill_children,
     libc_call,
     map_ids,
@@ -55,6 +56,7 @@ from noteexec.sandbox.isolation import (
     open_sources,
     reap_descendants,
     sethostname,
+    stop_library_threads,
 )
 from noteexec.sandbox.lockdown import confine, landlock_missing, lock_down, syscall_filter
 
@@ -97,55 +99,30 @@ def _keep_only(descriptors: dict[int, int]) -> None:
                 os.close(fd)
 
 
-def _outside(job: dict[str, Any], fds: dict[int, int], plan: Plan) -> None:
-    """The note's anchor in the worker's namespaces: unshares the note's namespaces, starts
-    its PID 1 and ends with it. Killing this process kills the note's whole tree."""
+def _init(job: dict[str, Any], fds: dict[int, int], plan: Plan) -> None:
+    """The note's PID 1 (or, without namespaces, a subreaper), forked by the worker into the
+    note's namespaces: joins the note's cgroups, takes the note's id, builds its world, locks it
+    down, starts the note, reports how it ended and takes everything left with it."""
     exit_code = 70
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         _keep_only(fds)
-        libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        channel = Channel(CHANNEL_FD)
         try:
-            if plan.namespaces:
-                enter_namespaces()
-            os.write(SYNC_FD, b"u")
-            if os.read(SYNC_FD, 1) != b"m":  # the worker mapped the ids and put this process in its groups
+            join_self(sorted(fd for fd in fds.values() if fd < SYNC_FD))
+            if os.read(SYNC_FD, 1) != b"m":  # as root, the worker has mapped this process's ids
                 os._exit(exit_code)
             os.close(SYNC_FD)
-            sources = open_sources(job["readonly"]) if plan.namespaces else []
             if plan.namespaces:
+                sources = open_sources(job["readonly"])
                 if not plan.root:
                     map_ids("self", plan.host_uid, plan.host_gid, deny_setgroups=True)
                 become_note_user(drop_groups=plan.root)
             elif plan.root and plan.host_id_can_import:
                 drop_to_host_id(NOTE_HOST_ID)
-        except OSError as error:
-            Channel(CHANNEL_FD).send(
-                {"event": "setup_failed", "line": None, "exception": _sandbox_error(error)}
-            )
-            os._exit(0)
-        init = os.fork()
-        if init == 0:
-            _init(job, plan, sources)
-        os.close(CHANNEL_FD)
-        os.close(GO_FD)
-        _, status = os.waitpid(init, 0)
-        exit_code = os.waitstatus_to_exitcode(status) % 256
-    except BaseException:  # never unwind into the worker's loop
-        exit_code = 70
-    finally:
-        os._exit(exit_code)
-
-
-def _init(job: dict[str, Any], plan: Plan, sources: list[Source]) -> None:
-    """The note's PID 1 (or, without namespaces, a subreaper): builds the note's world, locks
-    it down, starts the note, reports how it ended and takes everything left with it."""
-    exit_code = 70
-    try:
-        libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        channel = Channel(CHANNEL_FD)
-        try:
+            # After the change of ids, which clears it: if the worker dies, so does the note.
+            libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if plan.namespaces:
                 sethostname("noteexec")
                 build_world(plan.staging, sources, job["tmp_size"])
@@ -184,7 +161,7 @@ def _init(job: dict[str, Any], plan: Plan, sources: list[Source]) -> None:
             reap_descendants()
         channel.send({"event": "exit", "status": status})  # nothing the note started is left
         exit_code = 0
-    except BaseException:
+    except BaseException:  # never unwind into the worker's loop
         exit_code = 70
     finally:
         os._exit(exit_code)  # as PID 1, this ends every process left in the note's namespace
@@ -484,25 +461,33 @@ class Worker:
         )  # fmt: skip
 
     def _spawn(self, job: dict[str, Any], plan: Plan, groups: tuple[str, ...]) -> tuple[int, int, int]:
-        """Fork a note's anchor process and see it through the set-up only the worker can do
-        (its id map as root, its cgroups). Returns its pid, its channel and its go pipe."""
+        """Fork a note's PID 1 (into its namespaces) and do the set-up only the worker can do:
+        its id map, as root. Returns its pid, its channel and its go pipe. Nothing here waits
+        for the child: the worker goes back to its running notes at once."""
+        procs = open_procs(groups)
         reader, writer = os.pipe()
         go_reader, go_writer = os.pipe()
         sync_worker, sync_note = socket.socketpair()
-        pid = os.fork()
+        fds = {writer: CHANNEL_FD, go_reader: GO_FD, sync_note.fileno(): SYNC_FD}
+        fds.update({fd: SYNC_FD - 1 - index for index, fd in enumerate(procs)})
+        try:
+            pid = fork_into_namespaces() if plan.namespaces else os.fork()
+        except OSError:
+            for fd in (reader, writer, go_reader, go_writer, *procs):
+                os.close(fd)
+            sync_worker.close()
+            sync_note.close()
+            raise
         if pid == 0:
-            _outside(job, {writer: CHANNEL_FD, go_reader: GO_FD, sync_note.fileno(): SYNC_FD}, plan)
-        os.close(writer)
-        os.close(go_reader)
+            _init(job, fds, plan)
+        for fd in (writer, go_reader, *procs):
+            os.close(fd)
         sync_note.close()
         with sync_worker:
-            sync_worker.settimeout(10)
             try:
-                if sync_worker.recv(1) == b"u":
-                    if plan.namespaces and plan.root:
-                        map_ids(pid, NOTE_HOST_ID, NOTE_HOST_ID, deny_setgroups=False)
-                    join(pid, groups)
-                    sync_worker.sendall(b"m")
+                if plan.namespaces and plan.root:
+                    map_ids(pid, NOTE_HOST_ID, NOTE_HOST_ID, deny_setgroups=False)
+                sync_worker.sendall(b"m")
             except OSError:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
@@ -512,7 +497,10 @@ class Worker:
         """Set up a note's world once, with no note in it: None if it works, else why not."""
         plan = self._plan(True)
         plan = Plan(True, plan.root, plan.host_uid, plan.host_gid, plan.staging, "", plan.isolation)
-        pid, reader, go = self._spawn({"readonly": [], "tmp_size": 1 << 20, "probe": True}, plan, ())
+        try:
+            pid, reader, go = self._spawn({"readonly": [], "tmp_size": 1 << 20, "probe": True}, plan, ())
+        except OSError as error:
+            return str(error)
         os.close(go)
         output = b""
         while chunk := os.read(reader, 1 << 16):
@@ -577,7 +565,7 @@ class Worker:
             self.queue.append(message)
 
     def _kill(self, note: Running) -> None:
-        """Kill a note's anchor: its PID 1 dies with it, and so does its whole namespace."""
+        """Kill a note's PID 1: its whole namespace dies with it."""
         for target in (-note.pid, note.pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(target, signal.SIGKILL)
@@ -639,7 +627,16 @@ class Worker:
                 groups = self.groups.prepare(f"note-{self.spawned}", job["memory_limit"], job["processes"])
             except OSError as error:
                 print(f"noteexec worker: no cgroup for a note: {error}", file=sys.stderr)
-        pid, reader, go = self._spawn(job, plan, groups)
+        try:
+            pid, reader, go = self._spawn(job, plan, groups)
+        except OSError as error:  # no process for it (the kernel's limit on namespaces, memory)
+            note = Running(job, -1, -1, -1, plan, groups, math.inf, None, stage="finished")
+            note.setup_failed = {"line": None, "exception": _sandbox_error(error)}
+            _write_all(self.output_fd, (json.dumps(note.result([])) + "\n").encode())
+            remove_groups(groups)
+            if workdir:
+                shutil.rmtree(workdir, ignore_errors=True)
+            return
         deadline = time.monotonic() + job["timeout"]
         note = Running(job, pid, reader, go, plan, groups, deadline, vault_before)
         self.notes[pid] = note
@@ -807,6 +804,8 @@ def main() -> None:
     import torch.nn.functional  # noqa: F401 - the prelude's modules, imported once, no op run
 
     syscall_filter()  # built once; every note's processes load it
+    if (threads := stop_library_threads()) != 1:
+        print(f"noteexec worker: {threads} threads after start-up; notes get no namespaces", file=sys.stderr)
     gc.freeze()  # forked children share these objects without copying their pages
     Worker(output_fd).serve()
 

@@ -653,11 +653,13 @@ _CACHED_STAGES = (
     "markdown.py",
     "model.py",
     "parse.py",
-    "expect.py",
+    "expect",
     "serialize.py",
     "facts.py",
     "cache.py",
+    "sandbox",
 )
+"""The modules, and packages (every ``.py`` file in them), whose output is cached."""
 
 
 def _source_digest() -> str:
@@ -667,6 +669,8 @@ def _source_digest() -> str:
     """
     digest = hashlib.sha256()
     package = Path(__file__).parent
-    for path in sorted([*(package / name for name in _CACHED_STAGES), *package.glob("sandbox/*.py")]):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    stages = [package / name for name in _CACHED_STAGES]
+    files = [path for stage in stages for path in (stage.glob("*.py") if stage.is_dir() else [stage])]
+    for path in sorted(files):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()

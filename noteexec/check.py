@@ -11,8 +11,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from noteexec.cache import ResultCache, block_spans, parsed_keys, run_key
-from noteexec.config import Config, ConfigError, folder_config
+from noteexec.cache import ResultCache
+from noteexec.cache.entries import block_spans
+from noteexec.cache.keys import parsed_keys, run_key
+from noteexec.config import Config, ConfigError
+from noteexec.config.files import folder_config
 from noteexec.display import shown_path
 from noteexec.expect import Expectation, expect_note
 from noteexec.facts import BlockFacts, NoteFacts

@@ -17,7 +17,8 @@ from noteexec import __version__, update
 from noteexec.baseline import Baseline, failures_of, render
 from noteexec.cache import open_cache
 from noteexec.check import NoteFile, NoteResult, UsageError, discover, expectations, iter_check
-from noteexec.config import Config, ConfigError, load_config
+from noteexec.config import Config, ConfigError
+from noteexec.config.files import load_config
 from noteexec.display import printable, shown_path
 from noteexec.formats import GithubReporter, JunitReporter
 from noteexec.options import add_cache_arguments, add_sandbox_arguments

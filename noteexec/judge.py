@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from noteexec.expect import DocumentedError, DocumentedOutput, Expectation
+from noteexec.expect import Expectation
+from noteexec.expect.documented import DocumentedError, DocumentedOutput
 from noteexec.facts import BlockFacts, Raised
 from noteexec.model import CodeBlock
 from noteexec.runnable import classify, output_from_a_gpu

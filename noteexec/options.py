@@ -27,7 +27,7 @@ def add_cache_arguments(command: argparse.ArgumentParser) -> None:
 def add_sandbox_arguments(command: argparse.ArgumentParser) -> None:
     """Options that may loosen the sandbox: the command line is trusted, where a configuration
     inside the checked folder (it came with the notes) may only tighten. Applied by
-    :func:`noteexec.config.apply_overrides`; each is bounded like its configuration key."""
+    :func:`noteexec.config.layers.apply_overrides`; each is bounded like its configuration key."""
     group = command.add_argument_group("sandbox (over the configuration)")
     group.add_argument(
         "--env",

@@ -116,7 +116,8 @@ class _Runner:
 
     def settings_for(self, root: Path) -> Config:
         if root not in self.settings:
-            from noteexec.config import ConfigError, load_config
+            from noteexec.config import ConfigError
+            from noteexec.config.files import load_config
 
             try:
                 self.settings[root] = load_config(root)

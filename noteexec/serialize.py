@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from noteexec.expect import DocumentedError, DocumentedOutput, Expectation, RandomDraw
+from noteexec.expect import Expectation
+from noteexec.expect.documented import DocumentedError, DocumentedOutput, RandomDraw
 from noteexec.model import CalloutHeader, CodeBlock, Note, NoteOptions, OutputFence, Problem
 
 

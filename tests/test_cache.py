@@ -15,16 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from noteexec.cache import (
-    SECRET_VARIABLE,
-    CacheKey,
-    ResultCache,
-    entry_mac,
-    environment_fingerprint,
-    key_file_path,
-    open_cache,
-    run_key,
-)
+from noteexec.cache import ResultCache, open_cache
+from noteexec.cache.authentication import SECRET_VARIABLE, CacheKey, entry_mac, key_file_path
+from noteexec.cache.keys import environment_fingerprint, run_key
 from noteexec.check import NoteFile, check
 from noteexec.config import Config
 from noteexec.facts import NoteFacts

@@ -11,7 +11,9 @@ import pytest
 
 from noteexec.check import expectations, note_run
 from noteexec.cli import main
-from noteexec.config import Config, ConfigError, apply_overrides, load_config
+from noteexec.config import Config, ConfigError
+from noteexec.config.files import load_config
+from noteexec.config.layers import apply_overrides
 from noteexec.options import add_sandbox_arguments
 from noteexec.parse import parse_note
 

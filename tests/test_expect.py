@@ -6,15 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from noteexec.expect import (
-    DocumentedError,
-    DocumentedOutput,
-    Expectation,
-    Families,
-    RandomDraw,
-    expect,
-    expect_note,
-)
+from noteexec.expect import Expectation, Families, expect, expect_note
+from noteexec.expect.documented import DocumentedError, DocumentedOutput, RandomDraw
 from noteexec.parse import parse_note
 from noteexec.textmatch import WILDCARD, _same, _tokens, matches
 from tests.conftest import SEED_NOTE, callout, fence
@@ -254,7 +247,7 @@ def test_statement_walk_finds_every_expression_statement_ast_walk_finds() -> Non
     import ast
     from pathlib import Path
 
-    from noteexec.expect import _statements
+    from noteexec.expect.syntax import statements as _statements
 
     sources = [TRICKY_STATEMENTS] + [
         block.code

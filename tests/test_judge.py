@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from noteexec.expect import DocumentedError, DocumentedOutput, Expectation, RandomDraw
+from noteexec.expect import Expectation
+from noteexec.expect.documented import DocumentedError, DocumentedOutput, RandomDraw
 from noteexec.facts import BlockFacts, Gradient, Raised
 from noteexec.judge import Verdict, judge, not_runnable_here
 from noteexec.model import CodeBlock

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from noteexec.check import NoteResult, check, discover
-from noteexec.config import load_config
+from noteexec.config.files import load_config
 from noteexec.sandbox import Sandbox
 from tests.conftest import REPO, SEED_NOTE, WORKSPACE_SEED_NOTE
 

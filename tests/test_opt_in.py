@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from noteexec.config import ConfigError, load_config
+from noteexec.config import ConfigError
+from noteexec.config.files import load_config
 from noteexec.parse import parse_note
 from tests.conftest import fence, noteexec
 

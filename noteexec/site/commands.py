@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TextIO
 
 from noteexec.check import NoteFile, NoteResult, UsageError, assemble, check, discover, expectations
-from noteexec.config import Config, load_config
+from noteexec.config import Config
+from noteexec.config.files import load_config
 from noteexec.display import printable, shown_path
 from noteexec.parse import read_note
 from noteexec.site.build import BuildError, BuildOptions, BuildReport, build_site, custom_css

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from noteexec.check import NoteResult, discover
-from noteexec.config import load_config
+from noteexec.config.files import load_config
 
 GENERATION_PATH = "/_noteexec/generation"
 

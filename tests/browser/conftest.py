@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from noteexec.check import check, discover
-from noteexec.config import load_config
+from noteexec.config.files import load_config
 from noteexec.sandbox import Sandbox
 from noteexec.site.arguments import MERMAID_VERSION
 from noteexec.site.build import BuildOptions, build_site

@@ -25,10 +25,11 @@ from noteexec.cache import (
     open_cache,
     run_key,
 )
-from noteexec.check import NoteFile, check
+from noteexec.check import check
 from noteexec.config import Config
 from noteexec.facts import NoteFacts
 from noteexec.parse import read_note
+from noteexec.results import NoteFile
 from noteexec.sandbox import BlockRun, NoteRun, Sandbox, sandbox_environment
 from tests.conftest import REPO, callout, fence, noteexec
 

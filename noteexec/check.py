@@ -158,16 +158,6 @@ def _why_not_run(note: Note, facts: NoteFacts | None) -> str:
 
 
 @dataclass(frozen=True)
-class Parsed:
-    """A note its front end parsed already (the pytest plugin, to collect its blocks): it is
-    checked as it was parsed, not read again."""
-
-    file: NoteFile
-    note: Note
-    expected: tuple[Expectation, ...]
-
-
-@dataclass(frozen=True)
 class Loaded:
     """A note ready to judge or run: parsed, with expectations, and what the cache knows of it."""
 
@@ -177,6 +167,23 @@ class Loaded:
     """The key of what the note runs; None when it runs nothing or nothing is cached."""
     facts: NoteFacts | None = None
     """Facts stored under ``run_key``, their lines where the note's blocks are now."""
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A note its front end loaded already (the pytest plugin, to collect its blocks): it is
+    checked as it was loaded, not read again."""
+
+    file: NoteFile
+    loaded: Loaded
+
+    @property
+    def note(self) -> Note:
+        return self.loaded.note
+
+    @property
+    def expected(self) -> tuple[Expectation, ...]:
+        return self.loaded.expected
 
 
 def executed_blocks(note: Note, expected: Sequence[Expectation]) -> tuple[CodeBlock, ...]:
@@ -254,25 +261,16 @@ def _note_config(file: NoteFile, config: Config) -> Config:
     return folder_config(config, file.root, file.path.parent) if file.root.is_dir() else config
 
 
-def parse(file: NoteFile, config: Config) -> Parsed:
-    """Read and parse a note, with its expectations under its folder's configuration, as checking
-    it would; a note that cannot be read (or configured) is one whose problem says why."""
+def parse(file: NoteFile, config: Config, cache: ResultCache | None = None, fingerprint: str = "") -> Parsed:
+    """Load a note as checking it would: parsed (or taken from ``cache``) with its expectations
+    under its folder's configuration, and its cached facts; a note that cannot be read (or
+    configured) is one whose problem says why."""
     try:
         own = _note_config(file, config)
     except ConfigError as error:
-        loaded = _unreadable(file.path, Problem(0, str(error)), config)
-    else:
-        loaded = _load(file, own, None, "", lambda content: "")
-    return Parsed(file, loaded.note, loaded.expected)
-
-
-def _reuse(parsed: Parsed, config: Config, cache: ResultCache | None, fingerprint: str) -> Loaded:
-    """A note its front end parsed, with the facts of its last run when they are cached."""
-    note, expected = parsed.note, parsed.expected
-    if cache is None or runs_nothing(note, expected):
-        return Loaded(note, expected)
-    key = run_key(note_run(note, expected, parsed.file.root, config), fingerprint)
-    return Loaded(note, expected, key, cache.get(key, block_spans(executed_blocks(note, expected))))
+        return Parsed(file, _unreadable(file.path, Problem(0, str(error)), config))
+    key_of = parsed_keys(replace(own, source=None), fingerprint)
+    return Parsed(file, _load(file, own, cache, fingerprint, key_of))
 
 
 def _file_of(item: NoteFile | Parsed) -> NoteFile:
@@ -354,7 +352,7 @@ def iter_check(
                 continue
             note_config, key_of = found
             note = loaded[index] = (
-                _reuse(item, note_config, cache, fingerprint)
+                item.loaded
                 if isinstance(item, Parsed)
                 else _load(file, note_config, cache, fingerprint, key_of, before_parsing)
             )

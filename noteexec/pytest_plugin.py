@@ -140,14 +140,14 @@ class _Runner:
         session = self.session_for(root)
         if not named and not is_note(file_path, root, session.config.exclude):
             return None
-        return NoteFile.from_parent(parent, path=file_path, root=root, session=session, runner=self)
+        return NoteFile.from_parent(parent, path=file_path, root=root, checks=session, runner=self)
 
     def result_for(self, note: NoteFile) -> NoteResult:
         """The note's result, checking the whole note (as collected) the first time one of its
         items asks."""
         if note.path not in self.results:
             try:
-                [result] = note.session.check([note.parsed()])
+                [result] = note.checks.check([note.parsed()])
                 self.results[note.path] = result
             except Exception as error:
                 self.results[note.path] = error
@@ -192,10 +192,11 @@ class _Runner:
 class NoteFile(pytest.File):
     """A note: one item per visible python block, plus one for a note error with no block."""
 
-    def __init__(self, *, root: Path, session: CheckSession, runner: _Runner, **kwargs: Any) -> None:
+    def __init__(self, *, root: Path, checks: CheckSession, runner: _Runner, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.root = root
-        self.session = session
+        self.checks = checks
+        """The checked folder's session (pytest calls its own ``session``)."""
         self.runner = runner
         self._parsed: Parsed | None = None
 
@@ -204,7 +205,7 @@ class NoteFile(pytest.File):
         if self._parsed is None:
             from noteexec import results
 
-            self._parsed = self.session.parse(results.NoteFile(self.path, self.root))
+            self._parsed = self.checks.parse(results.NoteFile(self.path, self.root))
         return self._parsed
 
     def collect(self) -> Iterator[NoteItem]:
@@ -251,7 +252,7 @@ class NoteItem(pytest.Item):
 
     def runtest(self) -> None:
         result = self.note.runner.result_for(self.note)
-        for warning in self.note.session.take_warnings():  # pytest (and xdist) report it
+        for warning in self.note.checks.take_warnings():  # pytest (and xdist) report it
             warnings.warn(f"noteexec cache: {warning}", NoteexecWarning, stacklevel=1)
         if notice := self.note.runner.sandbox_warning(result):
             warnings.warn(f"noteexec: WARNING: {notice}", NoteexecWarning, stacklevel=1)
@@ -266,7 +267,7 @@ class NoteItem(pytest.Item):
             )
         if found.verdict.outcome == "skipped":
             pytest.skip(found.expectation.skip_reason or found.verdict.message)
-        if found.verdict.outcome == "not_runnable" and self.note.session.config.not_runnable == "report":
+        if found.verdict.outcome == "not_runnable" and self.note.checks.config.not_runnable == "report":
             pytest.skip(found.verdict.message)
         if found.verdict.outcome == "not_runnable":
             raise NoteFailure(result, found)

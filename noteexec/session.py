@@ -90,9 +90,12 @@ class CheckSession:
         self.close(at_once=kind is not None)  # interrupted: queued notes are not waited for
 
     def parse(self, file: NoteFile) -> Parsed:
-        """The note read and parsed as checking it would; give it to :meth:`iter_check` to check
-        it as parsed (a front end that needs its blocks first parses it once)."""
-        return parse(file, self.config)
+        """The note loaded as checking it would (parsed, or from the cache); give it to
+        :meth:`iter_check` to check it as loaded: a front end that needs its blocks first parses
+        it once."""
+        if not self.options.run:
+            return parse(file, self.config)
+        return parse(file, self.config, *self._open_cache())
 
     def iter_check(self, files: Sequence[NoteFile | Parsed]) -> Iterator[NoteResult]:
         """Each note's result in file order, as soon as it is known (none is kept here)."""

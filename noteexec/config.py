@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from noteexec.display import shown_path
+from noteexec.environment import ENV_ALLOWLIST
 from noteexec.expect import Families
 from noteexec.model import CANONICAL_CALLOUT
 
@@ -302,9 +303,7 @@ def _refuse_loosening(config: Config, base: Config, table: dict[str, Any], fail:
 
 def _looser(key: str, config: Config, base: Config) -> tuple[str, str] | None:
     """Why ``config``'s ``key`` is looser than ``base``'s, and the option's value that would allow it."""
-    if key == "env":
-        from noteexec.sandbox import ENV_ALLOWLIST  # always passed: naming them again loosens nothing
-
+    if key == "env":  # the allowlist is always passed: naming its variables again loosens nothing
         allowed = (*ENV_ALLOWLIST, *base.env)
         for name in config.env:
             if not any(fnmatch.fnmatchcase(name, pattern) for pattern in allowed):

@@ -147,14 +147,13 @@ class _Runner:
         items asks."""
         if note.path not in self.results:
             try:
-                [result] = note.checks.check([note.parsed()])
-                self.results[note.path] = result
+                [self.results[note.path]] = note.checks.check([note.parsed()])
             except Exception as error:
                 self.results[note.path] = error
-        result = self.results[note.path]
-        if isinstance(result, Exception):
-            raise result
-        return result
+        known = self.results[note.path]
+        if isinstance(known, Exception):
+            raise known
+        return known
 
     def sandbox_warning(self, result: NoteResult) -> str | None:
         """The first time a note ran without the full sandbox: what it lacked (as ``check`` says it)."""

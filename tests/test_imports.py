@@ -41,7 +41,7 @@ def _imported(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
     ``noteexec.x``. Parent packages a submodule's import runs are not edges: a package's
     ``__init__`` importing its own submodules would otherwise always close a cycle."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)

@@ -135,7 +135,7 @@ def serve(root: Path, arguments: argparse.Namespace) -> int:
     site = SiteServer(root, arguments, out, state)
     try:
         site.rebuild()
-        host, port = server.server_address[:2]
+        host, port = str(server.server_address[0]), server.server_address[1]
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         print(f"serving {root} at http://{host}:{port}/ (Ctrl-C to stop)", flush=True)

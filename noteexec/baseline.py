@@ -23,9 +23,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from noteexec.check import BlockResult, NoteResult, UsageError
 from noteexec.display import unicode_path
+from noteexec.exitcodes import UsageError
 from noteexec.judge import Verdict
+from noteexec.results import BlockResult, NoteResult
 
 FORMAT_VERSION = 1
 FAILING = ("failed", "not_runnable")

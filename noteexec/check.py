@@ -1,15 +1,18 @@
-"""The pipeline every front end shares: find notes → parse → expect → sandbox → judge."""
+"""The scheduler: each note read → parsed → expected → run in the sandbox → judged, in file order.
+
+Notes load ahead of the one being reported while the sandbox runs those that must run; notes
+whose facts are cached are judged without running. Front ends reach this through
+:class:`noteexec.session.CheckSession`; discovery is :mod:`noteexec.discover`, the result types
+:mod:`noteexec.results`.
+"""
 
 from __future__ import annotations
 
-import fnmatch
 import functools
-import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 from noteexec.cache import ResultCache
 from noteexec.cache.entries import block_spans
@@ -22,130 +25,10 @@ from noteexec.facts import BlockFacts, NoteFacts
 from noteexec.judge import Verdict, judge, not_runnable_here
 from noteexec.memory import collector_paused
 from noteexec.model import CodeBlock, Note, Problem
+from noteexec.results import NOT_OPTED_IN, BlockResult, NoteFile, NoteResult, NoteStatus
 from noteexec.sandbox import BlockRun, NoteRun, Sandbox
 from noteexec.serialize import parsed_from_json, parsed_json
 from noteexec.source import decode_source, normalize_utf8, read_source
-
-NoteStatus = Literal["passed", "failed", "not_runnable", "error"]
-"""``not_runnable``: no block failed, but some cannot run here (see :mod:`noteexec.runnable`)."""
-
-
-class UsageError(Exception):
-    """A command line that cannot be carried out (exit code 2)."""
-
-
-@dataclass(frozen=True)
-class NoteFile:
-    path: Path
-    root: Path
-    """The folder given on the command line (or the note's own folder): the vault to protect."""
-
-
-@dataclass(frozen=True)
-class BlockResult:
-    block: CodeBlock
-    expectation: Expectation
-    facts: BlockFacts | None
-    verdict: Verdict
-
-
-@dataclass(frozen=True)
-class NoteResult:
-    note: Note
-    blocks: tuple[BlockResult, ...]
-    status: NoteStatus
-    error: str | None
-    facts: NoteFacts | None = None
-    cached: bool = False
-
-
-def discover(paths: Sequence[Path], exclude: Iterable[str] = ()) -> list[NoteFile]:
-    """Markdown files under ``paths`` in a stable order, skipping dot-folders and excludes.
-
-    Symlinks are not followed out of the folder they were found in. A folder inside that cannot
-    be listed is returned as if it were a note, so that reading it reports why.
-    """
-    patterns = tuple(exclude)
-    found: dict[Path, NoteFile] = {}
-    for given in paths:
-        if not given.exists() and not given.is_symlink():
-            raise UsageError(f"{given}: no such file or directory")
-        if not given.is_dir():  # a file, or something that reading it will report (a FIFO)
-            if not given.name.lower().endswith(".md"):  # `check script.py` would say PASS for nothing
-                raise UsageError(f"{given}: not a Markdown note (noteexec checks .md files)")
-            found.setdefault(given, NoteFile(given, given.parent))
-            continue
-        try:
-            entries = _listing(given)
-        except OSError as error:
-            raise UsageError(f"{given}: cannot read: {error.strerror or error}") from None
-        _collect(given, entries, patterns, found)
-    return list(found.values())
-
-
-def _listing(folder: Path) -> list[os.DirEntry[str]]:
-    with os.scandir(folder) as entries:
-        return sorted(entries, key=lambda entry: entry.name)
-
-
-def _collect(
-    root: Path, entries: list[os.DirEntry[str]], patterns: tuple[str, ...], found: dict[Path, NoteFile]
-) -> None:
-    """Notes under ``root`` in ``os.walk`` order: a folder's notes, then each subfolder's by name.
-
-    An explicit stack, not recursion: a vault may nest folders deeper than Python recurses.
-    """
-    stack: list[tuple[Path, str, list[os.DirEntry[str]] | None]] = [(root, "", entries)]
-    while stack:
-        folder, prefix, listed = stack.pop()  # prefix: the folder relative to root, "a/b/"
-        if listed is None:
-            try:
-                listed = _listing(folder)
-            except (FileNotFoundError, NotADirectoryError):  # gone since its parent was listed
-                continue
-            except OSError:
-                found.setdefault(folder, NoteFile(folder, root))  # reading it says why it cannot be checked
-                continue
-        subfolders = []
-        for entry in listed:
-            if _is_folder(entry):  # a symlink to a folder is neither a note nor walked into
-                if not entry.is_symlink() and not entry.name.startswith("."):
-                    subfolders.append((folder / entry.name, f"{prefix}{entry.name}/", None))
-            elif entry.name.lower().endswith(".md") and not _excluded(prefix + entry.name, patterns):
-                path = folder / entry.name
-                if not entry.is_symlink() or _inside(path, root):
-                    found.setdefault(path, NoteFile(path, root))
-        stack.extend(reversed(subfolders))
-
-
-def _is_folder(entry: os.DirEntry[str]) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:  # a symlink loop: a note that reading will report
-        return False
-
-
-def _excluded(relative: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatch(relative, pattern) for pattern in patterns)
-
-
-def is_note(path: Path, root: Path, exclude: Iterable[str] = ()) -> bool:
-    """Whether checking the folder ``root`` checks the file ``path`` (every front end agrees):
-    not in a dot-folder, not excluded, not a symlink out of ``root``."""
-    relative = path.relative_to(root)
-    if any(part.startswith(".") for part in relative.parts[:-1]):
-        return False
-    if _excluded(relative.as_posix(), tuple(exclude)):
-        return False
-    return not path.is_symlink() or _inside(path, root)
-
-
-def _inside(path: Path, root: Path) -> bool:
-    """Whether ``path`` resolves into ``root`` (a symlink loop resolves to itself: inside)."""
-    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
-
-
-NOT_OPTED_IN = "not opted in: the configuration says opt_in = true; add noteexec: true to its frontmatter"
 
 
 def opted_in(note: Note) -> bool:
@@ -289,6 +172,23 @@ class Loaded:
     """Facts stored under ``run_key``, their lines where the note's blocks are now."""
 
 
+@dataclass(frozen=True)
+class Parsed:
+    """A note its front end loaded already (the pytest plugin, to collect its blocks): it is
+    checked as it was loaded, not read again."""
+
+    file: NoteFile
+    loaded: Loaded
+
+    @property
+    def note(self) -> Note:
+        return self.loaded.note
+
+    @property
+    def expected(self) -> tuple[Expectation, ...]:
+        return self.loaded.expected
+
+
 def executed_blocks(note: Note, expected: Sequence[Expectation]) -> tuple[CodeBlock, ...]:
     """The blocks a note's run executes, in order: the hidden setup, then what is not skipped."""
     visible = (block for block, e in zip(note.blocks, expected, strict=True) if e.kind != "skip")
@@ -359,9 +259,30 @@ def _load(
     return Loaded(note, expected, key_of_run, facts)
 
 
+def _note_config(file: NoteFile, config: Config) -> Config:
+    """The note's configuration: its subfolders' files over the run's (raises :class:`ConfigError`)."""
+    return folder_config(config, file.root, file.path.parent) if file.root.is_dir() else config
+
+
+def parse(file: NoteFile, config: Config, cache: ResultCache | None = None, fingerprint: str = "") -> Parsed:
+    """Load a note as checking it would: parsed (or taken from ``cache``) with its expectations
+    under its folder's configuration, and its cached facts; a note that cannot be read (or
+    configured) is one whose problem says why."""
+    try:
+        own = _note_config(file, config)
+    except ConfigError as error:
+        return Parsed(file, _unreadable(file.path, Problem(0, str(error)), config))
+    key_of = parsed_keys(replace(own, source=None), fingerprint)
+    return Parsed(file, _load(file, own, cache, fingerprint, key_of))
+
+
+def _file_of(item: NoteFile | Parsed) -> NoteFile:
+    return item.file if isinstance(item, Parsed) else item
+
+
 @collector_paused()  # every note's result is kept to the end
 def check(
-    files: Sequence[NoteFile],
+    files: Sequence[NoteFile | Parsed],
     config: Config,
     sandbox: Sandbox,
     on_result: Callable[[NoteResult], None] = lambda result: None,
@@ -382,7 +303,7 @@ every worker slot busy, few enough that memory does not grow with the vault."""
 
 
 def iter_check(
-    files: Sequence[NoteFile],
+    files: Sequence[NoteFile | Parsed],
     config: Config,
     sandbox: Sandbox,
     cache: ResultCache | None = None,
@@ -393,10 +314,11 @@ def iter_check(
 
     Notes whose facts are in ``cache`` are judged without running; the sandbox starts its
     worker only if some note still has something to run. A result is not kept once yielded.
+    A :class:`Parsed` note is not read again.
     """
     if lookahead < 1:
         raise ValueError("lookahead must be at least 1")
-    elsewhere = vault_names(files)
+    elsewhere = vault_names([_file_of(item) for item in files])
     configs: dict[tuple[Path, Path], tuple[Config, Callable[[bytes], str]] | ConfigError] = {}
 
     def config_of(file: NoteFile) -> tuple[Config, Callable[[bytes], str]] | ConfigError:
@@ -404,7 +326,7 @@ def iter_check(
         place = (file.root, file.path.parent)
         if place not in configs:
             try:
-                own = folder_config(config, *place) if file.root.is_dir() else config
+                own = _note_config(file, config)
                 configs[place] = own, parsed_keys(replace(own, source=None), fingerprint)
             except ConfigError as error:
                 configs[place] = error
@@ -423,7 +345,8 @@ def iter_check(
     next_load = next_report = 0
     while next_report < len(files):
         while next_load < len(files) and next_load - next_report < lookahead:
-            file, index = files[next_load], next_load
+            item, index = files[next_load], next_load
+            file = _file_of(item)
             found = config_of(file)
             if isinstance(found, ConfigError):
                 note = loaded[index] = _unreadable(file.path, Problem(0, str(found)), config)
@@ -431,7 +354,11 @@ def iter_check(
                 next_load += 1
                 continue
             note_config, key_of = found
-            note = loaded[index] = _load(file, note_config, cache, fingerprint, key_of, before_parsing)
+            note = loaded[index] = (
+                item.loaded
+                if isinstance(item, Parsed)
+                else _load(file, note_config, cache, fingerprint, key_of, before_parsing)
+            )
             if (
                 note.facts is not None
                 and note_config.isolation == "strict"

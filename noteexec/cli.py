@@ -16,19 +16,27 @@ from typing import TextIO
 from noteexec import __version__, update
 from noteexec.baseline import Baseline, failures_of, render
 from noteexec.cache import open_cache
-from noteexec.check import NoteFile, NoteResult, UsageError, discover, expectations, iter_check
+from noteexec.check import expectations
 from noteexec.config import Config, ConfigError
 from noteexec.config.files import load_config
+from noteexec.discover import discover
 from noteexec.display import printable, shown_path
+from noteexec.exitcodes import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+)
 from noteexec.formats import GithubReporter, JunitReporter
 from noteexec.options import add_cache_arguments, add_sandbox_arguments
 from noteexec.report import JsonReporter, Reporter, Summary, TextReporter, limits_notice, sandbox_notice
-from noteexec.sandbox import IsolationRefused, Sandbox
+from noteexec.results import NoteFile, NoteResult
+from noteexec.sandbox import IsolationRefused
 from noteexec.sandbox.isolation import not_dumpable
+from noteexec.session import CheckSession, RunOptions, show_warnings
 from noteexec.site.arguments import SITE_COMMANDS, add_site_commands
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
 
 FORMATS = ("text", "json", "junit", "github")
 
@@ -187,34 +195,25 @@ def _report_file(path: Path) -> Iterator[TextIO]:
         raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
 
 
-def _notes(arguments: argparse.Namespace) -> tuple[Config, list[NoteFile]]:
-    """The configuration and the notes a command checks (all of them, or its --shard)."""
-    if arguments.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
+def _notes(arguments: argparse.Namespace) -> tuple[CheckSession, list[NoteFile]]:
+    """The session of a command that checks notes, and the notes it checks (all, or its --shard)."""
+    options = RunOptions.from_arguments(arguments)
     config = _config_for(arguments.paths, arguments)
     found = discover(arguments.paths, config.exclude)
     if not found:  # nothing failed, so exit 0; but a vault with no notes is likely a wrong path
         where = ", ".join(map(str, arguments.paths))
         print(f"noteexec: warning: no notes (*.md) found in {where}", file=sys.stderr)
-    return config, _shard(found, getattr(arguments, "shard", None))
+    vault = arguments.paths[0] if arguments.paths else Path.cwd()
+    return CheckSession(config, vault, options), _shard(found, getattr(arguments, "shard", None))
 
 
-def _results(arguments: argparse.Namespace, config: Config, files: list[NoteFile]) -> Iterator[NoteResult]:
-    """Each note's result in file order, from the cache or the sandbox; the cache's warnings after."""
-    cache, fingerprint = open_cache(
-        arguments.paths[0] if arguments.paths else Path.cwd(),
-        arguments.cache_dir,
-        not arguments.no_cache,
-        arguments.cache_key_file,
-    )
+def _results(session: CheckSession, files: list[NoteFile]) -> Iterator[NoteResult]:
+    """Each note's result in file order, from the cache or the sandbox; the session's warnings after."""
     try:
-        with Sandbox(parallel=arguments.jobs, env_passthrough=config.env) as sandbox:
-            yield from iter_check(files, config, sandbox, cache, fingerprint)
+        with session:
+            yield from session.iter_check(files)
     finally:
-        if cache is not None:
-            for warning in cache.warnings:
-                print(f"noteexec: warning: {warning}", file=sys.stderr)
-            cache.close()
+        show_warnings(session.take_warnings())
 
 
 def _check(arguments: argparse.Namespace) -> int:
@@ -222,7 +221,7 @@ def _check(arguments: argparse.Namespace) -> int:
     started = time.perf_counter()
     outputs = _outputs(arguments)
     baseline = Baseline.load(arguments.baseline) if arguments.baseline is not None else None
-    config, files = _notes(arguments)
+    session, files = _notes(arguments)
     summary = Summary()
     plans: list[tuple[NoteResult, update.NotePlan]] = []
     with contextlib.ExitStack() as files_open:
@@ -236,7 +235,7 @@ def _check(arguments: argparse.Namespace) -> int:
         for reporter in reporters:
             if isinstance(reporter, TextReporter):
                 reporter.start(len(files))
-        for result in _results(arguments, config, files):
+        for result in _results(session, files):
             if baseline is not None:
                 result = baseline.apply(result)
             summary += Summary.of([result])
@@ -250,9 +249,9 @@ def _check(arguments: argparse.Namespace) -> int:
             print(f"noteexec: WARNING: {notice}", file=sys.stderr)
         if notice := limits_notice(summary):
             print(f"noteexec: warning: {notice}", file=sys.stderr)
-        if config.not_runnable == "fail":
+        if session.config.not_runnable == "fail":
             summary = dataclasses.replace(summary, not_runnable_failing=summary.not_runnable)
-        if config.source is None and baseline is None and summary.not_runnable > summary.failed:
+        if session.config.source is None and baseline is None and summary.not_runnable > summary.failed:
             _adoption_hint(summary, arguments.paths)
         if baseline is not None:
             summary = dataclasses.replace(summary, known=baseline.known)
@@ -322,10 +321,10 @@ def _tell_fixed(baseline: Baseline, arguments: argparse.Namespace) -> None:
 
 def _baseline(arguments: argparse.Namespace) -> int:
     """Run every note and record its failures; what is recorded is accepted, so exit 0."""
-    config, files = _notes(arguments)
+    session, files = _notes(arguments)
     folder = arguments.output.resolve().parent
     failures, notes = [], 0
-    for result in _results(arguments, config, files):
+    for result in _results(session, files):
         failures.extend(failures_of(result, folder))
         notes += 1
     text, count = render(failures)
@@ -350,8 +349,7 @@ def _cache(arguments: argparse.Namespace) -> int:
         print(f"size: {info.size / 1024:.1f} KiB")
         if info.newest is not None:
             print(f"newest: {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.newest))}")
-    for warning in cache.warnings:
-        print(f"noteexec: warning: {warning}", file=sys.stderr)
+    show_warnings(cache.warnings)
     cache.close()
     return EXIT_OK
 
@@ -411,10 +409,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("noteexec: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `noteexec check | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 128 + 13  # as a process killed by SIGPIPE, like git or cat in the same pipe
+        return EXIT_BROKEN_PIPE  # as a process killed by SIGPIPE, like git or cat in the same pipe
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ from importlib import metadata
 from pathlib import Path
 
 from noteexec import __version__
-from noteexec.check import NoteFile, check
 from noteexec.config import Config
-from noteexec.sandbox import Sandbox
+from noteexec.results import NoteFile
+from noteexec.session import CheckSession, RunOptions
 
 PROBE = r"""
 import ctypes, json, os, socket, site
@@ -109,8 +109,8 @@ def _probe(config: Config) -> tuple[dict[str, bool], dict[str, object], str | No
             note = vault / "probe.md"
             note.write_text(f"```python\n{code}\n```\n", encoding="utf-8")
             started = time.perf_counter()
-            with Sandbox() as sandbox:
-                [result] = check([NoteFile(note, vault)], config, sandbox)
+            with CheckSession(config, vault, RunOptions(cache=False)) as session:
+                [result] = session.check([NoteFile(note, vault)])
             elapsed = time.perf_counter() - started
             left_over = sorted(path.name for path in vault.iterdir() if path.name != "probe.md")
     finally:

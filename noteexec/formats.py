@@ -6,9 +6,9 @@ import shutil
 import tempfile
 from typing import TextIO
 
-from noteexec.check import BlockResult, NoteResult
 from noteexec.display import printable, shown_path
 from noteexec.report import Summary, limits_notice, sandbox_notice, summary_json
+from noteexec.results import BlockResult, NoteResult
 
 
 def block_id(result: NoteResult, block: BlockResult) -> str:

@@ -1,11 +1,12 @@
 """pytest plugin: ``pytest --noteexec`` (or ``noteexec = true`` in the ini file) checks notes.
 
 Every ``*.md`` under the given paths is a pytest file and each of its visible python blocks an
-item, ``path/note.md::L39`` (39: the opening fence's line). The first item of a note to run
-checks the whole note with :func:`noteexec.check.check` in a warm sandbox worker (one per pytest
-process, started on first use); the note's other items reuse that result, so ``-k``, ``-x``,
-``--lf``, ``--junitxml`` and pytest-xdist work. Blocks of a note share one namespace, so a note
-always runs in full, even when some of its items are deselected.
+item, ``path/note.md::L39`` (39: the opening fence's line). A note is parsed once, to collect
+it; the first of its items to run checks that parse of the whole note in the checked folder's
+:class:`noteexec.session.CheckSession`, in a warm sandbox worker (one per pytest process, started
+on first use); the note's other items reuse that result, so ``-k``, ``-x``, ``--lf``,
+``--junitxml`` and pytest-xdist work. Blocks of a note share one namespace, so a note always runs
+in full, even when some of its items are deselected.
 
 Loaded through the ``pytest11`` entry point into every pytest run: unless enabled it only adds
 its option and ini key. The pytest process never imports torch; only the sandbox worker does.
@@ -23,13 +24,14 @@ import pytest
 
 from noteexec.display import printable, shown_path
 
-if TYPE_CHECKING:
-    from noteexec.cache import ResultCache
-    from noteexec.check import BlockResult, NoteResult
+if TYPE_CHECKING:  # the plugin loads into every pytest run: the pipeline only once enabled
+    from noteexec.check import Parsed
     from noteexec.config import Config
     from noteexec.expect import Expectation
     from noteexec.model import CodeBlock
+    from noteexec.results import BlockResult, NoteResult
     from noteexec.sandbox import Sandbox
+    from noteexec.session import CheckSession
 
 _OUTPUT_LINES = 60
 """At most this many of a block's last stdout/stderr lines in a failure."""
@@ -78,15 +80,12 @@ class _Runner:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.settings: dict[Path, Config | str] = {}
-        """noteexec configuration per checked folder, or why it cannot be loaded."""
+        self.sessions: dict[Path, CheckSession | str] = {}
+        """The checking session of each checked folder (its configuration and, with
+        --noteexec-cache, its result cache), or why its configuration cannot be loaded."""
         self.results: dict[Path, NoteResult | Exception] = {}
         self.sandboxes: dict[tuple[str, ...], Sandbox] = {}
         self.use_cache = bool(config.getoption("noteexec_cache") or config.getini("noteexec_cache"))
-        self.caches: dict[Path, tuple[ResultCache | None, str]] = {}
-        """The result cache of each checked folder (with --noteexec-cache), and its fingerprint."""
-        self.told: dict[Path, int] = {}
-        """How many of each cache's warnings were already given to pytest."""
         self.told_sandbox = False
         """Whether pytest was told that notes ran without the full sandbox (once per process)."""
         self.folders, self.files = self._arguments()
@@ -114,52 +113,48 @@ class _Runner:
         rootpath = self.config.rootpath
         return (rootpath if path.is_relative_to(rootpath) else path.parent), False
 
-    def settings_for(self, root: Path) -> Config:
-        if root not in self.settings:
+    def session_for(self, root: Path) -> CheckSession:
+        """The checked folder's session, its configuration loaded the first time it is asked for."""
+        if root not in self.sessions:
             from noteexec.config import ConfigError
             from noteexec.config.files import load_config
+            from noteexec.session import CheckSession, RunOptions
 
             try:
-                self.settings[root] = load_config(root)
+                settings = load_config(root)
             except ConfigError as error:
-                self.settings[root] = f"noteexec: {error}"
-        settings = self.settings[root]
-        if isinstance(settings, str):
-            raise pytest.Collector.CollectError(settings)
-        return settings
+                self.sessions[root] = f"noteexec: {error}"
+            else:
+                options = RunOptions(cache=self.use_cache)  # the cache: .noteexec/ beside the folder
+                self.sessions[root] = CheckSession(settings, root, options, self.sandbox_for(settings))
+        session = self.sessions[root]
+        if isinstance(session, str):
+            raise pytest.Collector.CollectError(session)
+        return session
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> NoteFile | None:
         if file_path.suffix.lower() != ".md":
             return None
-        from noteexec.check import is_note
+        from noteexec.discover import is_note
 
         root, named = self.root_for(file_path)
-        settings = self.settings_for(root)
-        if not named and not is_note(file_path, root, settings.exclude):
+        session = self.session_for(root)
+        if not named and not is_note(file_path, root, session.config.exclude):
             return None
-        return NoteFile.from_parent(parent, path=file_path, root=root, settings=settings, runner=self)
+        return NoteFile.from_parent(parent, path=file_path, root=root, checks=session, runner=self)
 
     def result_for(self, note: NoteFile) -> NoteResult:
-        """The note's result, checking the whole note the first time one of its items asks."""
+        """The note's result, checking the whole note (as collected) the first time one of its
+        items asks."""
         if note.path not in self.results:
-            from noteexec import check
-
             try:
-                cache, fingerprint = self.cache_for(note.root)
-                [result] = check.check(
-                    [check.NoteFile(note.path, note.root)],
-                    note.settings,
-                    self.sandbox_for(note.settings),
-                    cache=cache,
-                    fingerprint=fingerprint,
-                )
-                self.results[note.path] = result
+                [self.results[note.path]] = note.checks.check([note.parsed()])
             except Exception as error:
                 self.results[note.path] = error
-        result = self.results[note.path]
-        if isinstance(result, Exception):
-            raise result
-        return result
+        known = self.results[note.path]
+        if isinstance(known, Exception):
+            raise known
+        return known
 
     def sandbox_warning(self, result: NoteResult) -> str | None:
         """The first time a note ran without the full sandbox: what it lacked (as ``check`` says it)."""
@@ -170,13 +165,6 @@ class _Runner:
             return None
         self.told_sandbox = True
         return notice
-
-    def cache_for(self, root: Path) -> tuple[ResultCache | None, str]:
-        if root not in self.caches:
-            from noteexec.cache import open_cache
-
-            self.caches[root] = open_cache(root, enabled=self.use_cache)
-        return self.caches[root]
 
     def sandbox_for(self, settings: Config) -> Sandbox:
         """One warm worker per pytest process (per set of passed-through environment variables);
@@ -189,42 +177,40 @@ class _Runner:
             self.sandboxes[settings.env] = Sandbox(parallel=max(1, workers), env_passthrough=settings.env)
         return self.sandboxes[settings.env]
 
-    def cache_warnings(self, root: Path) -> list[str]:
-        """What went wrong with a folder's cache since last asked (each message once a run)."""
-        cache, _ = self.caches.get(root, (None, ""))
-        if cache is None:
-            return []
-        told = self.told.setdefault(root, 0)
-        self.told[root] = len(cache.warnings)
-        return cache.warnings[told:]
-
     def close(self) -> None:
         sandboxes, self.sandboxes = self.sandboxes, {}
-        caches, self.caches = self.caches, {}
+        sessions, self.sessions = self.sessions, {}
         try:
             for sandbox in sandboxes.values():
                 sandbox.close()
         finally:
-            for cache, _ in caches.values():
-                if cache is not None:
-                    cache.close()
+            for session in sessions.values():
+                if not isinstance(session, str):
+                    session.close()  # its cache; the sandbox it borrowed is closed above
 
 
 class NoteFile(pytest.File):
     """A note: one item per visible python block, plus one for a note error with no block."""
 
-    def __init__(self, *, root: Path, settings: Config, runner: _Runner, **kwargs: Any) -> None:
+    def __init__(self, *, root: Path, checks: CheckSession, runner: _Runner, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.root = root
-        self.settings = settings
+        self.checks = checks
+        """The checked folder's session (pytest calls its own ``session``)."""
         self.runner = runner
+        self._parsed: Parsed | None = None
+
+    def parsed(self) -> Parsed:
+        """The note as parsed to collect it: the run checks this parse, not another."""
+        if self._parsed is None:
+            from noteexec import results
+
+            self._parsed = self.checks.parse(results.NoteFile(self.path, self.root))
+        return self._parsed
 
     def collect(self) -> Iterator[NoteItem]:
-        from noteexec.check import expectations
-        from noteexec.parse import read_note
-
-        note = read_note(self.path)
-        expected = expectations(note, self.settings)
+        parsed = self.parsed()
+        note, expected = parsed.note, parsed.expected
         for block, expectation in zip(note.blocks, expected, strict=True):
             item = NoteItem.from_parent(self, name=f"L{block.line}", block=block, expectation=expectation)
             if expectation.kind == "skip":
@@ -266,7 +252,7 @@ class NoteItem(pytest.Item):
 
     def runtest(self) -> None:
         result = self.note.runner.result_for(self.note)
-        for warning in self.note.runner.cache_warnings(self.note.root):  # pytest (and xdist) report it
+        for warning in self.note.checks.take_warnings():  # pytest (and xdist) report it
             warnings.warn(f"noteexec cache: {warning}", NoteexecWarning, stacklevel=1)
         if notice := self.note.runner.sandbox_warning(result):
             warnings.warn(f"noteexec: WARNING: {notice}", NoteexecWarning, stacklevel=1)
@@ -281,7 +267,7 @@ class NoteItem(pytest.Item):
             )
         if found.verdict.outcome == "skipped":
             pytest.skip(found.expectation.skip_reason or found.verdict.message)
-        if found.verdict.outcome == "not_runnable" and self.note.settings.not_runnable == "report":
+        if found.verdict.outcome == "not_runnable" and self.note.checks.config.not_runnable == "report":
             pytest.skip(found.verdict.message)
         if found.verdict.outcome == "not_runnable":
             raise NoteFailure(result, found)

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TextIO
 
-from noteexec.check import NOT_OPTED_IN, BlockResult, NoteResult
 from noteexec.display import printable, shown_path, unicode_path
+from noteexec.results import NOT_OPTED_IN, BlockResult, NoteResult
 
 _CONTEXT = 2
 

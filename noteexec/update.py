@@ -17,9 +17,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from noteexec.check import BlockResult, NoteResult
 from noteexec.expect.documented import DocumentedError, DocumentedOutput
 from noteexec.judge import output_matches, printed_by, raised_within
+from noteexec.results import BlockResult, NoteResult
 from noteexec.source import normalize_source
 from noteexec.textmatch import matches
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from noteexec.check import NoteFile, NoteResult, check
+from noteexec.check import check
 from noteexec.config import Config
+from noteexec.results import NoteFile, NoteResult
 from noteexec.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parent.parent

@@ -428,7 +428,7 @@ def test_control_characters_in_names_and_notes_are_printed_escaped(tmp_path: Pat
 
 
 def test_folders_nested_deeper_than_python_recurses_are_walked(tmp_path: Path) -> None:
-    from noteexec.check import discover
+    from noteexec.discover import discover
 
     folder = str(tmp_path)
     for _ in range(1200):  # os.makedirs and Path.mkdir(parents=True) recurse themselves
@@ -517,8 +517,9 @@ def _as_nobody(work: Callable[[], object]) -> object:
 def test_unreadable_permissions_are_reported(tmp_path: Path) -> None:
     import tempfile
 
-    from noteexec.check import UsageError, discover
     from noteexec.cli import main
+    from noteexec.discover import discover
+    from noteexec.exitcodes import UsageError
     from noteexec.parse import read_note
 
     read_note(REPO / "README.md")  # import everything before dropping root: site-packages may be private

@@ -18,10 +18,11 @@ import pytest
 from noteexec.cache import ResultCache, open_cache
 from noteexec.cache.authentication import SECRET_VARIABLE, CacheKey, entry_mac, key_file_path
 from noteexec.cache.keys import environment_fingerprint, run_key
-from noteexec.check import NoteFile, check
+from noteexec.check import check
 from noteexec.config import Config
 from noteexec.facts import NoteFacts
 from noteexec.parse import read_note
+from noteexec.results import NoteFile
 from noteexec.sandbox import BlockRun, NoteRun, Sandbox, sandbox_environment
 from tests.conftest import REPO, callout, fence, noteexec
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from noteexec.check import NoteFile, check, iter_check
+from noteexec.check import check, iter_check
 from noteexec.config import Config
 from noteexec.expect import Families
 from noteexec.facts import BlockFacts, NoteFacts
+from noteexec.results import NoteFile
 from noteexec.sandbox import NoteRun, Sandbox
 from tests.conftest import SEED_NOTE, RunNote, callout, fence, outcomes
 

@@ -10,8 +10,10 @@ import re
 
 import pytest
 
-from noteexec.check import NoteResult, check, discover
+from noteexec.check import check
 from noteexec.config.files import load_config
+from noteexec.discover import discover
+from noteexec.results import NoteResult
 from noteexec.sandbox import Sandbox
 from tests.conftest import REPO, SEED_NOTE, WORKSPACE_SEED_NOTE
 

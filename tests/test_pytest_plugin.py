@@ -259,3 +259,26 @@ def test_notes_without_the_full_sandbox_give_one_loud_warning(pytester: pytest.P
     result.stdout.fnmatch_lines(
         ["*noteexec: WARNING: notes ran without part of the sandbox here: user, PID*"]
     )
+
+
+def test_each_note_is_parsed_once_and_the_run_checks_that_parse(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Collection parses a note to find its blocks; the run checks that parse, never another.
+    In-process, so that every parse can be counted."""
+    import noteexec.parse
+
+    (pytester.path / "runs.md").write_text(fence("print(1)  # 1") + "\n" + fence("y = 2"))
+    (pytester.path / "skipped.md").write_text("%% noteexec: skip %%\n" + fence("raise SystemExit(3)"))
+    parsed: list[str] = []
+    real = noteexec.parse.parse_note
+
+    def counting(text: str, path: Path = Path("<note>")) -> noteexec.parse.Note:
+        parsed.append(path.name)
+        return real(text, path)
+
+    monkeypatch.setattr(noteexec.parse, "parse_note", counting)
+    disabled = [option for name in UNRELATED_PLUGINS for option in ("-p", f"no:{name}")]
+    result = pytester.inline_run(*disabled, "-p", "no:cacheprovider", "--noteexec")
+    result.assertoutcome(passed=2, skipped=1)
+    assert sorted(parsed) == ["runs.md", "skipped.md"]

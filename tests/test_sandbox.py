@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from noteexec.check import NoteFile, NoteResult, check, iter_check
+from noteexec.check import check, iter_check
 from noteexec.config import Config
+from noteexec.results import NoteFile, NoteResult
 from noteexec.sandbox import BlockRun, NoteRun, Sandbox, sandbox_environment
 from tests.conftest import RunNote, callout, fence, noteexec, outcomes
 

@@ -179,6 +179,7 @@ _CACHED_STAGES = (
     "facts.py",
     "cache",
     "sandbox",
+    "environment.py",
 )
 """The modules, and packages (every ``.py`` file in them), whose output is cached."""
 

@@ -32,6 +32,7 @@ from noteexec.config.values import (
     strings,
     timeout_seconds,
 )
+from noteexec.environment import ENV_ALLOWLIST
 
 LIMIT_KEYS = (
     "env",
@@ -162,9 +163,7 @@ def _refuse_loosening(config: Config, base: Config, table: dict[str, Any], fail:
 
 def _looser(key: str, config: Config, base: Config) -> tuple[str, str] | None:
     """Why ``config``'s ``key`` is looser than ``base``'s, and the option's value that would allow it."""
-    if key == "env":
-        from noteexec.sandbox import ENV_ALLOWLIST  # always passed: naming them again loosens nothing
-
+    if key == "env":  # the allowlist is always passed: naming its variables again loosens nothing
         allowed = (*ENV_ALLOWLIST, *base.env)
         for name in config.env:
             if not any(fnmatch.fnmatchcase(name, pattern) for pattern in allowed):

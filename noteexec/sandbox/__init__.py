@@ -19,12 +19,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
+from noteexec.environment import ENV_ALLOWLIST
 from noteexec.facts import NoteFacts
 from noteexec.sandbox.isolation import not_dumpable
-
-ENV_ALLOWLIST = (
-    "PATH", "LANG", "LC_*", "TZ", "PYTHON*", "OMP_*", "MKL_*", "OPENBLAS_*", "TORCH_*", "CUDA_*",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)

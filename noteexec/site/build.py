@@ -22,10 +22,11 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
-from noteexec.check import NoteResult, discover
+from noteexec.discover import discover
 from noteexec.display import shown_path, unicode_path
 from noteexec.memory import collector_paused
 from noteexec.model import Note
+from noteexec.results import NoteResult
 from noteexec.site.arguments import DEFAULT_MERMAID_URL
 from noteexec.site.assets import favicon_svg, site_css, site_js, theme_js
 from noteexec.site.attachments import withheld

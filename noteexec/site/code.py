@@ -19,8 +19,8 @@ from pygments.lexer import Lexer
 from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
-from noteexec.check import BlockResult
 from noteexec.facts import Graph
+from noteexec.results import BlockResult
 from noteexec.site import icons
 
 escape = html.escape

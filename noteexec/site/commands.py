@@ -10,111 +10,31 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
 
-from noteexec.check import NoteFile, NoteResult, UsageError, assemble, check, discover, expectations
 from noteexec.config import Config
 from noteexec.config.files import load_config
+from noteexec.discover import discover
 from noteexec.display import printable, shown_path
-from noteexec.parse import read_note
-from noteexec.site.build import BuildError, BuildOptions, BuildReport, build_site, custom_css
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from noteexec.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from noteexec.results import NoteFile, NoteResult
+from noteexec.session import CheckSession, RunOptions, show_warnings
+from noteexec.site.build import BuildError, build_site, custom_css
+from noteexec.site.console import options_from, print_summary
 
 
 def _results(
-    files: Sequence[NoteFile],
-    config: Config,
-    arguments: argparse.Namespace,
-    vault: Path,
-    on_result: Callable[[NoteResult], None] = lambda result: None,
+    files: Sequence[NoteFile], config: Config, arguments: argparse.Namespace, vault: Path
 ) -> list[NoteResult]:
-    """Check results: reused from the result cache where it has them, else run in the sandbox."""
-    if arguments.no_run:
-        results = []
-        for file in files:
-            note = read_note(file.path)
-            result = assemble(note, expectations(note, config), None)
-            on_result(result)
-            results.append(result)
-        return results
-    if arguments.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
-    from noteexec.cache import open_cache
-    from noteexec.sandbox import Sandbox
-
-    cache, fingerprint = open_cache(
-        vault, arguments.cache_dir, not arguments.no_cache, arguments.cache_key_file
-    )
+    """Check results: reused from the result cache where it has them, else run in the sandbox
+    (or, ``--no-run``, judged with nothing run); the session's warnings after."""
+    session = CheckSession(config, vault, RunOptions.from_arguments(arguments))
     try:
-        with Sandbox(parallel=arguments.jobs, env_passthrough=config.env) as sandbox:
-            return check(files, config, sandbox, on_result, cache, fingerprint)
+        with session:
+            return session.check(files)
     finally:
-        if cache is not None:
-            for warning in cache.warnings:
-                print(f"noteexec: warning: {warning}", file=sys.stderr)
-            cache.close()
-
-
-def options_from(arguments: argparse.Namespace, config: Config) -> BuildOptions:
-    return BuildOptions(
-        title=arguments.title,
-        mermaid_url=arguments.mermaid_url or None,
-        offline=arguments.offline,
-        ran=not arguments.no_run,
-        verdicts_open=getattr(arguments, "verdicts", "closed") == "open",
-        remote_images=not getattr(arguments, "no_remote_images", False),
-        home=getattr(arguments, "home", None),
-        site_url=getattr(arguments, "site_url", None),
-        exclude=config.exclude,
-        css=tuple(getattr(arguments, "css", None) or ()),
-        publish_css=config.publish_css,
-        not_runnable_fails=config.not_runnable == "fail",
-    )
-
-
-def print_summary(report: BuildReport, root: Path, stream: TextIO, duration: float | None = None) -> None:
-    notes = len(report.pages)
-    counts: dict[str, int] = {}
-    for page in report.pages:
-        for block in page.blocks:
-            counts[block.outcome] = counts.get(block.outcome, 0) + 1
-    took = f" in {duration:.2f}s" if duration is not None else ""
-    stream.write(f"wrote {report.files} files to {report.out}{took}\n")
-    parts = [
-        f"{counts.get(outcome, 0)} {outcome.replace('_', ' ')}" for outcome in ("passed", "failed", "skipped")
-    ]
-    for outcome in ("not_runnable", "not_run"):
-        if counts.get(outcome):
-            parts.append(
-                f"{counts[outcome]} {'not runnable here' if outcome == 'not_runnable' else 'not run'}"
-            )
-    stream.write(f"{notes} notes, {sum(counts.values())} blocks: {', '.join(parts)}\n")
-    for page in report.failed:
-        where = shown_path(root / page.rel)
-        if page.error:
-            stream.write(f"ERROR {printable(page.error)}\n")
-        for block in page.blocks:
-            if block.outcome in ("failed", "not_runnable"):
-                label = "FAIL" if block.outcome == "failed" else "N/A "
-                stream.write(f"{label}  {where}:{block.line}: {printable(block.message)}\n")
-    for broken in report.broken:
-        stream.write(f"BROKEN LINK {printable(broken.describe(str(root)))}\n")
-    for warning in report.warnings:
-        print(f"noteexec: warning: {printable(warning)}", file=sys.stderr)
-    if report.ok and not report.ran:
-        stream.write("site OK: blocks not run (--no-run); every link resolves\n")
-    elif report.ok:
-        stream.write("site OK: every check passed and every link resolves\n")
-    else:
-        problems = []
-        if report.failed:
-            problems.append(f"{len(report.failed)} note(s) failed")
-        if report.broken:
-            problems.append(f"{len(report.broken)} broken link(s)")
-        stream.write(f"site written with problems: {', '.join(problems)}\n")
+        show_warnings(session.take_warnings())
 
 
 def _build(arguments: argparse.Namespace) -> int:

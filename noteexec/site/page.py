@@ -18,9 +18,9 @@ from typing import Any
 
 from markdown_it.token import Token
 
-from noteexec.check import BlockResult, NoteResult
 from noteexec.display import shown_path
 from noteexec.model import Note
+from noteexec.results import BlockResult, NoteResult
 from noteexec.site.attachments import RASTER_TYPES
 from noteexec.site.code import display_outcome
 from noteexec.site.markdown import WikiTarget, plain_text, site_markdown, slugify

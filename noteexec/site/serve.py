@@ -19,8 +19,13 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from noteexec.check import NoteResult, discover
 from noteexec.config.files import load_config
+from noteexec.discover import discover
+from noteexec.exitcodes import EXIT_OK, UsageError
+from noteexec.results import NoteResult
+from noteexec.session import CheckSession, RunOptions, show_warnings
+from noteexec.site.build import build_site
+from noteexec.site.console import options_from, print_summary
 
 GENERATION_PATH = "/_noteexec/generation"
 
@@ -64,8 +69,6 @@ class SiteServer:
     """Keeps results per note and rebuilds the site when notes change."""
 
     def __init__(self, root: Path, arguments: argparse.Namespace, out: Path, state: _State) -> None:
-        from noteexec.site.commands import options_from
-
         self.root = root
         self.arguments = arguments
         self.out = out
@@ -73,30 +76,16 @@ class SiteServer:
         self.options = options_from(arguments, self.config)
         self.results: dict[Path, NoteResult] = {}
         self.state = state
-        self.sandbox: Any = None
-        self.cache: Any = None
-        self.fingerprint = ""
-        if not arguments.no_run:
-            from noteexec.cache import open_cache
-            from noteexec.sandbox import Sandbox
-
-            self.sandbox = Sandbox(parallel=max(1, arguments.jobs), env_passthrough=self.config.env)
-            self.cache, self.fingerprint = open_cache(
-                root, arguments.cache_dir, not arguments.no_cache, arguments.cache_key_file
-            )
+        # one session while serving: the sandbox starts on first use, the cache answers for
+        # notes it has seen
+        self.session = CheckSession(
+            self.config, root, RunOptions.from_arguments(arguments, jobs=max(1, arguments.jobs))
+        )
 
     def close(self) -> None:
-        if self.sandbox is not None:
-            self.sandbox.close()
-        if self.cache is not None:
-            self.cache.close()
+        self.session.close()
 
     def rebuild(self, changed: set[Path] | None = None) -> None:
-        from noteexec.check import assemble, check, expectations
-        from noteexec.parse import read_note
-        from noteexec.site.build import build_site
-        from noteexec.site.commands import print_summary
-
         files = discover([self.root], self.config.exclude)
         stale = [
             file
@@ -104,14 +93,8 @@ class SiteServer:
             if changed is None or file.path.resolve() in changed or file.path not in self.results
         ]
         if stale:
-            if self.sandbox is None:
-                notes = [read_note(file.path) for file in stale]
-                fresh = [assemble(note, expectations(note, self.config), None) for note in notes]
-            else:
-                # the sandbox starts on first use; the cache answers for notes it has seen
-                fresh = check(
-                    stale, self.config, self.sandbox, cache=self.cache, fingerprint=self.fingerprint
-                )
+            fresh = self.session.check(stale)
+            show_warnings(self.session.take_warnings())
             for file, result in zip(stale, fresh, strict=True):
                 self.results[file.path] = result
         present = {file.path for file in files}
@@ -134,8 +117,6 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 def serve(root: Path, arguments: argparse.Namespace) -> int:
     import watchfiles
 
-    from noteexec.check import UsageError
-
     temporary = None
     out = arguments.out
     if out is None:
@@ -154,7 +135,7 @@ def serve(root: Path, arguments: argparse.Namespace) -> int:
     site = SiteServer(root, arguments, out, state)
     try:
         site.rebuild()
-        host, port = server.server_address[:2]
+        host, port = str(server.server_address[0]), server.server_address[1]
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         print(f"serving {root} at http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
@@ -184,4 +165,4 @@ def serve(root: Path, arguments: argparse.Namespace) -> int:
         site.close()
         if temporary is not None:
             temporary.cleanup()
-    return 0
+    return EXIT_OK

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from noteexec.check import NoteResult, discover
+from noteexec.discover import discover
 from noteexec.parse import read_note
+from noteexec.results import NoteResult
 from noteexec.site.assets import site_css, site_js, theme_js
 from noteexec.site.build import BuildOptions, custom_css, is_private, theme_for
 from noteexec.site.page import Page, SiteIndex, make_page, parse_for_site

@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
-from noteexec.check import check, discover
+from noteexec.check import check
 from noteexec.config.files import load_config
+from noteexec.discover import discover
 from noteexec.sandbox import Sandbox
 from noteexec.site.arguments import MERMAID_VERSION
 from noteexec.site.build import BuildOptions, build_site

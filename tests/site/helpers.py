@@ -6,10 +6,11 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from noteexec.check import NoteResult, assemble, expectations
+from noteexec.check import assemble, expectations
 from noteexec.config import Config
 from noteexec.facts import BlockFacts, NoteFacts
 from noteexec.parse import read_note
+from noteexec.results import NoteResult
 
 
 def write_vault(root: Path, notes: Mapping[str, str]) -> Path:

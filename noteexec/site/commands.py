@@ -18,7 +18,8 @@ from noteexec.check import NoteFile, NoteResult, UsageError, assemble, check, di
 from noteexec.config import Config, load_config
 from noteexec.display import printable, shown_path
 from noteexec.parse import read_note
-from noteexec.site.build import BuildError, BuildOptions, BuildReport, build_site, custom_css
+from noteexec.site.build import BuildOptions, BuildReport, build_site, custom_css
+from noteexec.site.write import BuildError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

@@ -29,7 +29,8 @@ from noteexec.check import assemble, expectations
 from noteexec.config import Config
 from noteexec.facts import BlockFacts, Gradient, Graph, NoteFacts, Raised
 from noteexec.parse import read_note
-from noteexec.site.build import BuildOptions, render_site, write_site
+from noteexec.site.build import BuildOptions, render_site
+from noteexec.site.write import write_site
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,22 +1,17 @@
 """Check results → a static site, written atomically and deterministically.
 
 :func:`render_site` is pure: notes and their results in, ``{site path: bytes or source file}``
-out. :func:`write_site` writes that mapping into a temporary folder next to the output and
-swaps it in, so a failed or interrupted build leaves the previous site as it was.
+out. :func:`build_site` hands it to :func:`noteexec.site.write.write_site`, which swaps it in
+whole, so a failed or interrupted build leaves the previous site as it was.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import ctypes.util
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -31,7 +26,9 @@ from noteexec.site.arguments import DEFAULT_MERMAID_URL
 from noteexec.site.assets import favicon_svg, site_css, site_js, theme_js
 from noteexec.site.attachments import withheld
 from noteexec.site.custom_css import CssFileError, CustomCss, load_custom_css
-from noteexec.site.page import BrokenLink, Page, ParsedNote, SiteIndex, make_page, parse_for_site
+from noteexec.site.linker import BrokenLink, SiteIndex
+from noteexec.site.page import Page, PageStatus, make_page
+from noteexec.site.parsed import ParsedNote, parse_for_site
 from noteexec.site.render import (
     NavEntry,
     PageLinks,
@@ -41,18 +38,13 @@ from noteexec.site.render import (
     render_tag,
     script_source,
 )
-from noteexec.site.vault import ASSETS_DIR, Vault, frontmatter_list, is_excluded
+from noteexec.site.vault import ASSETS_DIR, Vault, frontmatter_list, is_excluded, scan_attachments
+from noteexec.site.write import BuildError, write_site
 
 HOME_NOTES = ("home.md", "index.md", "readme.md")
 """A vault's home note, in this order (at its root): the site's landing page shows it above the
 check summary, and its title is the site's unless ``--title`` says otherwise."""
 CUSTOM_CSS = f"{ASSETS_DIR}/custom.css"
-MARKER = ".noteexec-site"
-"""Written into every site: only a folder holding it (or an empty one) is ever replaced."""
-
-
-class BuildError(Exception):
-    """No site could be written (exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +100,9 @@ class BuildReport:
 
     @property
     def failed(self) -> tuple[Page, ...]:
-        failing = ("failed", "error", "not_runnable") if self.not_runnable_fails else ("failed", "error")
+        failing: tuple[PageStatus, ...] = ("failed", "error")
+        if self.not_runnable_fails:
+            failing = (*failing, "not_runnable")
         return tuple(page for page in self.pages if page.status in failing)
 
     @property
@@ -221,7 +215,7 @@ def _search_index(pages: Sequence[Page]) -> bytes:
 
 def _sitemap(pages: Sequence[Page], tag_urls: Mapping[str, str], site_url: str | None) -> bytes:
     base = site_url.rstrip("/") + "/" if site_url else ""
-    entries = [("index.html", None)]
+    entries: list[tuple[str, str | None]] = [("index.html", None)]
     entries.extend((page.url, page.date) for page in sorted(pages, key=lambda page: page.url))
     entries.extend((url, None) for url in sorted(tag_urls.values()))
     lines = [
@@ -387,129 +381,6 @@ class _SiteFiles:
         self.files[path] = data
 
 
-# --------------------------------------------------------------------------------------------
-# Writing
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
-    if not hasattr(os, "uname") or os.uname().sysname != "Linux":
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
-    return result == 0
-
-
-def _check_replaceable(out: Path) -> None:
-    if not out.exists() and not out.is_symlink():
-        return
-    if not out.is_dir() or out.is_symlink():
-        raise BuildError(f"{out} exists and is not a folder; not replacing it")
-    if (out / MARKER).exists() or not any(out.iterdir()):
-        return
-    raise BuildError(f"{out} is not empty and was not written by noteexec; not replacing it")
-
-
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``folder`` (the output's parent): one build writes there at a time.
-
-    ``flock`` on the folder itself, so no lock file is left behind, and a build killed while it
-    holds the lock releases it with its last file descriptor. Where folders cannot be locked,
-    builds are not serialised.
-    """
-    try:
-        import fcntl
-
-        descriptor = os.open(folder, os.O_RDONLY)
-    except (ImportError, OSError):
-        yield
-        return
-    try:
-        with contextlib.suppress(OSError):
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)  # releases the lock
-
-
-def _recover(out: Path) -> None:
-    """Undo what a killed build left beside ``out`` (call with the lock held).
-
-    ``.OUT.*.tmp``: a staging folder, or the previous site being deleted: removed.
-    ``.OUT.*.old``: the previous site moved aside by the rename fallback; if the build died
-    before the new site took its place, it is put back.
-    """
-    for old in sorted(out.parent.glob(f".{out.name}.*.old")):
-        if not out.exists() and not out.is_symlink() and (old / MARKER).exists():
-            os.rename(old, out)
-        else:
-            shutil.rmtree(old, ignore_errors=True)
-    for stale in out.parent.glob(f".{out.name}.*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
-
-
-def write_site(files: Mapping[str, bytes | Path], out: Path) -> None:
-    """Write the site into a fresh folder beside ``out``, then swap it in.
-
-    Builds into the same folder at once take turns (a lock on its parent), so one never deletes
-    another's staging folder; a build killed at any moment leaves ``out`` the old site or the new.
-    """
-    out = Path(os.path.abspath(out))
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BuildError(f"cannot write {out}: {error.strerror or error}") from None
-    with _locked(out.parent):
-        try:
-            _recover(out)
-        except OSError as error:
-            raise BuildError(f"cannot write {out}: {error.strerror or error}") from None
-        _check_replaceable(out)
-        _write_and_swap(files, out)
-
-
-def _write_and_swap(files: Mapping[str, bytes | Path], out: Path) -> None:
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    except OSError as error:
-        raise BuildError(f"cannot write {out}: {error.strerror or error}") from None
-    try:
-        os.chmod(staging, 0o755)
-        for rel in sorted(files):
-            target = staging / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            data = files[rel]
-            if isinstance(data, Path):
-                shutil.copyfile(data, target)
-            else:
-                target.write_bytes(data)
-        (staging / MARKER).write_text("Written by noteexec build; replaced on every build.\n")
-        if not out.exists():
-            os.rename(staging, out)
-        elif _exchange(staging, out):
-            shutil.rmtree(staging, ignore_errors=True)  # now the previous site
-        else:
-            previous = staging.with_name(staging.name[:-4] + ".old")
-            os.rename(out, previous)
-            try:
-                os.rename(staging, out)
-            except OSError:
-                os.rename(previous, out)
-                raise
-            shutil.rmtree(previous, ignore_errors=True)
-    except BaseException as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(error, OSError):
-            raise BuildError(f"cannot write {out}: {error.strerror or error}") from None
-        raise
-
-
 def build_site(
     root: Path,
     results: Sequence[NoteResult],
@@ -517,8 +388,6 @@ def build_site(
     options: BuildOptions = BuildOptions(),
 ) -> BuildReport:
     """Render and write the site of the vault at ``root`` from its notes' results."""
-    from noteexec.site.vault import scan_attachments
-
     attachments = scan_attachments(root, skip=[out]) if root.is_dir() else []
     excluded = excluded_notes(root, options.exclude) if root.is_dir() else []
     site = render_site(root, results, options, attachments, excluded)

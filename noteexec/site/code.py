@@ -1,18 +1,16 @@
-"""Code fences: Pygments highlighting, Mermaid, and each checked block's verdict panel.
+"""The HTML of code: Pygments highlighting, Mermaid diagrams, and each checked block's verdict
+panel with its measured autograd graphs. Everything written is escaped.
 
-A python fence is matched to its check result by line (``token.map[0] + 1 == block.line``);
-``env["results"]`` maps those lines to :class:`BlockResult`. Everything written is escaped.
+Which fence gets which is :mod:`noteexec.site.markdown.fences`'s decision.
 """
 
 from __future__ import annotations
 
 import html
-import re
 import unicodedata
 from functools import lru_cache
-from typing import Any
+from typing import Literal
 
-from markdown_it.token import Token
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexer import Lexer
@@ -20,6 +18,7 @@ from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from noteexec.facts import Graph
+from noteexec.judge import Outcome
 from noteexec.results import BlockResult
 from noteexec.site import icons
 
@@ -46,66 +45,17 @@ def highlight_code(code: str, language: str, hl_lines: tuple[int, ...] = ()) -> 
     return f'<div class="highlight"><pre><code{lang}>{body}</code></pre></div>'
 
 
-def _language(token: Token) -> str:
-    info = token.info.strip()
-    return info.split(maxsplit=1)[0].lower() if info else ""
-
-
-def render_fence(token: Token, env: dict[str, Any]) -> str:
-    language = _language(token)
-    code = token.content
-    if language == "mermaid":
-        return mermaid_block(code, env, hand_drawn=True)
-    if language.startswith("ad-") and env.get("admonition_depth", 0) < MAX_ADMONITION_DEPTH:
-        admonition = admonition_callout(language[3:], code)
-        if admonition is not None:
-            from noteexec.site.markdown import render_markdown
-
-            kept = ("linker", "source_rel", "embedded", "embed_stack", "mermaid", "slugs", "ran")
-            inner = {key: env[key] for key in kept if key in env}
-            inner["admonition_depth"] = env.get("admonition_depth", 0) + 1
-            return render_markdown(admonition, inner)
-    results: dict[int, BlockResult] = env.get("results") or {}
-    result = results.get(token.map[0] + 1) if token.map else None
-    if result is None:
-        return (
-            f'<div class="code-block" data-lang="{escape(language)}">{highlight_code(code, language)}</div>\n'
-        )
-    return verdict_block(result, env)
-
-
-MAX_ADMONITION_DEPTH = 8
-"""Admonitions inside admonitions deeper than this show as code (each level is a parse)."""
-_ADMONITION_TYPE = re.compile(r"[A-Za-z0-9_-]+")
-_ADMONITION_OPTION = re.compile(r"^(title|collapse|icon|color):(.*)$")
-
-
-def admonition_callout(kind: str, code: str) -> str | None:
-    """An Admonition plugin fence (```` ```ad-note ````, ``title:``/``collapse:`` lines first) as
-    the callout Obsidian's own syntax writes; None when the type is not a callout name."""
-    if not _ADMONITION_TYPE.fullmatch(kind):
-        return None
-    lines = code.splitlines()
-    options: dict[str, str] = {}
-    while lines and (match := _ADMONITION_OPTION.match(lines[0].strip())):
-        options[match[1]] = match[2].strip()
-        lines.pop(0)
-    fold = {"open": "+", "closed": "-"}.get(options.get("collapse", "").lower(), "")
-    title = options.get("title")
-    header = f"> [!{kind}]{fold}" + (f" {title}" if title else "")
-    return "\n".join([header, *(f"> {line}" for line in lines)]) + "\n"
-
-
-def mermaid_block(source: str, env: dict[str, Any], hand_drawn: bool = False, caption: str = "") -> str:
-    """``<pre class="mermaid">`` when the page loads mermaid.js; otherwise the source as code."""
-    figure_caption = f"<figcaption>{caption}</figcaption>" if caption else ""
-    if hand_drawn and env.get("graph_lines"):
-        line = env["graph_lines"][0]
+def mermaid_block(source: str, mermaid: bool, graph_lines: tuple[int, ...]) -> str:
+    """A hand-drawn diagram: ``<pre class="mermaid">`` when the page loads mermaid.js (else its
+    source as code), captioned with a link to the first measured graph (``graph_lines``)."""
+    figure_caption = ""
+    if graph_lines:
+        line = graph_lines[0]
         figure_caption = (
             f'<figcaption>Drawn by hand · <a class="nx-compare" href="#L{line}">'
             f"compare with the graph measured at line {line}</a></figcaption>"
         )
-    if env.get("mermaid"):
+    if mermaid:
         body = f'<pre class="mermaid">{escape(source)}</pre>'
     else:
         body = (
@@ -118,7 +68,10 @@ def mermaid_block(source: str, env: dict[str, Any], hand_drawn: bool = False, ca
 # --------------------------------------------------------------------------------------------
 # Verdicts
 
-BADGE_LABELS = {
+ShownOutcome = Outcome | Literal["not_run"]
+"""A block's badge: the judge's outcome, or ``not_run`` when nothing executed it (``--no-run``)."""
+
+BADGE_LABELS: dict[ShownOutcome, str] = {
     "passed": "passed",
     "failed": "failed",
     "not_runnable": "not runnable here",
@@ -127,7 +80,7 @@ BADGE_LABELS = {
 }
 
 
-def display_outcome(result: BlockResult, ran: bool = True) -> str:
+def display_outcome(result: BlockResult, ran: bool = True) -> ShownOutcome:
     """``passed``/``failed``/``skipped``, or ``not_run`` when nothing executed the block."""
     if result.verdict.outcome == "skipped":
         return "skipped"
@@ -136,7 +89,7 @@ def display_outcome(result: BlockResult, ran: bool = True) -> str:
     return result.verdict.outcome
 
 
-def _badge(outcome: str) -> str:
+def _badge(outcome: ShownOutcome) -> str:
     icon = {
         "passed": icons.callout_icon("success"),
         "failed": icons.callout_icon("failure"),
@@ -277,7 +230,7 @@ def graph_paths(graph: Graph, limit: int = 12) -> list[str]:
     return paths
 
 
-def _graphs(result: BlockResult, env: dict[str, Any]) -> str:
+def _graphs(result: BlockResult) -> str:
     facts = result.facts
     if facts is None or not facts.graphs:
         return ""
@@ -336,7 +289,7 @@ def _diff(diff: str) -> str:
     return _section("Documented → actual output", f'<pre class="nx-diff">{body}</pre>', "diff")
 
 
-def verdict_details(result: BlockResult, outcome: str) -> str:
+def verdict_details(result: BlockResult, outcome: ShownOutcome) -> str:
     facts = result.facts
     verdict = result.verdict
     parts = [f'<p class="nx-message">{escape(verdict.message)}</p>']
@@ -355,11 +308,11 @@ def verdict_details(result: BlockResult, outcome: str) -> str:
                 f"{message}</pre>{_where(result, raised.line)}"
             )
             parts.append(_section("Raised", body, "exception"))
-        for warning in facts.warnings:
-            message = f": {escape(warning.message)}" if warning.message else ""
+        for caught in facts.warnings:
+            message = f": {escape(caught.message)}" if caught.message else ""
             body = (
-                f'<pre class="nx-exception-text"><span class="nx-exc-type">{escape(warning.type)}</span>'
-                f"{message}</pre>{_where(result, warning.line)}"
+                f'<pre class="nx-exception-text"><span class="nx-exc-type">{escape(caught.type)}</span>'
+                f"{message}</pre>{_where(result, caught.line)}"
             )
             parts.append(_section("Warning", body, "warning"))
         if facts.stdout:
@@ -379,9 +332,10 @@ def verdict_details(result: BlockResult, outcome: str) -> str:
     return "".join(parts)
 
 
-def verdict_block(result: BlockResult, env: dict[str, Any]) -> str:
+def verdict_block(result: BlockResult, ran: bool, verdicts_open: bool) -> str:
+    """The block's code and its verdict panel (open when it failed and ``verdicts_open``)."""
     block = result.block
-    outcome = display_outcome(result, env.get("ran", True))
+    outcome = display_outcome(result, ran)
     facts = result.facts
     marked: tuple[int, ...] = ()
     if facts is not None and facts.exception is not None and facts.exception.line is not None:
@@ -389,7 +343,7 @@ def verdict_block(result: BlockResult, env: dict[str, Any]) -> str:
         if 1 <= offset <= len(block.code.splitlines()):
             marked = (offset,)
     code = highlight_code(block.code, block.lang, marked)
-    open_attr = " open" if outcome == "failed" and env.get("verdicts_open") else ""
+    open_attr = " open" if outcome == "failed" and verdicts_open else ""
     expectation = escape(result.expectation.describe())
     details = verdict_details(result, outcome)
     return (
@@ -400,5 +354,5 @@ def verdict_block(result: BlockResult, env: dict[str, Any]) -> str:
         f'<span class="nx-expect">{expectation}</span>'
         f'<a class="nx-lineno" href="#L{block.line}" title="line of the opening fence">L{block.line}</a>'
         f'</summary><div class="nx-details">{details}</div></details>'
-        f"{_graphs(result, env)}</div>\n"
+        f"{_graphs(result)}</div>\n"
     )

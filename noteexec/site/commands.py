@@ -20,8 +20,9 @@ from noteexec.display import printable, shown_path
 from noteexec.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from noteexec.results import NoteFile, NoteResult
 from noteexec.session import CheckSession, RunOptions, show_warnings
-from noteexec.site.build import BuildError, build_site, custom_css
+from noteexec.site.build import build_site, custom_css
 from noteexec.site.console import options_from, print_summary
+from noteexec.site.write import BuildError
 
 
 def _results(

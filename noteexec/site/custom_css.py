@@ -146,7 +146,8 @@ class CssFileError(Exception):
 
 def load_custom_css(files: list[tuple[Path, str]]) -> CustomCss:
     """The confined CSS of ``files`` ((path, name shown in messages)), in order."""
-    parts, warnings = [], []
+    parts: list[str] = []
+    warnings: list[str] = []
     for path, shown in files:
         try:
             data = path.read_bytes()

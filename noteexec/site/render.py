@@ -17,12 +17,13 @@ from urllib.parse import quote, urlsplit
 
 from noteexec.site import icons
 from noteexec.site.code import BADGE_LABELS
-from noteexec.site.page import BrokenLink, Page
+from noteexec.site.linker import BrokenLink
+from noteexec.site.page import Page, PageStatus
 from noteexec.site.vault import ASSETS_DIR, href, root_prefix
 
 escape = html.escape
 
-STATUS_LABELS = {
+STATUS_LABELS: dict[PageStatus, str] = {
     "passed": "passed",
     "failed": "failed",
     "error": "error",
@@ -30,7 +31,14 @@ STATUS_LABELS = {
     "not_run": "not run",
     "none": "no code",
 }
-STATUS_ORDER = {"error": 0, "failed": 1, "not_runnable": 2, "not_run": 2, "passed": 3, "none": 4}
+STATUS_ORDER: dict[PageStatus, int] = {
+    "error": 0,
+    "failed": 1,
+    "not_runnable": 2,
+    "not_run": 2,
+    "passed": 3,
+    "none": 4,
+}
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,7 @@ class NavEntry:
     rel: str
     url: str
     title: str
-    status: str
+    status: PageStatus
 
 
 @dataclass(frozen=True)
@@ -167,7 +175,7 @@ def _scripts(root: str, theme: Theme, diagrams: bool = False) -> str:
     return "\n".join(parts)
 
 
-def _body_open(kind: str, root: str, theme: Theme, status: str = "") -> str:
+def _body_open(kind: str, root: str, theme: Theme, status: PageStatus | None = None) -> str:
     live = f' data-live="{theme.live_reload}"' if theme.live_reload is not None else ""
     status_class = f" status-{status}" if status else ""
     return (
@@ -235,7 +243,7 @@ def _sidebar(root: str, url: str, theme: Theme) -> str:
     )
 
 
-def _status_badge(status: str) -> str:
+def _status_badge(status: PageStatus) -> str:
     """The note's check status; nothing for a note without code (no "no code" pill everywhere)."""
     if status == "none":
         return ""

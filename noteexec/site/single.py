@@ -10,7 +10,9 @@ from noteexec.parse import read_note
 from noteexec.results import NoteResult
 from noteexec.site.assets import site_css, site_js, theme_js
 from noteexec.site.build import BuildOptions, custom_css, is_private, theme_for
-from noteexec.site.page import Page, SiteIndex, make_page, parse_for_site
+from noteexec.site.linker import SiteIndex
+from noteexec.site.page import Page, make_page
+from noteexec.site.parsed import parse_for_site
 from noteexec.site.render import PageLinks, Theme, render_page
 from noteexec.site.vault import Vault, is_excluded, scan_attachments
 

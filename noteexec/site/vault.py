@@ -16,6 +16,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import posixpath
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,12 @@ TAGS_DIR = "tags"
 
 def _key(text: str) -> str:
     return unicodedata.normalize("NFC", text).casefold()
+
+
+def tag_slug(tag: str) -> str:
+    """A tag page's file name: Obsidian tags are case-insensitive, nested with ``/``."""
+    text = unicodedata.normalize("NFC", tag).lower()
+    return re.sub(r"[^\w-]+", "_", text.replace("/", "__"))
 
 
 def is_note_path(rel: str) -> bool:
@@ -121,8 +128,6 @@ class Vault:
 
     def tag_urls(self, tags: Iterable[str]) -> dict[str, str]:
         """``tags/<slug>.html`` for each tag (by its case-folded name), clear of note URLs."""
-        from noteexec.site.markdown import tag_slug
-
         urls: dict[str, str] = {}
         taken = set(self.taken)
         for tag in sorted({_key(tag) for tag in tags}):

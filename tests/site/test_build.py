@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from noteexec.site import build as build_module
-from noteexec.site.build import MARKER, BuildError, BuildOptions, build_site, render_site, write_site
+from noteexec.site import write as write_module
+from noteexec.site.build import BuildOptions, build_site, render_site
+from noteexec.site.write import MARKER, BuildError, write_site
 from tests.conftest import REPO, SEED_NOTE, fence, noteexec
 from tests.site.helpers import results_for, write_vault
 
@@ -77,7 +78,7 @@ def test_a_failed_build_leaves_the_previous_site_intact(
 
     files = render_site(NOTES, results_for(NOTES), BuildOptions(ran=False)).files
     files["zz/attachment.png"] = NOTES / "README.md"
-    monkeypatch.setattr(build_module.shutil, "copyfile", broken_copy)
+    monkeypatch.setattr(write_module.shutil, "copyfile", broken_copy)
     with pytest.raises(BuildError, match="No space left"):
         write_site(files, out)
     assert digest(out) == before
@@ -117,7 +118,7 @@ def test_a_folder_that_is_not_a_site_is_never_replaced(tmp_path: Path) -> None:
 
 
 def test_the_swap_works_without_renameat2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(build_module, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(write_module, "_exchange", lambda a, b: False)
     out = tmp_path / "site"
     write_site({"index.html": b"one"}, out)
     write_site({"index.html": b"two"}, out)

@@ -191,7 +191,7 @@ def test_a_second_build_waits_for_the_first_instead_of_deleting_its_staging_fold
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same race, made certain: the first build is held in the middle of writing."""
-    from noteexec.site import build as build_module
+    from noteexec.site import write as write_module
 
     out = tmp_path / "site"
     source = tmp_path / "figure.png"
@@ -205,12 +205,12 @@ def test_a_second_build_waits_for_the_first_instead_of_deleting_its_staging_fold
             release.wait(timeout=30)
         return copy(source, target)
 
-    monkeypatch.setattr(build_module.shutil, "copyfile", slow_copy)
+    monkeypatch.setattr(write_module.shutil, "copyfile", slow_copy)
     failures: list[BaseException] = []
 
     def run(files: dict[str, bytes | Path]) -> None:
         try:
-            build_module.write_site(files, out)
+            write_module.write_site(files, out)
         except BaseException as error:  # reported by the assertion below
             failures.append(error)
 
@@ -238,7 +238,7 @@ def test_a_killed_rename_fallback_is_undone_by_the_next_build(
     restore(out, Path(str(versions["old_site"])))
     os.rename(out, out.parent / f".{out.name}.abc123.old")  # what such a kill leaves
     (out.parent / f".{out.name}.def456.tmp").mkdir()  # and its half-written staging folder
-    from noteexec.site.build import BuildError, write_site
+    from noteexec.site.write import BuildError, write_site
 
     with pytest.raises(BuildError):  # this build fails after its recovery step, while writing
         write_site({"index.html": tmp_path / "missing.html"}, out)

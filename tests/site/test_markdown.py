@@ -13,11 +13,15 @@ from hypothesis import strategies as st
 
 from noteexec.model import CALLOUT_ALIASES
 from noteexec.site.code import highlight_code
-from noteexec.site.markdown import WikiTarget, render_markdown, slugify, tag_slug
+from noteexec.site.markdown import render_markdown
+from noteexec.site.markdown.context import PageContext
+from noteexec.site.markdown.ids import slugify
+from noteexec.site.markdown.wikitarget import WikiTarget
+from noteexec.site.vault import tag_slug
 
 
-def render(source: str, **env: Any) -> str:
-    return render_markdown(source, dict(env))
+def render(source: str, **context: Any) -> str:
+    return render_markdown(source, PageContext(**context))
 
 
 def callout_attributes(html: str) -> list[dict[str, str]]:
@@ -114,12 +118,12 @@ def test_comment_markers_inside_code_are_kept() -> None:
 
 
 def test_inline_tags_link_to_their_tag_page() -> None:
-    env: dict[str, Any] = {}
-    html = render_markdown("text #PyTorch and #nested/tag and #中文标签.", env)
+    context = PageContext()
+    html = render_markdown("text #PyTorch and #nested/tag and #中文标签.", context)
     assert '<a class="tag" href="tags/pytorch.html">#PyTorch</a>' in html
     assert '<a class="tag" href="tags/nested__tag.html">#nested/tag</a>' in html
     assert "#中文标签</a>" in html
-    assert env["tags"] == ["PyTorch", "nested/tag", "中文标签"]
+    assert context.tags == ["PyTorch", "nested/tag", "中文标签"]
 
 
 @pytest.mark.parametrize("text", ["issue #123", "a#b", "`#code`", "[x](#anchor)"])
@@ -136,11 +140,14 @@ def test_tag_slug_is_case_insensitive_and_path_safe() -> None:
 
 
 def test_cjk_heading_keeps_its_characters_in_the_id() -> None:
-    env: dict[str, Any] = {}
-    html = render_markdown("##### 错误场景分析\n\n## ➡️ 前向传播 (Forward Pass) → 构建计算图\n", env)
+    context = PageContext()
+    html = render_markdown("##### 错误场景分析\n\n## ➡️ 前向传播 (Forward Pass) → 构建计算图\n", context)
     assert '<h5 id="错误场景分析">错误场景分析</h5>' in html
     assert 'id="前向传播-forward-pass-构建计算图"' in html
-    assert [heading[2] for heading in env["headings"]] == ["错误场景分析", "前向传播-forward-pass-构建计算图"]
+    assert [heading.id for heading in context.headings] == [
+        "错误场景分析",
+        "前向传播-forward-pass-构建计算图",
+    ]
 
 
 def test_duplicate_headings_get_distinct_ids() -> None:
@@ -154,11 +161,11 @@ def test_slugify_drops_punctuation_and_emoji() -> None:
 
 
 def test_block_id_moves_to_its_block() -> None:
-    env: dict[str, Any] = {}
-    html = render_markdown("A paragraph ^para-1\n\n- item ^item2\n", env)
+    context = PageContext()
+    html = render_markdown("A paragraph ^para-1\n\n- item ^item2\n", context)
     assert '<p id="^para-1">A paragraph</p>' in html
     assert '<li id="^item2">item</li>' in html
-    assert env["block_ids"] == ["para-1", "item2"]
+    assert context.block_ids == ["para-1", "item2"]
 
 
 # -------------------------------------------------------------------------------- callouts
@@ -419,13 +426,13 @@ def test_raw_inline_html_stays_inside_its_paragraph(source: str, expected: str) 
     ],
 )
 def test_a_youtube_embed_is_its_thumbnail_linking_to_the_video(url: str) -> None:
-    html = render_markdown(f"![Backprop]({url})\n", {"remote_images": True})
+    html = render_markdown(f"![Backprop]({url})\n", PageContext(remote_images=True))
     assert '<a class="external-link youtube-embed" href="https://www.youtube.com/watch?v=Ilg3gGewQ5U"' in html
     assert '<img src="https://i.ytimg.com/vi/Ilg3gGewQ5U/hqdefault.jpg" alt="Backprop"' in html
     assert "<iframe" not in html
     assert "youtube-embed" not in render_markdown(f"![Backprop]({url})\n")  # --no-remote-images: a link
     assert "youtube-embed" not in render_markdown(
-        "![x](https://www.youtube.com/watch?v=short)\n", {"remote_images": True}
+        "![x](https://www.youtube.com/watch?v=short)\n", PageContext(remote_images=True)
     )
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from noteexec.facts import BlockFacts, Gradient, Graph, Raised
-from noteexec.site.build import BuildError, BuildOptions, render_site
+from noteexec.site.build import BuildOptions, render_site
 from noteexec.site.code import graph_paths, graph_svg
 from noteexec.site.page import Page
 from noteexec.site.vault import Vault, frontmatter_list, href
+from noteexec.site.write import BuildError
 from tests.conftest import noteexec
 from tests.site.helpers import results_for, write_vault
 

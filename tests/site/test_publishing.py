@@ -19,9 +19,10 @@ import pytest
 
 from noteexec.model import Note
 from noteexec.site.attachments import inert_svg, withheld
-from noteexec.site.build import BuildError, BuildOptions, _SiteFiles, build_site, is_private, render_site
+from noteexec.site.build import BuildOptions, _SiteFiles, build_site, is_private, render_site
 from noteexec.site.custom_css import SCOPE, confine
 from noteexec.site.single import render_single
+from noteexec.site.write import BuildError
 from tests.conftest import noteexec
 from tests.site.helpers import results_for, write_vault
 from tests.site.hostile import (

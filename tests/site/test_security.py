@@ -15,9 +15,12 @@ from pathlib import Path
 import pytest
 
 from noteexec.site.assets import site_css, site_js, theme_js
-from noteexec.site.build import DEFAULT_MERMAID_URL, BuildError, BuildOptions, SiteFiles
-from noteexec.site.markdown import math_html, render_markdown
+from noteexec.site.build import DEFAULT_MERMAID_URL, BuildOptions, SiteFiles
+from noteexec.site.markdown import render_markdown
+from noteexec.site.markdown.context import PageContext
+from noteexec.site.sanitize import math_html
 from noteexec.site.single import render_single
+from noteexec.site.write import BuildError
 from tests.site.helpers import results_for
 from tests.site.hostile import (
     PAYLOAD_FILE_NAME,
@@ -269,12 +272,12 @@ def test_markdown_links_never_get_a_script_or_data_url(source: str) -> None:
 
 
 def test_remote_images_are_shown_unless_turned_off(vault: Path) -> None:
-    shown = render_markdown("![a diagram](https://example.org/d.png)\n", {"remote_images": True})
+    shown = render_markdown("![a diagram](https://example.org/d.png)\n", PageContext(remote_images=True))
     assert (
         '<img alt="a diagram" src="https://example.org/d.png" loading="lazy" referrerpolicy="no-referrer">'
         in (shown)
     )
-    insecure = render_markdown("![x](http://example.org/d.png)\n", {"remote_images": True})
+    insecure = render_markdown("![x](http://example.org/d.png)\n", PageContext(remote_images=True))
     assert "<img" not in insecure  # http: would be mixed content: a link
     for options, allowed in (
         (BuildOptions(), True),
@@ -297,7 +300,7 @@ def test_remote_images_turned_off_become_links_so_pages_load_nothing_from_elsewh
 
 
 def test_raw_html_too_deep_to_clean_is_shown_as_text() -> None:
-    from noteexec.site.markdown import MAX_SANITIZED_TAGS, sanitize_html
+    from noteexec.site.sanitize import MAX_SANITIZED_TAGS, sanitize_html
 
     depth = MAX_SANITIZED_TAGS + 1
     fragment = "<div>" * depth + "<script>window.__pwned=1</script>" + "</div>" * depth
@@ -306,3 +309,24 @@ def test_raw_html_too_deep_to_clean_is_shown_as_text() -> None:
     assert "<script" not in cleaned
     assert "&lt;script&gt;" in cleaned
     assert sanitize_html("<div><b>ok</b></div>") == "<div><b>ok</b></div>"
+
+
+def test_the_sanitize_module_strips_scripts_event_handlers_and_script_urls() -> None:
+    from noteexec.site.sanitize import sanitize_html, sanitize_in_note, unsafe_url
+
+    hostile = (
+        '<p onclick="x()">a<script>alert(1)</script><img src=x onerror=alert(1)>'
+        '<a href="javascript:alert(1)">b</a><iframe srcdoc="x"></iframe><style>*{}</style></p>'
+    )
+    assert sanitize_html(hostile) == '<p>a<img src="x"><a rel="noopener noreferrer">b</a></p>'
+    sites = {"note.md": "note.html", "pic.png": "javascript:alert(1)", "ok.png": "data:image/png;base64,AA=="}
+    resolved = sanitize_in_note(
+        '<a href="note.md">n</a><a href="gone.md">g</a><img src="pic.png" alt="p"><img src="ok.png">',
+        lambda href, kind: sites.get(href),
+    )
+    assert resolved == (
+        '<a href="note.html" rel="noopener noreferrer">n</a><a rel="noopener noreferrer">g</a>'
+        '<img alt="p"><img src="data:image/png;base64,AA==">'
+    )  # withheld or unknown: no URL; a script URL from the linker: none either; data: images only
+    assert unsafe_url(" JaVa\tscript:alert(1)") and unsafe_url("data:text/html,x")
+    assert not unsafe_url("https://example.org/") and not unsafe_url("note.html")

@@ -26,7 +26,7 @@ from pathlib import Path
 from noteexec.display import unicode_path
 from noteexec.exitcodes import UsageError
 from noteexec.judge import Verdict
-from noteexec.results import BlockResult, NoteResult
+from noteexec.results import BlockResult, NoteResult, NoteStatus
 
 FORMAT_VERSION = 1
 FAILING = ("failed", "not_runnable")
@@ -163,7 +163,7 @@ class Baseline:
             for block, key in zip(result.blocks, keys, strict=True)
         )
         outcomes = {block.verdict.outcome for block in blocks}
-        status = (
+        status: NoteStatus = (
             "failed" if "failed" in outcomes else "not_runnable" if "not_runnable" in outcomes else "passed"
         )
         return dataclasses.replace(result, blocks=blocks, status=status)

@@ -127,8 +127,8 @@ def _judge_ran(expectation: Expectation, facts: BlockFacts) -> Verdict:
     verdict = _judge_outcome(expectation, facts)
     if verdict.outcome == "failed":
         return verdict
-    for documented in expectation.warnings:
-        problem = _missing_warning(documented, facts.warnings)
+    for warning in expectation.warnings:
+        problem = _missing_warning(warning, facts.warnings)
         if problem is not None:
             return Verdict("failed", problem, verdict.warnings)
     notes: list[str] = []
@@ -184,7 +184,7 @@ def _judge_outcome(expectation: Expectation, facts: BlockFacts) -> Verdict:
     if expectation.kind == "runs":
         return Verdict("passed", "ran without an exception")
 
-    notes = ()
+    notes: tuple[str, ...] = ()
     if facts.leaves_without_grad:
         notes = (f"tensors that require grad got none: {', '.join(facts.leaves_without_grad)}",)
     if not facts.gradients:

@@ -68,8 +68,8 @@ def expectation_from_json(data: dict[str, Any]) -> Expectation:
         error=DocumentedError(*data["error"]) if data["error"] else None,
         warnings=tuple(DocumentedError(*warning) for warning in data["warnings"]),
         outputs=tuple(
-            DocumentedOutput(*output[:5], random=RandomDraw(*output[5]) if output[5] else None)
-            for output in data["outputs"]
+            DocumentedOutput(text, line, end_line, tail, prose, RandomDraw(*random) if random else None)
+            for text, line, end_line, tail, prose, random in data["outputs"]
         ),
         echo_lines=tuple(data["echo_lines"]),
         skip_reason=data["skip_reason"],

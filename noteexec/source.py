@@ -27,7 +27,7 @@ def read_source(path: Path) -> bytes | Problem:
         status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):
             return Problem(0, "cannot read: not a regular file")
-        chunks = []  # one read when the size is right; more if the file grew meanwhile
+        chunks: list[bytes] = []  # one read when the size is right; more if the file grew meanwhile
         while chunk := os.read(descriptor, status.st_size + 1 if not chunks else 1 << 20):
             chunks.append(chunk)
         return b"".join(chunks)

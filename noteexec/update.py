@@ -176,8 +176,8 @@ def apply(path: Path, note_plan: NotePlan, source: str) -> tuple[str, str]:
             body = [f"{edit.prefix}{text}{ending}" for text in edit.text.rstrip("\n").split("\n")]
             lines[edit.line - 1 : edit.line - 1 + edit.count] = body if edit.text.strip() else []
         else:
-            body, ending = _split_ending(lines[edit.line - 1])
-            lines[edit.line - 1] = body.replace(edit.old, edit.new, 1) + ending
+            text, ending = _split_ending(lines[edit.line - 1])
+            lines[edit.line - 1] = text.replace(edit.old, edit.new, 1) + ending
     return raw, bom + "".join(lines)
 
 

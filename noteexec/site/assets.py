@@ -20,7 +20,8 @@ def _read(name: str) -> str:
 def _pygments(style: str, prefixes: list[str]) -> str:
     """Token colours only: the code background and layout come from site.css."""
     rules = []
-    for line in HtmlFormatter(style=style).get_style_defs(prefixes).splitlines():
+    defs: str = HtmlFormatter(style=style).get_style_defs(prefixes)  # type: ignore[no-untyped-call]  # untyped in its stubs
+    for line in defs.splitlines():
         if not line.startswith(prefixes[0]) or ".highlight {" in line or ".highlight  {" in line:
             continue
         if " .hll" in line.split("{")[0]:

@@ -30,10 +30,12 @@ MAX_OUTPUT = 20_000
 
 @lru_cache(maxsize=256)
 def _lexer(language: str) -> Lexer:
+    lexer: Lexer  # pygments' stubs type lexer construction as Any
     try:
-        return get_lexer_by_name(language, stripnl=False, ensurenl=True)
+        lexer = get_lexer_by_name(language, stripnl=False, ensurenl=True)
     except ClassNotFound:
-        return TextLexer(stripnl=False, ensurenl=True)
+        lexer = TextLexer(stripnl=False, ensurenl=True)
+    return lexer
 
 
 @lru_cache(maxsize=8192)

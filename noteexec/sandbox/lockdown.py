@@ -98,7 +98,7 @@ def no_new_privileges() -> None:
 @cache
 def syscall_filter() -> Any:
     """The filter, built once in the worker; each note's process loads it (fork copies it)."""
-    import pyseccomp
+    import pyseccomp  # type: ignore[import-untyped]
 
     refuse = pyseccomp.ERRNO(errno.EPERM)
     rules = pyseccomp.SyscallFilter(pyseccomp.ALLOW)

@@ -4,7 +4,9 @@ Three pipes, each carrying JSON lines (nothing is pickled)::
 
     checker ──(Job, SetParallel, Stop)──▶ worker ──(Started, Refused, NoteResult)──▶ checker
                                             ▲
-               note's PID 1 and process ──(NoteEvent)──┘   one pipe per note, untrusted
+                                            │ NoteEvent: a pipe per note, untrusted
+                                            │
+                              a note's PID 1 and its process
 
 The checker and the worker trust each other: their messages are typed here and not checked
 again on the hot path. A note's pipe is written by the note's own code too (it holds the
@@ -14,7 +16,8 @@ shape below, and a note that sends anything else breaks its own channel and noth
 
 Facts (:class:`RanBlock`, :class:`BlockResult`, :class:`NoteFactsJSON`) are also what
 ``noteexec.facts`` reads into frozen dataclasses and what the cache stores: their JSON shape is
-a contract.
+a contract. (``BlockState`` is ``noteexec.facts``'s: facts are read without loading this
+package.)
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import json
 from typing import Literal, NotRequired, Required, TypedDict, final
 
-from noteexec.facts import BlockState  # facts read results; they never load this package
+from noteexec.facts import BlockState
 
 # --- facts ---------------------------------------------------------------------------------------
 

@@ -71,8 +71,8 @@ class Plan:
 
 def spawn(job: Job, plan: Plan, groups: tuple[str, ...], probe: bool = False) -> tuple[int, int, int]:
     """Fork a note's PID 1 (into its namespaces), from the worker, and do the set-up only the
-    worker can do: its id map, as root. Returns its pid, its channel and its go pipe. Nothing here waits
-    for the child: the worker goes back to its running notes at once."""
+    worker can do: its id map, as root. Returns its pid, its channel and its go pipe. Nothing
+    here waits for the child: the worker goes back to its running notes at once."""
     procs = open_procs(groups)
     reader, writer = os.pipe()
     go_reader, go_writer = os.pipe()

@@ -1,9 +1,17 @@
-"""What happened when a note ran: plain frozen data, built from the sandbox's JSON."""
+"""What happened when a note ran: plain frozen data, built from the sandbox's JSON.
+
+The JSON shapes are :mod:`noteexec.sandbox.protocol`'s (a worker's result; the cache stores
+the same without its id). They are imported for type checking only: reading facts (a renderer
+does) never loads the sandbox package, its subprocesses and threads.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from noteexec.sandbox.protocol import BlockResult, ExceptionFacts, Isolation, NoteFactsJSON, RaisedFacts
 
 BlockState = Literal["ran", "crashed", "not_run"]
 
@@ -25,13 +33,14 @@ class Raised:
         return f"{text} at line {self.line}" if self.line is not None else text
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Raised:
+    def from_json(cls, data: RaisedFacts) -> Raised:
+        """An exception, or a warning (``category`` from the worker, ``type`` in the cache)."""
         return cls(
-            type=data.get("type") or data.get("category") or "",
-            names=tuple(data.get("names", ())),
-            message=data.get("message", ""),
-            line=data.get("line"),
-            top_line=data.get("top_line"),
+            type=data["type"] if "type" in data else data["category"],
+            names=tuple(data["names"]),
+            message=data["message"],
+            line=data["line"],
+            top_line=data.get("top_line") if "type" in data else None,
         )
 
 
@@ -71,7 +80,7 @@ class BlockFacts:
     graphs: tuple[Graph, ...] = ()
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> BlockFacts:
+    def from_json(cls, data: BlockResult) -> BlockFacts:
         exception = data.get("exception")
         return cls(
             state=data["state"],
@@ -122,11 +131,12 @@ class NoteFacts:
     setup_failure: SetupFailure | None = None
     ended: str | None = None
     """How the note process ended when it did not finish normally."""
-    isolation: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    isolation: Isolation = field(default_factory=lambda: _no_isolation(), hash=False, compare=False)
+    """Empty for a note the sandbox lost."""
     vault_changes: tuple[str, ...] = ()
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> NoteFacts:
+    def from_json(cls, data: NoteFactsJSON) -> NoteFacts:
         setup = data.get("setup_failed")
         return cls(
             blocks=tuple(BlockFacts.from_json(item) for item in data.get("blocks", ())),
@@ -134,11 +144,11 @@ class NoteFacts:
             if setup
             else None,
             ended=data.get("ended"),
-            isolation=dict(data.get("isolation", {})),
+            isolation=data.get("isolation", _no_isolation()).copy(),
             vault_changes=tuple(data.get("vault_changes", ())),
         )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> NoteFactsJSON:
         """The worker's JSON shape again (the inverse of :meth:`from_json`), for the cache."""
         return {
             "blocks": [_block_json(block) for block in self.blocks],
@@ -162,7 +172,11 @@ class NoteFacts:
         )
 
 
-def _raised_json(raised: Raised) -> dict[str, Any]:
+def _no_isolation() -> Isolation:
+    return {}
+
+
+def _raised_json(raised: Raised) -> ExceptionFacts:
     return {
         "type": raised.type,
         "names": list(raised.names),
@@ -172,14 +186,14 @@ def _raised_json(raised: Raised) -> dict[str, Any]:
     }
 
 
-def _block_json(block: BlockFacts) -> dict[str, Any]:
+def _block_json(block: BlockFacts) -> BlockResult:
     return {
         "state": block.state,
         "reason": block.reason,
         "exception": _raised_json(block.exception) if block.exception else None,
         "warnings": [_raised_json(warning) for warning in block.warnings],
         "stdout": block.stdout,
-        "stdout_by_line": [list(piece) for piece in block.stdout_by_line],
+        "stdout_by_line": list(block.stdout_by_line),
         "stderr": block.stderr,
         "truncated": block.truncated,
         "duration": block.duration,
@@ -198,7 +212,7 @@ def _block_json(block: BlockFacts) -> dict[str, Any]:
         "graphs": [
             {
                 "nodes": [{"id": node_id, "label": label} for node_id, label in graph.nodes],
-                "edges": [list(edge) for edge in graph.edges],
+                "edges": list(graph.edges),
                 "truncated": graph.truncated,
             }
             for graph in block.graphs

@@ -129,7 +129,7 @@ def test_where_nothing_keeps_the_vault_read_only_a_same_size_edit_set_back_in_ti
 ) -> None:
     """The last line without namespaces or Landlock: every file's identity, size and times,
     dot-folders included; ``os.utime`` cannot set the change time back."""
-    from noteexec.sandbox.worker import _vault_snapshot
+    from noteexec.sandbox.running import vault_snapshot as _vault_snapshot
 
     vault = tmp_path / "vault"
     (vault / ".noteexec").mkdir(parents=True)

@@ -1,7 +1,19 @@
 """Run notes in isolated processes forked from one warm worker; get facts back.
 
 This side runs in the caller's process and never imports torch: the worker does
-(:mod:`noteexec.sandbox.worker`). Jobs and results cross the pipe as JSON lines only.
+(:mod:`noteexec.sandbox.worker`). Jobs and results cross the pipe as JSON lines only, in the
+shapes of :mod:`noteexec.sandbox.protocol`.
+
+The package, by job:
+
+- ``__init__`` (here): the checker's side: ``Sandbox``, ``NoteRun``, the notes' environment.
+- ``protocol``: every message and fact that crosses a pipe, typed once.
+- ``worker``: the warm worker's event loop; ``running``: its view of one note (the events the
+  note sent, checked; its result); ``tree``: the processes inside a note's tree (PID 1, the
+  note's process) and how they are forked.
+- ``execute``: runs a note's blocks in its process; ``observe``: what autograd did meanwhile.
+- ``isolation``, ``lockdown``, ``cgroups``: the Linux primitives (namespaces and the read-only
+  world; capabilities, the system-call filter and Landlock; memory and process caps).
 """
 
 from __future__ import annotations
@@ -16,12 +28,13 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from typing import IO, Any
+from dataclasses import dataclass, field
+from typing import IO
 
 from noteexec.environment import ENV_ALLOWLIST
 from noteexec.facts import NoteFacts
 from noteexec.sandbox.isolation import not_dumpable
+from noteexec.sandbox.protocol import BlockJob, FromWorker, Job, ToWorker
 
 
 @dataclass(frozen=True)
@@ -83,7 +96,7 @@ class Sandbox:
     _next_id: int = field(default=0, init=False, repr=False)
     _stderr: IO[bytes] | None = field(default=None, init=False, repr=False)
     _outstanding: dict[int, NoteRun] = field(default_factory=dict, init=False, repr=False)
-    _results: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue, init=False, repr=False)
+    _results: queue.Queue[FromWorker | None] = field(default_factory=queue.Queue, init=False, repr=False)
     _lost: deque[tuple[int, NoteFacts]] = field(default_factory=deque, init=False, repr=False)
     _death: str | None = field(default=None, init=False, repr=False)
     """Why the worker died for good (it died with no note running: a broken installation, not a
@@ -120,7 +133,7 @@ class Sandbox:
         self._send({"parallel": self.parallel})
 
     @staticmethod
-    def _read_results(process: subprocess.Popen[bytes], results: queue.Queue[dict[str, Any] | None]) -> None:
+    def _read_results(process: subprocess.Popen[bytes], results: queue.Queue[FromWorker | None]) -> None:
         assert process.stdout is not None
         try:
             for line in process.stdout:
@@ -130,7 +143,7 @@ class Sandbox:
         finally:
             results.put(None)  # the worker is gone
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def _send(self, message: ToWorker) -> None:
         assert self._process is not None
         _write(self._process, message)
 
@@ -147,8 +160,7 @@ class Sandbox:
         return ticket
 
     def _send_run(self, ticket: int, run: NoteRun) -> None:
-        alone = ticket in self._suspected
-        self._send({**asdict(run), "id": ticket, "threads": self._threads(), "alone": alone})
+        self._send(_job(run, ticket, self._threads(), alone=ticket in self._suspected))
 
     def next_facts(self) -> tuple[int, NoteFacts]:
         """The facts of the next submitted note to finish (blocks until one does).
@@ -164,7 +176,7 @@ class Sandbox:
             if data is None:
                 self._worker_died()
                 continue
-            if data.get("started"):
+            if "started" in data:
                 self._running.add(data["id"])
                 continue
             self._running.discard(data["id"])
@@ -173,9 +185,7 @@ class Sandbox:
             if run is None:
                 continue
             if "refused" in data:
-                raise IsolationRefused(str(data["refused"]))
-            if "supervisor_failed" in data:
-                return data["id"], NoteFacts.lost(len(run.blocks), data["supervisor_failed"])
+                raise IsolationRefused(data["refused"])
             return data["id"], NoteFacts.from_json(data)
 
     def _worker_died(self) -> None:
@@ -251,7 +261,32 @@ class Sandbox:
         self.close(at_once=exc_type is not None)  # interrupted: queued notes are not waited for
 
 
-def _write(process: subprocess.Popen[bytes], message: dict[str, Any]) -> None:
+def _job(run: NoteRun, ticket: int, threads: int, alone: bool) -> Job:
+    """The job message for ``run`` (see :class:`noteexec.sandbox.protocol.Job`)."""
+    return {
+        "path": run.path,
+        "blocks": [_block_job(block) for block in run.blocks],
+        "setup": [_block_job(block) for block in run.setup],
+        "prelude": run.prelude,
+        "timeout": run.timeout,
+        "memory_limit": run.memory_limit,
+        "file_size_limit": run.file_size_limit,
+        "tmp_size": run.tmp_size,
+        "processes": run.processes,
+        "readonly": list(run.readonly),
+        "namespaces": run.namespaces,
+        "strict": run.strict,
+        "id": ticket,
+        "threads": threads,
+        "alone": alone,
+    }
+
+
+def _block_job(block: BlockRun) -> BlockJob:
+    return {"line": block.line, "code": block.code, "echo_lines": list(block.echo_lines)}
+
+
+def _write(process: subprocess.Popen[bytes], message: ToWorker) -> None:
     """One JSON line to the worker."""
     assert process.stdin is not None
     try:

@@ -42,7 +42,7 @@ class NoteGroups:
                 except OSError as error:
                     _remove(base)
                     return f"cgroup v2: {error.strerror or error}"
-        bases = []
+        bases: list[str] = []
         for controller in ("memory", "pids"):
             mount = mounts.get(controller)
             if mount is None or controller not in own:

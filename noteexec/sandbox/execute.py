@@ -1,17 +1,15 @@
-"""Runs one note's code inside the sandboxed child process and streams facts about each block.
+"""Runs one note's code inside the sandboxed note process and streams facts about each block.
 
-This module runs only in a forked child of the warm worker. It reports what happened
-(exceptions, warnings, output, gradients, the autograd graphs that backward walked); it never
-decides whether that is right.
+This module runs only in a note's process (see :mod:`noteexec.sandbox.tree`). It reports what
+happened (exceptions, warnings, output; the gradients and the autograd graphs that backward
+walked come from :mod:`noteexec.sandbox.observe`), as the events of
+:mod:`noteexec.sandbox.protocol`; it never decides whether that is right.
 """
 
 from __future__ import annotations
 
 import ast
-import json
-import math
 import os
-import re
 import resource
 import sys
 import time
@@ -19,16 +17,22 @@ import traceback
 import types
 import warnings
 from collections.abc import Callable
-from typing import Any
 
 import torch
 
+from noteexec.sandbox.observe import Autograd, gradient_facts, gradient_state, reachable_tensors
+from noteexec.sandbox.protocol import (
+    BlockJob,
+    ExceptionFacts,
+    Job,
+    NoteEvent,
+    RaisedFacts,
+    RanBlock,
+    WarningFacts,
+    json_line,
+)
+
 OUTPUT_CAP = 1 << 20
-GRAPH_NODE_CAP = 64
-GRAPH_CAP = 8
-"""Distinct graphs kept per block: a training loop walks one graph per step, the same each time."""
-_WALK_DEPTH = 3
-_CONTAINER_CAP = 1000
 
 
 class Channel:
@@ -37,13 +41,8 @@ class Channel:
     def __init__(self, fd: int) -> None:
         self.fd = fd
 
-    def send(self, event: dict[str, Any]) -> None:
-        text = json.dumps(event, ensure_ascii=False, default=str) + "\n"
-        try:
-            data = text.encode()
-        except UnicodeEncodeError:  # a lone surrogate (print("\ud800")) arrives as U+FFFD
-            data = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text).encode()
-        view = memoryview(data)
+    def send(self, event: NoteEvent) -> None:
+        view = memoryview(json_line(event))
         while view:
             written = os.write(self.fd, view)
             view = view[written:]
@@ -153,7 +152,7 @@ def _top_line(error: BaseException, note_file: str, block: range | None) -> int 
     return None
 
 
-def exception_facts(error: BaseException, note_file: str, block: range | None = None) -> dict[str, Any]:
+def exception_facts(error: BaseException, note_file: str, block: range | None = None) -> ExceptionFacts:
     return {
         "type": type(error).__name__,
         "names": _class_names(type(error)),
@@ -172,158 +171,23 @@ def _message(error: BaseException) -> str:
         return f"<unprintable {type(error).__name__}>"
 
 
-class Autograd:
-    """Wraps ``torch.autograd.backward``/``grad`` to see the distinct graphs they walk and their results."""
-
-    def __init__(self) -> None:
-        self.graphs: list[dict[str, Any]] = []
-        self.grad_results: list[torch.Tensor] = []
-        self.calls = 0
-        self._backward = torch.autograd.backward
-        self._grad = torch.autograd.grad
-
-    def install(self) -> None:
-        original_backward, original_grad = self._backward, self._grad
-
-        def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
-            self._record(tensors)
-            return original_backward(tensors, *args, **kwargs)
-
-        def grad(outputs: Any, *args: Any, **kwargs: Any) -> Any:
-            self._record(outputs)
-            result = original_grad(outputs, *args, **kwargs)
-            self.grad_results.extend(g for g in result if isinstance(g, torch.Tensor))
-            return result
-
-        torch.autograd.backward = backward
-        torch.autograd.grad = grad
-
-    def reset(self) -> None:
-        self.graphs, self.grad_results, self.calls = [], [], 0
-
-    def _record(self, roots: Any) -> None:
-        self.calls += 1
-        if isinstance(roots, torch.Tensor):
-            roots = [roots]
-        try:
-            functions = [t.grad_fn for t in roots if isinstance(t, torch.Tensor) and t.grad_fn]
-            if functions and len(self.graphs) < GRAPH_CAP:
-                graph = _walk_graph(functions)
-                if graph not in self.graphs:
-                    self.graphs.append(graph)
-        except Exception:
-            pass
-
-
-def _walk_graph(roots: list[Any]) -> dict[str, Any]:
-    """Nodes and edges of the backward graph, from the outputs down to the leaves."""
-    ids: dict[int, str] = {}
-    nodes: list[dict[str, Any]] = []
-    edges: list[list[str]] = []
-    pending = list(roots)
-    while pending and len(nodes) < GRAPH_NODE_CAP:
-        function = pending.pop(0)
-        if id(function) in ids:
-            continue
-        node_id = f"n{len(nodes)}"
-        ids[id(function)] = node_id
-        variable = getattr(function, "variable", None)
-        nodes.append(
-            {
-                "id": node_id,
-                "label": function.name().rsplit("::", 1)[-1],
-                "variable": id(variable) if variable is not None else None,
-            }
-        )
-        for child, _ in getattr(function, "next_functions", ()):
-            if child is not None:
-                pending.append(child)
-                edges.append([node_id, child])
-    resolved = [[a, ids[id(b)]] for a, b in edges if id(b) in ids]
-    return {"nodes": nodes, "edges": resolved, "truncated": bool(pending)}
-
-
-def reachable_tensors(namespace: dict[str, Any]) -> dict[int, tuple[str, torch.Tensor]]:
-    """Tensors a note can name: top-level values, containers, module and optimizer parameters."""
-    found: dict[int, tuple[str, torch.Tensor]] = {}
-
-    def visit(name: str, value: Any, depth: int) -> None:
-        if isinstance(value, torch.Tensor):
-            found.setdefault(id(value), (name, value))
-        elif depth >= _WALK_DEPTH:
-            return
-        elif isinstance(value, torch.nn.Module):
-            for parameter_name, parameter in value.named_parameters():
-                visit(f"{name}.{parameter_name}", parameter, depth + 1)
-        elif isinstance(value, torch.optim.Optimizer):
-            for group_index, group in enumerate(value.param_groups):
-                for index, parameter in enumerate(group["params"]):
-                    visit(f"{name}.param_groups[{group_index}][{index}]", parameter, depth + 1)
-        elif isinstance(value, list | tuple) and len(value) <= _CONTAINER_CAP:
-            for index, item in enumerate(value):
-                visit(f"{name}[{index}]", item, depth + 1)
-        elif isinstance(value, dict) and len(value) <= _CONTAINER_CAP:
-            for key, item in value.items():
-                visit(f"{name}[{key!r}]", item, depth + 1)
-
-    for name, value in list(namespace.items()):
-        if not name.startswith("__"):
-            visit(name, value, 0)
-    return found
-
-
-def _gradient_state(tensors: dict[int, tuple[str, torch.Tensor]]) -> dict[int, tuple[Any, int]]:
-    state = {}
-    for key, (_, tensor) in tensors.items():
-        grad = tensor.grad if tensor.is_leaf or tensor.retains_grad else None
-        if grad is not None:
-            state[key] = (grad, grad._version)
-    return state
-
-
-def _tensor_summary(name: str, tensor: torch.Tensor) -> dict[str, Any]:
-    detached = tensor.detach()
-    finite = (
-        bool(torch.isfinite(detached).all())
-        if detached.is_floating_point() or detached.is_complex()
-        else True
-    )
-    flat = detached.reshape(-1)[:6].tolist()
-    preview = ", ".join(_format_number(value) for value in flat)
-    if detached.numel() > 6:
-        preview += ", …"
-    return {
-        "name": name,
-        "shape": list(detached.shape),
-        "dtype": str(detached.dtype).removeprefix("torch."),
-        "finite": finite,
-        "preview": f"[{preview}]",
-    }
-
-
-def _format_number(value: Any) -> str:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def _reset_torch_state() -> None:
     torch.set_grad_enabled(True)
     torch.autograd.set_detect_anomaly(False)
     torch.set_default_dtype(torch.float32)
     # torch.manual_seed(0) without its slow lazy-CUDA bookkeeping when no accelerator is in use
     torch.default_generator.manual_seed(0)
-    if torch.cuda.is_initialized():
+    if torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         torch.cuda.manual_seed_all(0)
 
 
-def _compile_block(block: dict[str, Any], filename: str) -> types.CodeType | Exception:
+def _compile_block(block: BlockJob, filename: str) -> types.CodeType | Exception:
     """Compile a block, or the error compiling it raised (the block's fact when its turn comes).
 
     Documented bare expressions print their value like a REPL would; a block without any is
     compiled from its text, which is quicker than going through a syntax tree.
     """
-    code, echo_lines = _padded(block["code"], block["line"]), set(block.get("echo_lines", ()))
+    code, echo_lines = _padded(block["code"], block["line"]), set(block["echo_lines"])
     try:
         if not echo_lines:
             return compile(code, filename, "exec")
@@ -345,7 +209,7 @@ def _compile_block(block: dict[str, Any], filename: str) -> types.CodeType | Exc
         return error
 
 
-def _echo(value: Any) -> None:
+def _echo(value: object) -> None:
     if value is not None:
         print(repr(value))
 
@@ -380,7 +244,7 @@ class FdCapture:
         return data.decode("utf-8", "replace")
 
 
-def run_note(job: dict[str, Any], channel: Channel, cwd: str, wait_for_turn: Callable[[], bool]) -> bool:
+def run_note(job: Job, channel: Channel, cwd: str, wait_for_turn: Callable[[], bool]) -> bool:
     """Execute the note described by ``job`` in this process; report each block on ``channel``.
 
     Everything that is the same for every note (captures, limits, the prelude) is done first,
@@ -399,7 +263,7 @@ def run_note(job: dict[str, Any], channel: Channel, cwd: str, wait_for_turn: Cal
     torch.set_num_threads(job["threads"])
     autograd = Autograd()
     autograd.install()
-    namespace: dict[str, Any] = {"__name__": "__main__", "__noteexec_echo__": _echo}
+    namespace: dict[str, object] = {"__name__": "__main__", "__noteexec_echo__": _echo}
     prelude_error = _run_prelude(job["prelude"], namespace)
     setup = [(block, _compile_block(block, note_file)) for block in job["setup"]]
     blocks = [(block, _compile_block(block, note_file)) for block in job["blocks"]]
@@ -418,12 +282,12 @@ def run_note(job: dict[str, Any], channel: Channel, cwd: str, wait_for_turn: Cal
         channel.send({"event": "start", "index": index})
         facts = _run_block(block, code, namespace, note_file, autograd, fd_capture)
         channel.send({"event": "block", "index": index, "facts": facts})
-        if facts.get("exit") is not None:
+        if facts["exit"] is not None:
             return False
     return True
 
 
-def _run_prelude(prelude: str, namespace: dict[str, Any]) -> dict[str, Any] | None:
+def _run_prelude(prelude: str, namespace: dict[str, object]) -> ExceptionFacts | None:
     try:
         exec(compile(prelude, "<prelude>", "exec"), namespace)
     except BaseException as error:
@@ -431,34 +295,34 @@ def _run_prelude(prelude: str, namespace: dict[str, Any]) -> dict[str, Any] | No
     return None
 
 
-def _limit_resources(job: dict[str, Any]) -> None:
+def _limit_resources(job: Job) -> None:
     """Address-space cap on top of what the warm process already maps, and a file-size cap."""
-    limit = job.get("memory_limit")
+    limit = job["memory_limit"]
     if limit:
         with open("/proc/self/statm") as statm:
             mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
         resource.setrlimit(resource.RLIMIT_AS, (mapped + limit, mapped + limit))
-    file_cap = job.get("file_size_limit")
+    file_cap = job["file_size_limit"]
     if file_cap:
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_cap, file_cap))
 
 
 def _run_block(
-    block: dict[str, Any],
+    block: BlockJob,
     code: types.CodeType | Exception,
-    namespace: dict[str, Any],
+    namespace: dict[str, object],
     note_file: str,
     autograd: Autograd,
     fd_capture: FdCapture,
-) -> dict[str, Any]:
+) -> RanBlock:
     _reset_torch_state()
     autograd.reset()
     before = reachable_tensors(namespace)
-    grads_before = _gradient_state(before)
+    grads_before = gradient_state(before)
     stdout, stderr = Capture(note_file), Capture(note_file)
-    caught: list[dict[str, Any]] = []
+    caught: list[RaisedFacts] = []
     error: BaseException | None = None
-    exit_code: Any = None
+    exit_code: object = None
     started = time.perf_counter()
     saved_streams = sys.stdout, sys.stderr
     with warnings.catch_warnings():
@@ -477,19 +341,25 @@ def _run_block(
             sys.stdout, sys.stderr = saved_streams
     duration = time.perf_counter() - started
     after = reachable_tensors(namespace)
-    facts: dict[str, Any] = {
-        "exception": exception_facts(error, note_file, _block_lines(block)) if error is not None else None,
+    exception = exception_facts(error, note_file, _block_lines(block)) if error is not None else None
+    stdout_text = stdout.text + fd_capture.read_new("stdout")
+    stderr_text = stderr.text + fd_capture.read_new("stderr")
+    used = _names_used(code) if isinstance(code, types.CodeType) else set()
+    observed = gradient_facts(before, after, grads_before, autograd, used)
+    return {
+        "exception": exception,
         "warnings": caught,
-        "stdout": stdout.text + fd_capture.read_new("stdout"),
+        "stdout": stdout_text,
         "stdout_by_line": stdout.by_line(),
-        "stderr": stderr.text + fd_capture.read_new("stderr"),
+        "stderr": stderr_text,
         "truncated": stdout.truncated or stderr.truncated,
         "duration": round(duration, 6),
         "exit": None if exit_code is None else f"sys.exit({exit_code!r})",
+        "gradients": observed["gradients"],
+        "leaves_without_grad": observed["leaves_without_grad"],
+        "backward_calls": observed["backward_calls"],
+        "graphs": observed["graphs"],
     }
-    used = _names_used(code) if isinstance(code, types.CodeType) else set()
-    facts.update(_gradient_facts(before, after, grads_before, autograd, used))
-    return facts
 
 
 def _names_used(code: types.CodeType) -> set[str]:
@@ -501,62 +371,19 @@ def _names_used(code: types.CodeType) -> set[str]:
     return names
 
 
-def _block_lines(block: dict[str, Any]) -> range:
+def _block_lines(block: BlockJob) -> range:
     return range(block["line"] + 1, block["line"] + 1 + block["code"].count("\n") + 1)
 
 
-def _warning_recorder(caught: list[dict[str, Any]], note_file: str) -> Callable[..., None]:
-    def record(message: Any, category: type[Warning], filename: str, lineno: int, *_: Any) -> None:
+def _warning_recorder(caught: list[RaisedFacts], note_file: str) -> Callable[..., None]:
+    def record(message: object, category: type[Warning], filename: str, lineno: int, *_: object) -> None:
         line = lineno if filename == note_file else _note_line(sys._getframe(1), note_file)
-        caught.append(
-            {
-                "category": category.__name__,
-                "names": _class_names(category),
-                "message": str(message),
-                "line": line,
-            }
-        )
+        warning: WarningFacts = {
+            "category": category.__name__,
+            "names": _class_names(category),
+            "message": str(message),
+            "line": line,
+        }
+        caught.append(warning)
 
     return record
-
-
-def _gradient_facts(
-    before: dict[int, tuple[str, torch.Tensor]],
-    after: dict[int, tuple[str, torch.Tensor]],
-    grads_before: dict[int, tuple[Any, int]],
-    autograd: Autograd,
-    used: set[str],
-) -> dict[str, Any]:
-    """Gradients the block produced; leaves that got none among the variables it names (a
-    tensor an earlier block left without a gradient is not this block's doing)."""
-    produced = []
-    names = {key: name for key, (name, _) in {**before, **after}.items()}
-    for key, (grad, version) in _gradient_state(after).items():
-        previous = grads_before.get(key)
-        if previous is None or previous[0] is not grad or previous[1] != version:
-            produced.append(_tensor_summary(f"{names[key]}.grad", grad))
-    for index, result in enumerate(autograd.grad_results):
-        produced.append(_tensor_summary(f"torch.autograd.grad(...)[{index}]", result))
-    without = []
-    if not autograd.grad_results:
-        without = [
-            name
-            for name, tensor in after.values()
-            if tensor.is_leaf
-            and tensor.requires_grad
-            and tensor.grad is None
-            and re.split(r"[.\[]", name, maxsplit=1)[0] in used
-        ]
-    graphs = []
-    for graph in autograd.graphs:
-        for node in graph["nodes"]:
-            variable = node.pop("variable")
-            if variable is not None and variable in names:
-                node["label"] += f" ({names[variable]})"
-        graphs.append(graph)
-    return {
-        "gradients": produced,
-        "leaves_without_grad": sorted(set(without)),
-        "backward_calls": autograd.calls,
-        "graphs": graphs,
-    }

@@ -20,7 +20,6 @@ import struct
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -72,13 +71,13 @@ _libc_holding_gil.syscall.restype = ctypes.c_long
 _python = ctypes.pythonapi
 
 
-def libc_call(name: str, *args: Any) -> None:
+def libc_call(name: str, *args: object) -> None:
     if getattr(_libc, name)(*args) != 0:
         number = ctypes.get_errno()
         raise OSError(number, os.strerror(number))
 
 
-def _syscall(name: str, *args: Any) -> None:
+def _syscall(name: str, *args: object) -> None:
     if _libc.syscall(ctypes.c_long(_SYSCALLS[name]), *args) != 0:
         number = ctypes.get_errno()
         raise OSError(number, f"{name}: {os.strerror(number)}")

@@ -12,7 +12,7 @@ import ctypes
 import errno
 import os
 from functools import cache
-from typing import Any
+from typing import Protocol, cast
 
 from noteexec.sandbox.isolation import (
     CLONE_NEWCGROUP,
@@ -63,7 +63,7 @@ class _Data(ctypes.Structure):
     )
 
 
-def _capabilities() -> tuple[_Header, Any]:
+def _capabilities() -> tuple[_Header, ctypes.Array[_Data]]:
     header, data = _Header(_CAPABILITY_VERSION_3, 0), (_Data * 2)()
     libc_call("capget", ctypes.byref(header), data)
     return header, data
@@ -95,10 +95,16 @@ def no_new_privileges() -> None:
     libc_call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
+class SyscallFilter(Protocol):
+    """A built seccomp filter (pyseccomp's, which has no types)."""
+
+    def load(self) -> None: ...
+
+
 @cache
-def syscall_filter() -> Any:
+def syscall_filter() -> SyscallFilter:
     """The filter, built once in the worker; each note's process loads it (fork copies it)."""
-    import pyseccomp
+    import pyseccomp  # type: ignore[import-untyped]
 
     refuse = pyseccomp.ERRNO(errno.EPERM)
     rules = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
@@ -110,7 +116,7 @@ def syscall_filter() -> Any:
     for flag in (*_NAMESPACE_FLAGS, CLONE_PARENT):
         rules.add_rule(refuse, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
     rules.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")
-    return rules
+    return cast(SyscallFilter, rules)
 
 
 def lock_down() -> None:

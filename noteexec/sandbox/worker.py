@@ -5,8 +5,9 @@
     worker (torch imported, no op ever run; not dumpable; a child subreaper; enforces timeouts)
       └─ PID 1 of the note's own user, PID, mount, network, IPC, UTS and cgroup namespaces
          (forked straight into them): joins the note's cgroups, builds its read-only world,
-         locks it down
+         locks it down                                                      (tree.init)
            └─ the note's process (PID 2): prepares, waits for its turn, runs the blocks
+              (tree.note_process, execute, observe)
                 └─ whatever the note starts
 
 A fork per process keeps the overhead low, and the next note's processes are made while the
@@ -15,8 +16,12 @@ of the worker's address space (torch: about 200 MiB), the main cost of a note, h
 note. Nothing a note starts outlives it: when the note's process ends, its PID 1 reports how and
 exits, and the kernel kills everything left in the namespace; killing PID 1 (a timeout, or the
 worker's death) does the same. Without namespaces, PID 1 is a child subreaper that kills what
-the note left. Results travel as JSON lines over a pipe per note; nothing is pickled, and a note
-that garbles its own pipe fails alone.
+the note left. Results travel as JSON lines over a pipe per note (:mod:`noteexec.sandbox.protocol`);
+nothing is pickled, and a note that garbles its own pipe fails alone.
+
+This module is the worker's event loop (:class:`Worker`): jobs in; notes prepared, started,
+timed out and reaped; results out. Its view of one note (the events it sent, its result) is
+:mod:`noteexec.sandbox.running`; the processes inside a note's tree are :mod:`noteexec.sandbox.tree`.
 """
 
 from __future__ import annotations
@@ -30,324 +35,38 @@ import os
 import selectors
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
-from noteexec.sandbox.cgroups import NoteGroups, join_self, open_procs, out_of_memory
+from noteexec.sandbox.cgroups import NoteGroups, out_of_memory
 from noteexec.sandbox.cgroups import remove as remove_groups
-from noteexec.sandbox.execute import Channel, run_note
 from noteexec.sandbox.isolation import (
     NOTE_HOST_ID,
     PR_SET_CHILD_SUBREAPER,
-    PR_SET_PDEATHSIG,
     back_with_huge_pages,
-    become_note_user,
-    build_world,
     drop_to_host_id,
-    fork_into_namespaces,
     kill_children,
     libc_call,
-    map_ids,
     not_dumpable,
-    open_sources,
     reap_descendants,
-    sethostname,
     stop_library_threads,
 )
-from noteexec.sandbox.lockdown import confine, landlock_missing, lock_down, syscall_filter
+from noteexec.sandbox.lockdown import landlock_missing, syscall_filter
+from noteexec.sandbox.protocol import FromWorker, Isolation, Job, ToWorker, json_line
+from noteexec.sandbox.running import BrokenChannel, Running, note_event, vault_snapshot
+from noteexec.sandbox.tree import Plan, sandbox_error, spawn
 
-CHANNEL_FD = 1021
-GO_FD = CHANNEL_FD - 1
-SYNC_FD = CHANNEL_FD - 2
-CHANNEL_CAP = 64 << 20
-"""Bytes a note may send without a line break before the worker gives up on it."""
+PROBE: Job = {
+    "id": -1, "path": "", "blocks": [], "setup": [], "prelude": "", "timeout": 0.0, "memory_limit": None,
+    "file_size_limit": None, "tmp_size": 1 << 20, "processes": 1, "readonly": [], "namespaces": True,
+    "strict": False, "threads": 1, "alone": False,
+}  # fmt: skip
+"""The job of the probe that checks, once, that a note's world can be built here (no note)."""
 
 WARM_UP = ("torch._dynamo",)
 """Parts of torch that notes load lazily (an optimizer's first step imports torch._dynamo and
 sympy: a second and 100 MiB); the worker imports them once so that later forks have them."""
-
-_SIGNAL_MEANING = {
-    "SIGSEGV": "segmentation fault",
-    "SIGBUS": "bus error",
-    "SIGABRT": "aborted",
-    "SIGFPE": "floating-point exception",
-    "SIGKILL": "out of memory, or killed by another process",
-    "SIGXFSZ": "file size limit exceeded",
-}
-
-
-# --- inside the note's processes ----------------------------------------------------------------
-
-
-def _keep_only(descriptors: dict[int, int]) -> None:
-    """Move ``descriptors`` (old → new number) into place and close every other one.
-
-    Nothing of the worker's stays open to the note: not its result stream (a note could forge
-    any note's result there, or stall the run with a broken line), other notes' pipes, its
-    wake-up pipe or its selector. (The open ones, listed: os.closerange would try every number
-    up to the limit on a kernel without close_range, a million system calls in some containers.)
-    """
-    for old, new in descriptors.items():
-        os.dup2(old, new, inheritable=False)
-    for fd in map(int, os.listdir("/proc/self/fd")):
-        if fd > 2 and fd not in descriptors.values():
-            with contextlib.suppress(OSError):  # the listing's own descriptor, already closed
-                os.close(fd)
-
-
-def _init(job: dict[str, Any], fds: dict[int, int], plan: Plan) -> None:
-    """The note's PID 1 (or, without namespaces, a subreaper), forked by the worker into the
-    note's namespaces: joins the note's cgroups, takes the note's id, builds its world, locks it
-    down, starts the note, reports how it ended and takes everything left with it."""
-    exit_code = 70
-    try:
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        _keep_only(fds)
-        channel = Channel(CHANNEL_FD)
-        try:
-            join_self(sorted(fd for fd in fds.values() if fd < SYNC_FD))
-            if os.read(SYNC_FD, 1) != b"m":  # as root, the worker has mapped this process's ids
-                os._exit(exit_code)
-            os.close(SYNC_FD)
-            if plan.namespaces:
-                sources = open_sources(job["readonly"])
-                if not plan.root:
-                    map_ids("self", plan.host_uid, plan.host_gid, deny_setgroups=True)
-                become_note_user(drop_groups=plan.root)
-            elif plan.root and plan.host_id_can_import:
-                drop_to_host_id(NOTE_HOST_ID)
-            # After the change of ids, which clears it: if the worker dies, so does the note.
-            libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            if plan.namespaces:
-                sethostname("noteexec")
-                build_world(plan.staging, sources, job["tmp_size"])
-                cwd = "/tmp/note"
-            else:
-                libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-                cwd = os.path.join(plan.workdir, "cwd")
-                os.mkdir(cwd, 0o700)
-                temporary = os.path.join(plan.workdir, "tmp")
-                os.mkdir(temporary, 0o700)
-                os.environ["TMPDIR"] = tempfile.tempdir = temporary  # /tmp is not the note's
-                if plan.confine:
-                    confine(plan.workdir)
-            lock_down()
-            if job.get("probe"):
-                channel.send({"event": "probed"})
-                os._exit(0)
-        except OSError as error:
-            channel.send({"event": "setup_failed", "line": None, "exception": _sandbox_error(error)})
-            os._exit(0)
-        note = os.fork()
-        if note == 0:
-            _note_process(job, channel, cwd, plan)
-        os.close(GO_FD)
-        while True:
-            pid, status = os.waitpid(-1, 0)
-            if pid == note:
-                break
-        if plan.namespaces:  # everything left in the namespace, at once
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(-1, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                while True:
-                    os.waitpid(-1, 0)
-        else:
-            reap_descendants()
-        channel.send({"event": "exit", "status": status})  # nothing the note started is left
-        exit_code = 0
-    except BaseException:  # never unwind into the worker's loop
-        exit_code = 70
-    finally:
-        os._exit(exit_code)  # as PID 1, this ends every process left in the note's namespace
-
-
-def _sandbox_error(error: OSError) -> dict[str, Any]:
-    message = f"the sandbox could not be set up: {error}"
-    return {"type": "SandboxError", "names": ["SandboxError"], "message": message, "line": None}
-
-
-def _note_process(job: dict[str, Any], channel: Channel, cwd: str, plan: Plan) -> None:
-    """The note's own process: prepare, wait for its turn (a byte on ``go``), run."""
-    exit_code = 70
-    try:
-        os.setsid()
-        channel.send({"event": "isolation", "isolation": plan.isolation})
-        gc.enable()
-
-        def wait_for_turn() -> bool:
-            channel.send({"event": "ready"})
-            turn = os.read(GO_FD, 1) == b"g"
-            os.close(GO_FD)
-            return turn
-
-        if run_note(job, channel, cwd, wait_for_turn):
-            channel.send({"event": "done"})
-        exit_code = 0
-    except BaseException:  # the note process must never unwind into its parents' code
-        exit_code = 70
-    finally:
-        os._exit(exit_code)
-
-
-# --- the worker --------------------------------------------------------------------------------
-
-
-def _vault_snapshot(paths: list[str]) -> dict[str, tuple[int, ...]]:
-    """Identity, size and times of every file, dot-folders included, to detect writes where no
-    read-only view was possible. The change time cannot be set back by ``os.utime``."""
-    snapshot = {}
-    for root in paths:
-        for directory, _, files in os.walk(root):
-            for name in files:
-                path = os.path.join(directory, name)
-                try:
-                    info = os.lstat(path)
-                except OSError:
-                    continue
-                snapshot[path] = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-    return snapshot
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How one note's processes are set up: what the worker decided, handed down the fork."""
-
-    namespaces: bool
-    root: bool
-    host_uid: int
-    host_gid: int
-    staging: str
-    workdir: str
-    isolation: dict[str, Any]
-    host_id_can_import: bool = False
-    confine: bool = False
-    """Without namespaces: confine the note's tree with Landlock (see ``lockdown.confine``)."""
-
-
-class BrokenChannel(Exception):
-    """A note wrote something that is not the protocol to its own channel."""
-
-
-@dataclass
-class Running:
-    """A note's processes, as the worker sees them: pipes, stage, what the note said so far.
-
-    Stages: *prepared* (forked and set up, waiting for ``go``), *running*, *finished* (its
-    result is written; the processes may still be exiting), *discarded* (a prepared note that
-    was killed before its turn; its job went back to the queue).
-    """
-
-    job: dict[str, Any]
-    pid: int
-    reader: int
-    go: int
-    plan: Plan
-    groups: tuple[str, ...]
-    deadline: float
-    vault_before: dict[str, tuple[int, ...]] | None
-    stage: str = "prepared"
-    buffer: bytes = b""
-    blocks: dict[int, dict[str, Any]] = field(default_factory=dict)
-    current: int | None = None
-    setup_failed: dict[str, Any] | None = None
-    isolation: dict[str, Any] = field(default_factory=dict)
-    status: int | None = None
-    exit_status: int | None = None
-    done: bool = False
-    timed_out: bool = False
-    broken: str | None = None
-    out_of_memory: bool = False
-
-    def feed(self, chunk: bytes) -> None:
-        """Take what the note's processes wrote; raises BrokenChannel on anything malformed."""
-        self.buffer += chunk
-        if len(self.buffer) > CHANNEL_CAP:
-            raise BrokenChannel(f"the note wrote more than {CHANNEL_CAP >> 20} MiB without a line break")
-        *lines, self.buffer = self.buffer.split(b"\n")
-        for line in lines:
-            try:
-                self._receive(json.loads(line))
-            except (ValueError, KeyError, TypeError, AttributeError) as error:
-                raise BrokenChannel(f"the note broke its result channel ({type(error).__name__})") from None
-
-    def _receive(self, event: dict[str, Any]) -> None:
-        kind = event["event"]
-        if kind in ("start", "block"):
-            self.deadline = time.monotonic() + self.job["timeout"]
-        if kind == "ready" and self.stage == "prepared":
-            self.deadline = math.inf  # waiting for its turn is not running
-        elif kind == "start":
-            self.current = _index(event, len(self.job["blocks"]))
-        elif kind == "block":
-            facts = event["facts"]
-            if not isinstance(facts, dict):
-                raise TypeError("facts")
-            self.blocks[_index(event, len(self.job["blocks"]))] = facts
-            self.current = None
-        elif kind == "setup_failed":
-            self.setup_failed = {"line": event["line"], "exception": dict(event["exception"])}
-        elif kind == "done":
-            self.done = True
-        elif kind == "exit":
-            self.exit_status = int(event["status"])
-        elif kind == "isolation":
-            self.isolation = dict(event["isolation"])
-
-    def result(self, vault_changes: list[str]) -> dict[str, Any]:
-        ended = self._how_it_ended()
-        blocks = []
-        for index in range(len(self.job["blocks"])):
-            facts = self.blocks.get(index)
-            if facts is None:
-                if self.setup_failed is not None:
-                    facts = {"state": "not_run", "reason": "the hidden setup failed"}
-                elif index == self.current or (self.broken and self.current is None and not self.blocks):
-                    facts = {"state": "crashed", "reason": ended or "the process ended"}
-                else:
-                    facts = {"state": "not_run", "reason": "the process ended in an earlier block"}
-            elif facts.get("exit") is not None:
-                facts = {**facts, "state": "crashed", "reason": f"called {facts['exit']}"}
-                ended = ended or f"called {facts['exit']}"
-            else:
-                facts = {**facts, "state": "ran"}
-            blocks.append(facts)
-        return {
-            "id": self.job["id"],
-            "blocks": blocks,
-            "setup_failed": self.setup_failed,
-            "ended": ended,
-            "isolation": self.isolation or self.plan.isolation,
-            "vault_changes": vault_changes,
-        }
-
-    def _how_it_ended(self) -> str | None:
-        if self.broken:
-            return self.broken
-        if self.timed_out:
-            return f"timed out after {self.job['timeout']:g} s"
-        status = self.exit_status if self.exit_status is not None else (self.status or 0)
-        if self.out_of_memory:
-            return "out of memory: the note's processes together passed its memory_limit"
-        if os.WIFSIGNALED(status):
-            name = _signal_name(os.WTERMSIG(status))
-            meaning = _SIGNAL_MEANING.get(name)
-            return f"process killed by {name}" + (f" ({meaning})" if meaning else "")
-        if not self.done and self.setup_failed is None:
-            return f"process exited with code {os.WEXITSTATUS(status)}"
-        return None
 
 
 def _host_id_can_import() -> bool:
@@ -367,15 +86,9 @@ def _host_id_can_import() -> bool:
     return os.waitstatus_to_exitcode(status) == 0
 
 
-def _index(event: dict[str, Any], count: int) -> int:
-    index = event["index"]
-    if not isinstance(index, int) or not 0 <= index < count:
-        raise ValueError("index")
-    return index
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
+def _write(fd: int, message: FromWorker) -> None:
+    """One message to the checker, whole."""
+    view = memoryview(json_line(message))
     while view:
         view = view[os.write(fd, view) :]
 
@@ -392,7 +105,7 @@ class Worker:
 
     def __init__(self, output_fd: int) -> None:
         self.output_fd = output_fd
-        self.queue: list[dict[str, Any]] = []
+        self.queue: list[Job] = []
         self.notes: dict[int, Running] = {}  # pid → note, in the order they were forked
         self.parallel = 1
         self.selector = selectors.DefaultSelector()
@@ -437,7 +150,7 @@ class Worker:
             missing.append("an unprivileged user")
         else:
             user = "the checker's own user"
-        isolation = {
+        isolation: Isolation = {
             "level": "full" if namespaces else "reduced",
             "namespaces": namespaces,
             "network": "none" if namespaces else "no TCP" if not self.landlock_missing else "shared",
@@ -460,45 +173,12 @@ class Worker:
             self.host_id_can_import, not namespaces and not self.landlock_missing,
         )  # fmt: skip
 
-    def _spawn(self, job: dict[str, Any], plan: Plan, groups: tuple[str, ...]) -> tuple[int, int, int]:
-        """Fork a note's PID 1 (into its namespaces) and do the set-up only the worker can do:
-        its id map, as root. Returns its pid, its channel and its go pipe. Nothing here waits
-        for the child: the worker goes back to its running notes at once."""
-        procs = open_procs(groups)
-        reader, writer = os.pipe()
-        go_reader, go_writer = os.pipe()
-        sync_worker, sync_note = socket.socketpair()
-        fds = {writer: CHANNEL_FD, go_reader: GO_FD, sync_note.fileno(): SYNC_FD}
-        fds.update({fd: SYNC_FD - 1 - index for index, fd in enumerate(procs)})
-        try:
-            pid = fork_into_namespaces() if plan.namespaces else os.fork()
-        except OSError:
-            for fd in (reader, writer, go_reader, go_writer, *procs):
-                os.close(fd)
-            sync_worker.close()
-            sync_note.close()
-            raise
-        if pid == 0:
-            _init(job, fds, plan)
-        for fd in (writer, go_reader, *procs):
-            os.close(fd)
-        sync_note.close()
-        with sync_worker:
-            try:
-                if plan.namespaces and plan.root:
-                    map_ids(pid, NOTE_HOST_ID, NOTE_HOST_ID, deny_setgroups=False)
-                sync_worker.sendall(b"m")
-            except OSError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        return pid, reader, go_writer
-
     def _probe_world(self) -> str | None:
         """Set up a note's world once, with no note in it: None if it works, else why not."""
         plan = self._plan(True)
         plan = Plan(True, plan.root, plan.host_uid, plan.host_gid, plan.staging, "", plan.isolation)
         try:
-            pid, reader, go = self._spawn({"readonly": [], "tmp_size": 1 << 20, "probe": True}, plan, ())
+            pid, reader, go = spawn(PROBE, plan, (), probe=True)
         except OSError as error:
             return str(error)
         os.close(go)
@@ -508,9 +188,9 @@ class Worker:
         os.close(reader)
         _, status = os.waitpid(pid, 0)
         for line in output.splitlines():
-            event = json.loads(line)
-            if event.get("event") == "setup_failed":
-                return str(event["exception"]["message"]).removeprefix("the sandbox could not be set up: ")
+            event = note_event(line, 0)
+            if event["event"] == "setup_failed":
+                return event["exception"]["message"].removeprefix("the sandbox could not be set up: ")
         if not output:
             return f"the namespaces could not be entered (exit status {os.waitstatus_to_exitcode(status)})"
         return None
@@ -556,10 +236,10 @@ class Worker:
         with contextlib.suppress(OSError):
             os.rmdir(self.staging)
 
-    def _accept(self, message: dict[str, Any]) -> None:
+    def _accept(self, message: ToWorker) -> None:
         if "parallel" in message:
-            self.parallel = max(1, int(message["parallel"]))
-        elif message.get("stop"):
+            self.parallel = max(1, message["parallel"])
+        elif "stop" in message:
             self._stop()
         else:
             self.queue.append(message)
@@ -597,8 +277,8 @@ class Worker:
             running, prepared = self._in_stage("running"), self._in_stage("prepared")
             # A note suspected of killing a worker runs alone: if it kills this one too, it is
             # the only note lost.
-            alone = any(note.job.get("alone") for note in running) or (
-                bool(prepared) and prepared[0].job.get("alone") and bool(running)
+            alone = any(note.job["alone"] for note in running) or (
+                bool(prepared) and prepared[0].job["alone"] and bool(running)
             )
             free = len(running) < self._slots() and not alone
             if prepared and free:
@@ -608,10 +288,10 @@ class Worker:
             else:
                 return
 
-    def _prepare(self, job: dict[str, Any]) -> None:
-        if job.get("strict") and not (job["namespaces"] and self.world_error is None):
+    def _prepare(self, job: Job) -> None:
+        if job["strict"] and not (job["namespaces"] and self.world_error is None):
             reason = self.world_error or "namespaces are disabled by the configuration"
-            _write_all(self.output_fd, (json.dumps({"id": job["id"], "refused": reason}) + "\n").encode())
+            _write(self.output_fd, {"id": job["id"], "refused": reason})
             return
         isolated = job["namespaces"] and self.world_error is None
         workdir = "" if isolated else tempfile.mkdtemp(prefix="noteexec-")
@@ -619,7 +299,7 @@ class Worker:
         if workdir and self.host_id_can_import:
             os.chown(workdir, NOTE_HOST_ID, NOTE_HOST_ID)
         watched = not plan.namespaces and not plan.confine  # neither a read-only view nor Landlock
-        vault_before = _vault_snapshot(job["readonly"]) if watched else None
+        vault_before = vault_snapshot(job["readonly"]) if watched else None
         groups: tuple[str, ...] = ()
         self.spawned += 1
         if self.groups is not None:
@@ -628,11 +308,11 @@ class Worker:
             except OSError as error:
                 print(f"noteexec worker: no cgroup for a note: {error}", file=sys.stderr)
         try:
-            pid, reader, go = self._spawn(job, plan, groups)
+            pid, reader, go = spawn(job, plan, groups)
         except OSError as error:  # no process for it (the kernel's limit on namespaces, memory)
             note = Running(job, -1, -1, -1, plan, groups, math.inf, None, stage="finished")
-            note.setup_failed = {"line": None, "exception": _sandbox_error(error)}
-            _write_all(self.output_fd, (json.dumps(note.result([])) + "\n").encode())
+            note.setup_failed = {"line": None, "exception": sandbox_error(error)}
+            _write(self.output_fd, note.result([]))
             remove_groups(groups)
             if workdir:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -647,7 +327,7 @@ class Worker:
         running are the suspects (see ``Sandbox._worker_died``)."""
         note.stage = "running"
         self.started_notes += 1
-        _write_all(self.output_fd, (json.dumps({"id": note.job["id"], "started": True}) + "\n").encode())
+        _write(self.output_fd, {"id": note.job["id"], "started": True})
         note.deadline = time.monotonic() + note.job["timeout"]
         with contextlib.suppress(OSError):  # it died while waiting: reaping reports that
             os.write(note.go, b"g")
@@ -759,12 +439,7 @@ class Worker:
         note.stage = "finished"
         note.deadline = math.inf
         note.out_of_memory = not note.done and out_of_memory(note.groups)
-        changes: list[str] = []
-        if note.vault_before is not None:
-            before, after = note.vault_before, _vault_snapshot(note.job["readonly"])
-            changes = sorted(path for path in set(before) | set(after) if before.get(path) != after.get(path))
-        result = note.result(changes)
-        _write_all(self.output_fd, (json.dumps(result, ensure_ascii=False) + "\n").encode())
+        _write(self.output_fd, note.result(note.vault_changes()))
 
     def _warm_up(self) -> None:
         """Import the parts of torch that notes load lazily, once the first note has finished

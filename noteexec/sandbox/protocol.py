@@ -1,0 +1,328 @@
+"""The sandbox's messages, defined once: every JSON line that crosses a pipe, and the facts.
+
+Three pipes, each carrying JSON lines (nothing is pickled)::
+
+    checker ──(Job, SetParallel, Stop)──▶ worker ──(Started, Refused, NoteResult)──▶ checker
+                                            ▲
+                                            │ NoteEvent: a pipe per note, untrusted
+                                            │
+                              a note's PID 1 and its process
+
+The checker and the worker trust each other: their messages are typed here and not checked
+again on the hot path. A note's pipe is written by the note's own code too (it holds the
+descriptor), so the worker checks every event against its type and copies only the known keys
+(:func:`noteexec.sandbox.running.note_event`): what it passes on to the checker is always the
+shape below, and a note that sends anything else breaks its own channel and nothing else.
+
+Facts (:class:`RanBlock`, :class:`BlockResult`, :class:`NoteFactsJSON`) are also what
+``noteexec.facts`` reads into frozen dataclasses and what the cache stores: their JSON shape is
+a contract. (``BlockState`` is ``noteexec.facts``'s: facts are read without loading this
+package.)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal, NotRequired, Required, TypedDict, final
+
+from noteexec.facts import BlockState
+
+# --- facts ---------------------------------------------------------------------------------------
+
+
+@final
+class ExceptionFacts(TypedDict):
+    """An exception a block (or the prelude, or the sandbox's set-up) raised."""
+
+    type: str
+    names: list[str]
+    """Every class name it answers to, bare and qualified (``ValueError``, ``torch.…``)."""
+    message: str
+    line: int | None
+    top_line: NotRequired[int | None]
+    """The line of the block's top-level code that was running (absent for set-up errors)."""
+
+
+@final
+class WarningFacts(TypedDict):
+    """A warning a block emitted (the cache stores it in the shape of :class:`ExceptionFacts`)."""
+
+    category: str
+    names: list[str]
+    message: str
+    line: int | None
+
+
+RaisedFacts = ExceptionFacts | WarningFacts
+
+
+class GradientFacts(TypedDict):
+    """A gradient a block produced, summarised (never the tensor itself)."""
+
+    name: str
+    shape: list[int]
+    dtype: str
+    finite: bool
+    preview: str
+
+
+class GraphNode(TypedDict):
+    id: str
+    label: str
+
+
+class GraphFacts(TypedDict):
+    """A backward graph as ``backward``/``autograd.grad`` found it, capped in size."""
+
+    nodes: list[GraphNode]
+    edges: list[tuple[str, str]]
+    truncated: bool
+
+
+class RanBlock(TypedDict):
+    """What the note's process observed while one block ran (sent in :class:`BlockEvent`)."""
+
+    exception: ExceptionFacts | None
+    warnings: list[RaisedFacts]
+    stdout: str
+    stdout_by_line: list[tuple[int | None, str]]
+    stderr: str
+    truncated: bool
+    duration: float
+    exit: str | None
+    """``sys.exit(…)`` when the block asked to exit: the worker reports the block crashed."""
+    gradients: list[GradientFacts]
+    leaves_without_grad: list[str]
+    backward_calls: int
+    graphs: list[GraphFacts]
+
+
+class BlockResult(TypedDict, total=False):
+    """One block's facts in a result: a :class:`RanBlock` with its state, or only a state and
+    the reason it did not run (or crashed). The cache stores the same shape, without ``exit``."""
+
+    state: Required[BlockState]
+    reason: str | None
+    exception: ExceptionFacts | None
+    warnings: list[RaisedFacts]
+    stdout: str
+    stdout_by_line: list[tuple[int | None, str]]
+    stderr: str
+    truncated: bool
+    duration: float
+    exit: str | None
+    gradients: list[GradientFacts]
+    leaves_without_grad: list[str]
+    backward_calls: int
+    graphs: list[GraphFacts]
+
+
+class SetupFailed(TypedDict):
+    """The prelude (``line`` None), a hidden setup block or the sandbox itself failed."""
+
+    line: int | None
+    exception: ExceptionFacts
+
+
+class Isolation(TypedDict, total=False):
+    """The isolation a note ran under, decided by the worker. Every key is there, except in the
+    facts of a note the sandbox lost before it reported anything (then it is empty)."""
+
+    level: Literal["full", "reduced"]
+    namespaces: bool
+    network: str
+    vault: str
+    user: str
+    limits: str
+    missing: list[str]
+    reason: str | None
+
+
+class NoteFactsJSON(TypedDict):
+    """Everything that happened when a note ran: what ``NoteFacts`` reads and the cache stores."""
+
+    blocks: list[BlockResult]
+    setup_failed: SetupFailed | None
+    ended: str | None
+    """How the note's processes ended when they did not finish normally."""
+    isolation: Isolation
+    vault_changes: list[str]
+    """Files of the vault that changed while the note ran (only where the vault was watched)."""
+
+
+# --- checker → worker (stdin) --------------------------------------------------------------------
+
+
+class BlockJob(TypedDict):
+    """One block to run: its fence line (for line numbers), its code, lines whose value to echo."""
+
+    line: int
+    code: str
+    echo_lines: list[int]
+
+
+@final
+class Job(TypedDict):
+    """Sent by the checker for every note to run (again, after a worker died): the worker
+    queues it and answers with :class:`Started` and then a :class:`NoteResult` or a
+    :class:`Refused` carrying the same ``id``."""
+
+    id: int
+    path: str
+    blocks: list[BlockJob]
+    setup: list[BlockJob]
+    prelude: str
+    timeout: float
+    memory_limit: int | None
+    file_size_limit: int | None
+    tmp_size: int
+    processes: int
+    readonly: list[str]
+    namespaces: bool
+    strict: bool
+    """Refuse rather than run without the full sandbox (``--isolation strict``)."""
+    threads: int
+    """torch's intra-op threads for this note: the cores divided among the parallel notes."""
+    alone: bool
+    """The note was running when a worker died: it runs with no other note beside it."""
+
+
+@final
+class SetParallel(TypedDict):
+    """Sent by the checker first: how many notes the worker may run at once."""
+
+    parallel: int
+
+
+@final
+class Stop(TypedDict):
+    """Sent by the checker when the run is interrupted: drop the queue, kill every note."""
+
+    stop: Literal[True]
+
+
+ToWorker = Job | SetParallel | Stop
+
+
+# --- worker → checker (stdout) -------------------------------------------------------------------
+
+
+@final
+class Started(TypedDict):
+    """Sent by the worker when a note starts running: if the worker dies, the notes started
+    and not finished are the suspects."""
+
+    id: int
+    started: Literal[True]
+
+
+@final
+class Refused(TypedDict):
+    """Sent by the worker instead of running a strict note without the full sandbox."""
+
+    id: int
+    refused: str
+
+
+@final
+class NoteResult(NoteFactsJSON):
+    """Sent by the worker once a note's processes said ``done`` or ended: its facts."""
+
+    id: int
+
+
+FromWorker = Started | Refused | NoteResult
+
+
+# --- the note's processes → worker (one pipe per note) -------------------------------------------
+
+
+@final
+class IsolationEvent(TypedDict):
+    """Sent by the note's process first: the isolation it runs under."""
+
+    event: Literal["isolation"]
+    isolation: Isolation
+
+
+@final
+class ReadyEvent(TypedDict):
+    """Sent by the note's process once prepared (prelude run, blocks compiled): waiting for its
+    turn does not count against its timeout."""
+
+    event: Literal["ready"]
+
+
+@final
+class StartEvent(TypedDict):
+    """Sent by the note's process before each block: the block to blame if the process dies;
+    its timeout starts again."""
+
+    event: Literal["start"]
+    index: int
+
+
+@final
+class BlockEvent(TypedDict):
+    """Sent by the note's process after each block: what happened."""
+
+    event: Literal["block"]
+    index: int
+    facts: RanBlock
+
+
+@final
+class SetupFailedEvent(TypedDict):
+    """Sent by PID 1 when the sandbox cannot be set up, or by the note's process when the
+    prelude or a hidden setup block raised: no block runs."""
+
+    event: Literal["setup_failed"]
+    line: int | None
+    exception: ExceptionFacts
+
+
+@final
+class DoneEvent(TypedDict):
+    """Sent by the note's process after its last block: the note is finished."""
+
+    event: Literal["done"]
+
+
+@final
+class ExitEvent(TypedDict):
+    """Sent by PID 1 once the note's process and everything it started are gone: how it ended
+    (a wait status)."""
+
+    event: Literal["exit"]
+    status: int
+
+
+@final
+class ProbedEvent(TypedDict):
+    """Sent by the PID 1 of the worker's probe (no note): the note's world can be built here."""
+
+    event: Literal["probed"]
+
+
+NoteEvent = (
+    IsolationEvent
+    | ReadyEvent
+    | StartEvent
+    | BlockEvent
+    | SetupFailedEvent
+    | DoneEvent
+    | ExitEvent
+    | ProbedEvent
+)
+
+
+# --- encoding --------------------------------------------------------------------------------
+
+
+def json_line(message: object) -> bytes:
+    """One JSON line, UTF-8; a lone surrogate (``print("\\ud800")``) is sent as U+FFFD."""
+    text = json.dumps(message, ensure_ascii=False, default=str) + "\n"
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text).encode()

@@ -1,0 +1,217 @@
+"""The processes inside a note's tree, forked by the worker (:mod:`noteexec.sandbox.worker`).
+
+::
+
+    worker
+      └─ PID 1 (:func:`init`): forked straight into the note's own user, PID, mount, network,
+         IPC, UTS and cgroup namespaces; joins the note's cgroups, takes the note's id, builds
+         its read-only world, locks it down
+           └─ the note's process (:func:`note_process`, PID 2): prepares, waits for its turn,
+              runs the blocks (:mod:`noteexec.sandbox.execute`)
+                └─ whatever the note starts
+
+Both keep only the descriptors handed to them at fixed numbers: the channel to the worker
+(``CHANNEL_FD``, JSON lines of :data:`noteexec.sandbox.protocol.NoteEvent`), the ``go`` pipe
+(a byte when the note's turn comes), the worker's sync socket (PID 1's ids are mapped) and the
+note's cgroup files. Nothing either does may unwind into the worker's code: each ends with
+``os._exit``. When the note's process ends, PID 1 reports how (an ``exit`` event) and exits, and
+the kernel kills everything left in the namespace. Without namespaces, PID 1 is a child
+subreaper that kills what the note left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import signal
+import socket
+import tempfile
+from dataclasses import dataclass
+
+from noteexec.sandbox.cgroups import join_self, open_procs
+from noteexec.sandbox.execute import Channel, run_note
+from noteexec.sandbox.isolation import (
+    NOTE_HOST_ID,
+    PR_SET_CHILD_SUBREAPER,
+    PR_SET_PDEATHSIG,
+    become_note_user,
+    build_world,
+    drop_to_host_id,
+    fork_into_namespaces,
+    libc_call,
+    map_ids,
+    open_sources,
+    reap_descendants,
+    sethostname,
+)
+from noteexec.sandbox.lockdown import confine, lock_down
+from noteexec.sandbox.protocol import ExceptionFacts, Isolation, Job
+
+CHANNEL_FD = 1021
+GO_FD = CHANNEL_FD - 1
+SYNC_FD = CHANNEL_FD - 2
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one note's processes are set up: what the worker decided, handed down the fork."""
+
+    namespaces: bool
+    root: bool
+    host_uid: int
+    host_gid: int
+    staging: str
+    workdir: str
+    isolation: Isolation
+    host_id_can_import: bool = False
+    confine: bool = False
+    """Without namespaces: confine the note's tree with Landlock (see ``lockdown.confine``)."""
+
+
+def spawn(job: Job, plan: Plan, groups: tuple[str, ...], probe: bool = False) -> tuple[int, int, int]:
+    """Fork a note's PID 1 (into its namespaces), from the worker, and do the set-up only the
+    worker can do: its id map, as root. Returns its pid, its channel and its go pipe. Nothing
+    here waits for the child: the worker goes back to its running notes at once."""
+    procs = open_procs(groups)
+    reader, writer = os.pipe()
+    go_reader, go_writer = os.pipe()
+    sync_worker, sync_note = socket.socketpair()
+    fds = {writer: CHANNEL_FD, go_reader: GO_FD, sync_note.fileno(): SYNC_FD}
+    fds.update({fd: SYNC_FD - 1 - index for index, fd in enumerate(procs)})
+    try:
+        pid = fork_into_namespaces() if plan.namespaces else os.fork()
+    except OSError:
+        for fd in (reader, writer, go_reader, go_writer, *procs):
+            os.close(fd)
+        sync_worker.close()
+        sync_note.close()
+        raise
+    if pid == 0:
+        init(job, fds, plan, probe)
+    for fd in (writer, go_reader, *procs):
+        os.close(fd)
+    sync_note.close()
+    with sync_worker:
+        try:
+            if plan.namespaces and plan.root:
+                map_ids(pid, NOTE_HOST_ID, NOTE_HOST_ID, deny_setgroups=False)
+            sync_worker.sendall(b"m")
+        except OSError:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return pid, reader, go_writer
+
+
+def keep_only(descriptors: dict[int, int]) -> None:
+    """Move ``descriptors`` (old → new number) into place and close every other one.
+
+    Nothing of the worker's stays open to the note: not its result stream (a note could forge
+    any note's result there, or stall the run with a broken line), other notes' pipes, its
+    wake-up pipe or its selector. (The open ones, listed: os.closerange would try every number
+    up to the limit on a kernel without close_range, a million system calls in some containers.)
+    """
+    for old, new in descriptors.items():
+        os.dup2(old, new, inheritable=False)
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        if fd > 2 and fd not in descriptors.values():
+            with contextlib.suppress(OSError):  # the listing's own descriptor, already closed
+                os.close(fd)
+
+
+def init(job: Job, fds: dict[int, int], plan: Plan, probe: bool = False) -> None:
+    """The note's PID 1 (or, without namespaces, a subreaper), forked by the worker into the
+    note's namespaces: joins the note's cgroups, takes the note's id, builds its world, locks it
+    down, starts the note, reports how it ended and takes everything left with it. A ``probe``
+    (the worker's, with no note) stops once the world is built and says ``probed``."""
+    exit_code = 70
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        keep_only(fds)
+        channel = Channel(CHANNEL_FD)
+        try:
+            join_self(sorted(fd for fd in fds.values() if fd < SYNC_FD))
+            if os.read(SYNC_FD, 1) != b"m":  # as root, the worker has mapped this process's ids
+                os._exit(exit_code)
+            os.close(SYNC_FD)
+            if plan.namespaces:
+                sources = open_sources(job["readonly"])
+                if not plan.root:
+                    map_ids("self", plan.host_uid, plan.host_gid, deny_setgroups=True)
+                become_note_user(drop_groups=plan.root)
+            elif plan.root and plan.host_id_can_import:
+                drop_to_host_id(NOTE_HOST_ID)
+            # After the change of ids, which clears it: if the worker dies, so does the note.
+            libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if plan.namespaces:
+                sethostname("noteexec")
+                build_world(plan.staging, sources, job["tmp_size"])
+                cwd = "/tmp/note"
+            else:
+                libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+                cwd = os.path.join(plan.workdir, "cwd")
+                os.mkdir(cwd, 0o700)
+                temporary = os.path.join(plan.workdir, "tmp")
+                os.mkdir(temporary, 0o700)
+                os.environ["TMPDIR"] = tempfile.tempdir = temporary  # /tmp is not the note's
+                if plan.confine:
+                    confine(plan.workdir)
+            lock_down()
+            if probe:
+                channel.send({"event": "probed"})
+                os._exit(0)
+        except OSError as error:
+            channel.send({"event": "setup_failed", "line": None, "exception": sandbox_error(error)})
+            os._exit(0)
+        note = os.fork()
+        if note == 0:
+            note_process(job, channel, cwd, plan)
+        os.close(GO_FD)
+        while True:
+            pid, status = os.waitpid(-1, 0)
+            if pid == note:
+                break
+        if plan.namespaces:  # everything left in the namespace, at once
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(-1, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                while True:
+                    os.waitpid(-1, 0)
+        else:
+            reap_descendants()
+        channel.send({"event": "exit", "status": status})  # nothing the note started is left
+        exit_code = 0
+    except BaseException:  # never unwind into the worker's loop
+        exit_code = 70
+    finally:
+        os._exit(exit_code)  # as PID 1, this ends every process left in the note's namespace
+
+
+def sandbox_error(error: OSError) -> ExceptionFacts:
+    """A set-up failure, reported as the exception that kept the note from running."""
+    message = f"the sandbox could not be set up: {error}"
+    return {"type": "SandboxError", "names": ["SandboxError"], "message": message, "line": None}
+
+
+def note_process(job: Job, channel: Channel, cwd: str, plan: Plan) -> None:
+    """The note's own process: prepare, wait for its turn (a byte on ``go``), run."""
+    exit_code = 70
+    try:
+        os.setsid()
+        channel.send({"event": "isolation", "isolation": plan.isolation})
+        gc.enable()
+
+        def wait_for_turn() -> bool:
+            channel.send({"event": "ready"})
+            turn = os.read(GO_FD, 1) == b"g"
+            os.close(GO_FD)
+            return turn
+
+        if run_note(job, channel, cwd, wait_for_turn):
+            channel.send({"event": "done"})
+        exit_code = 0
+    except BaseException:  # the note process must never unwind into its parents' code
+        exit_code = 70
+    finally:
+        os._exit(exit_code)

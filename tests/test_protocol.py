@@ -1,0 +1,146 @@
+"""The sandbox protocol: what a note sends is checked in the worker, whatever it sends."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from noteexec.facts import NoteFacts
+from noteexec.sandbox import BlockRun, NoteRun, Sandbox
+from noteexec.sandbox.protocol import Job, NoteFactsJSON, NoteResult, RanBlock
+from noteexec.sandbox.running import BrokenChannel, Running, note_event
+from noteexec.sandbox.tree import Plan
+
+RAN: RanBlock = {
+    "exception": {"type": "ValueError", "names": ["ValueError"], "message": "m", "line": 3, "top_line": 3},
+    "warnings": [{"category": "UserWarning", "names": ["UserWarning", "Warning"], "message": "w", "line": 2}],
+    "stdout": "4\n",
+    "stdout_by_line": [(2, "4\n"), (None, "x")],
+    "stderr": "",
+    "truncated": False,
+    "duration": 0.25,
+    "exit": None,
+    "gradients": [{"name": "w.grad", "shape": [2], "dtype": "float32", "finite": True, "preview": "[1, 2]"}],
+    "leaves_without_grad": ["b"],
+    "backward_calls": 1,
+    "graphs": [
+        {"nodes": [{"id": "n0", "label": "SumBackward0"}], "edges": [("n0", "n0")], "truncated": False}
+    ],
+}
+
+
+def running(blocks: int = 2) -> Running:
+    job: Job = {
+        "id": 7, "path": "n.md", "blocks": [{"line": 1, "code": "", "echo_lines": []}] * blocks, "setup": [],
+        "prelude": "", "timeout": 5.0, "memory_limit": None, "file_size_limit": None, "tmp_size": 1 << 20,
+        "processes": 8, "readonly": [], "namespaces": True, "strict": False, "threads": 1, "alone": False,
+    }  # fmt: skip
+    plan = Plan(True, False, 0, 0, "/", "", {"level": "full"})
+    return Running(job, 1, -1, -1, plan, (), math.inf, None)
+
+
+def line(event: object) -> bytes:
+    return json.dumps(event).encode() + b"\n"
+
+
+ISOLATION = {
+    "level": "reduced", "namespaces": False, "network": "shared", "vault": "watched", "user": "u",
+    "limits": "l", "missing": ["m"], "reason": None,
+}  # fmt: skip
+
+
+def as_json(value: object) -> object:
+    return json.loads(json.dumps(value))
+
+
+def test_honest_events_pass_unchanged_and_make_the_result_the_checker_reads() -> None:
+    note = running()
+    block = line({"event": "block", "index": 0, "facts": RAN})
+    note.feed(line({"event": "isolation", "isolation": ISOLATION}))
+    note.feed(line({"event": "ready"}) + line({"event": "start", "index": 0}))
+    note.feed(block[:10])  # a line may arrive in pieces
+    note.feed(block[10:])
+    note.feed(line({"event": "done"}) + line({"event": "exit", "status": 0}))
+    assert note.blocks[0] == RAN and note.done and note.exit_status == 0
+    result: NoteResult = json.loads(json.dumps(note.result([])))
+    assert result["blocks"][0] == {**json.loads(json.dumps(RAN)), "state": "ran"}
+    assert result["isolation"] == ISOLATION
+    facts = NoteFacts.from_json(result)
+    assert facts.blocks[0].stdout_by_line == ((2, "4\n"), (None, "x"))
+    stored: NoteFactsJSON = json.loads(json.dumps(facts.to_json()))  # as the cache stores them
+    assert as_json(NoteFacts.from_json(stored).to_json()) == stored
+
+
+def test_only_the_keys_of_an_event_reach_the_worker() -> None:
+    padded = note_event(
+        line({"event": "block", "index": 1, "facts": {**RAN, "state": "ran", "x": 1}, "y": 2}), 2
+    )
+    plain = note_event(line({"event": "block", "index": 1, "facts": RAN}), 2)
+    assert padded == plain
+
+
+MALFORMED = {
+    "not JSON": b"{oops\n",
+    "not an object": b"[1, 2]\n",
+    "invalid UTF-8": b'{"event": "\xff"}\n',
+    "nested past the recursion limit": b"[" * 100_000 + b"]" * 100_000 + b"\n",
+    "an unknown event": line({"event": "verdict", "passed": True}),
+    "no event": line({"index": 0}),
+    "an index out of range": line({"event": "start", "index": 2}),
+    "a negative index": line({"event": "start", "index": -1}),
+    "an index that is not a number": line({"event": "start", "index": "0"}),
+    "facts that are not an object": line({"event": "block", "index": 0, "facts": [1]}),
+    "facts missing a key": line({"event": "block", "index": 0, "facts": {k: v for k, v in RAN.items() if k != "stdout"}}),
+    "an exception that is not an object": line({"event": "block", "index": 0, "facts": {**RAN, "exception": 5}}),
+    "an exception without names": line(
+        {"event": "block", "index": 0, "facts": {**RAN, "exception": {"type": "E", "message": "", "line": 1}}}
+    ),
+    "a warning with a number for a message": line(
+        {"event": "block", "index": 0, "facts": {**RAN, "warnings": [{**RAN["warnings"][0], "message": 1}]}}
+    ),
+    "output that is not text": line({"event": "block", "index": 0, "facts": {**RAN, "stdout": 4}}),
+    "a piece of output that is not a pair": line({"event": "block", "index": 0, "facts": {**RAN, "stdout_by_line": [[1]]}}),
+    "an infinite duration": b'{"event": "block", "index": 0, "facts": ' + json.dumps({**RAN, "duration": 1}).encode().replace(b'"duration": 1', b'"duration": Infinity') + b"}\n",
+    "a gradient with a fractional size": line(
+        {"event": "block", "index": 0, "facts": {**RAN, "gradients": [{**RAN["gradients"][0], "shape": [1.5]}]}}
+    ),
+    "a graph edge of three ends": line(
+        {"event": "block", "index": 0, "facts": {**RAN, "graphs": [{**RAN["graphs"][0], "edges": [["a", "b", "c"]]}]}}
+    ),
+    "a count that is a boolean": line({"event": "block", "index": 0, "facts": {**RAN, "backward_calls": True}}),
+    "an exit status that is infinite": b'{"event": "exit", "status": Infinity}\n',
+    "an exit status out of range": line({"event": "exit", "status": 1 << 40}),
+    "a setup failure without an exception": line({"event": "setup_failed", "line": None}),
+    "a setup failure at a line that is text": line(
+        {"event": "setup_failed", "line": "1", "exception": RAN["exception"]}
+    ),
+    "an isolation of another level": line({"event": "isolation", "isolation": {"level": "total"}}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_a_note_that_sends_anything_else_breaks_its_own_channel(name: str) -> None:
+    note = running()
+    with pytest.raises(BrokenChannel, match="the note broke its result channel"):
+        note.feed(MALFORMED[name])
+
+
+def test_a_note_that_forges_its_facts_is_reported_broken_and_the_checker_goes_on() -> None:
+    """A forged block whose exception is not an object once crashed the checker reading it."""
+    forge = (
+        "import json, os\n"
+        "line = json.dumps({'event': 'block', 'index': 0, 'facts': {'exception': 5}}) + '\\n'\n"
+        "os.write(1021, line.encode())\n"
+        "os._exit(0)\n"
+    )
+    with Sandbox() as sandbox:
+        forged = sandbox.submit(
+            NoteRun(path="/forge.md", blocks=(BlockRun(1, forge), BlockRun(7, "print(1)")))
+        )
+        honest = sandbox.submit(NoteRun(path="/honest.md", blocks=(BlockRun(1, "print(2 + 2)"),)))
+        facts = dict(sandbox.next_facts() for _ in range(2))
+    assert facts[forged].ended is not None and "broke its result channel" in facts[forged].ended
+    assert [block.state for block in facts[forged].blocks] == ["crashed", "not_run"]
+    assert facts[honest].blocks[0].stdout == "4\n"

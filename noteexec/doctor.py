@@ -14,6 +14,7 @@ import platform
 import socket
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -91,7 +92,7 @@ def _torch_version() -> str | None:
         return None
 
 
-def _probe(config: Config) -> tuple[dict[str, bool], dict[str, object], str | None, float]:
+def _probe(config: Config) -> tuple[dict[str, bool], Mapping[str, object], str | None, float]:
     """Run the probe note; what it observed, the isolation the sandbox reported, any error."""
     secret = f"NOTEEXEC_DOCTOR_SECRET_{os.getpid()}"
     os.environ[secret] = secret

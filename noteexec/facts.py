@@ -8,12 +8,17 @@ does) never loads the sandbox package, its subprocesses and threads.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from noteexec.sandbox.protocol import BlockResult, ExceptionFacts, Isolation, NoteFactsJSON, RaisedFacts
-
-BlockState = Literal["ran", "crashed", "not_run"]
+if TYPE_CHECKING:  # types only: reading facts (renderers do) never loads the sandbox package
+    from noteexec.sandbox.protocol import (
+        BlockResult,
+        BlockState,
+        ExceptionFacts,
+        Isolation,
+        NoteFactsJSON,
+        RaisedFacts,
+    )
 
 
 @dataclass(frozen=True)

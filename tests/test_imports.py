@@ -13,12 +13,6 @@ from tests.conftest import REPO
 
 PACKAGE = REPO / "noteexec"
 
-KNOWN_CYCLE_EDGES = {
-    # sandbox/ is being reshaped (issue 17): isolation imports lockdown lazily, lockdown isolation.
-    ("noteexec.sandbox.isolation", "noteexec.sandbox.lockdown"),
-}
-"""Edges that still close a cycle, each in code being rewritten elsewhere; none may be added."""
-
 RUNNER = ("noteexec.sandbox", "noteexec.cache", "noteexec.check", "noteexec.session", "sqlite3", "subprocess")
 
 
@@ -88,11 +82,7 @@ def test_the_graph_sees_function_level_and_from_imports() -> None:
 
 
 def test_no_import_cycle_in_the_package() -> None:
-    graph = import_graph()
-    for importer, imported in KNOWN_CYCLE_EDGES:
-        assert imported in graph[importer], f"{importer} -> {imported} is gone: drop it from the list"
-        graph[importer].discard(imported)
-    assert _cycle(graph) is None
+    assert _cycle(import_graph()) is None
 
 
 def _imported_by(code: str) -> set[str]:

@@ -9,7 +9,7 @@ import pytest
 
 from noteexec.facts import NoteFacts
 from noteexec.sandbox import BlockRun, NoteRun, Sandbox
-from noteexec.sandbox.protocol import Job, NoteFactsJSON, NoteResult, RanBlock
+from noteexec.sandbox.protocol import Isolation, Job, NoteFactsJSON, NoteResult, RanBlock
 from noteexec.sandbox.running import BrokenChannel, Running, note_event
 from noteexec.sandbox.tree import Plan
 
@@ -31,24 +31,24 @@ RAN: RanBlock = {
 }
 
 
+ISOLATION: Isolation = {
+    "level": "reduced", "namespaces": False, "network": "shared", "vault": "watched", "user": "u",
+    "limits": "l", "missing": ["m"], "reason": None,
+}  # fmt: skip
+
+
 def running(blocks: int = 2) -> Running:
     job: Job = {
         "id": 7, "path": "n.md", "blocks": [{"line": 1, "code": "", "echo_lines": []}] * blocks, "setup": [],
         "prelude": "", "timeout": 5.0, "memory_limit": None, "file_size_limit": None, "tmp_size": 1 << 20,
         "processes": 8, "readonly": [], "namespaces": True, "strict": False, "threads": 1, "alone": False,
     }  # fmt: skip
-    plan = Plan(True, False, 0, 0, "/", "", {"level": "full"})
+    plan = Plan(True, False, 0, 0, "/", "", ISOLATION)
     return Running(job, 1, -1, -1, plan, (), math.inf, None)
 
 
 def line(event: object) -> bytes:
     return json.dumps(event).encode() + b"\n"
-
-
-ISOLATION = {
-    "level": "reduced", "namespaces": False, "network": "shared", "vault": "watched", "user": "u",
-    "limits": "l", "missing": ["m"], "reason": None,
-}  # fmt: skip
 
 
 def as_json(value: object) -> object:
@@ -58,7 +58,6 @@ def as_json(value: object) -> object:
 def test_honest_events_pass_unchanged_and_make_the_result_the_checker_reads() -> None:
     note = running()
     block = line({"event": "block", "index": 0, "facts": RAN})
-    note.feed(line({"event": "isolation", "isolation": ISOLATION}))
     note.feed(line({"event": "ready"}) + line({"event": "start", "index": 0}))
     note.feed(block[:10])  # a line may arrive in pieces
     note.feed(block[10:])
@@ -116,7 +115,8 @@ MALFORMED = {
     "a setup failure at a line that is text": line(
         {"event": "setup_failed", "line": "1", "exception": RAN["exception"]}
     ),
-    "an isolation of another level": line({"event": "isolation", "isolation": {"level": "total"}}),
+    # What a note ran under is the worker's plan: a note that claims its own is lying.
+    "a claim of its own isolation": line({"event": "isolation", "isolation": {**ISOLATION, "level": "full"}}),
 }  # fmt: skip
 
 

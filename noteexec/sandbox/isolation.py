@@ -187,21 +187,6 @@ def map_ids(pid: int | str, host_uid: int, host_gid: int, deny_setgroups: bool) 
             not_dumpable()
 
 
-def become_note_user(drop_groups: bool) -> None:
-    """Take the note's id in its namespace, keeping the capabilities the world's setup needs.
-
-    As root the process is still host uid 0 until it does this: files owned by root would
-    otherwise stay open to it by plain permissions."""
-    from noteexec.sandbox.lockdown import raise_effective_capabilities
-
-    libc_call("prctl", PR_SET_KEEPCAPS, 1, 0, 0, 0)
-    if drop_groups:
-        os.setgroups([])
-    os.setresgid(NOTE_ID, NOTE_ID, NOTE_ID)
-    os.setresuid(NOTE_ID, NOTE_ID, NOTE_ID)
-    raise_effective_capabilities()
-
-
 def drop_to_host_id(host_id: int) -> None:
     """Without namespaces, root still runs notes as an unprivileged host id."""
     os.setgroups([])

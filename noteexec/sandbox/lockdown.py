@@ -22,6 +22,8 @@ from noteexec.sandbox.isolation import (
     CLONE_NEWPID,
     CLONE_NEWUSER,
     CLONE_NEWUTS,
+    NOTE_ID,
+    PR_SET_KEEPCAPS,
     libc_call,
 )
 
@@ -77,6 +79,19 @@ def raise_effective_capabilities() -> None:
     libc_call("capset", ctypes.byref(header), data)
 
 
+def become_note_user(drop_groups: bool) -> None:
+    """Take the note's id in its namespace, keeping the capabilities the world's setup needs.
+
+    As root the process is still host uid 0 until it does this: files owned by root would
+    otherwise stay open to it by plain permissions."""
+    libc_call("prctl", PR_SET_KEEPCAPS, 1, 0, 0, 0)
+    if drop_groups:
+        os.setgroups([])
+    os.setresgid(NOTE_ID, NOTE_ID, NOTE_ID)
+    os.setresuid(NOTE_ID, NOTE_ID, NOTE_ID)
+    raise_effective_capabilities()
+
+
 def drop_capabilities() -> None:
     """No capability, now or after an ``execve``: the bounding, ambient and process sets emptied."""
     with open("/proc/sys/kernel/cap_last_cap") as last:
@@ -104,7 +119,7 @@ class SyscallFilter(Protocol):
 @cache
 def syscall_filter() -> SyscallFilter:
     """The filter, built once in the worker; each note's process loads it (fork copies it)."""
-    import pyseccomp  # type: ignore[import-untyped]
+    import pyseccomp
 
     refuse = pyseccomp.ERRNO(errno.EPERM)
     rules = pyseccomp.SyscallFilter(pyseccomp.ALLOW)

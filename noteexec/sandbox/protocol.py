@@ -16,8 +16,7 @@ shape below, and a note that sends anything else breaks its own channel and noth
 
 Facts (:class:`RanBlock`, :class:`BlockResult`, :class:`NoteFactsJSON`) are also what
 ``noteexec.facts`` reads into frozen dataclasses and what the cache stores: their JSON shape is
-a contract. (``BlockState`` is ``noteexec.facts``'s: facts are read without loading this
-package.)
+a contract.
 """
 
 from __future__ import annotations
@@ -25,7 +24,9 @@ from __future__ import annotations
 import json
 from typing import Literal, NotRequired, Required, TypedDict, final
 
-from noteexec.facts import BlockState
+BlockState = Literal["ran", "crashed", "not_run"]
+"""How a block's run ended: it ran (with or without an exception), its process died in it, or
+an earlier block's end kept it from running."""
 
 # --- facts ---------------------------------------------------------------------------------------
 
@@ -238,14 +239,6 @@ FromWorker = Started | Refused | NoteResult
 
 
 @final
-class IsolationEvent(TypedDict):
-    """Sent by the note's process first: the isolation it runs under."""
-
-    event: Literal["isolation"]
-    isolation: Isolation
-
-
-@final
 class ReadyEvent(TypedDict):
     """Sent by the note's process once prepared (prelude run, blocks compiled): waiting for its
     turn does not count against its timeout."""
@@ -304,16 +297,8 @@ class ProbedEvent(TypedDict):
     event: Literal["probed"]
 
 
-NoteEvent = (
-    IsolationEvent
-    | ReadyEvent
-    | StartEvent
-    | BlockEvent
-    | SetupFailedEvent
-    | DoneEvent
-    | ExitEvent
-    | ProbedEvent
-)
+NoteEvent = ReadyEvent | StartEvent | BlockEvent | SetupFailedEvent | DoneEvent | ExitEvent | ProbedEvent
+"""No isolation event: what a note ran under is the worker's own plan, never the note's word."""
 
 
 # --- encoding --------------------------------------------------------------------------------

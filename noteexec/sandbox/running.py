@@ -23,7 +23,6 @@ from noteexec.sandbox.protocol import (
     GradientFacts,
     GraphFacts,
     GraphNode,
-    Isolation,
     Job,
     NoteEvent,
     NoteResult,
@@ -95,7 +94,6 @@ class Running:
     blocks: dict[int, RanBlock] = field(default_factory=dict)
     current: int | None = None
     setup_failed: SetupFailed | None = None
-    isolation: Isolation = field(default_factory=lambda: Isolation())
     status: int | None = None
     exit_status: int | None = None
     done: bool = False
@@ -134,8 +132,6 @@ class Running:
             self.done = True
         elif event["event"] == "exit":
             self.exit_status = event["status"]
-        elif event["event"] == "isolation":
-            self.isolation = event["isolation"]
 
     def vault_changes(self) -> list[str]:
         """Files of a watched vault (no read-only view) that changed since the note was forked."""
@@ -169,7 +165,7 @@ class Running:
             "blocks": blocks,
             "setup_failed": self.setup_failed,
             "ended": ended,
-            "isolation": self.isolation or self.plan.isolation,
+            "isolation": self.plan.isolation,
             "vault_changes": vault_changes,
         }
 
@@ -231,8 +227,6 @@ def note_event(line: bytes, blocks: int) -> NoteEvent:
             "line": _line(data.get("line")),
             "exception": _exception(data.get("exception")),
         }
-    if kind == "isolation":
-        return {"event": "isolation", "isolation": _isolation(data.get("isolation"))}
     if kind == "probed":
         return {"event": "probed"}
     raise Malformed("event")
@@ -366,21 +360,4 @@ def _ran(value: object) -> RanBlock:
         "leaves_without_grad": _strings(data.get("leaves_without_grad"), "leaves_without_grad"),
         "backward_calls": calls,
         "graphs": [_graph(item) for item in _list(data.get("graphs"), "graphs")],
-    }
-
-
-def _isolation(value: object) -> Isolation:
-    data = _dict(value, "isolation")
-    level = data.get("level")
-    if level != "full" and level != "reduced":
-        raise Malformed("isolation")
-    return {
-        "level": level,
-        "namespaces": _bool(data.get("namespaces"), "isolation"),
-        "network": _str(data.get("network"), "isolation"),
-        "vault": _str(data.get("vault"), "isolation"),
-        "user": _str(data.get("user"), "isolation"),
-        "limits": _str(data.get("limits"), "isolation"),
-        "missing": _strings(data.get("missing"), "isolation"),
-        "reason": _optional_str(data.get("reason"), "isolation"),
     }

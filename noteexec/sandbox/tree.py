@@ -35,7 +35,6 @@ from noteexec.sandbox.isolation import (
     NOTE_HOST_ID,
     PR_SET_CHILD_SUBREAPER,
     PR_SET_PDEATHSIG,
-    become_note_user,
     build_world,
     drop_to_host_id,
     fork_into_namespaces,
@@ -45,7 +44,7 @@ from noteexec.sandbox.isolation import (
     reap_descendants,
     sethostname,
 )
-from noteexec.sandbox.lockdown import confine, lock_down
+from noteexec.sandbox.lockdown import become_note_user, confine, lock_down
 from noteexec.sandbox.protocol import ExceptionFacts, Isolation, Job
 
 CHANNEL_FD = 1021
@@ -199,7 +198,6 @@ def note_process(job: Job, channel: Channel, cwd: str, plan: Plan) -> None:
     exit_code = 70
     try:
         os.setsid()
-        channel.send({"event": "isolation", "isolation": plan.isolation})
         gc.enable()
 
         def wait_for_turn() -> bool:

@@ -45,11 +45,18 @@ def test_folded_callout_starts_collapsed_and_opens_on_click(page: Any, site: Pat
     content = callout.locator(".callout-content")
     assert callout.get_attribute("data-callout-fold") == "-"
     assert not content.is_visible()
+    # Obsidian's class follows the fold on <details>' toggle event, which the browser fires a
+    # task later than the click: wait for it rather than read it at once.
+    has_class = (
+        "([callout, wanted]) => document.querySelector(callout).classList.contains('is-collapsed') === wanted"
+    )
+    selector = '.callout[data-callout="faq"]'
     callout.locator(".callout-title").click()
     assert content.is_visible() and "The hidden answer." in content.inner_text()
-    assert "is-collapsed" not in (callout.get_attribute("class") or "")  # Obsidian's class follows
+    page.wait_for_function(has_class, arg=[selector, False], timeout=5_000)
     callout.locator(".callout-title").click()
-    assert not content.is_visible() and "is-collapsed" in (callout.get_attribute("class") or "")
+    assert not content.is_visible()
+    page.wait_for_function(has_class, arg=[selector, True], timeout=5_000)
 
 
 def test_wikilink_navigates_to_the_note(page: Any, site: Path) -> None:

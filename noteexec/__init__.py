@@ -16,8 +16,11 @@ Data flows one way; each stage is a module (or a package of one module per job):
     results    NoteResult and BlockResult: all a front end reads
 
 Around the stages: ``check`` schedules them (parse ahead, run, judge), ``cache/`` keeps facts
-and parses (authenticated), ``config/`` reads trusted and untrusted configuration, and
-``session.CheckSession`` owns configuration, cache and sandbox for every front end.
+and parses (authenticated; ``serialize`` is their JSON), ``config/`` reads trusted and untrusted
+configuration (``environment``: the variables a note always gets), and ``session.CheckSession``
+owns configuration, cache and sandbox for every front end. Helpers: ``textmatch`` (doctest-style
+comparison, for ``judge``), ``display`` (vault text made safe to print), ``memory`` (the garbage
+collector paused while many objects are made).
 
 Front ends: ``cli`` (with ``exitcodes``, ``options``), reporters ``report`` and ``formats``
 (text, JSON, JUnit, GitHub), ``update`` and ``baseline`` (rewriting notes, adopting a vault),

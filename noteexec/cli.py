@@ -16,7 +16,7 @@ from typing import TextIO
 from noteexec import __version__, update
 from noteexec.baseline import Baseline, failures_of, render
 from noteexec.cache import open_cache
-from noteexec.check import expectations
+from noteexec.check import parse
 from noteexec.config import Config, ConfigError
 from noteexec.config.files import load_config
 from noteexec.discover import discover
@@ -355,19 +355,18 @@ def _cache(arguments: argparse.Namespace) -> int:
 
 
 def _list(arguments: argparse.Namespace) -> int:
-    from noteexec.parse import read_note  # markdown-it and YAML are not loaded for a warm `check`
-
     config = _config_for(arguments.paths)
     status = EXIT_OK
     for file in discover(arguments.paths, config.exclude):
-        note = read_note(file.path)
+        loaded = parse(file, config)  # as `check` loads it: its folder's configuration included
+        note = loaded.note
         path = shown_path(note.path)
         print(path)
         for problem in note.problems:
             where = f"{path}:{problem.line}" if problem.line else path
             print(f"  {where}: error: {printable(problem.message)}")
             status = EXIT_FAILED
-        for block, expectation in zip(note.blocks, expectations(note, config), strict=True):
+        for block, expectation in zip(note.blocks, loaded.expected, strict=True):
             callout = block.callout.kind if block.callout else "-"
             described = printable(expectation.describe())
             print(f"  {path}:{block.line}  {printable(callout):9} {expectation.kind:9} {described}")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from noteexec import __version__
 from noteexec.config import Config
+from noteexec.exitcodes import EXIT_FAILED, EXIT_OK
 from noteexec.results import NoteFile
 from noteexec.session import CheckSession, RunOptions
 
@@ -165,4 +166,4 @@ def report(findings: list[Finding]) -> str:
 def exit_code(findings: list[Finding], strict: bool = False) -> int:
     """1 when notes cannot run at all here (or, ``strict``, not in the full sandbox)."""
     essential = {"torch", "warm worker"} | ({"sandbox"} if strict else set())
-    return 0 if all(finding.ok for finding in findings if finding.name in essential) else 1
+    return EXIT_OK if all(finding.ok for finding in findings if finding.name in essential) else EXIT_FAILED

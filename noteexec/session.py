@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 from noteexec.cache import ResultCache, open_cache
-from noteexec.check import Parsed, assemble, expectations, iter_check, parse
+from noteexec.check import Parsed, assemble, iter_check, parse
 from noteexec.config import Config
 from noteexec.exitcodes import UsageError
 from noteexec.memory import collector_paused
@@ -127,14 +127,11 @@ class CheckSession:
                 self._cache.close()
 
     def _unrun(self, files: Sequence[NoteFile | Parsed]) -> Iterator[NoteResult]:
-        from noteexec.parse import read_note  # markdown-it and YAML load only when a note is parsed
-
+        """Results of notes not run: loaded exactly as a run would load them (folder
+        configurations included), so ``--no-run`` shows what a run would check."""
         for item in files:
-            if isinstance(item, Parsed):
-                yield assemble(item.note, item.expected, None)
-                continue
-            note = read_note(item.path)
-            yield assemble(note, expectations(note, self.config), None)
+            parsed = item if isinstance(item, Parsed) else parse(item, self.config)
+            yield assemble(parsed.note, parsed.expected, None)
 
     def _open_cache(self) -> tuple[ResultCache | None, str]:
         if not self._cache_opened:

@@ -94,3 +94,19 @@ def test_a_subfolders_configuration_scopes_or_tightens_its_own_notes(tmp_path: P
         "loose/pyproject.toml" in notes["loose/b.md"]["error"]
         and "may not be loosened" in notes["loose/b.md"]["error"]
     )
+
+
+def test_without_running_a_subfolders_configuration_still_applies(tmp_path: Path) -> None:
+    """``list`` and ``build --no-run`` load notes as ``check`` does: a note outside an opt-in
+    subfolder's ask is shown skipped, not as one that would run."""
+    vault = tmp_path / "vault"
+    (vault / "course").mkdir(parents=True)
+    (vault / "course" / "noteexec.toml").write_text("opt_in = true\n")
+    (vault / "course" / "old.md").write_text(fence("print(2)  # 2"))
+    listed = noteexec("list", vault)
+    assert listed.returncode == 0, listed.stderr
+    [line] = [line for line in listed.stdout.splitlines() if "old.md:1" in line]
+    assert line.split()[2] == "skip"
+    built = noteexec("build", "--no-run", "--no-cache", vault, "-o", tmp_path / "site")
+    assert built.returncode == 0, built.stderr
+    assert "1 notes, 1 blocks: 0 passed, 0 failed, 1 skipped\n" in built.stdout  # not "1 not run"

@@ -2,7 +2,7 @@
 
 A note's processes (:mod:`noteexec.sandbox.tree`) write events to a pipe of their own; the
 note's code holds that pipe too, so every line is checked against the protocol
-(:func:`noteexec.sandbox.protocol.note_event`) and a note that sends anything else is reported
+(:func:`note_event`, against :mod:`noteexec.sandbox.protocol`) and a note that sends anything else is reported
 with a broken channel, touching no other note. When the note has said ``done`` or its
 processes have ended, :meth:`Running.result` assembles the facts the checker gets: each
 block's state, and how the processes ended (a signal, a timeout, the memory cap, an exit).

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from noteexec.options import add_cache_arguments, add_sandbox_arguments
+from noteexec.site.mermaid import DEFAULT_MERMAID_URL
 
 SITE_COMMANDS = ("build", "render", "serve")
-MERMAID_VERSION = "12.3.0"
-DEFAULT_MERMAID_URL = f"https://cdn.jsdelivr.net/npm/mermaid@{MERMAID_VERSION}/dist/mermaid.min.js"
 
 
 def _common(command: argparse.ArgumentParser, jobs: bool = True) -> None:

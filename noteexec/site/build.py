@@ -22,11 +22,11 @@ from noteexec.display import shown_path, unicode_path
 from noteexec.memory import collector_paused
 from noteexec.model import Note
 from noteexec.results import NoteResult
-from noteexec.site.arguments import DEFAULT_MERMAID_URL
 from noteexec.site.assets import favicon_svg, site_css, site_js, theme_js
 from noteexec.site.attachments import withheld
 from noteexec.site.custom_css import CssFileError, CustomCss, load_custom_css
 from noteexec.site.linker import BrokenLink, SiteIndex
+from noteexec.site.mermaid import DEFAULT_MERMAID_URL
 from noteexec.site.page import Page, PageStatus, make_page
 from noteexec.site.parsed import ParsedNote, parse_for_site
 from noteexec.site.render import (

@@ -72,16 +72,6 @@ SUN = _svg(
 )
 MOON = _svg("moon-icon", '<path d="M19.5 14.6A8 8 0 0 1 9.4 4.5a8 8 0 1 0 10.1 10.1z"/>')
 MENU = _svg("menu-icon", '<path d="M4 6.5h16M4 12h16M4 17.5h16"/>')
-LINK = _svg(
-    "link-icon",
-    '<path d="M10 14a4 4 0 0 0 5.7 0l3.2-3.2a4 4 0 0 0-5.7-5.7l-1 1"/>'
-    '<path d="M14 10a4 4 0 0 0-5.7 0l-3.2 3.2a4 4 0 0 0 5.7 5.7l1-1"/>',
-)
-COPY = _svg(
-    "copy-icon",
-    '<rect x="8.5" y="8.5" width="11.5" height="11.5" rx="2"/><path d="M15.5 8.5V6'
-    'a2 2 0 0 0-2-2H6a2 2 0 0 0-2 2v7.5a2 2 0 0 0 2 2h2.5"/>',
-)
 GRAPH = _svg(
     "graph-icon",
     '<circle cx="6" cy="6" r="2.5"/><circle cx="18" cy="6" r="2.5"/><circle cx="12" cy="18" r="2.5"/>'

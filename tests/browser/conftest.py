@@ -27,8 +27,8 @@ from noteexec.check import check
 from noteexec.config.files import load_config
 from noteexec.discover import discover
 from noteexec.sandbox import Sandbox
-from noteexec.site.arguments import MERMAID_VERSION
 from noteexec.site.build import BuildOptions, build_site
+from noteexec.site.mermaid import MERMAID_VERSION
 from tests.conftest import REPO
 
 CHROMIUM = Path(os.environ.get("NOTEEXEC_CHROMIUM", "/usr/bin/chromium"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import pytest
 
@@ -115,6 +116,10 @@ MALFORMED = {
     "a setup failure at a line that is text": line(
         {"event": "setup_failed", "line": "1", "exception": RAN["exception"]}
     ),
+    "a block reported that never started": line({"event": "block", "index": 0, "facts": RAN}),
+    "a number too large for a float": line({"event": "block", "index": 0, "facts": RAN}).replace(
+        b'"duration": ', b'"duration": 1' + b"0" * 400 + b", \"x\": "
+    ),
     # What a note ran under is the worker's plan: a note that claims its own is lying.
     "a claim of its own isolation": line({"event": "isolation", "isolation": {**ISOLATION, "level": "full"}}),
 }  # fmt: skip
@@ -144,3 +149,43 @@ def test_a_note_that_forges_its_facts_is_reported_broken_and_the_checker_goes_on
     assert facts[forged].ended is not None and "broke its result channel" in facts[forged].ended
     assert [block.state for block in facts[forged].blocks] == ["crashed", "not_run"]
     assert facts[honest].blocks[0].stdout == "4\n"
+
+
+def test_a_note_cannot_restart_its_own_timeout_or_report_a_block_it_did_not_start() -> None:
+    """Each block gets the timeout once: a note that says a block started again (or out of
+    order) to reset its deadline breaks its channel instead."""
+    for events in (
+        [{"event": "start", "index": 0}, {"event": "start", "index": 0}],
+        [
+            {"event": "start", "index": 1},
+            {"event": "block", "index": 1, "facts": RAN},
+            {"event": "start", "index": 0},
+        ],
+        [{"event": "start", "index": 0}, {"event": "block", "index": 1, "facts": RAN}],
+    ):
+        note = running()
+        with pytest.raises(BrokenChannel, match="out of order"):
+            for event in events:
+                note.feed(line(event))
+
+
+def test_a_note_that_forges_its_exit_is_killed_and_the_run_goes_on() -> None:
+    """The exit event travels on the channel the note holds: a note that sends it early and
+    then spins (a child sleeping beside it) once stopped the worker for good."""
+    forge = (
+        "import json, os, subprocess\n"
+        "subprocess.Popen(['sleep', '600'])\n"
+        "os.write(1021, (json.dumps({'event': 'exit', 'status': 0}) + '\\n').encode())\n"
+        "while True:\n"
+        "    pass\n"
+    )
+    started = time.monotonic()
+    with Sandbox() as sandbox:
+        forged = sandbox.submit(NoteRun(path="/forge.md", blocks=(BlockRun(1, forge),), timeout=30))
+        honest = [
+            sandbox.submit(NoteRun(path=f"/n{i}.md", blocks=(BlockRun(1, "print(2 + 2)"),))) for i in range(3)
+        ]
+        facts = dict(sandbox.next_facts() for _ in range(4))
+    assert time.monotonic() - started < 25  # neither the spinning note nor its timeout held the run
+    assert facts[forged].blocks[0].state == "crashed"
+    assert all(facts[ticket].blocks[0].stdout == "4\n" for ticket in honest)

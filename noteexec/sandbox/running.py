@@ -90,9 +90,12 @@ class Running:
     deadline: float
     vault_before: dict[str, tuple[int, ...]] | None
     stage: str = "prepared"
-    buffer: bytes = b""
+    pending: list[bytes] = field(default_factory=list)
+    """What arrived since the last line break, in pieces: joined once a line is complete."""
+    pending_size: int = 0
     blocks: dict[int, RanBlock] = field(default_factory=dict)
     current: int | None = None
+    last_started: int = -1
     setup_failed: SetupFailed | None = None
     status: int | None = None
     exit_status: int | None = None
@@ -102,30 +105,42 @@ class Running:
     out_of_memory: bool = False
 
     def feed(self, chunk: bytes) -> None:
-        """Take what the note's processes wrote; raises BrokenChannel on anything malformed."""
-        self.buffer += chunk
-        if len(self.buffer) > CHANNEL_CAP:
+        """Take what the note's processes wrote; raises BrokenChannel on anything malformed.
+
+        A chunk without a line break is only kept: a note writing one endless line costs the
+        worker a copy per chunk, not a scan of everything so far."""
+        self.pending_size += len(chunk)
+        if self.pending_size > CHANNEL_CAP:
             raise BrokenChannel(f"the note wrote more than {CHANNEL_CAP >> 20} MiB without a line break")
-        *lines, self.buffer = self.buffer.split(b"\n")
+        if b"\n" not in chunk:
+            self.pending.append(chunk)
+            return
+        *lines, rest = b"".join([*self.pending, chunk]).split(b"\n")
+        self.pending, self.pending_size = ([rest] if rest else []), len(rest)
         for line in lines:
             try:
                 event = note_event(line, len(self.job["blocks"]))
-            except (ValueError, RecursionError) as error:  # Malformed, or not JSON at all
+            except (ValueError, RecursionError, OverflowError) as error:  # Malformed, or not JSON at all
                 raise BrokenChannel(f"the note broke its result channel ({type(error).__name__})") from None
             self._receive(event)
 
     def _receive(self, event: NoteEvent) -> None:
-        kind = event["event"]
-        if kind in ("start", "block"):
-            self.deadline = time.monotonic() + self.job["timeout"]
+        # Blocks start in order, each once, and report the one started: a note cannot restart
+        # its own timeout at will, only once per block.
         if event["event"] == "ready":
             if self.stage == "prepared":
                 self.deadline = math.inf  # waiting for its turn is not running
         elif event["event"] == "start":
-            self.current = event["index"]
+            if self.current is not None or event["index"] <= self.last_started:
+                raise BrokenChannel("the note broke its result channel (a block started out of order)")
+            self.current = self.last_started = event["index"]
+            self.deadline = time.monotonic() + self.job["timeout"]
         elif event["event"] == "block":
+            if event["index"] != self.current:
+                raise BrokenChannel("the note broke its result channel (a block reported out of order)")
             self.blocks[event["index"]] = event["facts"]
             self.current = None
+            self.deadline = time.monotonic() + self.job["timeout"]
         elif event["event"] == "setup_failed":
             self.setup_failed = {"line": event["line"], "exception": event["exception"]}
         elif event["event"] == "done":

@@ -372,7 +372,7 @@ class Worker:
         """A note that garbles its channel is killed and reported with the reason; no other note
         is touched."""
         note.broken = reason
-        note.buffer = b""
+        note.pending.clear()
         self._close_reader(note)
         self._kill(note)
 
@@ -415,14 +415,17 @@ class Worker:
             kill_children(keep=frozenset(self.notes))
 
     def _finish_if_done(self, note: Running) -> None:
-        """Write a note's result once it said ``done`` or its process was reaped.
+        """Write a note's result once its PID 1 said how the note ended, or was reaped.
 
-        A note that said ``done`` only exits; where the vault is only watched (no read-only
-        view), the worker still waits for that exit.
+        The ``exit`` event comes down the channel the note's own code holds too, so the note
+        could send it early: a note finished before its PID 1 was reaped is killed at once
+        (an honest PID 1 is exiting anyway), and where the vault is only watched (no
+        read-only view), only the reaping ends it, so that its check comes after the last write.
         """
         if note.stage not in ("prepared", "running"):
             return
-        ended = note.status is not None or note.broken is not None or note.exit_status is not None
+        reported = note.exit_status is not None and note.vault_before is None
+        ended = note.status is not None or note.broken is not None or reported
         if not ended:
             return  # its PID 1 reports when the note and all it started are gone
         if note.reader != -1 and note.status is not None:
@@ -440,6 +443,8 @@ class Worker:
         note.deadline = math.inf
         note.out_of_memory = not note.done and out_of_memory(note.groups)
         _write(self.output_fd, note.result(note.vault_changes()))
+        if note.status is None:
+            self._kill(note)
 
     def _warm_up(self) -> None:
         """Import the parts of torch that notes load lazily, once the first note has finished

@@ -72,10 +72,17 @@ def spawn(job: Job, plan: Plan, groups: tuple[str, ...], probe: bool = False) ->
     """Fork a note's PID 1 (into its namespaces), from the worker, and do the set-up only the
     worker can do: its id map, as root. Returns its pid, its channel and its go pipe. Nothing
     here waits for the child: the worker goes back to its running notes at once."""
-    procs = open_procs(groups)
     reader, writer = os.pipe()
     go_reader, go_writer = os.pipe()
     sync_worker, sync_note = socket.socketpair()
+    try:
+        procs = open_procs(groups)
+    except OSError:
+        for fd in (reader, writer, go_reader, go_writer):
+            os.close(fd)
+        sync_worker.close()
+        sync_note.close()
+        raise
     fds = {writer: CHANNEL_FD, go_reader: GO_FD, sync_note.fileno(): SYNC_FD}
     fds.update({fd: SYNC_FD - 1 - index for index, fd in enumerate(procs)})
     try:

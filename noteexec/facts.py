@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # types only: reading facts (renderers do) never loads the sandbox package
     from noteexec.sandbox.protocol import (
-        BlockResult,
+        BlockFactsJSON,
         BlockState,
         ExceptionFacts,
         Isolation,
@@ -85,7 +85,7 @@ class BlockFacts:
     graphs: tuple[Graph, ...] = ()
 
     @classmethod
-    def from_json(cls, data: BlockResult) -> BlockFacts:
+    def from_json(cls, data: BlockFactsJSON) -> BlockFacts:
         exception = data.get("exception")
         return cls(
             state=data["state"],
@@ -191,7 +191,7 @@ def _raised_json(raised: Raised) -> ExceptionFacts:
     }
 
 
-def _block_json(block: BlockFacts) -> BlockResult:
+def _block_json(block: BlockFacts) -> BlockFactsJSON:
     return {
         "state": block.state,
         "reason": block.reason,

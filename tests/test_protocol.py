@@ -10,7 +10,7 @@ import pytest
 
 from noteexec.facts import NoteFacts
 from noteexec.sandbox import BlockRun, NoteRun, Sandbox
-from noteexec.sandbox.protocol import Isolation, Job, NoteFactsJSON, NoteResult, RanBlock
+from noteexec.sandbox.protocol import Isolation, Job, NoteFactsJSON, RanBlock, WorkerResult
 from noteexec.sandbox.running import BrokenChannel, Running, note_event
 from noteexec.sandbox.tree import Plan
 
@@ -64,7 +64,7 @@ def test_honest_events_pass_unchanged_and_make_the_result_the_checker_reads() ->
     note.feed(block[10:])
     note.feed(line({"event": "done"}) + line({"event": "exit", "status": 0}))
     assert note.blocks[0] == RAN and note.done and note.exit_status == 0
-    result: NoteResult = json.loads(json.dumps(note.result([])))
+    result: WorkerResult = json.loads(json.dumps(note.result([])))
     assert result["blocks"][0] == {**json.loads(json.dumps(RAN)), "state": "ran"}
     assert result["isolation"] == ISOLATION
     facts = NoteFacts.from_json(result)

@@ -2,7 +2,7 @@
 
 Three pipes, each carrying JSON lines (nothing is pickled)::
 
-    checker ──(Job, SetParallel, Stop)──▶ worker ──(Started, Refused, NoteResult)──▶ checker
+    checker ──(Job, SetParallel, Stop)──▶ worker ──(Started, Refused, WorkerResult)──▶ checker
                                             ▲
                                             │ NoteEvent: a pipe per note, untrusted
                                             │
@@ -14,7 +14,7 @@ descriptor), so the worker checks every event against its type and copies only t
 (:func:`noteexec.sandbox.running.note_event`): what it passes on to the checker is always the
 shape below, and a note that sends anything else breaks its own channel and nothing else.
 
-Facts (:class:`RanBlock`, :class:`BlockResult`, :class:`NoteFactsJSON`) are also what
+Facts (:class:`RanBlock`, :class:`BlockFactsJSON`, :class:`NoteFactsJSON`) are also what
 ``noteexec.facts`` reads into frozen dataclasses and what the cache stores: their JSON shape is
 a contract.
 """
@@ -98,7 +98,7 @@ class RanBlock(TypedDict):
     graphs: list[GraphFacts]
 
 
-class BlockResult(TypedDict, total=False):
+class BlockFactsJSON(TypedDict, total=False):
     """One block's facts in a result: a :class:`RanBlock` with its state, or only a state and
     the reason it did not run (or crashed). The cache stores the same shape, without ``exit``."""
 
@@ -142,7 +142,7 @@ class Isolation(TypedDict, total=False):
 class NoteFactsJSON(TypedDict):
     """Everything that happened when a note ran: what ``NoteFacts`` reads and the cache stores."""
 
-    blocks: list[BlockResult]
+    blocks: list[BlockFactsJSON]
     setup_failed: SetupFailed | None
     ended: str | None
     """How the note's processes ended when they did not finish normally."""
@@ -165,7 +165,7 @@ class BlockJob(TypedDict):
 @final
 class Job(TypedDict):
     """Sent by the checker for every note to run (again, after a worker died): the worker
-    queues it and answers with :class:`Started` and then a :class:`NoteResult` or a
+    queues it and answers with :class:`Started` and then a :class:`WorkerResult` or a
     :class:`Refused` carrying the same ``id``."""
 
     id: int
@@ -226,13 +226,13 @@ class Refused(TypedDict):
 
 
 @final
-class NoteResult(NoteFactsJSON):
+class WorkerResult(NoteFactsJSON):
     """Sent by the worker once a note's processes said ``done`` or ended: its facts."""
 
     id: int
 
 
-FromWorker = Started | Refused | NoteResult
+FromWorker = Started | Refused | WorkerResult
 
 
 # --- the note's processes → worker (one pipe per note) -------------------------------------------

@@ -18,17 +18,17 @@ import time
 from dataclasses import dataclass, field
 
 from noteexec.sandbox.protocol import (
-    BlockResult,
+    BlockFactsJSON,
     ExceptionFacts,
     GradientFacts,
     GraphFacts,
     GraphNode,
     Job,
     NoteEvent,
-    NoteResult,
     RanBlock,
     SetupFailed,
     WarningFacts,
+    WorkerResult,
 )
 from noteexec.sandbox.tree import Plan
 
@@ -155,12 +155,12 @@ class Running:
         before, after = self.vault_before, vault_snapshot(self.job["readonly"])
         return sorted(path for path in set(before) | set(after) if before.get(path) != after.get(path))
 
-    def result(self, vault_changes: list[str]) -> NoteResult:
+    def result(self, vault_changes: list[str]) -> WorkerResult:
         ended = self._how_it_ended()
-        blocks: list[BlockResult] = []
+        blocks: list[BlockFactsJSON] = []
         for index in range(len(self.job["blocks"])):
             ran = self.blocks.get(index)
-            facts: BlockResult
+            facts: BlockFactsJSON
             if ran is None:
                 if self.setup_failed is not None:
                     facts = {"state": "not_run", "reason": "the hidden setup failed"}

@@ -114,6 +114,19 @@ for family, address in ((socket.AF_INET, ('127.0.0.1', PORTNUMBER)), (socket.AF_
         pass
 print(reached)
 """,
+    "timeout": """
+import json, os, time
+for _ in range(90):  # say block 0 started again, to restart its timeout, past the run's 30 s
+    os.write(1021, (json.dumps({"event": "start", "index": 0}) + '\\n').encode())
+    time.sleep(1)
+""",
+    "exit": """
+import json, os, subprocess
+subprocess.Popen(['sleep', 'MARKER'])
+os.write(1021, (json.dumps({"event": "exit", "status": 0}) + '\\n').encode())  # PID 1's report, forged
+while True:
+    pass
+""",
     "kill": """
 import os, signal
 for pid in (os.getppid(), 1):
@@ -221,6 +234,10 @@ def test_an_attack_from_a_note_fails_and_other_verdicts_stand(tmp_path: Path, us
         assert attack["stdout"] == "still here\n"
     elif name == "network":
         assert attack["stdout"] == "[]\n", attack["stdout"]  # neither the host's TCP nor its abstract sockets
+    elif name == "timeout":
+        assert "a block started out of order" in attack["message"]
+    elif name == "exit":
+        assert attack["outcome"] == "failed" and _survivors() == []
 
 
 def test_the_tree_shares_one_memory_cap_and_the_disk_is_capped(tmp_path: Path) -> None:
@@ -256,7 +273,7 @@ def test_without_namespaces_secrets_results_the_terminal_and_the_vault_stay_out_
     """The fallback (``--no-namespaces``): a checker that is not dumpable, a filtered
     environment, a subreaper, the system-call filter and Landlock (files, TCP, abstract sockets,
     signals) still hold these; the run says loudly what is missing."""
-    for name in ("secrets", "forge", "terminal", "survivors", "root", "kill", "network"):
+    for name in ("secrets", "forge", "terminal", "survivors", "root", "kill", "network", "timeout", "exit"):
         folder = tmp_path / name
         folder.mkdir()
         notes, stdout, stderr = run_attack(folder, name, user, "--no-namespaces")
@@ -277,6 +294,10 @@ def test_without_namespaces_secrets_results_the_terminal_and_the_vault_stay_out_
             assert attack["stdout"] == "still here\n"
         elif name == "network":
             assert attack["stdout"] == "[]\n", attack["stdout"]
+        elif name == "timeout":
+            assert "a block started out of order" in attack["message"]
+        elif name == "exit":
+            assert attack["outcome"] == "failed" and _survivors() == []
 
 
 def test_strict_isolation_refuses_to_run_without_the_full_sandbox(tmp_path: Path) -> None:

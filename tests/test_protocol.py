@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import pytest
 
@@ -179,13 +178,12 @@ def test_a_note_that_forges_its_exit_is_killed_and_the_run_goes_on() -> None:
         "while True:\n"
         "    pass\n"
     )
-    started = time.monotonic()
     with Sandbox() as sandbox:
         forged = sandbox.submit(NoteRun(path="/forge.md", blocks=(BlockRun(1, forge),), timeout=30))
         honest = [
             sandbox.submit(NoteRun(path=f"/n{i}.md", blocks=(BlockRun(1, "print(2 + 2)"),))) for i in range(3)
         ]
         facts = dict(sandbox.next_facts() for _ in range(4))
-    assert time.monotonic() - started < 25  # neither the spinning note nor its timeout held the run
+    assert "timed out" not in (facts[forged].ended or "")  # killed when it said it ended, not at 30 s
     assert facts[forged].blocks[0].state == "crashed"
     assert all(facts[ticket].blocks[0].stdout == "4\n" for ticket in honest)

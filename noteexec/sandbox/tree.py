@@ -75,17 +75,9 @@ def spawn(job: Job, plan: Plan, groups: tuple[str, ...], probe: bool = False) ->
     reader, writer = os.pipe()
     go_reader, go_writer = os.pipe()
     sync_worker, sync_note = socket.socketpair()
+    procs: list[int] = []
     try:
         procs = open_procs(groups)
-    except OSError:
-        for fd in (reader, writer, go_reader, go_writer):
-            os.close(fd)
-        sync_worker.close()
-        sync_note.close()
-        raise
-    fds = {writer: CHANNEL_FD, go_reader: GO_FD, sync_note.fileno(): SYNC_FD}
-    fds.update({fd: SYNC_FD - 1 - index for index, fd in enumerate(procs)})
-    try:
         pid = fork_into_namespaces() if plan.namespaces else os.fork()
     except OSError:
         for fd in (reader, writer, go_reader, go_writer, *procs):
@@ -94,6 +86,8 @@ def spawn(job: Job, plan: Plan, groups: tuple[str, ...], probe: bool = False) ->
         sync_note.close()
         raise
     if pid == 0:
+        fds = {writer: CHANNEL_FD, go_reader: GO_FD, sync_note.fileno(): SYNC_FD}
+        fds.update({fd: SYNC_FD - 1 - index for index, fd in enumerate(procs)})
         init(job, fds, plan, probe)
     for fd in (writer, go_reader, *procs):
         os.close(fd)

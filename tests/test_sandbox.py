@@ -64,10 +64,14 @@ def test_ignored_sigterm_does_not_save_a_runaway_note(run_note: RunNote, isolati
     [
         ("import os\nos._exit(3)", "process exited with code 3"),
         ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "SIGKILL"),
+        ("import os, signal\nos.killpg(0, signal.SIGKILL)", "SIGKILL"),
+        ("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)", "SIGTERM"),
+        ("import signal\nsignal.raise_signal(signal.SIGUSR1)", "SIGUSR1"),
+        ("import signal, time\nsignal.alarm(1)\ntime.sleep(20)", "SIGALRM"),
         ("import ctypes\nctypes.string_at(0)", "SIGSEGV (segmentation fault)"),
         ("import sys\nsys.exit(4)", "called sys.exit(4)"),
     ],
-    ids=["os._exit", "sigkill", "segfault", "sys.exit"],
+    ids=["os._exit", "sigkill", "killpg", "sigterm", "raise_signal", "alarm", "segfault", "sys.exit"],
 )
 def test_process_endings_fail_the_running_block(
     run_note: RunNote, isolation: Config, code: str, reason: str
@@ -76,6 +80,22 @@ def test_process_endings_fail_the_running_block(
     assert outcomes(result) == ["passed", "failed", "failed"]
     assert reason in result.blocks[1].verdict.message
     assert "not run" in result.blocks[2].verdict.message
+
+
+def test_a_forked_child_of_the_note_keeps_its_default_signals(run_note: RunNote, isolation: Config) -> None:
+    """The note's process is its namespace's PID 1 and handles the signals it sends itself;
+    the processes it forks are ordinary ones: SIGTERM ends them as it would anywhere."""
+    code = (
+        "import multiprocessing, signal, time\n"
+        "context = multiprocessing.get_context('fork')\n"
+        "child = context.Process(target=time.sleep, args=(30,))\n"
+        "child.start()\n"
+        "child.terminate()\n"
+        "child.join(10)\n"
+        "print(child.exitcode, signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN)"
+    )
+    result = run_note(fence(code), config=isolation)
+    assert result.blocks[0].facts.stdout == f"{-signal.SIGTERM} True\n", result.blocks[0].verdict.message
 
 
 def test_huge_allocation_fails_the_block_not_the_machine(run_note: RunNote) -> None:

@@ -3,21 +3,21 @@
 ::
 
     worker (torch imported, no op ever run; not dumpable; a child subreaper; enforces timeouts)
-      └─ PID 1 of the note's own user, PID, mount, network, IPC, UTS and cgroup namespaces
-         (forked straight into them): joins the note's cgroups, builds its read-only world,
-         locks it down                                                      (tree.init)
-           └─ the note's process (PID 2): prepares, waits for its turn, runs the blocks
-              (tree.note_process, execute, observe)
-                └─ whatever the note starts
+      └─ the note's process: PID 1 of its own user, PID, mount, network, IPC, UTS and cgroup
+         namespaces (cloned straight into them); joins the note's cgroups, builds its read-only
+         world, locks it down, prepares, waits for its turn, runs the blocks
+         (tree.init, tree.note_process, execute, observe)
+           └─ whatever the note starts
 
-A fork per process keeps the overhead low, and the next note's processes are made while the
-current note runs; the worker never waits for a note's set-up. Each fork copies the page tables
-of the worker's address space (torch: about 200 MiB), the main cost of a note, hence two per
-note. Nothing a note starts outlives it: when the note's process ends, its PID 1 reports how and
-exits, and the kernel kills everything left in the namespace; killing PID 1 (a timeout, or the
-worker's death) does the same. Without namespaces, PID 1 is a child subreaper that kills what
-the note left. Results travel as JSON lines over a pipe per note (:mod:`noteexec.sandbox.protocol`);
-nothing is pickled, and a note that garbles its own pipe fails alone.
+A fork per note keeps the overhead low, and the next note's process is made while the current
+note runs; the worker never waits for a note's set-up. Each fork copies the page tables of the
+worker's address space (torch: about 200 MiB), the main cost of a note, hence one process per
+note. Nothing a note starts outlives it: when the note's process ends, or is killed (a timeout,
+or the worker's death), the kernel kills everything left in its namespace before the worker
+reaps it. Without namespaces, the note's process has a parent of its own, a child subreaper that
+kills what the note left. Results travel as JSON lines over a pipe per note
+(:mod:`noteexec.sandbox.protocol`); nothing is pickled, and a note that garbles its own pipe
+fails alone.
 
 This module is the worker's event loop (:class:`Worker`): jobs in; notes prepared, started,
 timed out and reaped; results out. Its view of one note (the events it sent, its result) is

@@ -238,9 +238,11 @@ def keep_self_signals_fatal(channel: Channel) -> None:
     get a handler, and SIGKILL aimed at this process (``os.kill``, ``os.killpg``,
     ``signal.pthread_kill``, seen through an audit hook) is caught before it is sent: either
     reports the signal as how the process ended (an ``exit`` event with that wait status) and
-    waits for the worker to kill the namespace. A process the note forks is no PID 1: there
-    each signal keeps its default. Not covered: signals raised from C (``abort()`` ends by
-    SIGSEGV, its last resort, instead of SIGABRT).
+    waits for the worker to kill the namespace. A process the note forks is no PID 1: it gets
+    the defaults back before it runs a line of Python, with these signals blocked across the
+    fork, so that one sent to it at once (``Process.terminate()`` after ``start()``) ends it as
+    anywhere. Not covered: signals raised from C (``abort()`` ends by SIGSEGV, its last resort,
+    instead of SIGABRT).
     """
     ending: list[int] = []
 
@@ -268,6 +270,23 @@ def keep_self_signals_fatal(channel: Channel) -> None:
             if at_self and number == signal.SIGKILL:
                 end_by(signal.SIGKILL)
 
+    masks: list[set[int | signal.Signals]] = []
+
+    def before_fork() -> None:
+        masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, SELF_SIGNALS))
+
+    def after_fork_in_parent() -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, masks.pop())
+
+    def after_fork_in_child() -> None:
+        for number in SELF_SIGNALS:
+            if signal.getsignal(number) is handler:  # not a handler the note set itself
+                signal.signal(number, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, masks.pop())
+
     for number in SELF_SIGNALS:
         signal.signal(number, handler)
+    os.register_at_fork(
+        before=before_fork, after_in_parent=after_fork_in_parent, after_in_child=after_fork_in_child
+    )
     sys.addaudithook(audit)

@@ -69,9 +69,20 @@ def test_ignored_sigterm_does_not_save_a_runaway_note(run_note: RunNote, isolati
         ("import signal\nsignal.raise_signal(signal.SIGUSR1)", "SIGUSR1"),
         ("import signal, time\nsignal.alarm(1)\ntime.sleep(20)", "SIGALRM"),
         ("import ctypes\nctypes.string_at(0)", "SIGSEGV (segmentation fault)"),
+        ("import os\nos.abort()", "process killed by SIG"),  # SIGSEGV as a PID 1: README says why
         ("import sys\nsys.exit(4)", "called sys.exit(4)"),
     ],
-    ids=["os._exit", "sigkill", "killpg", "sigterm", "raise_signal", "alarm", "segfault", "sys.exit"],
+    ids=[
+        "os._exit",
+        "sigkill",
+        "killpg",
+        "sigterm",
+        "raise_signal",
+        "alarm",
+        "segfault",
+        "abort",
+        "sys.exit",
+    ],
 )
 def test_process_endings_fail_the_running_block(
     run_note: RunNote, isolation: Config, code: str, reason: str

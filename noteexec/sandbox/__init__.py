@@ -9,8 +9,8 @@ The package, by job:
 - ``__init__`` (here): the checker's side: ``Sandbox``, ``NoteRun``, the notes' environment.
 - ``protocol``: every message and fact that crosses a pipe, typed once.
 - ``worker``: the warm worker's event loop; ``running``: its view of one note (the events the
-  note sent, checked; its result); ``tree``: the processes inside a note's tree (PID 1, the
-  note's process) and how they are forked.
+  note sent, checked; its result); ``tree``: the processes inside a note's tree (the note's
+  process, its namespace's PID 1) and how they are forked.
 - ``execute``: runs a note's blocks in its process; ``observe``: what autograd did meanwhile.
 - ``isolation``, ``lockdown``, ``cgroups``: the Linux primitives (namespaces and the read-only
   world; capabilities, the system-call filter and Landlock; memory and process caps).

@@ -90,7 +90,7 @@ class NoteGroups:
 
 
 def open_procs(folders: tuple[str, ...]) -> list[int]:
-    """Open each group's ``cgroup.procs`` for the note's PID 1 to join it (:func:`join_self`):
+    """Open each group's ``cgroup.procs`` for the note's process to join it (:func:`join_self`):
     the kernel checks the opener's credentials, the worker's, and the worker does not wait
     while the kernel moves the process (tens of milliseconds on cgroup v1)."""
     opened: list[int] = []

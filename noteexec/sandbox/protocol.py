@@ -6,7 +6,7 @@ Three pipes, each carrying JSON lines (nothing is pickled)::
                                             ▲
                                             │ NoteEvent: a pipe per note, untrusted
                                             │
-                              a note's PID 1 and its process
+                        the note's process (its namespace's PID 1)
 
 The checker and the worker trust each other: their messages are typed here and not checked
 again on the hot path. A note's pipe is written by the note's own code too (it holds the

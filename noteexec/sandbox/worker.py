@@ -415,20 +415,22 @@ class Worker:
             kill_children(keep=frozenset(self.notes))
 
     def _finish_if_done(self, note: Running) -> None:
-        """Write a note's result once its PID 1 said how the note ended, or was reaped.
+        """Write a note's result once its process has been reaped: then nothing it started is
+        left (the kernel ends a PID namespace with its PID 1 before the worker can reap it;
+        without namespaces, its parent killed what the note left before it exited).
 
-        The ``exit`` event comes down the channel the note's own code holds too, so the note
-        could send it early: a note finished before its PID 1 was reaped is killed at once
-        (an honest PID 1 is exiting anyway), and where the vault is only watched (no
-        read-only view), only the reaping ends it, so that its check comes after the last write.
+        The ``exit`` event comes down the channel the note's own code holds, so it only ends the
+        note: killed at once, reported when reaped, with the status it reported (the note's own
+        account of itself: a signal it sent itself, or its parent's report, without namespaces).
+        A broken channel ends the note the same way.
         """
         if note.stage not in ("prepared", "running"):
             return
-        reported = note.exit_status is not None and note.vault_before is None
-        ended = note.status is not None or note.broken is not None or reported
-        if not ended:
-            return  # its PID 1 reports when the note and all it started are gone
-        if note.reader != -1 and note.status is not None:
+        if note.status is None:
+            if note.exit_status is not None or note.broken is not None:
+                self._kill(note)
+            return
+        if note.reader != -1:
             os.set_blocking(note.reader, False)
             try:
                 while chunk := os.read(note.reader, 1 << 16):
@@ -443,8 +445,6 @@ class Worker:
         note.deadline = math.inf
         note.out_of_memory = not note.done and out_of_memory(note.groups)
         _write(self.output_fd, note.result(note.vault_changes()))
-        if note.status is None:
-            self._kill(note)
 
     def _warm_up(self) -> None:
         """Import the parts of torch that notes load lazily, once the first note has finished

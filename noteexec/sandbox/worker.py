@@ -97,8 +97,9 @@ class Worker:
     """Reads jobs (JSON lines) on stdin, runs up to ``parallel`` notes at once, writes results.
 
     The processes of the next note are forked and prepared while the current ones run, so a
-    finished note's slot is refilled by a single write, and a note counts as finished as soon
-    as it says so: tearing down its address space overlaps with the next note.
+    finished note's slot is refilled by a single write, and a note frees its slot as soon as it
+    says it is done: tearing down its address space overlaps with the next note (its result is
+    written once it is reaped).
     """
 
     SPARES = 1
@@ -280,7 +281,9 @@ class Worker:
             alone = any(note.job["alone"] for note in running) or (
                 bool(prepared) and prepared[0].job["alone"] and bool(running)
             )
-            free = len(running) < self._slots() and not alone
+            # A done note is only exiting; until the warm-up, the first one holds its slot.
+            busy = [note for note in running if not (note.done and self.warmed)]
+            free = len(busy) < self._slots() and not alone
             if prepared and free:
                 self._go(prepared[0])
             elif self.queue and (free or len(prepared) < self.SPARES):

@@ -137,7 +137,7 @@ while pid > 1:  # the checker's processes above the note (none is visible from i
         pid = int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[1])
     except OSError:
         break
-for pid in sorted(targets - {os.getpid()}):  # in its namespace, the note is PID 1
+for pid in sorted(targets - {os.getpid()}):  # its own PID 1 among them
     try:
         os.kill(pid, signal.SIGKILL)
     except OSError:

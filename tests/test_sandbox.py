@@ -69,7 +69,7 @@ def test_ignored_sigterm_does_not_save_a_runaway_note(run_note: RunNote, isolati
         ("import signal\nsignal.raise_signal(signal.SIGUSR1)", "SIGUSR1"),
         ("import signal, time\nsignal.alarm(1)\ntime.sleep(20)", "SIGALRM"),
         ("import ctypes\nctypes.string_at(0)", "SIGSEGV (segmentation fault)"),
-        ("import os\nos.abort()", "process killed by SIG"),  # SIGSEGV as a PID 1: README says why
+        ("import os\nos.abort()", "SIGABRT (aborted)"),
         ("import sys\nsys.exit(4)", "called sys.exit(4)"),
     ],
     ids=[
@@ -94,8 +94,8 @@ def test_process_endings_fail_the_running_block(
 
 
 def test_a_forked_child_of_the_note_keeps_its_default_signals(run_note: RunNote, isolation: Config) -> None:
-    """The note's process is its namespace's PID 1 and handles the signals it sends itself;
-    the processes it forks are ordinary ones: SIGTERM ends them as it would anywhere."""
+    """A note's children end by SIGTERM as they would anywhere, even when terminated before
+    they have run a line (the note's process is no PID 1: nothing of its own handles them)."""
     code = (
         "import multiprocessing, time\n"
         "context = multiprocessing.get_context('fork')\n"
@@ -369,6 +369,47 @@ def test_a_dying_worker_costs_only_the_note_it_was_running(
         and "while this note ran" in lost.reason
     )
     assert [facts[ticket].blocks[0].stdout for ticket in tickets[1:]] == ["slept\n", "slept\n"]
+
+
+def test_a_note_that_clears_its_parent_death_signal_still_dies_with_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolation: Config
+) -> None:
+    """The note's own process may clear its PR_SET_PDEATHSIG; its PID 1 (or, without
+    namespaces, its subreaper), which the note cannot reach, still takes it along."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    marker = str(uuid.uuid4().int % 10**8)
+    code = (
+        "import ctypes, subprocess\n"
+        "libc = ctypes.CDLL(None)\n"
+        "libc.prctl(1, 0, 0, 0, 0)  # PR_SET_PDEATHSIG: none\n"
+        f"libc.prctl(15, b'nx{marker}', 0, 0, 0)  # PR_SET_NAME, to be found\n"
+        f"subprocess.Popen(['sleep', '9{marker}'], start_new_session=True)\n"
+        "while True:\n"
+        "    pass\n"
+    )
+    killed: list[int] = []
+    run = NoteRun(path=f"{marker}.md", blocks=(BlockRun(1, code),), namespaces=isolation.namespaces)
+    with Sandbox(parallel=1) as sandbox:
+        ticket = sandbox.submit(run)
+        watcher = _kill_worker_when(sandbox, f"9{marker}", killed)
+        facts = dict([sandbox.next_facts()])
+        watcher.join()
+    assert len(killed) == 1 and "the sandbox worker died" in (facts[ticket].blocks[0].reason or "")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (processes_with(f"9{marker}") or _named(f"nx{marker}")):
+        time.sleep(0.05)
+    assert processes_with(f"9{marker}") == [] and _named(f"nx{marker}") == []
+
+
+def _named(name: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and Path(f"/proc/{entry}/comm").read_text().strip() == name:
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
 
 
 def test_notes_running_beside_a_dying_worker_run_again_alone_and_a_second_death_loses_one(

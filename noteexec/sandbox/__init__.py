@@ -9,8 +9,8 @@ The package, by job:
 - ``__init__`` (here): the checker's side: ``Sandbox``, ``NoteRun``, the notes' environment.
 - ``protocol``: every message and fact that crosses a pipe, typed once.
 - ``worker``: the warm worker's event loop; ``running``: its view of one note (the events the
-  note sent, checked; its result); ``tree``: the processes inside a note's tree (the note's
-  process, its namespace's PID 1) and how they are forked.
+  note sent, checked; its result); ``tree``: the processes inside a note's tree (PID 1, the
+  note's process) and how they are forked.
 - ``execute``: runs a note's blocks in its process; ``observe``: what autograd did meanwhile.
 - ``isolation``, ``lockdown``, ``cgroups``: the Linux primitives (namespaces and the read-only
   world; capabilities, the system-call filter and Landlock; memory and process caps).
@@ -33,6 +33,7 @@ from typing import IO
 
 from noteexec.environment import ENV_ALLOWLIST
 from noteexec.facts import NoteFacts
+from noteexec.sandbox.cgroups import kill_left_by
 from noteexec.sandbox.isolation import not_dumpable
 from noteexec.sandbox.protocol import BlockJob, FromWorker, Job, ToWorker
 
@@ -196,7 +197,10 @@ class Sandbox:
         reason = self._death_reason()
         running = sorted(self._running & self._outstanding.keys())
         progressed, self._running, self._delivered = self._delivered > 0, set(), 0
+        dead = self._process.pid if self._process is not None else None
         self.close()
+        if dead is not None:
+            kill_left_by(dead)  # what its notes started, where no namespace took it along
         if not running and not progressed:
             self._death = reason
             culprits = sorted(self._outstanding)

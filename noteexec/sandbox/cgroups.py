@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import time
 from dataclasses import dataclass
 
 
@@ -90,7 +92,7 @@ class NoteGroups:
 
 
 def open_procs(folders: tuple[str, ...]) -> list[int]:
-    """Open each group's ``cgroup.procs`` for the note's process to join it (:func:`join_self`):
+    """Open each group's ``cgroup.procs`` for the note's PID 1 to join it (:func:`join_self`):
     the kernel checks the opener's credentials, the worker's, and the worker does not wait
     while the kernel moves the process (tens of milliseconds on cgroup v1)."""
     opened: list[int] = []
@@ -135,6 +137,30 @@ def _remove(folder: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def kill_left_by(worker: int, within: float = 2.0) -> None:
+    """Kill what the notes of a dead ``worker`` left in their groups, then remove the groups.
+
+    Without namespaces, a note's descendants in a session of their own outlive a worker that
+    died (its subreapers died with it): only their groups still hold them. Called by the
+    checker once the worker is gone."""
+    own = _own_groups()
+    mounts = _mounts()
+    hierarchies = (("cgroup2", ""), ("memory", "memory"), ("pids", "pids"))
+    parents = [mounts[name] + own[key] for name, key in hierarchies if name in mounts and key in own]
+    for parent in parents:
+        base = os.path.join(parent, f"noteexec-{worker}")
+        for name in _listing(base):
+            folder = os.path.join(base, name)
+            deadline = time.monotonic() + within
+            while (pids := _read(folder, "cgroup.procs").split()) and time.monotonic() < deadline:
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+                        os.kill(int(pid), signal.SIGKILL)
+                time.sleep(0.01)
+            _remove(folder)
+        _remove(base)
 
 
 def _clean_stale(parent: str) -> None:

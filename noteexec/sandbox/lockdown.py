@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import signal
 from functools import cache
 from typing import Protocol, cast
 
@@ -24,6 +25,7 @@ from noteexec.sandbox.isolation import (
     CLONE_NEWUTS,
     NOTE_ID,
     PR_SET_KEEPCAPS,
+    PR_SET_PDEATHSIG,
     libc_call,
 )
 
@@ -50,7 +52,8 @@ REFUSED = (
 )  # fmt: skip
 """Refused with EPERM. ``clone`` is refused when it asks for a namespace or a sibling
 (``CLONE_PARENT``); ``clone3``, whose flags a filter cannot read, says ENOSYS, so the C
-library falls back to ``clone``."""
+library falls back to ``clone``; ``prctl(PR_SET_PDEATHSIG)`` is refused for any signal but
+SIGKILL."""
 
 
 class _Header(ctypes.Structure):
@@ -131,6 +134,14 @@ def syscall_filter() -> SyscallFilter:
     for flag in (*_NAMESPACE_FLAGS, CLONE_PARENT):
         rules.add_rule(refuse, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
     rules.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")
+    # A parent-death signal may be set to SIGKILL, never cleared or softened: the note's own
+    # process dies with its parent that way, and the note must not undo it.
+    rules.add_rule(
+        refuse,
+        "prctl",
+        pyseccomp.Arg(0, pyseccomp.EQ, PR_SET_PDEATHSIG),
+        pyseccomp.Arg(1, pyseccomp.NE, signal.SIGKILL),
+    )
     return cast(SyscallFilter, rules)
 
 

@@ -6,7 +6,7 @@ Three pipes, each carrying JSON lines (nothing is pickled)::
                                             ▲
                                             │ NoteEvent: a pipe per note, untrusted
                                             │
-                        the note's process (its namespace's PID 1)
+                              a note's PID 1 and its process
 
 The checker and the worker trust each other: their messages are typed here and not checked
 again on the hot path. A note's pipe is written by the note's own code too (it holds the
@@ -266,7 +266,7 @@ class BlockEvent(TypedDict):
 
 @final
 class SetupFailedEvent(TypedDict):
-    """Sent by the note's PID 1 when the sandbox cannot be set up, or by the note's process when the
+    """Sent by PID 1 when the sandbox cannot be set up, or by the note's process when the
     prelude or a hidden setup block raised: no block runs."""
 
     event: Literal["setup_failed"]
@@ -283,9 +283,8 @@ class DoneEvent(TypedDict):
 
 @final
 class ExitEvent(TypedDict):
-    """How the note's process ended (a wait status). Sent by its parent, without namespaces, once
-    it and everything it started are gone; or by the note's process itself, as its namespace's
-    PID 1, when it sent itself a signal that ends it (the kernel spares a PID 1 those)."""
+    """Sent by PID 1 once the note's process and everything it started are gone: how it ended
+    (a wait status)."""
 
     event: Literal["exit"]
     status: int

@@ -3,24 +3,20 @@
 ::
 
     worker
-      └─ the note's process (:func:`init`, then :func:`note_process`): cloned straight into the
-         note's own user, PID, mount, network, IPC, UTS and cgroup namespaces, as their PID 1;
-         joins the note's cgroups, takes the note's id, builds its read-only world, locks it
-         down, prepares, waits for its turn, runs the blocks (:mod:`noteexec.sandbox.execute`)
-           └─ whatever the note starts
+      └─ PID 1 (:func:`init`): forked straight into the note's own user, PID, mount, network,
+         IPC, UTS and cgroup namespaces; joins the note's cgroups, takes the note's id, builds
+         its read-only world, locks it down
+           └─ the note's process (:func:`note_process`, PID 2): prepares, waits for its turn,
+              runs the blocks (:mod:`noteexec.sandbox.execute`)
+                └─ whatever the note starts
 
-It keeps only the descriptors handed to it at fixed numbers: the channel to the worker
+Both keep only the descriptors handed to them at fixed numbers: the channel to the worker
 (``CHANNEL_FD``, JSON lines of :data:`noteexec.sandbox.protocol.NoteEvent`), the ``go`` pipe
-(a byte when the note's turn comes), the worker's sync socket (its ids are mapped) and the
-note's cgroup files. Nothing it does may unwind into the worker's code: it ends with
-``os._exit``. As the namespace's PID 1, its end is the end of everything left in the namespace
-(the kernel kills it all before the worker can reap the note), and one process per note is one
-copy of torch's page tables per note. A PID 1 differs from other processes in one way a note can
-see: the kernel spares it the signals it sends itself, so :func:`keep_self_signals_fatal` makes
-those end the note as anywhere else.
-
-Without namespaces, :func:`init` is a child subreaper that forks the note's process, reports
-how it ended (an ``exit`` event) once it has killed what the note left, and exits.
+(a byte when the note's turn comes), the worker's sync socket (PID 1's ids are mapped) and the
+note's cgroup files. Nothing either does may unwind into the worker's code: each ends with
+``os._exit``. When the note's process ends, PID 1 reports how (an ``exit`` event) and exits, and
+the kernel kills everything left in the namespace. Without namespaces, PID 1 is a child
+subreaper that kills what the note left.
 """
 
 from __future__ import annotations
@@ -30,9 +26,7 @@ import gc
 import os
 import signal
 import socket
-import sys
 import tempfile
-import time
 from dataclasses import dataclass
 
 from noteexec.sandbox.cgroups import join_self, open_procs
@@ -126,11 +120,10 @@ def keep_only(descriptors: dict[int, int]) -> None:
 
 
 def init(job: Job, fds: dict[int, int], plan: Plan, probe: bool = False) -> None:
-    """The note's PID 1, cloned by the worker into the note's namespaces: joins the note's
-    cgroups, takes the note's id, builds its world, locks it down and becomes the note's process.
-    Without namespaces, a subreaper that forks the note's process, reports how it ended and
-    takes everything left with it. A ``probe`` (the worker's, with no note) stops once the world
-    is built and says ``probed``."""
+    """The note's PID 1 (or, without namespaces, a subreaper), forked by the worker into the
+    note's namespaces: joins the note's cgroups, takes the note's id, builds its world, locks it
+    down, starts the note, reports how it ended and takes everything left with it. A ``probe``
+    (the worker's, with no note) stops once the world is built and says ``probed``."""
     exit_code = 70
     try:
         signal.set_wakeup_fd(-1)
@@ -171,17 +164,22 @@ def init(job: Job, fds: dict[int, int], plan: Plan, probe: bool = False) -> None
         except OSError as error:
             channel.send({"event": "setup_failed", "line": None, "exception": sandbox_error(error)})
             os._exit(0)
-        if plan.namespaces:
-            note_process(job, channel, cwd)  # this process is the note's: it never returns
         note = os.fork()
         if note == 0:
-            note_process(job, channel, cwd)
+            note_process(job, channel, cwd, plan)
         os.close(GO_FD)
         while True:
             pid, status = os.waitpid(-1, 0)
             if pid == note:
                 break
-        reap_descendants()
+        if plan.namespaces:  # everything left in the namespace, at once
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(-1, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                while True:
+                    os.waitpid(-1, 0)
+        else:
+            reap_descendants()
         channel.send({"event": "exit", "status": status})  # nothing the note started is left
         exit_code = 0
     except BaseException:  # never unwind into the worker's loop
@@ -196,13 +194,14 @@ def sandbox_error(error: OSError) -> ExceptionFacts:
     return {"type": "SandboxError", "names": ["SandboxError"], "message": message, "line": None}
 
 
-def note_process(job: Job, channel: Channel, cwd: str) -> None:
+def note_process(job: Job, channel: Channel, cwd: str, plan: Plan) -> None:
     """The note's own process: prepare, wait for its turn (a byte on ``go``), run."""
     exit_code = 70
     try:
+        # Forks do not inherit it: the note's process dies with its PID 1 (or, without
+        # namespaces, its subreaper), which dies with the worker; the filter keeps it set.
+        libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         os.setsid()
-        if os.getpid() == 1:
-            keep_self_signals_fatal(channel)
         gc.enable()
 
         def wait_for_turn() -> bool:
@@ -218,75 +217,3 @@ def note_process(job: Job, channel: Channel, cwd: str) -> None:
         exit_code = 70
     finally:
         os._exit(exit_code)
-
-
-SELF_SIGNALS = (
-    signal.SIGHUP, signal.SIGQUIT, signal.SIGABRT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM,
-    signal.SIGTERM, signal.SIGVTALRM, signal.SIGPROF, signal.SIGXCPU, signal.SIGIO, signal.SIGPWR,
-)  # fmt: skip
-"""Signals that end a process by default and that a process sends itself (``os.kill``,
-``signal.raise_signal``, ``signal.alarm``, a CPU limit). Not the ones a fault raises (SIGSEGV,
-SIGBUS, SIGFPE, SIGILL): the kernel forces those on a PID 1 too, and a Python handler would
-return into the faulting instruction."""
-
-
-def keep_self_signals_fatal(channel: Channel) -> None:
-    """Make the signals the note's process sends itself end it, as PID 1 of its namespace.
-
-    The kernel ignores a signal sent to a namespace's PID 1 from inside the namespace unless it
-    has a handler, so ``os.kill(os.getpid(), SIGKILL)`` would do nothing. Here the catchable ones
-    get a handler, and SIGKILL aimed at this process (``os.kill``, ``os.killpg``,
-    ``signal.pthread_kill``, seen through an audit hook) is caught before it is sent: either
-    reports the signal as how the process ended (an ``exit`` event with that wait status) and
-    waits for the worker to kill the namespace. A process the note forks is no PID 1: it gets
-    the defaults back before it runs a line of Python, with these signals blocked across the
-    fork, so that one sent to it at once (``Process.terminate()`` after ``start()``) ends it as
-    anywhere. Not covered: signals raised from C (``abort()`` ends by SIGSEGV, its last resort,
-    instead of SIGABRT).
-    """
-    ending: list[int] = []
-
-    def end_by(number: int) -> None:
-        if not ending:
-            ending.append(number)
-            try:
-                channel.send({"event": "exit", "status": number})  # a wait status: killed by it
-            except OSError:  # the note closed its own channel
-                os._exit(128 + number)
-        while True:
-            time.sleep(3600)
-
-    def handler(number: int, _frame: object) -> None:
-        if os.getpid() != 1:  # a process the note forked: the default, as anywhere
-            signal.signal(number, signal.SIG_DFL)
-            os.kill(os.getpid(), number)
-            return
-        end_by(number)
-
-    def audit(event: str, arguments: tuple[object, ...]) -> None:
-        if event in ("os.kill", "os.killpg", "signal.pthread_kill") and os.getpid() == 1:
-            target, number = arguments[0], arguments[1]
-            at_self = event == "signal.pthread_kill" or target in (0, 1)
-            if at_self and number == signal.SIGKILL:
-                end_by(signal.SIGKILL)
-
-    masks: list[set[int | signal.Signals]] = []
-
-    def before_fork() -> None:
-        masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, SELF_SIGNALS))
-
-    def after_fork_in_parent() -> None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, masks.pop())
-
-    def after_fork_in_child() -> None:
-        for number in SELF_SIGNALS:
-            if signal.getsignal(number) is handler:  # not a handler the note set itself
-                signal.signal(number, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, masks.pop())
-
-    for number in SELF_SIGNALS:
-        signal.signal(number, handler)
-    os.register_at_fork(
-        before=before_fork, after_in_parent=after_fork_in_parent, after_in_child=after_fork_in_child
-    )
-    sys.addaudithook(audit)

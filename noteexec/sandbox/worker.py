@@ -3,21 +3,21 @@
 ::
 
     worker (torch imported, no op ever run; not dumpable; a child subreaper; enforces timeouts)
-      └─ the note's process: PID 1 of its own user, PID, mount, network, IPC, UTS and cgroup
-         namespaces (cloned straight into them); joins the note's cgroups, builds its read-only
-         world, locks it down, prepares, waits for its turn, runs the blocks
-         (tree.init, tree.note_process, execute, observe)
-           └─ whatever the note starts
+      └─ PID 1 of the note's own user, PID, mount, network, IPC, UTS and cgroup namespaces
+         (forked straight into them): joins the note's cgroups, builds its read-only world,
+         locks it down                                                      (tree.init)
+           └─ the note's process (PID 2): prepares, waits for its turn, runs the blocks
+              (tree.note_process, execute, observe)
+                └─ whatever the note starts
 
-A fork per note keeps the overhead low, and the next note's process is made while the current
-note runs; the worker never waits for a note's set-up. Each fork copies the page tables of the
-worker's address space (torch: about 200 MiB), the main cost of a note, hence one process per
-note. Nothing a note starts outlives it: when the note's process ends, or is killed (a timeout,
-or the worker's death), the kernel kills everything left in its namespace before the worker
-reaps it. Without namespaces, the note's process has a parent of its own, a child subreaper that
-kills what the note left. Results travel as JSON lines over a pipe per note
-(:mod:`noteexec.sandbox.protocol`); nothing is pickled, and a note that garbles its own pipe
-fails alone.
+A fork per process keeps the overhead low, and the next note's processes are made while the
+current note runs; the worker never waits for a note's set-up. Each fork copies the page tables
+of the worker's address space (torch: about 200 MiB), the main cost of a note, hence two per
+note. Nothing a note starts outlives it: when the note's process ends, its PID 1 reports how and
+exits, and the kernel kills everything left in the namespace; killing PID 1 (a timeout, or the
+worker's death) does the same. Without namespaces, PID 1 is a child subreaper that kills what
+the note left. Results travel as JSON lines over a pipe per note (:mod:`noteexec.sandbox.protocol`);
+nothing is pickled, and a note that garbles its own pipe fails alone.
 
 This module is the worker's event loop (:class:`Worker`): jobs in; notes prepared, started,
 timed out and reaped; results out. Its view of one note (the events it sent, its result) is
@@ -418,14 +418,14 @@ class Worker:
             kill_children(keep=frozenset(self.notes))
 
     def _finish_if_done(self, note: Running) -> None:
-        """Write a note's result once its process has been reaped: then nothing it started is
+        """Write a note's result once its PID 1 has been reaped: then nothing the note started is
         left (the kernel ends a PID namespace with its PID 1 before the worker can reap it;
-        without namespaces, its parent killed what the note left before it exited).
+        without namespaces, PID 1 killed what the note left before it exited).
 
-        The ``exit`` event comes down the channel the note's own code holds, so it only ends the
-        note: killed at once, reported when reaped, with the status it reported (the note's own
-        account of itself: a signal it sent itself, or its parent's report, without namespaces).
-        A broken channel ends the note the same way.
+        PID 1 reports how the note's process ended (an ``exit`` event) before it exits, but that
+        event comes down the channel the note's own code holds too, so it only ends the note:
+        killed at once (an honest PID 1 is exiting anyway), reported when reaped, with the
+        status reported. A broken channel ends the note the same way.
         """
         if note.stage not in ("prepared", "running"):
             return

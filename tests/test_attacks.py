@@ -248,6 +248,82 @@ def test_an_attack_from_a_note_fails_and_other_verdicts_stand(tmp_path: Path, us
         assert attack["outcome"] == "failed" and _survivors() == []
 
 
+def test_a_note_that_clears_its_parent_death_signal_does_not_outlive_a_dead_worker(
+    tmp_path: Path, user: str
+) -> None:
+    """The worker dies (the OOM killer) while a note runs that cleared its own parent-death
+    signal and left a child in a session of its own: neither survives it."""
+    import time
+
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    name = f"nx{MARKER}"
+    code = (
+        "import ctypes, subprocess\n"
+        "libc = ctypes.CDLL(None)\n"
+        f"print(libc.prctl(1, 0, 0, 0, 0), libc.prctl(15, b'{name}', 0, 0, 0))\n"
+        f"subprocess.Popen(['sleep', '{MARKER}'], start_new_session=True)\n"
+        "while True:\n    pass\n"
+    )
+    (vault / "a.md").write_text(fence(code))
+    arguments = ["check", "--no-cache", "--format", "json", "--timeout", "300"]
+    python = [sys.executable, "-m", "noteexec"]
+    command = [*python, *arguments, str(vault)]
+    if user == "nobody":
+        command = as_nobody([*python, *arguments, "/mnt/vault"], tmp_path, {vault: "/mnt/vault"})
+    checker = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not _survivors() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _survivors(), "the note never started its child"
+    workers = [pid for pid in _descendants(checker.pid) if b"noteexec.sandbox.worker" in _cmdline(pid)]
+    top = [pid for pid in workers if _parent(pid) not in workers]
+    assert len(top) == 1, workers
+    os.kill(top[0], 9)
+    stdout, _ = checker.communicate(timeout=120)
+    assert "the sandbox worker died" in stdout.decode()
+    deadline = time.monotonic() + 10
+    while (_survivors() or _named(name)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _survivors() == [] and _named(name) == []
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _descendants(root: int) -> list[int]:
+    found, pending = [], [root]
+    while pending:
+        parent = pending.pop()
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and _parent(int(entry)) == parent:
+                found.append(int(entry))
+                pending.append(int(entry))
+    return found
+
+
+def _named(name: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and Path(f"/proc/{entry}/comm").read_text().strip() == name:
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
 def test_the_tree_shares_one_memory_cap_and_the_disk_is_capped(tmp_path: Path) -> None:
     """Four children of 400 MiB each under a 1 GiB cap: the tree is killed, not the machine;
     /tmp is a tmpfs of tmp_size."""

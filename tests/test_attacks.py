@@ -375,7 +375,10 @@ def test_without_namespaces_secrets_results_the_terminal_and_the_vault_stay_out_
             assert attack["stdout"] == "[]\n", attack["stdout"]
             assert not (folder / "vault" / "written").exists()
         elif name == "kill":
-            assert attack["stdout"] == "still here\n"
+            # Its own subreaper, in its Landlock domain, it may kill, and then dies with it (its
+            # parent-death signal); the worker and the checker, outside the domain, it may not.
+            assert attack["stdout"] == "still here\n" or "process killed by" in attack["message"]
+            assert "the sandbox worker died" not in attack["message"], attack["message"]
         elif name == "network":
             assert attack["stdout"] == "[]\n", attack["stdout"]
         elif name == "timeout":

@@ -142,3 +142,43 @@ def as_nobody(command: list[str], tmp_path: Path, binds: dict[Path, str]) -> lis
     variables = "PYTHONPATH=/mnt/src HOME=/nonexistent XDG_STATE_HOME=/mnt/state"
     steps += ["cd /mnt", f"exec env {variables} {shlex.join(nobody)}"]
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", "; ".join(steps)]
+
+
+# --- processes, as /proc lists them ------------------------------------------------------------
+
+
+def processes_with(marker: str) -> list[int]:
+    """Processes whose command line holds ``marker``."""
+    return [pid for pid in _pids() if marker.encode() in _proc_bytes(pid, "cmdline")]
+
+
+def processes_named(name: str) -> list[int]:
+    """Processes whose name (``comm``, as ``prctl(PR_SET_NAME)`` sets it) is ``name``."""
+    return [pid for pid in _pids() if _proc_bytes(pid, "comm").strip() == name.encode()]
+
+
+def parent_of(pid: int) -> int:
+    """``pid``'s parent, or 0 once it is gone."""
+    try:
+        return int(_proc_bytes(pid, "stat").rsplit(b")", 1)[1].split()[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+def ancestors(pid: int) -> list[int]:
+    """``pid``'s parent, its parent's, and so on up to PID 1 (short of it if one is gone)."""
+    found: list[int] = []
+    while pid > 1 and (pid := parent_of(pid)):
+        found.append(pid)
+    return found
+
+
+def _pids() -> list[int]:
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def _proc_bytes(pid: int, name: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/{name}").read_bytes()
+    except OSError:
+        return b""

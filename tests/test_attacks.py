@@ -13,12 +13,13 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import as_nobody, fence
+from tests.conftest import ancestors, as_nobody, fence, parent_of, processes_named, processes_with
 
 SECRET = f"noteexec-secret-{uuid.uuid4().hex}"
 HONEST = fence("print(2 + 2)  # 5")
@@ -253,8 +254,6 @@ def test_a_note_that_clears_its_parent_death_signal_does_not_outlive_a_dead_work
 ) -> None:
     """The worker dies (the OOM killer) while a note runs that cleared its own parent-death
     signal and left a child in a session of its own: neither survives it."""
-    import time
-
     vault = tmp_path / "vault"
     vault.mkdir()
     name = f"nx{MARKER}"
@@ -276,52 +275,16 @@ def test_a_note_that_clears_its_parent_death_signal_does_not_outlive_a_dead_work
     while not _survivors() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _survivors(), "the note never started its child"
-    workers = [pid for pid in _descendants(checker.pid) if b"noteexec.sandbox.worker" in _cmdline(pid)]
-    top = [pid for pid in workers if _parent(pid) not in workers]
+    workers = [pid for pid in processes_with("noteexec.sandbox.worker") if checker.pid in ancestors(pid)]
+    top = [pid for pid in workers if parent_of(pid) not in workers]
     assert len(top) == 1, workers
     os.kill(top[0], 9)
     stdout, _ = checker.communicate(timeout=120)
     assert "the sandbox worker died" in stdout.decode()
     deadline = time.monotonic() + 10
-    while (_survivors() or _named(name)) and time.monotonic() < deadline:
+    while (_survivors() or processes_named(name)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _survivors() == [] and _named(name) == []
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def _parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-def _descendants(root: int) -> list[int]:
-    found, pending = [], [root]
-    while pending:
-        parent = pending.pop()
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and _parent(int(entry)) == parent:
-                found.append(int(entry))
-                pending.append(int(entry))
-    return found
-
-
-def _named(name: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            if entry.isdigit() and Path(f"/proc/{entry}/comm").read_text().strip() == name:
-                found.append(int(entry))
-        except OSError:
-            continue
-    return found
+    assert _survivors() == [] and processes_named(name) == []
 
 
 def test_the_tree_shares_one_memory_cap_and_the_disk_is_capped(tmp_path: Path) -> None:

@@ -18,24 +18,20 @@ from noteexec.check import check, iter_check
 from noteexec.config import Config
 from noteexec.results import NoteFile, NoteResult
 from noteexec.sandbox import BlockRun, NoteRun, Sandbox, sandbox_environment
-from tests.conftest import RunNote, callout, fence, noteexec, outcomes
+from tests.conftest import (
+    RunNote,
+    ancestors,
+    callout,
+    fence,
+    noteexec,
+    outcomes,
+    processes_named,
+    processes_with,
+)
 
 
 def short_timeout(seconds: float = 1) -> str:
     return f"---\nnoteexec: {{timeout: {seconds}}}\n---\n"
-
-
-def processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if marker.encode() in cmdline:
-                found.append(int(entry))
-    return found
 
 
 @pytest.fixture(params=[True, False], ids=["namespaces", "fallback"])
@@ -396,20 +392,9 @@ def test_a_note_that_clears_its_parent_death_signal_still_dies_with_the_worker(
         watcher.join()
     assert len(killed) == 1 and "the sandbox worker died" in (facts[ticket].blocks[0].reason or "")
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (processes_with(f"9{marker}") or _named(f"nx{marker}")):
+    while time.monotonic() < deadline and (processes_with(f"9{marker}") or processes_named(f"nx{marker}")):
         time.sleep(0.05)
-    assert processes_with(f"9{marker}") == [] and _named(f"nx{marker}") == []
-
-
-def _named(name: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            if entry.isdigit() and Path(f"/proc/{entry}/comm").read_text().strip() == name:
-                found.append(int(entry))
-        except OSError:
-            continue
-    return found
+    assert processes_with(f"9{marker}") == [] and processes_named(f"nx{marker}") == []
 
 
 def test_notes_running_beside_a_dying_worker_run_again_alone_and_a_second_death_loses_one(
@@ -606,14 +591,8 @@ def _sleepers(under: int) -> list[int]:
 def _descends(pid: int, ancestor: int) -> bool:
     """Whether ``pid`` is below ``ancestor``; an orphan (reparented to PID 1) counts, so a
     survivor is never missed."""
-    while pid > 1:
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            return False
-        if pid in (ancestor, 1):
-            return True
-    return False
+    chain = ancestors(pid)
+    return ancestor in chain or 1 in chain
 
 
 def test_an_interrupted_run_stops_its_notes_at_once_and_leaves_nothing_behind(

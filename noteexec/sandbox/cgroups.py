@@ -29,28 +29,24 @@ class NoteGroups:
     ) -> NoteGroups | str:
         """Groups for this process's notes, or why there can be none. ``mounts`` and ``own``
         default to what /proc says (see ``_mounts`` and ``_own_groups``)."""
-        mounts = _mounts() if mounts is None else mounts
-        own = _own_groups() if own is None else own
-        unified = mounts.get("cgroup2")
-        if unified is not None and "" in own:
-            parent = unified + own[""]
-            if {"memory", "pids"} <= set(_read(parent, "cgroup.subtree_control").split()):
-                base = os.path.join(parent, f"noteexec-{os.getpid()}")
-                try:
-                    _clean_stale(parent)
-                    os.mkdir(base)
-                    _write(base, "cgroup.subtree_control", "+memory +pids")
-                    return cls((base,), 2)
-                except OSError as error:
-                    _remove(base)
-                    return f"cgroup v2: {error.strerror or error}"
+        parents = _parents(_mounts() if mounts is None else mounts, _own_groups() if own is None else own)
+        parent = parents.get("cgroup2")
+        if parent is not None and {"memory", "pids"} <= set(_read(parent, "cgroup.subtree_control").split()):
+            base = _base(parent, os.getpid())
+            try:
+                _clean_stale(parent)
+                os.mkdir(base)
+                _write(base, "cgroup.subtree_control", "+memory +pids")
+                return cls((base,), 2)
+            except OSError as error:
+                _remove(base)
+                return f"cgroup v2: {error.strerror or error}"
         bases: list[str] = []
         for controller in ("memory", "pids"):
-            mount = mounts.get(controller)
-            if mount is None or controller not in own:
+            parent = parents.get(controller)
+            if parent is None:
                 return f"no {controller} controller is delegated to noteexec (cgroup v1 or v2)"
-            parent = mount + own[controller]
-            base = os.path.join(parent, f"noteexec-{os.getpid()}")
+            base = _base(parent, os.getpid())
             try:
                 _clean_stale(parent)
                 os.mkdir(base)
@@ -145,12 +141,8 @@ def kill_left_by(worker: int, within: float = 2.0) -> None:
     Without namespaces, a note's descendants in a session of their own outlive a worker that
     died (its subreapers died with it): only their groups still hold them. Called by the
     checker once the worker is gone."""
-    own = _own_groups()
-    mounts = _mounts()
-    hierarchies = (("cgroup2", ""), ("memory", "memory"), ("pids", "pids"))
-    parents = [mounts[name] + own[key] for name, key in hierarchies if name in mounts and key in own]
-    for parent in parents:
-        base = os.path.join(parent, f"noteexec-{worker}")
+    for parent in _parents(_mounts(), _own_groups()).values():
+        base = _base(parent, worker)
         for name in _listing(base):
             folder = os.path.join(base, name)
             deadline = time.monotonic() + within
@@ -161,6 +153,20 @@ def kill_left_by(worker: int, within: float = 2.0) -> None:
                 time.sleep(0.01)
             _remove(folder)
         _remove(base)
+
+
+def _parents(mounts: dict[str, str], own: dict[str, str]) -> dict[str, str]:
+    """The folder this process's groups lie in, by hierarchy (``cgroup2``, ``memory``,
+    ``pids``), where it is mounted."""
+    hierarchies = {"cgroup2": "", "memory": "memory", "pids": "pids"}
+    return {
+        name: mounts[name] + own[key] for name, key in hierarchies.items() if name in mounts and key in own
+    }
+
+
+def _base(parent: str, worker: int) -> str:
+    """The folder under which a worker makes its notes' groups."""
+    return os.path.join(parent, f"noteexec-{worker}")
 
 
 def _clean_stale(parent: str) -> None:

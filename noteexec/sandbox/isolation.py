@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import os
 import platform
 import signal
@@ -193,7 +194,8 @@ def drop_to_host_id(host_id: int) -> None:
     os.setresuid(host_id, host_id, host_id)
 
 
-def python_paths() -> list[str]:
+@functools.cache
+def python_paths() -> tuple[str, ...]:
     """Where this Python and its packages live: notes import from there, so they see them
     read-only. Not every ``sys.path`` entry: the working folder or a ``PYTHONPATH`` may be a
     whole repository (with its ``.git/config`` credentials); noteexec is shown as its package."""
@@ -205,7 +207,9 @@ def python_paths() -> list[str]:
     paths.update(site.getsitepackages())
     real = {os.path.realpath(path) for path in paths if os.path.exists(path)} - {"/"}
     # A folder inside another one listed is bound with it.
-    return sorted(path for path in real if not any(_inside(path, other) for other in real if other != path))
+    return tuple(
+        sorted(path for path in real if not any(_inside(path, other) for other in real if other != path))
+    )
 
 
 def _inside(path: str, folder: str) -> bool:

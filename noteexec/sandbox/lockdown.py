@@ -13,7 +13,6 @@ import errno
 import os
 import signal
 from functools import cache
-from typing import Protocol, cast
 
 from noteexec.sandbox.isolation import (
     CLONE_NEWCGROUP,
@@ -33,6 +32,9 @@ PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+_SOCK_FILTER_SIZE = 8  # struct sock_filter: code, jt, jf, k
 _CAPABILITY_VERSION_3 = 0x20080522
 CLONE_PARENT = 0x00008000
 _NAMESPACE_FLAGS = (
@@ -113,15 +115,14 @@ def no_new_privileges() -> None:
     libc_call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
-class SyscallFilter(Protocol):
-    """A built seccomp filter (pyseccomp's, which has no types)."""
-
-    def load(self) -> None: ...
+class _SockFilterProgram(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_char_p))
 
 
 @cache
-def syscall_filter() -> SyscallFilter:
-    """The filter, built once in the worker; each note's process loads it (fork copies it)."""
+def syscall_filter() -> bytes:
+    """The filter as the BPF program libseccomp (through pyseccomp) compiles from the rules
+    below: compiled once, in the worker; each note's processes load it with one system call."""
     import pyseccomp
 
     refuse = pyseccomp.ERRNO(errno.EPERM)
@@ -142,7 +143,21 @@ def syscall_filter() -> SyscallFilter:
         pyseccomp.Arg(0, pyseccomp.EQ, PR_SET_PDEATHSIG),
         pyseccomp.Arg(1, pyseccomp.NE, signal.SIGKILL),
     )
-    return cast(SyscallFilter, rules)
+    reader, writer = os.pipe()
+    try:
+        with os.fdopen(writer, "wb") as sink:
+            rules.export_bpf(sink)
+        return os.read(reader, 1 << 20)
+    finally:
+        os.close(reader)
+
+
+def load_syscall_filter() -> None:
+    """Load the compiled filter (``no_new_privs`` must be set): what ``seccomp_load`` does
+    after compiling, without compiling again in every process."""
+    program = syscall_filter()
+    header = _SockFilterProgram(len(program) // _SOCK_FILTER_SIZE, program)
+    libc_call("prctl", PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(header), 0, 0)
 
 
 def lock_down() -> None:
@@ -150,7 +165,7 @@ def lock_down() -> None:
     ``no_new_privs`` is set."""
     drop_capabilities()
     no_new_privileges()
-    syscall_filter().load()
+    load_syscall_filter()
 
 
 def landlock_missing() -> str | None:

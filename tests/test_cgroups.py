@@ -54,3 +54,24 @@ def test_groups_left_by_a_killed_worker_are_removed(tmp_path: Path) -> None:
     groups = NoteGroups.create(mounts, own)
     assert isinstance(groups, NoteGroups)
     assert not stale.parent.exists()
+
+
+def test_an_emptied_group_is_the_next_notes_with_its_caps_and_its_own_kills(tmp_path: Path) -> None:
+    mounts, own = _delegated_v2(tmp_path, "memory pids")
+    groups = NoteGroups.create(mounts, own)
+    assert isinstance(groups, NoteGroups)
+    first = groups.prepare("note-1", 1 << 30, 64)
+    note = Path(first[0])
+    (note / "memory.events").write_text("low 0\noom 1\noom_kill 1\n")
+    assert groups.out_of_memory(first)
+    groups.release(first)  # no cgroup.procs here: nothing left in it
+    second = groups.prepare("note-2", None, 32)
+    assert second == first and not (tmp_path / "user" / f"noteexec-{os.getpid()}" / "note-2").exists()
+    assert (note / "memory.max").read_text() == "max" and (note / "pids.max").read_text() == "32"
+    assert not groups.out_of_memory(second)  # the kill was the first note's
+    (note / "memory.events").write_text("low 0\noom 2\noom_kill 2\n")
+    assert groups.out_of_memory(second)
+    (note / "cgroup.procs").write_text("4242\n")  # a process moved in: never handed out again
+    groups.release(second)
+    third = groups.prepare("note-3", 1 << 20, 8)
+    assert third != second and third == (str(note.parent / "note-3"),)

@@ -114,6 +114,46 @@ def test_huge_allocation_fails_the_block_not_the_machine(run_note: RunNote) -> N
     assert "memory" in result.blocks[0].verdict.message.lower()
 
 
+def test_a_note_after_one_killed_for_memory_reuses_its_group_with_its_own_cap(tmp_path: Path) -> None:
+    """A finished note's cgroup is the next note's: only the kills since a note started are its
+    own, and its own cap is in force (the same, a lower one, then none)."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+
+    def hog(mib: int) -> str:
+        """A child holding ``mib`` MiB, then the note's process three times as much: the largest,
+        so the one the kernel's out-of-memory killer picks."""
+        child = f"b = b'x' * ({mib} << 20)\\nprint('held', flush=True)\\nimport time\\ntime.sleep(60)"
+        return (
+            "import subprocess, sys\n"
+            f"child = subprocess.Popen([sys.executable, '-c', \"{child}\"], stdout=subprocess.PIPE)\n"
+            "child.stdout.readline()\n"
+            f"b = b'x' * ({3 * mib} << 20)\n"
+            "print('survived')"
+        )
+
+    for name, code in (
+        ("a-hog", hog(300)),
+        ("b-exits", "import os\nos._exit(3)"),
+        ("c-hog", hog(150)),
+        ("d-free", hog(300)),
+    ):
+        (vault / f"{name}.md").write_text(fence(code))
+    a, b, c, d = (NoteFile(path, vault) for path in sorted(vault.iterdir()))
+    with Sandbox(parallel=1) as own:  # a note at a time: each finishes, and frees its group
+        results = check([a], Config(memory_limit=1 << 30), own)
+        results += check([b], Config(memory_limit=1 << 30), own)
+        results += check([c], Config(memory_limit=512 << 20), own)
+        results += check([d], Config(memory_limit=None), own)
+    assert [outcomes(result) for result in results] == [["failed"], ["failed"], ["failed"], ["passed"]]
+    ended = [result.facts.ended if result.facts else "" for result in results]
+    assert ended[0] and ended[0].startswith("out of memory"), ended
+    assert ended[1] == "process exited with code 3", ended  # not the kill before it, in its group
+    assert ended[2] and ended[2].startswith("out of memory"), ended
+    assert ended[3] is None, ended
+    assert results[3].blocks[0].facts.stdout == "survived\n"
+
+
 def test_network_is_unreachable(run_note: RunNote) -> None:
     code = (
         "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=3)\n"

@@ -13,15 +13,29 @@ import contextlib
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+Limits = tuple["int | None", int]
+"""A group's caps: memory in bytes (None: none), processes."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class NoteGroups:
-    """The folders under which each note gets its groups, one per hierarchy."""
+    """The folders under which each note gets its groups, one per hierarchy.
+
+    A finished note's groups, once empty, are the next note's: on cgroup v1, making or removing a
+    group waits for the kernel's cgroup lock, which notes joining their groups hold in turn, and
+    the worker would wait there for every note. A note's memory verdict counts only the kills
+    since it started.
+    """
 
     bases: tuple[str, ...]
     version: int
+    free: list[tuple[str, ...]] = field(default_factory=list)
+    """Groups left empty by finished notes, ready for the next."""
+    limits: dict[tuple[str, ...], Limits] = field(default_factory=dict)
+    kills: dict[tuple[str, ...], int] = field(default_factory=dict)
+    """Out-of-memory kills counted in each group when its current note started."""
 
     @classmethod
     def create(
@@ -58,27 +72,76 @@ class NoteGroups:
         return cls(tuple(bases), 1)
 
     def prepare(self, name: str, memory: int | None, processes: int) -> tuple[str, ...]:
-        """Make a note's groups with their caps; returns their folders (for join and remove)."""
-        made = []
+        """A note's groups with its caps (emptied ones first, else made as ``name``); returns
+        their folders (for join, :meth:`out_of_memory` and :meth:`release`)."""
+        folders = self._reusable() or self._make(name)
+        try:
+            before = self.limits.get(folders)
+            if before != (memory, processes):
+                for folder in folders:
+                    self._limit(folder, memory, processes, before)
+                self.limits[folders] = (memory, processes)
+        except OSError:
+            self.limits.pop(folders, None)
+            remove(folders)
+            raise
+        self.kills[folders] = _oom_kills(folders)
+        return folders
+
+    def _reusable(self) -> tuple[str, ...] | None:
+        """An emptied group still empty (without namespaces, a note could have moved a process
+        into one since: such a group is dropped)."""
+        while self.free:
+            folders = self.free.pop()
+            if _empty(folders):
+                return folders
+            self.limits.pop(folders, None)
+        return None
+
+    def _make(self, name: str) -> tuple[str, ...]:
+        made: list[str] = []
         try:
             for base in self.bases:
                 folder = os.path.join(base, name)
                 os.mkdir(folder)
                 made.append(folder)
-                if self.version == 2:
-                    _write(folder, "pids.max", str(processes))
-                    if memory is not None:
-                        _write(folder, "memory.max", str(memory))
-                        _write(folder, "memory.swap.max", "0", optional=True)
-                elif os.path.exists(os.path.join(folder, "pids.max")):
-                    _write(folder, "pids.max", str(processes))
-                elif memory is not None:  # the v1 memory hierarchy
-                    _write(folder, "memory.limit_in_bytes", str(memory))
-                    _write(folder, "memory.memsw.limit_in_bytes", str(memory), optional=True)
         except OSError:
             remove(tuple(made))
             raise
         return tuple(made)
+
+    def _limit(self, folder: str, memory: int | None, processes: int, before: Limits | None) -> None:
+        """Set a group's caps; ``before``: its caps until now (None: a new group, with none)."""
+        if memory is None and before is None:
+            memory_value = ""  # a new group has no memory cap
+        else:
+            memory_value = str(memory) if memory is not None else "max" if self.version == 2 else "-1"
+        if self.version == 2:
+            _write(folder, "pids.max", str(processes))
+            if memory_value:
+                _write(folder, "memory.max", memory_value)
+                _write(folder, "memory.swap.max", "0", optional=True)
+        elif os.path.exists(os.path.join(folder, "pids.max")):
+            _write(folder, "pids.max", str(processes))
+        elif memory_value:  # the v1 memory hierarchy, where memory and swap is never below memory
+            names = ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
+            previous = before[0] if before is not None else None
+            if previous is not None and (memory is None or memory > previous):
+                names.reverse()  # a cap raised: memory and swap first
+            for name in names:
+                _write(folder, name, memory_value, optional=name.startswith("memory.memsw"))
+
+    def out_of_memory(self, folders: tuple[str, ...]) -> bool:
+        """Whether the kernel killed a process of the current note for passing its memory cap."""
+        return _oom_kills(folders) > self.kills.get(folders, 0)
+
+    def release(self, folders: tuple[str, ...]) -> None:
+        """A finished note's groups: kept for the next note if nothing is left in them, else
+        removed (or, while a process of it is still exiting, left for :meth:`close`)."""
+        if _empty(folders):
+            self.free.append(folders)
+        elif remove(folders):
+            self.limits.pop(folders, None)
 
     def close(self) -> None:
         for base in self.bases:
@@ -109,15 +172,20 @@ def join_self(procs: list[int]) -> None:
         os.close(fd)
 
 
-def out_of_memory(folders: tuple[str, ...]) -> bool:
-    """Whether the kernel killed a process of the note for exceeding its memory cap."""
+def _empty(folders: tuple[str, ...]) -> bool:
+    return all(not _read(folder, "cgroup.procs").strip() for folder in folders)
+
+
+def _oom_kills(folders: tuple[str, ...]) -> int:
+    """The processes the kernel has killed in these groups for passing their memory cap."""
+    kills = 0
     for folder in folders:
         for name in ("memory.events", "memory.oom_control"):
             for line in _read(folder, name).splitlines():
                 key, _, count = line.partition(" ")
-                if key == "oom_kill" and count.strip() not in ("", "0"):
-                    return True
-    return False
+                if key == "oom_kill" and count.strip().isdigit():
+                    kills += int(count)
+    return kills
 
 
 def remove(folders: tuple[str, ...]) -> bool:

@@ -63,7 +63,7 @@ PROBE: Job = {
 }  # fmt: skip
 """The job of the probe that checks, once, that a note's world can be built here (no note)."""
 
-WARM_UP = ("torch._dynamo",)
+WARM_UP = ("torch._dynamo", "torch.profiler._cupti_monitor")
 """Parts of torch that notes load lazily (an optimizer's first step imports torch._dynamo and
 sympy: a second and 100 MiB); the worker imports them once so that later forks have them."""
 
@@ -489,7 +489,9 @@ def main() -> None:
     not_dumpable()
     output_fd = os.dup(1)
     os.dup2(2, 1)  # stray prints must not corrupt the result stream
-    import torch.nn.functional  # noqa: F401 - the prelude's modules, imported once, no op run
+    # The prelude's modules, and what printing a tensor imports: once, here, no op run.
+    import torch._subclasses.schema_check_mode
+    import torch.nn.functional  # noqa: F401
 
     syscall_filter()  # built once; every note's processes load it
     if (threads := stop_library_threads()) != 1:

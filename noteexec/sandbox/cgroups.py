@@ -138,6 +138,8 @@ class NoteGroups:
     def release(self, folders: tuple[str, ...]) -> None:
         """A finished note's groups: kept for the next note if nothing is left in them, else
         removed (or, while a process of it is still exiting, left for :meth:`close`)."""
+        if not folders:  # a note that got none
+            return
         if _empty(folders):
             self.free.append(folders)
         elif remove(folders):

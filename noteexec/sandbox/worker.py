@@ -315,7 +315,8 @@ class Worker:
             note = Running(job, -1, -1, -1, plan, groups, math.inf, None, stage="finished")
             note.setup_failed = {"line": None, "exception": sandbox_error(error)}
             _write(self.output_fd, note.result([]))
-            self._release(groups)
+            if self.groups is not None:
+                self.groups.release(groups)
             if workdir:
                 shutil.rmtree(workdir, ignore_errors=True)
             return
@@ -410,15 +411,12 @@ class Worker:
             self._finish_if_done(note)
             if note.stage in ("finished", "discarded"):
                 del self.notes[pid]
-                self._release(note.groups)
+                if self.groups is not None:
+                    self.groups.release(note.groups)
                 if note.plan.workdir:
                     shutil.rmtree(note.plan.workdir, ignore_errors=True)
         else:
             kill_children(keep=frozenset(self.notes))
-
-    def _release(self, groups: tuple[str, ...]) -> None:
-        if self.groups is not None and groups:
-            self.groups.release(groups)
 
     def _finish_if_done(self, note: Running) -> None:
         """Write a note's result once its PID 1 has been reaped: then nothing the note started is
@@ -449,9 +447,7 @@ class Worker:
         self._close_go(note)
         note.stage = "finished"
         note.deadline = math.inf
-        note.out_of_memory = (
-            not note.done and self.groups is not None and self.groups.out_of_memory(note.groups)
-        )
+        note.out_of_memory = not note.done and bool(self.groups and self.groups.out_of_memory(note.groups))
         _write(self.output_fd, note.result(note.vault_changes()))
 
     def _warm_up(self) -> None:

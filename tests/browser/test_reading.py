@@ -468,8 +468,10 @@ def test_remote_images_load_under_the_policy_without_a_referrer(browser: Any, re
     tab.context.route("https://images.example.org/**", serve_image)  # the network stays blocked
     tab.context.route("https://i.ytimg.com/**", serve_image)
     tab.goto(file_url(reader_site, "remote.html"))
-    tab.wait_for_load_state("load")
-    sizes = tab.evaluate("() => [...document.querySelectorAll('main img')].map(i => [i.naturalWidth, i.alt])")
+    # The load event does not wait for lazy images: wait until both are decoded (or time out).
+    images = "[...document.querySelectorAll('main img')]"
+    tab.wait_for_function(f"() => {images}.length == 2 && {images}.every(i => i.complete && i.naturalWidth)")
+    sizes = tab.evaluate(f"() => {images}.map(i => [i.naturalWidth, i.alt])")
     assert sizes == [[9, "a remote cat"], [9, "A talk"]]
     assert len(headers) == 2 and not [h for h in headers if "referer" in {name.lower() for name in h}]
     video = tab.locator("a.youtube-embed")  # a thumbnail that links to the video: no frame

@@ -75,3 +75,18 @@ def test_an_emptied_group_is_the_next_notes_with_its_caps_and_its_own_kills(tmp_
     groups.release(second)
     third = groups.prepare("note-3", 1 << 20, 8)
     assert third != second and third == (str(note.parent / "note-3"),)
+
+
+def test_an_emptied_group_whose_cap_cannot_be_set_gives_way_to_a_new_one(tmp_path: Path) -> None:
+    """On the kernel, a lower cap fails while a group's charges cannot be reclaimed below it."""
+    mounts, own = _delegated_v2(tmp_path, "memory pids")
+    groups = NoteGroups.create(mounts, own)
+    assert isinstance(groups, NoteGroups)
+    first = groups.prepare("note-1", 1 << 30, 64)
+    groups.release(first)
+    cap = Path(first[0]) / "memory.max"
+    cap.unlink()
+    cap.mkdir()  # writing the cap now fails
+    second = groups.prepare("note-2", 1 << 20, 8)
+    assert second == (str(Path(first[0]).parent / "note-2"),)
+    assert (Path(second[0]) / "memory.max").read_text() == str(1 << 20)

@@ -74,7 +74,15 @@ class NoteGroups:
     def prepare(self, name: str, memory: int | None, processes: int) -> tuple[str, ...]:
         """A note's groups with its caps (emptied ones first, else made as ``name``); returns
         their folders (for join, :meth:`out_of_memory` and :meth:`release`)."""
-        folders = self._reusable() or self._make(name)
+        reused = self._reusable()
+        if reused is not None:
+            try:
+                return self._capped(reused, memory, processes)
+            except OSError:  # a lower cap the kernel could not reclaim down to: a new group
+                pass
+        return self._capped(self._make(name), memory, processes)
+
+    def _capped(self, folders: tuple[str, ...], memory: int | None, processes: int) -> tuple[str, ...]:
         try:
             before = self.limits.get(folders)
             if before != (memory, processes):
@@ -82,11 +90,15 @@ class NoteGroups:
                     self._limit(folder, memory, processes, before)
                 self.limits[folders] = (memory, processes)
         except OSError:
-            self.limits.pop(folders, None)
+            self._forget(folders)
             remove(folders)
             raise
         self.kills[folders] = _oom_kills(folders)
         return folders
+
+    def _forget(self, folders: tuple[str, ...]) -> None:
+        self.limits.pop(folders, None)
+        self.kills.pop(folders, None)
 
     def _reusable(self) -> tuple[str, ...] | None:
         """An emptied group still empty (without namespaces, a note could have moved a process
@@ -95,7 +107,7 @@ class NoteGroups:
             folders = self.free.pop()
             if _empty(folders):
                 return folders
-            self.limits.pop(folders, None)
+            self._forget(folders)
         return None
 
     def _make(self, name: str) -> tuple[str, ...]:
@@ -143,7 +155,7 @@ class NoteGroups:
         if _empty(folders):
             self.free.append(folders)
         elif remove(folders):
-            self.limits.pop(folders, None)
+            self._forget(folders)
 
     def close(self) -> None:
         for base in self.bases:

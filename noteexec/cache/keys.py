@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import io
 import json
 import os
 import re
 import sys
-import tokenize
 from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
 
 from noteexec import __version__
+from noteexec.expect.syntax import comment_tokens
 from noteexec.sandbox import BlockRun, NoteRun
 
 SCHEMA_VERSION = 4
@@ -84,15 +83,10 @@ def run_key(run: NoteRun, fingerprint: str) -> str:
 def without_comments(code: str) -> str:
     """``code`` with its comments cut off, line for line: what a comment says (a documented
     message or output) changes no fact, so editing it must not run the note again."""
-    if "#" not in code:
+    comments = comment_tokens(code)
+    if not comments:  # none, or code that does not tokenize: keyed as it is
         return code
-    cuts: dict[int, int] = {}
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(code).readline):
-            if token.type == tokenize.COMMENT:
-                cuts[token.start[0]] = token.start[1]
-    except (tokenize.TokenError, SyntaxError):  # code that does not tokenize: keyed as it is
-        return code
+    cuts = {line: column for line, column, _ in comments}
     lines = code.split("\n")
     return "\n".join(line[: cuts[number]] if number in cuts else line for number, line in enumerate(lines, 1))
 

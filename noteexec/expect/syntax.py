@@ -9,6 +9,7 @@ it prints.
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import re
 import textwrap
@@ -59,23 +60,35 @@ def syntax_tree(code: str) -> ast.Module | None:
         return None
 
 
-def code_comments(code: str) -> list[tuple[int, int, str]]:
-    """(code line, column, text after '#') of every comment; tokenize knows strings from comments."""
+@functools.lru_cache(maxsize=512)
+def comment_tokens(code: str) -> tuple[tuple[int, int, str], ...] | None:
+    """(code line, column, text with its '#') of every comment; None when the code does not
+    tokenize. Tokenize knows strings from comments. Cached: a block's expectations and its cache
+    key both read its comments."""
     if "#" not in code:
-        return []
-    found = []
+        return ()
     try:
-        for token in tokenize.generate_tokens(io.StringIO(code).readline):
-            if token.type == tokenize.COMMENT:
-                found.append((token.start[0], token.start[1], token.string[1:].strip()))
-    except (tokenize.TokenError, SyntaxError, IndentationError):
-        # Code that does not tokenize will fail with a SyntaxError; its full-line comments still
-        # say what the author meant.
-        found = []
-        for number, text in enumerate(code.splitlines(), start=1):
-            stripped = text.lstrip()
-            if stripped.startswith("#"):
-                found.append((number, len(text) - len(stripped), stripped[1:].strip()))
+        return tuple(
+            (token.start[0], token.start[1], token.string)
+            for token in tokenize.generate_tokens(io.StringIO(code).readline)
+            if token.type == tokenize.COMMENT
+        )
+    except (tokenize.TokenError, SyntaxError):
+        return None
+
+
+def code_comments(code: str) -> list[tuple[int, int, str]]:
+    """(code line, column, text after '#') of every comment."""
+    tokens = comment_tokens(code)
+    if tokens is not None:
+        return [(line, column, text[1:].strip()) for line, column, text in tokens]
+    # Code that does not tokenize will fail with a SyntaxError; its full-line comments still say
+    # what the author meant.
+    found = []
+    for number, text in enumerate(code.splitlines(), start=1):
+        stripped = text.lstrip()
+        if stripped.startswith("#"):
+            found.append((number, len(text) - len(stripped), stripped[1:].strip()))
     return found
 
 

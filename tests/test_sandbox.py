@@ -566,21 +566,28 @@ def test_a_block_that_does_not_compile_fails_at_its_line_and_the_note_goes_on(ru
     assert result.blocks[3].facts is not None and result.blocks[3].facts.stdout == "2\n"
 
 
-def test_the_first_note_runs_alone_then_notes_run_side_by_side(tmp_path: Path) -> None:
+def test_notes_waiting_together_run_warm_and_side_by_side_and_a_lone_note_runs_cold(tmp_path: Path) -> None:
+    """With several notes waiting, the worker warms up before the first (every note finds torch's
+    lazy parts imported) and then runs them side by side; a lone note does not wait for that."""
     vault = tmp_path / "vault"
     vault.mkdir()
-    code = "import time\nstarted = time.time()\ntime.sleep(0.3)\nprint(started, time.time())"
+    code = (
+        "import sys, time\nstarted = time.time()\ntime.sleep(0.3)\n"
+        "print(started, time.time(), 'torch._dynamo' in sys.modules)"
+    )
     for index in range(8):
         (vault / f"{index:02d}.md").write_text(fence(code))
     results = check_folder(vault, parallel=2)
     assert all(outcomes(result) == ["passed"] for result in results)
-    spans = [tuple(map(float, result.blocks[0].facts.stdout.split())) for result in results]
-
-    def overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-        return a[0] < b[1] and b[0] < a[1]
-
-    assert not any(overlaps(spans[0], other) for other in spans[1:])
-    assert any(overlaps(a, b) for index, a in enumerate(spans[1:]) for b in spans[index + 2 :])
+    runs = [result.blocks[0].facts.stdout.split() for result in results]
+    assert [warm for *_, warm in runs] == ["True"] * 8
+    spans = [(float(start), float(end)) for start, end, _ in runs]
+    assert any(a[0] < b[1] and b[0] < a[1] for index, a in enumerate(spans) for b in spans[index + 1 :])
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "only.md").write_text(fence(code))
+    [result] = check_folder(alone, parallel=2)
+    assert result.blocks[0].facts.stdout.split()[2] == "False"
 
 
 def test_a_lone_surrogate_in_output_or_a_message_arrives_as_a_replacement_character(

@@ -266,8 +266,8 @@ class Worker:
         return None if deadline == math.inf else max(0.0, deadline - time.monotonic())
 
     def _slots(self) -> int:
-        """One note at a time until the worker has warmed up (after the first note), then
-        ``parallel``: run side by side, the first notes would each import torch's lazy parts."""
+        """One note at a time until the worker has warmed up, then ``parallel``: run side by
+        side, the first notes would each import torch's lazy parts."""
         return self.parallel if self.warmed else 1
 
     def _start_jobs(self) -> None:
@@ -451,8 +451,9 @@ class Worker:
         _write(self.output_fd, note.result(note.vault_changes()))
 
     def _warm_up(self) -> None:
-        """Import the parts of torch that notes load lazily, once the first note has finished
-        and more are waiting (a lone note would wait for the import for nothing).
+        """Import the parts of torch that notes load lazily: before the first note when two or
+        more are waiting, else once the first note has finished and more are waiting (a lone
+        note would wait for the import for nothing).
 
         A fixed list chosen by noteexec, never what a note says it imported: the worker runs
         nothing because of a note. Only while the worker stays single-threaded, which keeps
@@ -461,7 +462,8 @@ class Worker:
         pages, once no note process shares it (one that did would keep a copy of the old pages).
         Not before: for a lone note the conversion (half a second) costs more than it saves.
         """
-        if self.warmed or not self.queue or self.started_notes == 0 or self._in_stage("running"):
+        waiting = len(self.queue) > (1 if self.started_notes == 0 else 0)
+        if self.warmed or not waiting or self._in_stage("running"):
             return
         self.warmed = True
         # Without the read-only world, a note may have written the very files imported: no import.

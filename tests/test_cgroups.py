@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from noteexec.sandbox.cgroups import NoteGroups, remove
+from noteexec.sandbox.cgroups import REUSE_CHARGE, NoteGroups, remove
 
 
 def _delegated_v2(tmp_path: Path, controllers: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -90,3 +90,17 @@ def test_an_emptied_group_whose_cap_cannot_be_set_gives_way_to_a_new_one(tmp_pat
     second = groups.prepare("note-2", 1 << 20, 8)
     assert second == (str(Path(first[0]).parent / "note-2"),)
     assert (Path(second[0]) / "memory.max").read_text() == str(1 << 20)
+
+
+def test_an_emptied_group_still_holding_memory_is_not_handed_on(tmp_path: Path) -> None:
+    mounts, own = _delegated_v2(tmp_path, "memory pids")
+    groups = NoteGroups.create(mounts, own)
+    assert isinstance(groups, NoteGroups)
+    first = groups.prepare("note-1", 1 << 30, 64)
+    (Path(first[0]) / "memory.current").write_text(f"{REUSE_CHARGE + 1}\n")  # left in /dev/shm
+    groups.release(first)
+    second = groups.prepare("note-2", 1 << 30, 64)
+    assert second == (str(Path(first[0]).parent / "note-2"),)
+    (Path(second[0]) / "memory.current").write_text(f"{REUSE_CHARGE}\n")  # a little page cache
+    groups.release(second)
+    assert groups.prepare("note-3", 1 << 30, 64) == second

@@ -154,6 +154,32 @@ def test_a_note_after_one_killed_for_memory_reuses_its_group_with_its_own_cap(tm
     assert results[3].blocks[0].facts.stdout == "survived\n"
 
 
+def test_memory_a_note_leaves_behind_never_counts_against_a_later_note(tmp_path: Path) -> None:
+    """Without namespaces a note may leave files in the host's /dev/shm, charged to its cgroup
+    (tmpfs without swap: never reclaimed): a group that still holds memory is not handed on."""
+    tag = f"noteexec-test-{uuid.uuid4().hex}"
+    leave = (
+        "for part in range(4):\n"
+        f"    with open(f'/dev/shm/{tag}-{{part}}', 'wb') as file:\n"
+        "        file.write(b'x' * (100 << 20))"
+    )
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "a-leaves.md").write_text(fence(leave))
+    for name in "bcde":
+        (vault / f"{name}-needs.md").write_text(fence("x = b'x' * (200 << 20)\nprint('fits')"))
+    try:
+        with Sandbox(parallel=1) as own:
+            notes = [NoteFile(path, vault) for path in sorted(vault.iterdir())]
+            results = check(notes, Config(memory_limit=512 << 20, namespaces=False), own)
+    finally:
+        for part in range(4):
+            Path(f"/dev/shm/{tag}-{part}").unlink(missing_ok=True)
+    assert [outcomes(result) for result in results] == [["passed"]] * 5, [
+        r.facts and r.facts.ended for r in results
+    ]
+
+
 def test_network_is_unreachable(run_note: RunNote) -> None:
     code = (
         "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=3)\n"

@@ -17,6 +17,11 @@ from dataclasses import dataclass, field
 
 Limits = tuple["int | None", int]
 """A group's caps: memory in bytes (None: none), processes."""
+REUSE_CHARGE = 16 << 20
+"""Memory still charged to an emptied group above which it is not handed to another note: what a
+note leaves behind (files in the host's ``/dev/shm`` without namespaces, shared memory its IPC
+namespace frees a moment after it ended) must not count against the next note's cap. An emptied
+group holds a few MiB of page cache."""
 
 
 @dataclass
@@ -101,13 +106,15 @@ class NoteGroups:
         self.kills.pop(folders, None)
 
     def _reusable(self) -> tuple[str, ...] | None:
-        """An emptied group still empty (without namespaces, a note could have moved a process
-        into one since: such a group is dropped)."""
+        """An emptied group still empty and holding next to no memory; others are dropped (a
+        removed group keeps its charges to itself). Without namespaces, a note could have moved
+        a process into one since, or left files in ``/dev/shm`` charged to it."""
         while self.free:
             folders = self.free.pop()
-            if _empty(folders):
+            if _empty(folders) and _charged(folders) <= REUSE_CHARGE:
                 return folders
             self._forget(folders)
+            remove(folders)
         return None
 
     def _make(self, name: str) -> tuple[str, ...]:
@@ -188,6 +195,16 @@ def join_self(procs: list[int]) -> None:
 
 def _empty(folders: tuple[str, ...]) -> bool:
     return all(not _read(folder, "cgroup.procs").strip() for folder in folders)
+
+
+def _charged(folders: tuple[str, ...]) -> int:
+    """Bytes of memory charged to these groups (v2 ``memory.current``, v1 ``memory.usage_in_bytes``)."""
+    charged = 0
+    for folder in folders:
+        for name in ("memory.current", "memory.usage_in_bytes"):
+            value = _read(folder, name).strip()
+            charged += int(value) if value.isdigit() else 0
+    return charged
 
 
 def _oom_kills(folders: tuple[str, ...]) -> int:

@@ -12,6 +12,7 @@ import ctypes
 import errno
 import os
 import signal
+import tempfile
 from functools import cache
 
 from noteexec.sandbox.isolation import (
@@ -143,13 +144,10 @@ def syscall_filter() -> bytes:
         pyseccomp.Arg(0, pyseccomp.EQ, PR_SET_PDEATHSIG),
         pyseccomp.Arg(1, pyseccomp.NE, signal.SIGKILL),
     )
-    reader, writer = os.pipe()
-    try:
-        with os.fdopen(writer, "wb") as sink:
-            rules.export_bpf(sink)
-        return os.read(reader, 1 << 20)
-    finally:
-        os.close(reader)
+    with tempfile.TemporaryFile() as sink:
+        rules.export_bpf(sink)
+        sink.seek(0)
+        return sink.read()
 
 
 def load_syscall_filter() -> None:

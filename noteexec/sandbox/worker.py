@@ -452,16 +452,14 @@ class Worker:
 
     def _warm_up(self) -> None:
         """Import the parts of torch that notes load lazily: before the first note when two or
-        more are waiting, else once the first note has finished and more are waiting (a lone
-        note would wait for the import for nothing).
-
-        A fixed list chosen by noteexec, never what a note says it imported: the worker runs
-        nothing because of a note. Only while the worker stays single-threaded, which keeps
-        forked children free of torch's thread-pool deadlock. Prepared notes, forked before,
-        are discarded so that every later note starts warm; then the memory is backed by huge
-        pages, once no note process shares it (one that did would keep a copy of the old pages).
-        Not before: for a lone note the conversion (half a second) costs more than it saves.
-        """
+        more are waiting, else once a lone first note has finished and more have come (a lone
+        note would wait for the import for nothing). A fixed list chosen by noteexec, never what
+        a note says it imported: the worker runs nothing because of a note. Only while the
+        worker stays single-threaded, which keeps forked children free of torch's thread-pool
+        deadlock. Prepared notes, forked before, are discarded so that every later note starts
+        warm; then the memory is backed by huge pages, once no note process shares it (one that
+        did would keep a copy of the old pages); for a lone note that (half a second) costs more
+        than it saves."""
         waiting = len(self.queue) > (1 if self.started_notes == 0 else 0)
         if self.warmed or not waiting or self._in_stage("running"):
             return

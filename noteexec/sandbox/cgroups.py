@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 Limits = tuple["int | None", int]
@@ -199,24 +200,26 @@ def _empty(folders: tuple[str, ...]) -> bool:
 
 def _charged(folders: tuple[str, ...]) -> int:
     """Bytes of memory charged to these groups (v2 ``memory.current``, v1 ``memory.usage_in_bytes``)."""
-    charged = 0
-    for folder in folders:
-        for name in ("memory.current", "memory.usage_in_bytes"):
-            value = _read(folder, name).strip()
-            charged += int(value) if value.isdigit() else 0
-    return charged
+    values = (text.strip() for text in _contents(folders, ("memory.current", "memory.usage_in_bytes")))
+    return sum(int(value) for value in values if value.isdigit())
 
 
 def _oom_kills(folders: tuple[str, ...]) -> int:
     """The processes the kernel has killed in these groups for passing their memory cap."""
     kills = 0
-    for folder in folders:
-        for name in ("memory.events", "memory.oom_control"):
-            for line in _read(folder, name).splitlines():
-                key, _, count = line.partition(" ")
-                if key == "oom_kill" and count.strip().isdigit():
-                    kills += int(count)
+    for text in _contents(folders, ("memory.events", "memory.oom_control")):
+        for line in text.splitlines():
+            key, _, count = line.partition(" ")
+            if key == "oom_kill" and count.strip().isdigit():
+                kills += int(count)
     return kills
+
+
+def _contents(folders: tuple[str, ...], names: tuple[str, ...]) -> Iterator[str]:
+    """Each of ``names`` in each folder that has it (v1 and v2 name the same counters apart)."""
+    for folder in folders:
+        for name in names:
+            yield _read(folder, name)
 
 
 def remove(folders: tuple[str, ...]) -> bool:

@@ -113,7 +113,38 @@ for family, address in ((socket.AF_INET, ('127.0.0.1', PORTNUMBER)), (socket.AF_
             reached.append(family.name)
     except OSError:
         pass
+try:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagrams:
+        datagrams.sendto(b'out', ('127.0.0.1', PORTNUMBER))
+        reached.append('UDP')
+except OSError:
+    pass
 print(reached)
+""",
+    "files": """
+readable = []
+for path in ('/etc/shadow', OUTSIDE):
+    try:
+        open(path, 'rb').read(1)
+        readable.append(path)
+    except OSError:
+        pass
+print(readable)
+""",
+    "ipc": """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+held = []
+try:
+    os.memfd_create('hold')
+    held.append('memfd')
+except OSError:
+    pass
+if libc.shmget(0, 1 << 20, 0o1600) != -1:  # IPC_PRIVATE, IPC_CREAT | 0600
+    held.append('shm')
+if libc.msgget(0, 0o1600) != -1:
+    held.append('msg')
+print(held)
 """,
     "timeout": """
 import json, os, time
@@ -159,11 +190,22 @@ def run_attack(tmp_path: Path, name: str, user: str, *options: str) -> tuple[dic
         abstract_name = f"\0noteexec-test-{uuid.uuid4().hex}"
         abstract.bind(abstract_name)
         abstract.listen()
+        port = tcp.getsockname()[1]
+        udp = listening.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        udp.bind(("127.0.0.1", port))
+        outside = tmp_path / "outside.txt"  # beside the vault, readable by everyone
+        outside.write_text(SECRET)
+        outside.chmod(0o644)
         code = (
             ATTACKS[name].replace("MARKER", MARKER).replace("VAULT", repr(shown_vault))
-            .replace("PORTNUMBER", str(tcp.getsockname()[1])).replace("ABSTRACTNAME", repr(abstract_name))
+            .replace("PORTNUMBER", str(port)).replace("ABSTRACTNAME", repr(abstract_name))
+            .replace("OUTSIDE", repr(str(outside)))
         )  # fmt: skip
-        return _check_attack(tmp_path, vault, code, user, options)
+        found = _check_attack(tmp_path, vault, code, user, options)
+        udp.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            pytest.fail(f"a datagram from the note reached the host: {udp.recv(16)!r}")
+        return found
 
 
 def _check_attack(
@@ -243,6 +285,8 @@ def test_an_attack_from_a_note_fails_and_other_verdicts_stand(tmp_path: Path, us
         assert attack["stdout"] == "still here\n"
     elif name == "network":
         assert attack["stdout"] == "[]\n", attack["stdout"]  # neither the host's TCP nor its abstract sockets
+    elif name in ("files", "ipc"):
+        assert attack["stdout"] == "[]\n", attack["stdout"]
     elif name == "timeout":
         assert "a block started out of order" in attack["message"]
     elif name == "exit":
@@ -295,6 +339,91 @@ def test_a_note_that_clears_its_parent_death_signal_does_not_outlive_a_dead_work
         os.kill(pid, 9)
 
 
+FLOOD = """
+import os
+head = '{"event": "block", "index": %d, "facts": {"exception": null, "warnings": [], "stdout": "", "stdout_by_line": ['
+tail = ('[0, ""]], "stderr": "", "truncated": false, "duration": 0, "exit": null, "gradients": [], '
+        '"leaves_without_grad": [], "backward_calls": 0, "graphs": []}}\\n')
+chunk = ('[0, ""], ' * 10_000).encode()
+for index in range(5):  # complete, well-formed results of 1.2 million tiny values, for blocks to come
+    if index:
+        os.write(1021, b'{"event": "start", "index": %d}\\n' % index)
+    os.write(1021, (head % index).encode())
+    for _ in range(120):
+        os.write(1021, chunk)
+    os.write(1021, tail.encode())
+"""
+MAXRSS = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[1:]).returncode\n"
+    "print('maxrss', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def test_a_note_that_floods_its_channel_costs_the_worker_and_the_checker_little_memory(
+    tmp_path: Path, user: str
+) -> None:
+    """Forged results of millions of tiny values, under a 32 MiB cap, once made the worker and
+    the checker (outside every cap) hold gigabytes: now the note's channel breaks at its budget.
+    The largest process of the run (``ru_maxrss``: the worker, the checker, a note) stays near
+    what the worker holds with torch imported."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "a-attack.md").write_text("".join(fence(code) for code in (FLOOD, "1", "2", "3", "4")))
+    (vault / "b-honest.md").write_text(HONEST)
+    shown = str(vault) if user == "root" else "/mnt/vault"
+    arguments = ["check", "--no-cache", "--format", "json", "--memory-limit", "32MiB", "-j", "1", shown]
+    command = [sys.executable, "-c", MAXRSS, sys.executable, "-m", "noteexec", *arguments]
+    if user == "nobody":
+        command = as_nobody(command, tmp_path, {vault: "/mnt/vault"})
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    notes = {Path(note["path"]).name: note for note in json.loads(result.stdout)["notes"]}
+    _honest_is_intact(notes)
+    flooded = notes["a-attack.md"]["blocks"][0]
+    assert flooded["outcome"] == "failed" and "values in its results" in flooded["message"], flooded
+    assert all(block["outcome"] == "failed" for block in notes["a-attack.md"]["blocks"][1:])  # never ran
+    peak_kib = int(result.stderr.rsplit("maxrss ", 1)[1])
+    assert peak_kib < 700 << 10, peak_kib  # 0.45 GB; before, 1.07 GB here and 2-5 GB with more blocks
+
+
+@pytest.mark.parametrize("namespaces", [True, False], ids=["namespaces", "fallback"])
+def test_the_process_cap_holds_with_or_without_a_cgroup(tmp_path: Path, user: str, namespaces: bool) -> None:
+    """``--processes 16``: as root a cgroup's ``pids.max`` holds it; as nobody (who may create
+    no cgroup here) ``RLIMIT_NPROC``, in the note's own user namespace or, without one, on top
+    of what nobody runs. Root without namespaces (the kernel exempts uid 0 from the rlimit) has
+    the cgroup."""
+    code = (
+        "import subprocess, threading, time\n"
+        "started = []\n"
+        "for _ in range(40):\n"
+        "    try:\n"
+        "        thread = threading.Thread(target=time.sleep, args=(3,))\n"
+        "        thread.start()\n"
+        "        started.append(thread)\n"
+        "    except RuntimeError:\n"
+        "        break\n"
+        "try:\n"
+        "    subprocess.run(['true'])\n"
+        "    spawned = True\n"
+        "except OSError:\n"
+        "    spawned = False\n"
+        "print(len(started), spawned)\n"
+    )
+    options = ("--processes", "16") if namespaces else ("--processes", "16", "--no-namespaces")
+    notes, _, _ = _check_attack(tmp_path, _vault(tmp_path), code, user, options)
+    _honest_is_intact(notes)
+    started, spawned = notes["a-attack.md"]["blocks"][0]["stdout"].split()
+    assert 10 <= int(started) < 16 and spawned == "False", (started, spawned)
+
+
+def _vault(tmp_path: Path) -> Path:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    return vault
+
+
 def test_the_tree_shares_one_memory_cap_and_the_disk_is_capped(tmp_path: Path) -> None:
     """Four children of 400 MiB each under a 1 GiB cap: the tree is killed, not the machine;
     /tmp is a tmpfs of tmp_size."""
@@ -328,7 +457,8 @@ def test_without_namespaces_secrets_results_the_terminal_and_the_vault_stay_out_
     """The fallback (``--no-namespaces``): a checker that is not dumpable, a filtered
     environment, a subreaper, the system-call filter and Landlock (files, TCP, abstract sockets,
     signals) still hold these; the run says loudly what is missing."""
-    for name in ("secrets", "forge", "terminal", "survivors", "root", "kill", "network", "timeout", "exit"):
+    for name in ("secrets", "forge", "terminal", "survivors", "root", "kill", "network", "timeout", "exit",
+                 "files", "ipc"):  # fmt: skip
         folder = tmp_path / name
         folder.mkdir()
         notes, stdout, stderr = run_attack(folder, name, user, "--no-namespaces")
@@ -350,7 +480,7 @@ def test_without_namespaces_secrets_results_the_terminal_and_the_vault_stay_out_
             # parent-death signal); the worker and the checker, outside the domain, it may not.
             assert attack["stdout"] == "still here\n" or "process killed by" in attack["message"]
             assert "the sandbox worker died" not in attack["message"], attack["message"]
-        elif name == "network":
+        elif name in ("network", "files", "ipc"):  # the datagram: no socket but a Unix one
             assert attack["stdout"] == "[]\n", attack["stdout"]
         elif name == "timeout":
             assert "a block started out of order" in attack["message"]

@@ -9,8 +9,17 @@ import pytest
 
 from noteexec.facts import NoteFacts
 from noteexec.sandbox import BlockRun, NoteRun, Sandbox
+from noteexec.sandbox.execute import MESSAGE_CAP, OUTPUT_CAP, PIECES_CAP, WARNINGS_CAP, Capture, _capped
 from noteexec.sandbox.protocol import Isolation, Job, NoteFactsJSON, RanBlock, WorkerResult
-from noteexec.sandbox.running import BrokenChannel, Running, note_event
+from noteexec.sandbox.running import (
+    EXIT_GRACE,
+    RESULT_BUDGET,
+    VALUE_BUDGET,
+    BrokenChannel,
+    Running,
+    json_values,
+    note_event,
+)
 from noteexec.sandbox.tree import Plan
 
 RAN: RanBlock = {
@@ -187,3 +196,59 @@ def test_a_note_that_forges_its_exit_is_killed_and_the_run_goes_on() -> None:
     assert "timed out" not in (facts[forged].ended or "")  # killed when it said it ended, not at 30 s
     assert facts[forged].blocks[0].state == "crashed"
     assert all(facts[ticket].blocks[0].stdout == "4\n" for ticket in honest)
+
+
+def test_a_note_sends_a_bounded_number_of_bytes_and_values_over_its_whole_run() -> None:
+    """Whatever a note says is kept by the worker and read again by the checker, outside the
+    note's caps: its bytes (one endless line, or many lines) and its values are budgeted."""
+    endless = running()
+    with pytest.raises(BrokenChannel, match=f"more than {RESULT_BUDGET >> 20} MiB"):
+        for _ in range(RESULT_BUDGET >> 16):
+            endless.feed(b"x" * (1 << 16))
+        endless.feed(b"x")
+    many = running(blocks=4)
+    block = {**RAN, "stdout": "y" * (RESULT_BUDGET // 3)}
+    with pytest.raises(BrokenChannel, match="MiB of results"):
+        for index in range(4):
+            many.feed(
+                line({"event": "start", "index": index})
+                + line({"event": "block", "index": index, "facts": block})
+            )
+    assert set(many.blocks) <= {0, 1, 2}  # what came before the budget ran out is kept
+    tiny = running()
+    facts = {**RAN, "stdout_by_line": [[0, ""]] * (VALUE_BUDGET // 3 + 1)}
+    with pytest.raises(BrokenChannel, match="values in its results"):
+        tiny.feed(line({"event": "start", "index": 0}) + line({"event": "block", "index": 0, "facts": facts}))
+    assert json_values({"a": [1, [2, "3"]], "b": None}) == 7
+
+
+def test_an_honest_note_stays_inside_its_budgets() -> None:
+    """Output pieces, warnings and messages are capped in the note's process, so a chatty honest
+    block is reported (cut short), never a broken channel."""
+    capture = Capture("n.md")
+    capture.pieces = [(line_number % 2, f"{line_number}\n") for line_number in range(3 * PIECES_CAP)]
+    pieces = capture.by_line()
+    assert len(pieces) == PIECES_CAP and pieces[-1][0] is None
+    assert "".join(text for _, text in pieces) == capture.text
+    assert len(_capped("e" * (MESSAGE_CAP + 10))) < MESSAGE_CAP + 40
+    assert _capped("short") == "short"
+    note = running()
+    chatty: RanBlock = {
+        **RAN,
+        "stdout": "z" * OUTPUT_CAP,
+        "stdout_by_line": pieces,
+        "warnings": [{**RAN["warnings"][0], "message": "w" * MESSAGE_CAP}] * WARNINGS_CAP,
+    }
+    note.feed(line({"event": "start", "index": 0}) + line({"event": "block", "index": 0, "facts": chatty}))
+    assert note.blocks[0]["stdout"] == "z" * OUTPUT_CAP
+
+
+def test_a_note_that_says_done_and_goes_on_holds_its_slot() -> None:
+    """``done`` frees a note's slot while it exits; one that said it and still runs after the
+    grace (a forged ``done``) counts as running again, so --jobs holds."""
+    note = running()
+    assert not note.exiting()  # still running: it holds its slot
+    note.feed(line({"event": "done"}))
+    assert note.exiting()
+    note.done_at -= EXIT_GRACE
+    assert not note.exiting()

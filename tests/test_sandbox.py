@@ -155,8 +155,11 @@ def test_a_note_after_one_killed_for_memory_reuses_its_group_with_its_own_cap(tm
 
 
 def test_memory_a_note_leaves_behind_never_counts_against_a_later_note(tmp_path: Path) -> None:
-    """Without namespaces a note may leave files in the host's /dev/shm, charged to its cgroup
-    (tmpfs without swap: never reclaimed): a group that still holds memory is not handed on."""
+    """Without namespaces, as the unprivileged host id, a note may leave files in the host's
+    /dev/shm, charged to its cgroup (tmpfs without swap: never reclaimed): a group that still
+    holds memory is not handed on. (As root without capabilities, when that id cannot read this
+    Python, as here, Landlock refuses the files; ``tests/test_cgroups.py`` proves the charge
+    threshold on its own.)"""
     tag = f"noteexec-test-{uuid.uuid4().hex}"
     leave = (
         "for part in range(4):\n"
@@ -175,7 +178,13 @@ def test_memory_a_note_leaves_behind_never_counts_against_a_later_note(tmp_path:
     finally:
         for part in range(4):
             Path(f"/dev/shm/{tag}-{part}").unlink(missing_ok=True)
-    assert [outcomes(result) for result in results] == [["passed"]] * 5, [
+    left = results[0].facts
+    assert outcomes(results[0]) == ["passed"] or (
+        left is not None
+        and left.blocks[0].exception is not None
+        and left.blocks[0].exception.type == "PermissionError"
+    )
+    assert [outcomes(result) for result in results[1:]] == [["passed"]] * 4, [
         r.facts and r.facts.ended for r in results
     ]
 

@@ -33,6 +33,14 @@ from noteexec.sandbox.protocol import (
 )
 
 OUTPUT_CAP = 1 << 20
+"""Characters of each stream kept per block. With the caps below, an honest note stays far
+inside what the worker accepts from it (``running.RESULT_BUDGET``, ``running.VALUE_BUDGET``)."""
+PIECES_CAP = 2000
+"""Output pieces told apart by the line that printed them, per block; the rest is one piece."""
+WARNINGS_CAP = 100
+"""Warnings kept per block (a loop may warn at every step)."""
+MESSAGE_CAP = 64 << 10
+"""Characters kept of an exception's or a warning's message."""
 
 
 class Channel:
@@ -92,11 +100,15 @@ class Capture:
         return "".join(text for _, text in self.pieces)
 
     def by_line(self) -> list[tuple[int | None, str]]:
-        """Consecutive pieces from the same line, joined."""
+        """Consecutive pieces from the same line, joined; past ``PIECES_CAP``, the rest is one
+        piece of no line."""
         merged: list[tuple[int | None, str]] = []
-        for line, text in self.pieces:
+        for position, (line, text) in enumerate(self.pieces):
             if merged and merged[-1][0] == line:
                 merged[-1] = (line, merged[-1][1] + text)
+            elif len(merged) == PIECES_CAP - 1:
+                merged.append((None, "".join(rest for _, rest in self.pieces[position:])))
+                break
             else:
                 merged.append((line, text))
         return merged
@@ -164,11 +176,17 @@ def exception_facts(error: BaseException, note_file: str, block: range | None = 
 
 def _message(error: BaseException) -> str:
     if isinstance(error, SyntaxError):
-        return error.msg or ""
+        return _capped(error.msg or "")
     try:
-        return str(error)
+        return _capped(str(error))
     except Exception:  # a note's exception whose __str__ itself fails
         return f"<unprintable {type(error).__name__}>"
+
+
+def _capped(message: str) -> str:
+    if len(message) <= MESSAGE_CAP:
+        return message
+    return f"{message[:MESSAGE_CAP]} … ({len(message) - MESSAGE_CAP:,} more characters)"
 
 
 def _reset_torch_state() -> None:
@@ -377,11 +395,13 @@ def _block_lines(block: BlockJob) -> range:
 
 def _warning_recorder(caught: list[RaisedFacts], note_file: str) -> Callable[..., None]:
     def record(message: object, category: type[Warning], filename: str, lineno: int, *_: object) -> None:
+        if len(caught) >= WARNINGS_CAP:
+            return
         line = lineno if filename == note_file else _note_line(sys._getframe(1), note_file)
         warning: WarningFacts = {
             "category": category.__name__,
             "names": _class_names(category),
-            "message": str(message),
+            "message": _capped(str(message)),
             "line": line,
         }
         caught.append(warning)

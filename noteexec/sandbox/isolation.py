@@ -221,15 +221,21 @@ Source = tuple[str, str, "int | str"]
 the link's target)."""
 
 
-def open_sources(readonly: Iterable[str]) -> list[Source]:
-    """Open what the note's world shows, while this process may still reach it: as root, the
-    Python installation may lie in a folder (``/root``) the note's unprivileged id cannot
-    traverse. The world is built from these descriptors, not from paths."""
+def shown_paths(readonly: Iterable[str]) -> list[str]:
+    """What a note's world shows of the host, read-only: the system's folders, this Python and
+    its packages, ``readonly`` (the checked notes); none inside another."""
     wanted = [path for path in SYSTEM_PATHS if os.path.lexists(path)]
     for path in [*python_paths(), *readonly]:
         if path != "/" and not any(_inside(path, system) or path == system for system in wanted):
             wanted.append(path)
-    wanted += [f"/dev/{device}" for device in DEVICES]
+    return wanted
+
+
+def open_sources(readonly: Iterable[str]) -> list[Source]:
+    """Open what the note's world shows, while this process may still reach it: as root, the
+    Python installation may lie in a folder (``/root``) the note's unprivileged id cannot
+    traverse. The world is built from these descriptors, not from paths."""
+    wanted = [*shown_paths(readonly), *(f"/dev/{device}" for device in DEVICES)]
     sources: list[Source] = []
     for path in sorted(wanted, key=lambda path: path.count("/")):
         if os.path.islink(path) and os.path.dirname(path) == "/":

@@ -11,9 +11,14 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import resource
 import signal
+import socket
+import stat
 import tempfile
+from collections.abc import Iterable
 from functools import cache
+from typing import Literal
 
 from noteexec.sandbox.isolation import (
     CLONE_NEWCGROUP,
@@ -52,11 +57,21 @@ REFUSED = (
     "acct", "swapon", "swapoff", "reboot", "syslog", "quotactl", "lookup_dcookie", "iopl", "ioperm",
     "personality", "vhangup", "setdomainname", "sethostname", "settimeofday", "clock_settime",
     "adjtimex", "clock_adjtime",
+    "memfd_create", "shmget", "msgget",
 )  # fmt: skip
 """Refused with EPERM. ``clone`` is refused when it asks for a namespace or a sibling
 (``CLONE_PARENT``); ``clone3``, whose flags a filter cannot read, says ENOSYS, so the C
 library falls back to ``clone``; ``prctl(PR_SET_PDEATHSIG)`` is refused for any signal but
-SIGKILL."""
+SIGKILL. Memory files and System V segments and queues are refused too: without a cgroup,
+memory held there counts against no cap (files in ``/dev/shm`` and ``/tmp`` count against
+the note's disk).
+
+Sockets depend on where the note runs (``socket``; ``socketpair`` is always allowed):
+``"any"`` in its own, empty network namespace; ``"local"`` (Unix sockets only) without one;
+``"none"`` without one as uid 0, which owns the host's root-only sockets (a container
+runtime's, the init system's)."""
+
+Sockets = Literal["any", "local", "none"]
 
 
 class _Header(ctypes.Structure):
@@ -112,6 +127,32 @@ def drop_capabilities() -> None:
     libc_call("capset", ctypes.byref(header), (_Data * 2)())
 
 
+def cap_processes(processes: int, own_user_namespace: bool) -> None:
+    """Without a cgroup: at most ``processes`` processes and threads in the note's tree
+    (``RLIMIT_NPROC``). In a user namespace of its own the kernel counts only the note's; without
+    one it counts every process of the same user, so the cap goes on top of what that user runs
+    now (notes side by side then share it). Root's processes are never counted (the kernel
+    exempts uid 0): without namespaces as root, only a cgroup caps them."""
+    running = 0 if own_user_namespace else _tasks_of(os.getuid())
+    resource.setrlimit(resource.RLIMIT_NPROC, (running + processes, running + processes))
+
+
+def _tasks_of(uid: int) -> int:
+    """Processes and threads whose real user is ``uid``, as the kernel counts them."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status", "rb") as status:
+                fields = dict(line.split(b":", 1) for line in status if b":" in line)
+        except OSError:
+            continue
+        if int(fields.get(b"Uid", b"-1").split()[0]) == uid:
+            count += int(fields.get(b"Threads", b"1"))
+    return count
+
+
 def no_new_privileges() -> None:
     libc_call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
@@ -121,7 +162,7 @@ class _SockFilterProgram(ctypes.Structure):
 
 
 @cache
-def syscall_filter() -> bytes:
+def syscall_filter(sockets: Sockets = "any") -> bytes:
     """The filter as the BPF program libseccomp (through pyseccomp) compiles from the rules
     below: compiled once, in the worker; each note's processes load it with one system call."""
     import pyseccomp
@@ -144,26 +185,30 @@ def syscall_filter() -> bytes:
         pyseccomp.Arg(0, pyseccomp.EQ, PR_SET_PDEATHSIG),
         pyseccomp.Arg(1, pyseccomp.NE, signal.SIGKILL),
     )
+    if sockets == "none":
+        rules.add_rule(refuse, "socket")
+    elif sockets == "local":
+        rules.add_rule(refuse, "socket", pyseccomp.Arg(0, pyseccomp.NE, socket.AF_UNIX))
     with tempfile.TemporaryFile() as sink:
         rules.export_bpf(sink)
         sink.seek(0)
         return sink.read()
 
 
-def load_syscall_filter() -> None:
+def load_syscall_filter(sockets: Sockets) -> None:
     """Load the compiled filter (``no_new_privs`` must be set): what ``seccomp_load`` does
     after compiling, without compiling again in every process."""
-    program = syscall_filter()
+    program = syscall_filter(sockets)
     header = _SockFilterProgram(len(program) // _SOCK_FILTER_SIZE, program)
     libc_call("prctl", PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(header), 0, 0)
 
 
-def lock_down() -> None:
+def lock_down(sockets: Sockets) -> None:
     """Everything above; the filter last, as loading it needs no capability once
     ``no_new_privs`` is set."""
     drop_capabilities()
     no_new_privileges()
-    load_syscall_filter()
+    load_syscall_filter(sockets)
 
 
 def landlock_missing() -> str | None:
@@ -178,15 +223,71 @@ def landlock_missing() -> str | None:
     return None if abi >= 6 else f"Landlock ABI {abi} is older than 6 (Linux 6.12)"
 
 
-def confine(writable: str) -> None:
-    """Without namespaces: the note's tree may read and run anything, write only under
-    ``writable`` (its own folder) and ``/dev/shm``, open no TCP connection, and neither signal
-    nor reach through an abstract socket any process outside it (the worker, the checker).
-    Inherited by everything it starts; no capability can lift it."""
+def confine(writable: str, readable: Iterable[str], as_root: bool) -> None:
+    """Without namespaces: the note's tree may read and run what its world would show
+    (``readable``: the system's folders, this Python, the checked notes; ``/proc``), write only
+    under ``writable`` (its own folder), open no TCP connection, and neither signal nor reach
+    through an abstract socket any process outside it (the worker, the checker). Inherited by
+    everything it starts; no capability can lift it.
+
+    ``as_root``: the note runs as uid 0 (with no capability), which owns every root-only file:
+    of the system's folders it may read only what everyone may. Otherwise it may also write in
+    ``/dev/shm``, where plain permissions keep other users' files from it."""
     from py_landlock import AccessFs, Landlock
 
+    shown = [path for path in readable if os.path.exists(path)]
+    if as_root:
+        shown = [rule for path in shown for rule in readable_by_everyone(path)]
     sinks = [device for device in ("/dev/null", "/dev/zero", "/dev/full") if os.path.exists(device)]
-    ruleset = Landlock(strict=False).allow_read("/").allow_execute("/")
-    ruleset.allow_read_write(writable, *[path for path in ("/dev/shm",) if os.path.isdir(path)])
+    sources = [device for device in ("/dev/random", "/dev/urandom") if os.path.exists(device)]
+    ruleset = Landlock(strict=False)
+    for path in [*shown, "/proc", *sources]:
+        if os.path.isdir(path):  # a file's rule may hold only a file's rights
+            ruleset.add_path_rule(path, access=AccessFs.READ_FILE | AccessFs.READ_DIR | AccessFs.EXECUTE)
+        else:
+            ruleset.add_path_rule(path, access=AccessFs.READ_FILE | AccessFs.EXECUTE)
+    shared = [] if as_root or not os.path.isdir("/dev/shm") else ["/dev/shm"]
+    ruleset.allow_read_write(writable, *shared)
     ruleset.add_path_rule(*sinks, access=AccessFs.READ_FILE | AccessFs.WRITE_FILE | AccessFs.TRUNCATE)
     ruleset.apply()
+
+
+SECRETS_BESIDE = ("/etc",)
+"""System folders that keep root-only secrets beside what every program reads (password
+hashes, sudoers, TLS and SSH keys). The others are shown whole: walking ``/usr`` would cost
+seconds."""
+
+
+@cache
+def readable_by_everyone(path: str) -> tuple[str, ...]:
+    """The fewest paths that cover what everyone may read of ``path`` (one of
+    ``SECRETS_BESIDE``; any other is returned as it is) and nothing else: the folder itself
+    when all of it is, else its parts that are (``/etc`` without ``shadow``). Cached: the
+    worker walks it once, before it forks."""
+    if path not in SECRETS_BESIDE:
+        return (path,)
+    rules, _ = _everyone_may_read(path)
+    return tuple(rules)
+
+
+def _everyone_may_read(path: str) -> tuple[list[str], bool]:
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return [], False
+    if stat.S_ISLNK(mode):
+        return [], True  # Landlock checks a link's target, where it lies
+    if not mode & stat.S_IROTH or (stat.S_ISDIR(mode) and not mode & stat.S_IXOTH):
+        return [], False
+    if not stat.S_ISDIR(mode):
+        return [path], True
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return [], False
+    rules, whole = [], True
+    for name in names:
+        inner, inner_whole = _everyone_may_read(os.path.join(path, name))
+        rules += inner
+        whole = whole and inner_whole
+    return ([path], True) if whole else (rules, False)

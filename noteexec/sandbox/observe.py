@@ -23,6 +23,8 @@ GRAPH_CAP = 8
 """Distinct graphs kept per block: a training loop walks one graph per step, the same each time."""
 _WALK_DEPTH = 3
 _CONTAINER_CAP = 1000
+GRADIENTS_CAP = 2000
+"""Gradients, and leaves without one, reported per block (a model has a few hundred tensors)."""
 
 Tensors = dict[int, tuple[str, torch.Tensor]]
 """Tensors a note can name, by ``id``: the name to report and the tensor."""
@@ -217,8 +219,8 @@ def gradient_facts(
             and re.split(r"[.\[]", name, maxsplit=1)[0] in used
         ]
     return {
-        "gradients": produced,
-        "leaves_without_grad": sorted(set(without)),
+        "gradients": produced[:GRADIENTS_CAP],
+        "leaves_without_grad": sorted(set(without))[:GRADIENTS_CAP],
         "backward_calls": autograd.calls,
         "graphs": [_named(graph, names) for graph in autograd.graphs],
     }

@@ -32,8 +32,15 @@ from noteexec.sandbox.protocol import (
 )
 from noteexec.sandbox.tree import Plan
 
-CHANNEL_CAP = 64 << 20
-"""Bytes a note may send without a line break before the worker gives up on it."""
+RESULT_BUDGET = 16 << 20
+"""Bytes a note may send over its whole run. What a note says is kept by the worker until it
+ends, then read again by the checker: unbounded, a note capped at 32 MiB made each of them hold
+gigabytes. An honest note's output is capped far below (see :mod:`noteexec.sandbox.execute`)."""
+EXIT_GRACE = 2.0
+"""Seconds a note that said ``done`` counts as exiting, its slot free for the next note."""
+VALUE_BUDGET = 250_000
+"""JSON values (numbers, strings, lists, objects) a note may send over its whole run: each is a
+Python object in the worker and in the checker, however few bytes it takes on the wire."""
 
 _SIGNAL_MEANING = {
     "SIGSEGV": "segmentation fault",
@@ -92,7 +99,9 @@ class Running:
     stage: str = "prepared"
     pending: list[bytes] = field(default_factory=list)
     """What arrived since the last line break, in pieces: joined once a line is complete."""
-    pending_size: int = 0
+    received: int = 0
+    """Bytes and JSON values received so far, against the budgets."""
+    values: int = 0
     blocks: dict[int, RanBlock] = field(default_factory=dict)
     current: int | None = None
     last_started: int = -1
@@ -100,6 +109,7 @@ class Running:
     status: int | None = None
     exit_status: int | None = None
     done: bool = False
+    done_at: float = math.inf
     timed_out: bool = False
     broken: str | None = None
     out_of_memory: bool = False
@@ -109,17 +119,21 @@ class Running:
 
         A chunk without a line break is only kept: a note writing one endless line costs the
         worker a copy per chunk, not a scan of everything so far."""
-        self.pending_size += len(chunk)
-        if self.pending_size > CHANNEL_CAP:
-            raise BrokenChannel(f"the note wrote more than {CHANNEL_CAP >> 20} MiB without a line break")
+        self.received += len(chunk)
+        if self.received > RESULT_BUDGET:
+            raise BrokenChannel(f"the note sent more than {RESULT_BUDGET >> 20} MiB of results")
         if b"\n" not in chunk:
             self.pending.append(chunk)
             return
         *lines, rest = b"".join([*self.pending, chunk]).split(b"\n")
-        self.pending, self.pending_size = ([rest] if rest else []), len(rest)
+        self.pending = [rest] if rest else []
         for line in lines:
             try:
-                event = note_event(line, len(self.job["blocks"]))
+                data = json.loads(line)
+                self.values += json_values(data)
+                if self.values > VALUE_BUDGET:
+                    raise BrokenChannel(f"the note sent more than {VALUE_BUDGET:,} values in its results")
+                event = checked_event(data, len(self.job["blocks"]))
             except (ValueError, RecursionError, OverflowError) as error:  # Malformed, or not JSON at all
                 raise BrokenChannel(f"the note broke its result channel ({type(error).__name__})") from None
             self._receive(event)
@@ -144,9 +158,15 @@ class Running:
         elif event["event"] == "setup_failed":
             self.setup_failed = {"line": event["line"], "exception": event["exception"]}
         elif event["event"] == "done":
-            self.done = True
+            self.done, self.done_at = True, time.monotonic()
         elif event["event"] == "exit":
             self.exit_status = event["status"]
+
+    def exiting(self) -> bool:
+        """Said ``done`` a moment ago: only tearing down, its slot free. One that said so and
+        still runs (a forged ``done``) holds its slot again, so notes never run more at once
+        than asked."""
+        return self.done and time.monotonic() - self.done_at < EXIT_GRACE
 
     def vault_changes(self) -> list[str]:
         """Files of a watched vault (no read-only view) that changed since the note was forked."""
@@ -210,12 +230,27 @@ class Malformed(ValueError):
 
 def note_event(line: bytes, blocks: int) -> NoteEvent:
     """Parse and check one line a note's processes sent; ``blocks`` is how many blocks it has.
+    Raises :class:`Malformed` (or ``ValueError``/``RecursionError`` from the JSON parser) on
+    anything but the protocol."""
+    return checked_event(json.loads(line), blocks)
 
-    Returns a new event holding only the keys of its type, so nothing the note made up reaches
-    the checker. Raises :class:`Malformed` (or ``ValueError``/``RecursionError`` from the JSON
-    parser) on anything else.
-    """
-    data = json.loads(line)
+
+def json_values(data: object) -> int:
+    """How many values a parsed JSON document holds, containers included."""
+    count, pending = 0, [data]
+    while pending:
+        value = pending.pop()
+        count += 1
+        if isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+    return count
+
+
+def checked_event(data: object, blocks: int) -> NoteEvent:
+    """A parsed line as a new event holding only the keys of its type, so nothing the note made
+    up reaches the checker; raises :class:`Malformed` on anything else."""
     if not isinstance(data, dict):
         raise Malformed("event")
     kind = data.get("event")

@@ -43,8 +43,18 @@ from noteexec.sandbox.isolation import (
     open_sources,
     reap_descendants,
     sethostname,
+    shown_paths,
 )
-from noteexec.sandbox.lockdown import become_note_user, confine, lock_down
+from noteexec.sandbox.lockdown import (
+    SECRETS_BESIDE,
+    Sockets,
+    become_note_user,
+    cap_processes,
+    confine,
+    lock_down,
+    readable_by_everyone,
+    syscall_filter,
+)
 from noteexec.sandbox.protocol import ExceptionFacts, Isolation, Job
 
 CHANNEL_FD = 1021
@@ -67,11 +77,26 @@ class Plan:
     confine: bool = False
     """Without namespaces: confine the note's tree with Landlock (see ``lockdown.confine``)."""
 
+    @property
+    def as_root(self) -> bool:
+        """Without namespaces, as root, when the unprivileged host id cannot import this Python
+        (it lies in ``/root``): the note runs as uid 0, with no capability."""
+        return not self.namespaces and self.root and not self.host_id_can_import
+
+    @property
+    def sockets(self) -> Sockets:
+        """What sockets the note may open (see ``lockdown.REFUSED``)."""
+        return "any" if self.namespaces else "none" if self.as_root else "local"
+
 
 def spawn(job: Job, plan: Plan, groups: tuple[str, ...], probe: bool = False) -> tuple[int, int, int]:
     """Fork a note's PID 1 (into its namespaces), from the worker, and do the set-up only the
     worker can do: its id map, as root. Returns its pid, its channel and its go pipe. Nothing
     here waits for the child: the worker goes back to its running notes at once."""
+    syscall_filter(plan.sockets)  # compiled here once, not in every note's process
+    if plan.confine and plan.as_root:
+        for path in SECRETS_BESIDE:
+            readable_by_everyone(path)
     reader, writer = os.pipe()
     go_reader, go_writer = os.pipe()
     sync_worker, sync_note = socket.socketpair()
@@ -131,7 +156,8 @@ def init(job: Job, fds: dict[int, int], plan: Plan, probe: bool = False) -> None
         keep_only(fds)
         channel = Channel(CHANNEL_FD)
         try:
-            join_self(sorted(fd for fd in fds.values() if fd < SYNC_FD))
+            group_fds = sorted(fd for fd in fds.values() if fd < SYNC_FD)
+            join_self(group_fds)
             if os.read(SYNC_FD, 1) != b"m":  # as root, the worker has mapped this process's ids
                 os._exit(exit_code)
             os.close(SYNC_FD)
@@ -144,6 +170,8 @@ def init(job: Job, fds: dict[int, int], plan: Plan, probe: bool = False) -> None
                 drop_to_host_id(NOTE_HOST_ID)
             # After the change of ids, which clears it: if the worker dies, so does the note.
             libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if not group_fds:
+                cap_processes(job["processes"], own_user_namespace=plan.namespaces)
             if plan.namespaces:
                 sethostname("noteexec")
                 build_world(plan.staging, sources, job["tmp_size"])
@@ -156,8 +184,8 @@ def init(job: Job, fds: dict[int, int], plan: Plan, probe: bool = False) -> None
                 os.mkdir(temporary, 0o700)
                 os.environ["TMPDIR"] = tempfile.tempdir = temporary  # /tmp is not the note's
                 if plan.confine:
-                    confine(plan.workdir)
-            lock_down()
+                    confine(plan.workdir, shown_paths(job["readonly"]), plan.as_root)
+            lock_down(plan.sockets)
             if probe:
                 channel.send({"event": "probed"})
                 os._exit(0)

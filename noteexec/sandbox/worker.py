@@ -281,7 +281,7 @@ class Worker:
                 bool(prepared) and prepared[0].job["alone"] and bool(running)
             )
             # A done note is only exiting; until the warm-up, the first one holds its slot.
-            busy = [note for note in running if not (note.done and self.warmed)]
+            busy = [note for note in running if not (note.exiting() and self.warmed)]
             free = len(busy) < self._slots() and not alone
             if prepared and free:
                 self._go(prepared[0])

@@ -153,7 +153,7 @@ class Worker:
         isolation: Isolation = {
             "level": "full" if namespaces else "reduced",
             "namespaces": namespaces,
-            "network": "none" if namespaces else "no TCP" if not self.landlock_missing else "shared",
+            "network": "none" if namespaces or (self.root and not self.host_id_can_import) else "Unix sockets only",
             "vault": "read-only"
             if namespaces
             else "read-only (Landlock)"

@@ -194,6 +194,23 @@ def drop_to_host_id(host_id: int) -> None:
     os.setresuid(host_id, host_id, host_id)
 
 
+def host_id_can_import() -> bool:
+    """Whether an unprivileged host id can read this Python installation and torch (a Python
+    installed under ``/root`` cannot be): without namespaces, notes run as that id only then."""
+    import torch
+
+    needed = [os.path.dirname(torch.__file__), os.path.dirname(os.__file__)]
+    pid = os.fork()
+    if pid == 0:
+        try:
+            drop_to_host_id(NOTE_HOST_ID)
+            os._exit(0 if all(os.access(path, os.R_OK | os.X_OK) for path in needed) else 1)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
 @functools.cache
 def python_paths() -> tuple[str, ...]:
     """Where this Python and its packages live: notes import from there, so they see them

@@ -44,7 +44,7 @@ from noteexec.sandbox.isolation import (
     NOTE_HOST_ID,
     PR_SET_CHILD_SUBREAPER,
     back_with_huge_pages,
-    drop_to_host_id,
+    host_id_can_import,
     kill_children,
     libc_call,
     not_dumpable,
@@ -66,23 +66,6 @@ PROBE: Job = {
 WARM_UP = ("torch._dynamo", "torch.profiler._cupti_monitor")
 """Parts of torch that notes load lazily (an optimizer's first step imports torch._dynamo and
 sympy: a second and 100 MiB); the worker imports them once so that later forks have them."""
-
-
-def _host_id_can_import() -> bool:
-    """Whether an unprivileged host id can read this Python installation and torch (a Python
-    installed under ``/root`` cannot be): without namespaces, notes run as that id only then."""
-    import torch
-
-    needed = [os.path.dirname(torch.__file__), os.path.dirname(os.__file__)]
-    pid = os.fork()
-    if pid == 0:
-        try:
-            drop_to_host_id(NOTE_HOST_ID)
-            os._exit(0 if all(os.access(path, os.R_OK | os.X_OK) for path in needed) else 1)
-        except BaseException:
-            os._exit(1)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status) == 0
 
 
 def _write(fd: int, message: FromWorker) -> None:
@@ -122,7 +105,8 @@ class Worker:
         groups = NoteGroups.create()
         self.groups = groups if isinstance(groups, NoteGroups) else None
         self.groups_missing = groups if isinstance(groups, str) else None
-        self.host_id_can_import = self.root and _host_id_can_import()
+        self.host_id_can_import = self.root and host_id_can_import()
+        self.note_as_root = self.root and not self.host_id_can_import  # see Plan.as_root
         self.landlock_missing = landlock_missing()
         self.world_error: str | None = None
         self.world_error = self._probe_world()
@@ -153,15 +137,14 @@ class Worker:
         isolation: Isolation = {
             "level": "full" if namespaces else "reduced",
             "namespaces": namespaces,
-            "network": "none" if namespaces or (self.root and not self.host_id_can_import) else "Unix sockets only",
+            "network": "none" if namespaces or self.note_as_root else "Unix sockets only",
             "vault": "read-only"
             if namespaces
             else "read-only (Landlock)"
             if not self.landlock_missing
             else "watched",
             "user": user,
-            # Without a cgroup, memory and processes are capped per process (setrlimit): a weaker
-            # cap, but not a hole in the trust boundary, so it does not lower the level.
+            # Without a cgroup, rlimits cap them: weaker, not a hole in the boundary (same level).
             "limits": f"cgroup v{self.groups.version}"
             if self.groups
             else f"per process ({self.groups_missing})",

@@ -33,6 +33,21 @@ try:
     found["network"] = False
 except OSError:
     found["network"] = True
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"probe", ("127.0.0.1", PORT))
+    found["datagrams"] = False
+except OSError:
+    found["datagrams"] = True
+try:
+    open(OUTSIDE, "rb").close()
+    found["files"] = False
+except OSError:
+    found["files"] = True
+try:
+    os.memfd_create("probe")
+    found["ipc"] = False
+except OSError:
+    found["ipc"] = True
 hook = os.path.join(site.getsitepackages()[0], "noteexec-probe.pth")
 for name, path in (("vault", VAULT), ("python", hook)):
     try:
@@ -59,6 +74,9 @@ print(json.dumps(found))
 
 ADVICE = {
     "network": "needs a network namespace: see 'namespaces' below",
+    "datagrams": "needs a network namespace, or the system-call filter's socket rule",
+    "files": "needs a mount namespace, or Landlock (Linux 6.12+) without one",
+    "ipc": "memory files and System V segments: the system-call filter refuses them",
     "vault": "needs a mount namespace (or run noteexec as root, which runs notes as an unprivileged id)",
     "python": "needs a mount namespace; else install Python where the checker's user cannot write",
     "processes": "needs a PID namespace: see 'namespaces' below",
@@ -102,8 +120,13 @@ def _probe(config: Config) -> tuple[dict[str, bool], Mapping[str, object], str |
         with tempfile.TemporaryDirectory() as folder:
             vault = Path(folder) / "vault"
             vault.mkdir()
+            outside = Path(folder) / "outside.txt"  # beside the vault, readable by everyone
+            outside.write_text("not the note's\n")
+            outside.chmod(0o644)
+            os.chmod(folder, 0o755)
             code = (
                 PROBE.replace("VAULT", repr(str(vault / "probe.txt")))
+                .replace("OUTSIDE", repr(str(outside)))
                 .replace("CHECKER", str(os.getpid()))
                 .replace("SECRET", repr(secret))
                 .replace("PORT", str(listener.getsockname()[1]))

@@ -12,8 +12,8 @@ from tests.conftest import as_nobody, noteexec
 
 def test_doctor_probes_each_protection_from_inside_a_note() -> None:
     findings = {finding.name: finding for finding in diagnose()}
-    assert {"network", "vault", "python", "processes", "environment", "capabilities", "user", "ptrace",
-            "mount", "namespaces", "limits"} <= set(findings)  # fmt: skip
+    assert {"network", "datagrams", "files", "ipc", "vault", "python", "processes", "environment",
+            "capabilities", "user", "ptrace", "mount", "namespaces", "limits"} <= set(findings)  # fmt: skip
     # This project's CI runs as root on Linux, where every protection is available: a missing one
     # fails here, loudly, instead of being skipped.
     missing = {name: finding.detail for name, finding in findings.items() if not finding.ok}

@@ -10,11 +10,17 @@ import pytest
 from noteexec.facts import NoteFacts
 from noteexec.sandbox import BlockRun, NoteRun, Sandbox
 from noteexec.sandbox.execute import MESSAGE_CAP, OUTPUT_CAP, PIECES_CAP, WARNINGS_CAP, Capture, _capped
-from noteexec.sandbox.protocol import Isolation, Job, NoteFactsJSON, RanBlock, WorkerResult
-from noteexec.sandbox.running import (
-    EXIT_GRACE,
+from noteexec.sandbox.protocol import (
     RESULT_BUDGET,
     VALUE_BUDGET,
+    Isolation,
+    Job,
+    NoteFactsJSON,
+    RanBlock,
+    WorkerResult,
+)
+from noteexec.sandbox.running import (
+    EXIT_GRACE,
     BrokenChannel,
     Running,
     json_values,

@@ -189,6 +189,18 @@ def test_memory_a_note_leaves_behind_never_counts_against_a_later_note(tmp_path:
     ]
 
 
+def test_a_note_that_prints_more_than_its_budget_is_cut_short_not_broken(run_note: RunNote) -> None:
+    """Twenty blocks of 2 MiB of output each: every block is capped at 1 MiB, and once the note
+    has sent nearly all it may (16 MiB), later blocks are reported without their output, so the
+    worker never breaks an honest note's channel."""
+    result = run_note("".join(fence("print('x' * (2 << 20))\nvalue = 1") for _ in range(20)))
+    assert result.facts is not None and result.facts.ended is None, result.facts and result.facts.ended
+    blocks = result.facts.blocks
+    assert [block.state for block in blocks] == ["ran"] * 20
+    assert all(block.truncated for block in blocks)
+    assert blocks[0].stdout == "x" * (1 << 20) and blocks[-1].stdout == ""
+
+
 def test_network_is_unreachable(run_note: RunNote) -> None:
     code = (
         "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=3)\n"

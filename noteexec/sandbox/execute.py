@@ -22,6 +22,7 @@ import torch
 
 from noteexec.sandbox.observe import Autograd, gradient_facts, gradient_state, reachable_tensors
 from noteexec.sandbox.protocol import (
+    RESULT_BUDGET,
     BlockJob,
     ExceptionFacts,
     Job,
@@ -33,8 +34,11 @@ from noteexec.sandbox.protocol import (
 )
 
 OUTPUT_CAP = 1 << 20
-"""Characters of each stream kept per block. With the caps below, an honest note stays far
-inside what the worker accepts from it (``running.RESULT_BUDGET``, ``running.VALUE_BUDGET``)."""
+"""Characters of each stream kept per block. With the caps below, a block's facts stay far
+inside what the worker accepts from a note (``protocol.VALUE_BUDGET``); its bytes are kept
+inside ``protocol.RESULT_BUDGET`` by :func:`run_note`, which cuts late blocks short."""
+BLOCK_RESERVE = 8 << 10
+"""Bytes of the budget kept back for each block still to run: its start and, cut short, its facts."""
 PIECES_CAP = 2000
 """Output pieces told apart by the line that printed them, per block; the rest is one piece."""
 WARNINGS_CAP = 100
@@ -44,13 +48,19 @@ MESSAGE_CAP = 64 << 10
 
 
 class Channel:
-    """JSON lines to the supervisor over a private file descriptor that survives fd 0-2 closing."""
+    """JSON lines to the supervisor over a private file descriptor that survives fd 0-2 closing;
+    ``left`` counts down the bytes of the note's budget (PID 1's few events set aside)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        self.left = RESULT_BUDGET - BLOCK_RESERVE
 
     def send(self, event: NoteEvent) -> None:
-        view = memoryview(json_line(event))
+        self.send_line(json_line(event))
+
+    def send_line(self, line: bytes) -> None:
+        self.left -= len(line)
+        view = memoryview(line)
         while view:
             written = os.write(self.fd, view)
             view = view[written:]
@@ -299,10 +309,33 @@ def run_note(job: Job, channel: Channel, cwd: str, wait_for_turn: Callable[[], b
     for index, (block, code) in enumerate(blocks):
         channel.send({"event": "start", "index": index})
         facts = _run_block(block, code, namespace, note_file, autograd, fd_capture)
-        channel.send({"event": "block", "index": index, "facts": facts})
+        line = json_line({"event": "block", "index": index, "facts": facts})
+        if len(line) > channel.left - BLOCK_RESERVE * (len(blocks) - index):
+            line = json_line({"event": "block", "index": index, "facts": _cut_short(facts)})
+        channel.send_line(line)
         if facts["exit"] is not None:
             return False
     return True
+
+
+def _cut_short(facts: RanBlock) -> RanBlock:
+    """A block's facts for a note that has reported nearly all it may: no output, warnings or
+    graphs, a short message; its exception and first gradients still make its verdict."""
+    exception = facts["exception"]
+    if exception is not None:
+        exception = {**exception, "message": exception["message"][:1024]}
+    return {
+        **facts,
+        "exception": exception,
+        "warnings": [],
+        "stdout": "",
+        "stdout_by_line": [],
+        "stderr": "",
+        "truncated": True,
+        "gradients": facts["gradients"][:16],
+        "leaves_without_grad": facts["leaves_without_grad"][:16],
+        "graphs": [],
+    }
 
 
 def _run_prelude(prelude: str, namespace: dict[str, object]) -> ExceptionFacts | None:

@@ -24,6 +24,15 @@ from __future__ import annotations
 import json
 from typing import Literal, NotRequired, Required, TypedDict, final
 
+RESULT_BUDGET = 16 << 20
+"""Bytes a note's processes may send over its whole run. What a note says is kept by the worker
+until it ends, then read again by the checker, both outside the note's caps: unbounded, a note
+capped at 32 MiB made each of them hold gigabytes. The worker breaks the channel of a note that
+sends more; an honest note's own process keeps inside it (``execute.run_note``)."""
+VALUE_BUDGET = 250_000
+"""JSON values (numbers, strings, lists, objects) a note may send over its whole run: each is a
+Python object in the worker and in the checker, however few bytes it takes on the wire."""
+
 BlockState = Literal["ran", "crashed", "not_run"]
 """How a block's run ended: it ran (with or without an exception), its process died in it, or
 an earlier block's end kept it from running."""

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 
 from noteexec.sandbox.protocol import (
+    RESULT_BUDGET,
+    VALUE_BUDGET,
     BlockFactsJSON,
     ExceptionFacts,
     GradientFacts,
@@ -32,15 +34,8 @@ from noteexec.sandbox.protocol import (
 )
 from noteexec.sandbox.tree import Plan
 
-RESULT_BUDGET = 16 << 20
-"""Bytes a note may send over its whole run. What a note says is kept by the worker until it
-ends, then read again by the checker: unbounded, a note capped at 32 MiB made each of them hold
-gigabytes. An honest note's output is capped far below (see :mod:`noteexec.sandbox.execute`)."""
 EXIT_GRACE = 2.0
 """Seconds a note that said ``done`` counts as exiting, its slot free for the next note."""
-VALUE_BUDGET = 250_000
-"""JSON values (numbers, strings, lists, objects) a note may send over its whole run: each is a
-Python object in the worker and in the checker, however few bytes it takes on the wire."""
 
 _SIGNAL_MEANING = {
     "SIGSEGV": "segmentation fault",

@@ -472,7 +472,7 @@ def main() -> None:
     import torch._subclasses.schema_check_mode
     import torch.nn.functional  # noqa: F401
 
-    syscall_filter()  # built once; every note's processes load it
+    syscall_filter("any")  # built once (the fallback's at its first note); every note's processes load it
     if (threads := stop_library_threads()) != 1:
         print(f"noteexec worker: {threads} threads after start-up; notes get no namespaces", file=sys.stderr)
     gc.freeze()  # forked children share these objects without copying their pages

@@ -193,15 +193,17 @@ def run_attack(tmp_path: Path, name: str, user: str, *options: str) -> tuple[dic
         port = tcp.getsockname()[1]
         udp = listening.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
         udp.bind(("127.0.0.1", port))
-        outside = tmp_path / "outside.txt"  # beside the vault, readable by everyone
+        outside = tmp_path / "outside" / "outside.txt"  # beside the vault, readable by everyone
+        outside.parent.mkdir()
         outside.write_text(SECRET)
-        outside.chmod(0o644)
+        binds = {vault: "/mnt/vault", outside.parent: "/mnt/outside"}
+        shown_outside = str(outside) if user == "root" else "/mnt/outside/outside.txt"
         code = (
             ATTACKS[name].replace("MARKER", MARKER).replace("VAULT", repr(shown_vault))
             .replace("PORTNUMBER", str(port)).replace("ABSTRACTNAME", repr(abstract_name))
-            .replace("OUTSIDE", repr(str(outside)))
+            .replace("OUTSIDE", repr(shown_outside))
         )  # fmt: skip
-        found = _check_attack(tmp_path, vault, code, user, options)
+        found = _check_attack(tmp_path, vault, code, user, options, binds)
         udp.setblocking(False)
         with contextlib.suppress(BlockingIOError):
             pytest.fail(f"a datagram from the note reached the host: {udp.recv(16)!r}")
@@ -209,7 +211,12 @@ def run_attack(tmp_path: Path, name: str, user: str, *options: str) -> tuple[dic
 
 
 def _check_attack(
-    tmp_path: Path, vault: Path, code: str, user: str, options: tuple[str, ...]
+    tmp_path: Path,
+    vault: Path,
+    code: str,
+    user: str,
+    options: tuple[str, ...],
+    binds: dict[Path, str] | None = None,
 ) -> tuple[dict[str, dict], str, str]:
     (vault / "a-attack.md").write_text(fence(code))
     (vault / "b-honest.md").write_text(HONEST)
@@ -224,7 +231,7 @@ def _check_attack(
     if user == "root":
         command = [*python, *arguments, str(vault)]
     else:
-        command = as_nobody([*python, *arguments, "/mnt/vault"], tmp_path, {vault: "/mnt/vault"})
+        command = as_nobody([*python, *arguments, "/mnt/vault"], tmp_path, binds or {vault: "/mnt/vault"})
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert result.returncode in (0, 1), result.stderr
     notes = {Path(note["path"]).name: note for note in json.loads(result.stdout)["notes"]}
@@ -411,9 +418,10 @@ def test_the_process_cap_holds_with_or_without_a_cgroup(tmp_path: Path, user: st
         "    spawned = False\n"
         "print(len(started), spawned)\n"
     )
-    options = ("--processes", "16") if namespaces else ("--processes", "16", "--no-namespaces")
+    options = ("--processes", "16", "-j", "1") + (() if namespaces else ("--no-namespaces",))
     notes, _, _ = _check_attack(tmp_path, _vault(tmp_path), code, user, options)
     _honest_is_intact(notes)
+    assert notes["a-attack.md"]["isolation"]["namespaces"] is namespaces
     started, spawned = notes["a-attack.md"]["blocks"][0]["stdout"].split()
     assert 10 <= int(started) < 16 and spawned == "False", (started, spawned)
 

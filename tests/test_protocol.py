@@ -258,3 +258,5 @@ def test_a_note_that_says_done_and_goes_on_holds_its_slot() -> None:
     assert note.exiting()
     note.done_at -= EXIT_GRACE
     assert not note.exiting()
+    note.feed(line({"event": "done"}))  # said again: no more grace
+    assert not note.exiting()

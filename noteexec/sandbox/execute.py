@@ -23,6 +23,7 @@ import torch
 from noteexec.sandbox.observe import Autograd, gradient_facts, gradient_state, reachable_tensors
 from noteexec.sandbox.protocol import (
     RESULT_BUDGET,
+    VALUE_BUDGET,
     BlockJob,
     ExceptionFacts,
     Job,
@@ -31,14 +32,17 @@ from noteexec.sandbox.protocol import (
     RanBlock,
     WarningFacts,
     json_line,
+    json_values,
 )
 
 OUTPUT_CAP = 1 << 20
-"""Characters of each stream kept per block. With the caps below, a block's facts stay far
-inside what the worker accepts from a note (``protocol.VALUE_BUDGET``); its bytes are kept
-inside ``protocol.RESULT_BUDGET`` by :func:`run_note`, which cuts late blocks short."""
+"""Characters of each stream kept per block. With the caps below, a block's facts are bounded;
+:func:`run_note` keeps the whole note inside what the worker accepts (``protocol.RESULT_BUDGET``
+and ``protocol.VALUE_BUDGET``) by cutting late blocks short."""
 BLOCK_RESERVE = 8 << 10
 """Bytes of the budget kept back for each block still to run: its start and, cut short, its facts."""
+VALUES_RESERVE = 400
+"""JSON values kept back for each block still to run, likewise."""
 PIECES_CAP = 2000
 """Output pieces told apart by the line that printed them, per block; the rest is one piece."""
 WARNINGS_CAP = 100
@@ -49,17 +53,26 @@ MESSAGE_CAP = 64 << 10
 
 class Channel:
     """JSON lines to the supervisor over a private file descriptor that survives fd 0-2 closing;
-    ``left`` counts down the bytes of the note's budget (PID 1's few events set aside)."""
+    ``left`` and ``values_left`` count down the note's budgets (PID 1's few events set aside)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.left = RESULT_BUDGET - BLOCK_RESERVE
+        self.values_left = VALUE_BUDGET - VALUES_RESERVE
 
     def send(self, event: NoteEvent) -> None:
-        self.send_line(json_line(event))
+        self.send_line(json_line(event), json_values(event))
 
-    def send_line(self, line: bytes) -> None:
+    def fits(self, line: bytes, values: int, blocks_to_come: int) -> bool:
+        """Whether a line leaves room for the blocks still to run."""
+        return (
+            len(line) <= self.left - BLOCK_RESERVE * blocks_to_come
+            and values <= self.values_left - VALUES_RESERVE * blocks_to_come
+        )
+
+    def send_line(self, line: bytes, values: int) -> None:
         self.left -= len(line)
+        self.values_left -= values
         view = memoryview(line)
         while view:
             written = os.write(self.fd, view)
@@ -309,10 +322,12 @@ def run_note(job: Job, channel: Channel, cwd: str, wait_for_turn: Callable[[], b
     for index, (block, code) in enumerate(blocks):
         channel.send({"event": "start", "index": index})
         facts = _run_block(block, code, namespace, note_file, autograd, fd_capture)
-        line = json_line({"event": "block", "index": index, "facts": facts})
-        if len(line) > channel.left - BLOCK_RESERVE * (len(blocks) - index):
-            line = json_line({"event": "block", "index": index, "facts": _cut_short(facts)})
-        channel.send_line(line)
+        event: NoteEvent = {"event": "block", "index": index, "facts": facts}
+        line, values = json_line(event), json_values(event)
+        if not channel.fits(line, values, len(blocks) - index):
+            event = {"event": "block", "index": index, "facts": _cut_short(facts)}
+            line, values = json_line(event), json_values(event)
+        channel.send_line(line, values)
         if facts["exit"] is not None:
             return False
     return True
@@ -320,10 +335,11 @@ def run_note(job: Job, channel: Channel, cwd: str, wait_for_turn: Callable[[], b
 
 def _cut_short(facts: RanBlock) -> RanBlock:
     """A block's facts for a note that has reported nearly all it may: no output, warnings or
-    graphs, a short message; its exception and first gradients still make its verdict."""
+    graphs, a short message; its exception and first gradients still make its verdict. Well
+    inside ``BLOCK_RESERVE`` and ``VALUES_RESERVE``."""
     exception = facts["exception"]
     if exception is not None:
-        exception = {**exception, "message": exception["message"][:1024]}
+        exception = {**exception, "names": exception["names"][:16], "message": exception["message"][:200]}
     return {
         **facts,
         "exception": exception,
@@ -332,8 +348,9 @@ def _cut_short(facts: RanBlock) -> RanBlock:
         "stdout_by_line": [],
         "stderr": "",
         "truncated": True,
-        "gradients": facts["gradients"][:16],
-        "leaves_without_grad": facts["leaves_without_grad"][:16],
+        "exit": None if facts["exit"] is None else facts["exit"][:200],
+        "gradients": [{**gradient, "name": gradient["name"][:100]} for gradient in facts["gradients"][:8]],
+        "leaves_without_grad": [name[:100] for name in facts["leaves_without_grad"][:8]],
         "graphs": [],
     }
 
@@ -405,7 +422,7 @@ def _run_block(
         "stderr": stderr_text,
         "truncated": stdout.truncated or stderr.truncated,
         "duration": round(duration, 6),
-        "exit": None if exit_code is None else f"sys.exit({exit_code!r})",
+        "exit": None if exit_code is None else _capped(f"sys.exit({exit_code!r})"),
         "gradients": observed["gradients"],
         "leaves_without_grad": observed["leaves_without_grad"],
         "backward_calls": observed["backward_calls"],

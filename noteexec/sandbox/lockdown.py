@@ -11,12 +11,13 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import re
 import resource
 import signal
 import socket
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from functools import cache
 from typing import Literal
 
@@ -57,7 +58,7 @@ REFUSED = (
     "acct", "swapon", "swapoff", "reboot", "syslog", "quotactl", "lookup_dcookie", "iopl", "ioperm",
     "personality", "vhangup", "setdomainname", "sethostname", "settimeofday", "clock_settime",
     "adjtimex", "clock_adjtime",
-    "memfd_create", "shmget", "msgget",
+    "shmget", "msgget",
 )  # fmt: skip
 """Refused with EPERM. ``clone`` is refused when it asks for a namespace or a sibling
 (``CLONE_PARENT``); ``clone3``, whose flags a filter cannot read, says ENOSYS, so the C
@@ -133,8 +134,15 @@ def cap_processes(processes: int, own_user_namespace: bool) -> None:
     one it counts every process of the same user, so the cap goes on top of what that user runs
     now (notes side by side then share it). Root's processes are never counted (the kernel
     exempts uid 0): without namespaces as root, only a cgroup caps them."""
-    running = 0 if own_user_namespace else _tasks_of(os.getuid())
+    # Counted per user namespace since Linux 5.14; before, every process of the host id counts.
+    counted_alone = own_user_namespace and _kernel() >= (5, 14)
+    running = 0 if counted_alone else _tasks_of(os.getuid())
     resource.setrlimit(resource.RLIMIT_NPROC, (running + processes, running + processes))
+
+
+def _kernel() -> tuple[int, int]:
+    found = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return (int(found[1]), int(found[2])) if found else (0, 0)
 
 
 def _tasks_of(uid: int) -> int:
@@ -177,6 +185,7 @@ def syscall_filter(sockets: Sockets = "any") -> bytes:
     for flag in (*_NAMESPACE_FLAGS, CLONE_PARENT):
         rules.add_rule(refuse, "clone", pyseccomp.Arg(0, pyseccomp.MASKED_EQ, flag, flag))
     rules.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")
+    rules.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "memfd_create")  # "unsupported": libraries fall back
     # A parent-death signal may be set to SIGKILL, never cleared or softened: the note's own
     # process dies with its parent that way, and the note must not undo it.
     rules.add_rule(
@@ -223,7 +232,7 @@ def landlock_missing() -> str | None:
     return None if abi >= 6 else f"Landlock ABI {abi} is older than 6 (Linux 6.12)"
 
 
-def confine(writable: str, readable: Iterable[str], as_root: bool) -> None:
+def confine(writable: str, readable: Iterable[str], as_root: bool, checked: Collection[str] = ()) -> None:
     """Without namespaces: the note's tree may read and run what its world would show
     (``readable``: the system's folders, this Python, the checked notes; ``/proc``), write only
     under ``writable`` (its own folder), open no TCP connection, and neither signal nor reach
@@ -231,13 +240,14 @@ def confine(writable: str, readable: Iterable[str], as_root: bool) -> None:
     everything it starts; no capability can lift it.
 
     ``as_root``: the note runs as uid 0 (with no capability), which owns every root-only file:
-    of the system's folders it may read only what everyone may. Otherwise it may also write in
-    ``/dev/shm``, where plain permissions keep other users' files from it."""
+    of ``/etc`` and the ``checked`` folders it may read only what everyone may, of ``/sys`` only
+    the processors' and memory nodes' descriptions. Otherwise it may also write in ``/dev/shm``,
+    where plain permissions keep other users' files from it."""
     from py_landlock import AccessFs, Landlock
 
     shown = [path for path in readable if os.path.exists(path)]
     if as_root:
-        shown = [rule for path in shown for rule in readable_by_everyone(path)]
+        shown = [rule for path in shown for rule in shown_to_root(path, checked)]
     sinks = [device for device in ("/dev/null", "/dev/zero", "/dev/full") if os.path.exists(device)]
     sources = [device for device in ("/dev/random", "/dev/urandom") if os.path.exists(device)]
     ruleset = Landlock(strict=False)
@@ -256,16 +266,24 @@ SECRETS_BESIDE = ("/etc",)
 """System folders that keep root-only secrets beside what every program reads (password
 hashes, sudoers, TLS and SSH keys). The others are shown whole: walking ``/usr`` would cost
 seconds."""
+ROOT_SYS = ("/sys/devices/system/cpu", "/sys/devices/system/node")
+"""What a note running as uid 0 sees of ``/sys``: what torch reads to size its thread pools."""
+
+
+def shown_to_root(path: str, checked: Collection[str]) -> tuple[str, ...]:
+    """What a note running as uid 0 may read of one path its world shows."""
+    if path == "/sys":
+        return tuple(folder for folder in ROOT_SYS if os.path.exists(folder))
+    if path in SECRETS_BESIDE or path in checked:
+        return readable_by_everyone(path)
+    return (path,)
 
 
 @cache
 def readable_by_everyone(path: str) -> tuple[str, ...]:
-    """The fewest paths that cover what everyone may read of ``path`` (one of
-    ``SECRETS_BESIDE``; any other is returned as it is) and nothing else: the folder itself
-    when all of it is, else its parts that are (``/etc`` without ``shadow``). Cached: the
-    worker walks it once, before it forks."""
-    if path not in SECRETS_BESIDE:
-        return (path,)
+    """The fewest paths that cover what everyone may read of ``path`` and nothing else: the
+    folder itself when all of it is, else its parts that are (``/etc`` without ``shadow``, a
+    vault without its ``.env``). Cached: the worker walks it once, before it forks."""
     rules, _ = _everyone_may_read(path)
     return tuple(rules)
 

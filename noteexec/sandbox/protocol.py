@@ -33,6 +33,20 @@ VALUE_BUDGET = 250_000
 """JSON values (numbers, strings, lists, objects) a note may send over its whole run: each is a
 Python object in the worker and in the checker, however few bytes it takes on the wire."""
 
+
+def json_values(data: object) -> int:
+    """How many values a parsed JSON document holds, containers included."""
+    count, pending = 0, [data]
+    while pending:
+        value = pending.pop()
+        count += 1
+        if isinstance(value, list | tuple):  # tuples: facts before they are JSON
+            pending.extend(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+    return count
+
+
 BlockState = Literal["ran", "crashed", "not_run"]
 """How a block's run ended: it ran (with or without an exception), its process died in it, or
 an earlier block's end kept it from running."""

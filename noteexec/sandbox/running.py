@@ -31,6 +31,7 @@ from noteexec.sandbox.protocol import (
     SetupFailed,
     WarningFacts,
     WorkerResult,
+    json_values,
 )
 from noteexec.sandbox.tree import Plan
 
@@ -152,15 +153,14 @@ class Running:
             self.deadline = time.monotonic() + self.job["timeout"]
         elif event["event"] == "setup_failed":
             self.setup_failed = {"line": event["line"], "exception": event["exception"]}
-        elif event["event"] == "done":
+        elif event["event"] == "done" and not self.done:  # said again, it buys no more grace
             self.done, self.done_at = True, time.monotonic()
         elif event["event"] == "exit":
             self.exit_status = event["status"]
 
     def exiting(self) -> bool:
-        """Said ``done`` a moment ago: only tearing down, its slot free. One that said so and
-        still runs (a forged ``done``) holds its slot again, so notes never run more at once
-        than asked."""
+        """Said ``done`` a moment ago: only tearing down. One that said so and still runs (a
+        forged ``done``) counts as running again (see ``Worker._start_jobs``)."""
         return self.done and time.monotonic() - self.done_at < EXIT_GRACE
 
     def vault_changes(self) -> list[str]:
@@ -228,19 +228,6 @@ def note_event(line: bytes, blocks: int) -> NoteEvent:
     Raises :class:`Malformed` (or ``ValueError``/``RecursionError`` from the JSON parser) on
     anything but the protocol."""
     return checked_event(json.loads(line), blocks)
-
-
-def json_values(data: object) -> int:
-    """How many values a parsed JSON document holds, containers included."""
-    count, pending = 0, [data]
-    while pending:
-        value = pending.pop()
-        count += 1
-        if isinstance(value, list):
-            pending.extend(value)
-        elif isinstance(value, dict):
-            pending.extend(value.values())
-    return count
 
 
 def checked_event(data: object, blocks: int) -> NoteEvent:

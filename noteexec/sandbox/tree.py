@@ -94,8 +94,8 @@ def spawn(job: Job, plan: Plan, groups: tuple[str, ...], probe: bool = False) ->
     worker can do: its id map, as root. Returns its pid, its channel and its go pipe. Nothing
     here waits for the child: the worker goes back to its running notes at once."""
     syscall_filter(plan.sockets)  # compiled here once, not in every note's process
-    if plan.confine and plan.as_root:
-        for path in SECRETS_BESIDE:
+    if plan.confine and plan.as_root:  # walked here, once, not in every note's PID 1
+        for path in (*SECRETS_BESIDE, *job["readonly"]):
             readable_by_everyone(path)
     reader, writer = os.pipe()
     go_reader, go_writer = os.pipe()
@@ -184,7 +184,7 @@ def init(job: Job, fds: dict[int, int], plan: Plan, probe: bool = False) -> None
                 os.mkdir(temporary, 0o700)
                 os.environ["TMPDIR"] = tempfile.tempdir = temporary  # /tmp is not the note's
                 if plan.confine:
-                    confine(plan.workdir, shown_paths(job["readonly"]), plan.as_root)
+                    confine(plan.workdir, shown_paths(job["readonly"]), plan.as_root, job["readonly"])
             lock_down(plan.sockets)
             if probe:
                 channel.send({"event": "probed"})

@@ -263,9 +263,10 @@ class Worker:
             alone = any(note.job["alone"] for note in running) or (
                 bool(prepared) and prepared[0].job["alone"] and bool(running)
             )
-            # A done note is only exiting; until the warm-up, the first one holds its slot.
-            busy = [note for note in running if not (note.exiting() and self.warmed)]
-            free = len(busy) < self._slots() and not alone
+            # A done note is only exiting: up to as many as there are slots free theirs, so at
+            # most twice the slots have processes. Until the warm-up, the first one holds its slot.
+            exiting = sum(note.exiting() for note in running) if self.warmed else 0
+            free = len(running) - min(exiting, self._slots()) < self._slots() and not alone
             if prepared and free:
                 self._go(prepared[0])
             elif self.queue and (free or len(prepared) < self.SPARES):

@@ -130,7 +130,7 @@ class Worker:
         elif self.host_id_can_import:
             user = f"the unprivileged host id {NOTE_HOST_ID}"
         elif self.root:
-            user = "root without capabilities (an unprivileged id cannot read this Python installation)"
+            user = "root without capabilities (the unprivileged id cannot read Python): no multiprocessing"
             missing.append("an unprivileged user")
         else:
             user = "the checker's own user"

@@ -131,6 +131,18 @@ for path in ('/etc/shadow', OUTSIDE):
         pass
 print(readable)
 """,
+    "owner": """
+import os
+path, changed = VAULT + '/b-honest.md', []  # the checker's file: as root, uid 0's
+for name, change in (('chmod', lambda: os.chmod(path, 0o4777)), ('utime', lambda: os.utime(path, (0, 0))),
+                     ('xattr', lambda: os.setxattr(path, 'user.noteexec', b'1'))):
+    try:
+        change()
+        changed.append(name)
+    except OSError:
+        pass
+print(changed)
+""",
     "ipc": """
 import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
@@ -292,7 +304,7 @@ def test_an_attack_from_a_note_fails_and_other_verdicts_stand(tmp_path: Path, us
         assert attack["stdout"] == "still here\n"
     elif name == "network":
         assert attack["stdout"] == "[]\n", attack["stdout"]  # neither the host's TCP nor its abstract sockets
-    elif name in ("files", "ipc"):
+    elif name in ("files", "ipc", "owner"):
         assert attack["stdout"] == "[]\n", attack["stdout"]
     elif name == "timeout":
         assert "a block started out of order" in attack["message"]
@@ -466,7 +478,7 @@ def test_without_namespaces_secrets_results_the_terminal_and_the_vault_stay_out_
     environment, a subreaper, the system-call filter and Landlock (files, TCP, abstract sockets,
     signals) still hold these; the run says loudly what is missing."""
     for name in ("secrets", "forge", "terminal", "survivors", "root", "kill", "network", "timeout", "exit",
-                 "files", "ipc"):  # fmt: skip
+                 "files", "ipc", "owner"):  # fmt: skip
         folder = tmp_path / name
         folder.mkdir()
         notes, stdout, stderr = run_attack(folder, name, user, "--no-namespaces")
@@ -488,7 +500,7 @@ def test_without_namespaces_secrets_results_the_terminal_and_the_vault_stay_out_
             # parent-death signal); the worker and the checker, outside the domain, it may not.
             assert attack["stdout"] == "still here\n" or "process killed by" in attack["message"]
             assert "the sandbox worker died" not in attack["message"], attack["message"]
-        elif name in ("network", "files", "ipc"):  # the datagram: no socket but a Unix one
+        elif name in ("network", "files", "ipc", "owner"):  # the datagram: no socket but a Unix one
             assert attack["stdout"] == "[]\n", attack["stdout"]
         elif name == "timeout":
             assert "a block started out of order" in attack["message"]

@@ -169,11 +169,10 @@ def _class_names(cls: type) -> list[str]:
     for base in cls.__mro__:
         if base is object:
             break
-        names.append(base.__name__)
-        qualified = f"{base.__module__}.{base.__qualname__}"
+        names.append(base.__name__[:200])
         if base.__module__ != "builtins":
-            names.append(qualified)
-    return names
+            names.append(f"{base.__module__}.{base.__qualname__}"[:200])
+    return names[:32]
 
 
 def _top_line(error: BaseException, note_file: str, block: range | None) -> int | None:
@@ -189,7 +188,7 @@ def _top_line(error: BaseException, note_file: str, block: range | None) -> int 
 
 def exception_facts(error: BaseException, note_file: str, block: range | None = None) -> ExceptionFacts:
     return {
-        "type": type(error).__name__,
+        "type": type(error).__name__[:200],
         "names": _class_names(type(error)),
         "message": _message(error),
         "line": _traceback_line(error, note_file, block),

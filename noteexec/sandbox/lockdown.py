@@ -8,6 +8,7 @@ memory, mounts, namespaces, keyrings, modules, BPF, perf, ``userfaultfd``, io_ur
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -73,6 +74,15 @@ Sockets depend on where the note runs (``socket``; ``socketpair`` is always allo
 runtime's, the init system's)."""
 
 Sockets = Literal["any", "local", "none"]
+
+OWNER_CALLS = (
+    "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
+    "utime", "utimes", "futimesat", "utimensat", "setxattr", "lsetxattr", "fsetxattr",
+    "removexattr", "lremovexattr", "fremovexattr", "setxattrat", "removexattrat",
+)  # fmt: skip
+"""Also refused to a note left as uid 0 (``"none"``): what a file's owner may do without any
+capability, and Landlock does not cover: uid 0 owns every root file (making one readable to
+all, or setuid)."""
 
 
 class _Header(ctypes.Structure):
@@ -196,6 +206,9 @@ def syscall_filter(sockets: Sockets = "any") -> bytes:
     )
     if sockets == "none":
         rules.add_rule(refuse, "socket")
+        for name in OWNER_CALLS:
+            with contextlib.suppress(OSError, ValueError, RuntimeError):  # unknown on this architecture
+                rules.add_rule(refuse, name)
     elif sockets == "local":
         rules.add_rule(refuse, "socket", pyseccomp.Arg(0, pyseccomp.NE, socket.AF_UNIX))
     with tempfile.TemporaryFile() as sink:

@@ -23,7 +23,7 @@ from noteexec.sandbox.running import (
     EXIT_GRACE,
     BrokenChannel,
     Running,
-    json_values,
+    line_values,
     note_event,
 )
 from noteexec.sandbox.tree import Plan
@@ -225,7 +225,10 @@ def test_a_note_sends_a_bounded_number_of_bytes_and_values_over_its_whole_run() 
     facts = {**RAN, "stdout_by_line": [[0, ""]] * (VALUE_BUDGET // 3 + 1)}
     with pytest.raises(BrokenChannel, match="values in its results"):
         tiny.feed(line({"event": "start", "index": 0}) + line({"event": "block", "index": 0, "facts": facts}))
-    assert json_values({"a": [1, [2, "3"]], "b": None}) == 7
+    assert line_values(b'{"a": [1, [2, "3, [{"]], "b": "\\"{", "c": []}') == 9  # 8, and an empty list twice
+    flood = b'{"event": "block", "index": 0, "facts": [' + b"[{}]," * (VALUE_BUDGET // 3) + b"[]]}\n"
+    with pytest.raises(BrokenChannel, match="values in its results"):  # refused before it is parsed
+        running().feed(line({"event": "start", "index": 0}) + flood)
 
 
 def test_an_honest_note_stays_inside_its_budgets() -> None:

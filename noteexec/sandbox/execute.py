@@ -32,7 +32,7 @@ from noteexec.sandbox.protocol import (
     RanBlock,
     WarningFacts,
     json_line,
-    json_values,
+    line_values,
 )
 
 OUTPUT_CAP = 1 << 20
@@ -61,7 +61,8 @@ class Channel:
         self.values_left = VALUE_BUDGET - VALUES_RESERVE
 
     def send(self, event: NoteEvent) -> None:
-        self.send_line(json_line(event), json_values(event))
+        line = json_line(event)
+        self.send_line(line, line_values(line))
 
     def fits(self, line: bytes, values: int, blocks_to_come: int) -> bool:
         """Whether a line leaves room for the blocks still to run."""
@@ -321,12 +322,10 @@ def run_note(job: Job, channel: Channel, cwd: str, wait_for_turn: Callable[[], b
     for index, (block, code) in enumerate(blocks):
         channel.send({"event": "start", "index": index})
         facts = _run_block(block, code, namespace, note_file, autograd, fd_capture)
-        event: NoteEvent = {"event": "block", "index": index, "facts": facts}
-        line, values = json_line(event), json_values(event)
-        if not channel.fits(line, values, len(blocks) - index):
-            event = {"event": "block", "index": index, "facts": _cut_short(facts)}
-            line, values = json_line(event), json_values(event)
-        channel.send_line(line, values)
+        line = json_line({"event": "block", "index": index, "facts": facts})
+        if not channel.fits(line, line_values(line), len(blocks) - index):
+            line = json_line({"event": "block", "index": index, "facts": _cut_short(facts)})
+        channel.send_line(line, line_values(line))
         if facts["exit"] is not None:
             return False
     return True

@@ -22,6 +22,7 @@ a contract.
 from __future__ import annotations
 
 import json
+import re
 from typing import Literal, NotRequired, Required, TypedDict, final
 
 RESULT_BUDGET = 16 << 20
@@ -34,17 +35,16 @@ VALUE_BUDGET = 250_000
 Python object in the worker and in the checker, however few bytes it takes on the wire."""
 
 
-def json_values(data: object) -> int:
-    """How many values a parsed JSON document holds, containers included."""
-    count, pending = 0, [data]
-    while pending:
-        value = pending.pop()
-        count += 1
-        if isinstance(value, list | tuple):  # tuples: facts before they are JSON
-            pending.extend(value)
-        elif isinstance(value, dict):
-            pending.extend(value.values())
-    return count
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def line_values(line: bytes) -> int:
+    """How many values (containers included) a JSON line holds at most, counted before it is
+    parsed: with its strings taken out, one per comma and per list or object opened, and one.
+    Parsing first let one 16 MiB line of ``[{}]`` cost the worker 800 MB before it was counted.
+    The note counts its lines the same way, so both sides agree."""
+    bare = _JSON_STRING.sub(b"", line)
+    return bare.count(b",") + bare.count(b"[") + bare.count(b"{") + 1
 
 
 BlockState = Literal["ran", "crashed", "not_run"]

@@ -31,7 +31,7 @@ from noteexec.sandbox.protocol import (
     SetupFailed,
     WarningFacts,
     WorkerResult,
-    json_values,
+    line_values,
 )
 from noteexec.sandbox.tree import Plan
 
@@ -125,11 +125,10 @@ class Running:
         self.pending = [rest] if rest else []
         for line in lines:
             try:
-                data = json.loads(line)
-                self.values += json_values(data)
+                self.values += line_values(line)
                 if self.values > VALUE_BUDGET:
                     raise BrokenChannel(f"the note sent more than {VALUE_BUDGET:,} values in its results")
-                event = checked_event(data, len(self.job["blocks"]))
+                event = note_event(line, len(self.job["blocks"]))
             except (ValueError, RecursionError, OverflowError) as error:  # Malformed, or not JSON at all
                 raise BrokenChannel(f"the note broke its result channel ({type(error).__name__})") from None
             self._receive(event)

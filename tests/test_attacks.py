@@ -115,7 +115,7 @@ for family, address in ((socket.AF_INET, ('127.0.0.1', PORTNUMBER)), (socket.AF_
         pass
 try:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagrams:
-        datagrams.sendto(b'out', ('127.0.0.1', PORTNUMBER))
+        datagrams.sendto(b'out', ('127.0.0.1', DATAGRAMPORT))
         reached.append('UDP')
 except OSError:
     pass
@@ -204,7 +204,7 @@ def run_attack(tmp_path: Path, name: str, user: str, *options: str) -> tuple[dic
         abstract.listen()
         port = tcp.getsockname()[1]
         udp = listening.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-        udp.bind(("127.0.0.1", port))
+        udp.bind(("127.0.0.1", 0))  # a port of its own: another test's TCP port may be taken for UDP
         outside = tmp_path / "outside" / "outside.txt"  # beside the vault, readable by everyone
         outside.parent.mkdir()
         outside.write_text(SECRET)
@@ -213,6 +213,7 @@ def run_attack(tmp_path: Path, name: str, user: str, *options: str) -> tuple[dic
         code = (
             ATTACKS[name].replace("MARKER", MARKER).replace("VAULT", repr(shown_vault))
             .replace("PORTNUMBER", str(port)).replace("ABSTRACTNAME", repr(abstract_name))
+            .replace("DATAGRAMPORT", str(udp.getsockname()[1]))
             .replace("OUTSIDE", repr(shown_outside))
         )  # fmt: skip
         found = _check_attack(tmp_path, vault, code, user, options, binds)

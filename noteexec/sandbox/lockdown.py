@@ -180,7 +180,7 @@ class _SockFilterProgram(ctypes.Structure):
 
 
 @cache
-def syscall_filter(sockets: Sockets = "any") -> bytes:
+def syscall_filter(sockets: Sockets) -> bytes:
     """The filter as the BPF program libseccomp (through pyseccomp) compiles from the rules
     below: compiled once, in the worker; each note's processes load it with one system call."""
     import pyseccomp

@@ -104,8 +104,8 @@ class Running:
     setup_failed: SetupFailed | None = None
     status: int | None = None
     exit_status: int | None = None
-    done: bool = False
     done_at: float = math.inf
+    """When the note said ``done`` (its first time)."""
     timed_out: bool = False
     broken: str | None = None
     out_of_memory: bool = False
@@ -153,9 +153,13 @@ class Running:
         elif event["event"] == "setup_failed":
             self.setup_failed = {"line": event["line"], "exception": event["exception"]}
         elif event["event"] == "done" and not self.done:  # said again, it buys no more grace
-            self.done, self.done_at = True, time.monotonic()
+            self.done_at = time.monotonic()
         elif event["event"] == "exit":
             self.exit_status = event["status"]
+
+    @property
+    def done(self) -> bool:
+        return self.done_at != math.inf
 
     def exiting(self) -> bool:
         """Said ``done`` a moment ago: only tearing down. One that said so and still runs (a
@@ -224,14 +228,12 @@ class Malformed(ValueError):
 
 def note_event(line: bytes, blocks: int) -> NoteEvent:
     """Parse and check one line a note's processes sent; ``blocks`` is how many blocks it has.
-    Raises :class:`Malformed` (or ``ValueError``/``RecursionError`` from the JSON parser) on
-    anything but the protocol."""
-    return checked_event(json.loads(line), blocks)
 
-
-def checked_event(data: object, blocks: int) -> NoteEvent:
-    """A parsed line as a new event holding only the keys of its type, so nothing the note made
-    up reaches the checker; raises :class:`Malformed` on anything else."""
+    Returns a new event holding only the keys of its type, so nothing the note made up reaches
+    the checker. Raises :class:`Malformed` (or ``ValueError``/``RecursionError`` from the JSON
+    parser) on anything else.
+    """
+    data = json.loads(line)
     if not isinstance(data, dict):
         raise Malformed("event")
     kind = data.get("event")

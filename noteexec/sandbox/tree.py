@@ -79,14 +79,18 @@ class Plan:
 
     @property
     def as_root(self) -> bool:
-        """Without namespaces, as root, when the unprivileged host id cannot import this Python
-        (it lies in ``/root``): the note runs as uid 0, with no capability."""
-        return not self.namespaces and self.root and not self.host_id_can_import
+        return runs_as_root(self.namespaces, self.root, self.host_id_can_import)
 
     @property
     def sockets(self) -> Sockets:
         """What sockets the note may open (see ``lockdown.REFUSED``)."""
         return "any" if self.namespaces else "none" if self.as_root else "local"
+
+
+def runs_as_root(namespaces: bool, root: bool, host_id_can_import: bool) -> bool:
+    """Without namespaces, as root, when the unprivileged host id cannot import this Python (it
+    lies in ``/root``): the note runs as uid 0, with no capability."""
+    return not namespaces and root and not host_id_can_import
 
 
 def spawn(job: Job, plan: Plan, groups: tuple[str, ...], probe: bool = False) -> tuple[int, int, int]:

@@ -54,7 +54,7 @@ from noteexec.sandbox.isolation import (
 from noteexec.sandbox.lockdown import landlock_missing, syscall_filter
 from noteexec.sandbox.protocol import FromWorker, Isolation, Job, ToWorker, json_line
 from noteexec.sandbox.running import BrokenChannel, Running, note_event, vault_snapshot
-from noteexec.sandbox.tree import Plan, sandbox_error, spawn
+from noteexec.sandbox.tree import Plan, runs_as_root, sandbox_error, spawn
 
 PROBE: Job = {
     "id": -1, "path": "", "blocks": [], "setup": [], "prelude": "", "timeout": 0.0, "memory_limit": None,
@@ -106,7 +106,6 @@ class Worker:
         self.groups = groups if isinstance(groups, NoteGroups) else None
         self.groups_missing = groups if isinstance(groups, str) else None
         self.host_id_can_import = self.root and host_id_can_import()
-        self.note_as_root = self.root and not self.host_id_can_import  # see Plan.as_root
         self.landlock_missing = landlock_missing()
         self.world_error: str | None = None
         self.world_error = self._probe_world()
@@ -137,7 +136,9 @@ class Worker:
         isolation: Isolation = {
             "level": "full" if namespaces else "reduced",
             "namespaces": namespaces,
-            "network": "none" if namespaces or self.note_as_root else "Unix sockets only",
+            "network": "none"
+            if namespaces or runs_as_root(namespaces, self.root, self.host_id_can_import)
+            else "Unix sockets only",
             "vault": "read-only"
             if namespaces
             else "read-only (Landlock)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -464,6 +465,54 @@ def test_a_dying_worker_costs_only_the_note_it_was_running(
         and "while this note ran" in lost.reason
     )
     assert [facts[ticket].blocks[0].stdout for ticket in tickets[1:]] == ["slept\n", "slept\n"]
+
+
+def _nursery_of(worker: int) -> int | None:
+    """The worker's child in its own PID namespace (its notes' processes are in theirs)."""
+    own = os.readlink(f"/proc/{worker}/ns/pid")
+    for task in os.listdir(f"/proc/{worker}/task"):
+        with contextlib.suppress(OSError):
+            for child in map(int, Path(f"/proc/{worker}/task/{task}/children").read_text().split()):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{child}/ns/pid") == own:
+                        return child
+    return None
+
+
+def test_a_dying_nursery_costs_at_most_the_notes_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As root, each note's PID 1 comes from the worker's nursery. If the nursery dies (only root or
+    the out-of-memory killer can kill it), the notes in flight die with their PID 1s and say so; the
+    worker lives on and forks the PID 1s of later notes itself."""
+    if os.geteuid() != 0:
+        pytest.skip("only root's worker has a nursery (CI runs as root)")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    marker = str(uuid.uuid4().int % 10**8)
+    killed: list[int] = []
+
+    def watch(sandbox: Sandbox) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            worker = sandbox._process
+            if worker is not None and processes_with(f"1.{marker}"):
+                nursery = _nursery_of(worker.pid)
+                assert nursery is not None
+                os.kill(nursery, signal.SIGKILL)
+                killed.append(nursery)
+            time.sleep(0.02)
+
+    with Sandbox(parallel=1) as sandbox:
+        tickets = [sandbox.submit(_sleeping(name)) for name in (marker, "0", "1", "2")]
+        watcher = threading.Thread(target=watch, args=(sandbox,), daemon=True)
+        watcher.start()
+        facts = dict(sandbox.next_facts() for _ in tickets)
+        watcher.join()
+    assert len(killed) == 1
+    first = facts[tickets[0]].blocks[0]
+    assert first.state == "crashed" and "SIGKILL" in (first.reason or ""), first
+    assert not any("the sandbox worker died" in (facts[ticket].blocks[0].reason or "") for ticket in tickets)
+    assert [facts[ticket].blocks[0].stdout for ticket in tickets[2:]] == ["slept\n", "slept\n"]
 
 
 def test_a_note_that_clears_its_parent_death_signal_still_dies_with_the_worker(

@@ -22,12 +22,10 @@ import torch
 
 from noteexec.sandbox.observe import Autograd, gradient_facts, gradient_state, reachable_tensors
 from noteexec.sandbox.protocol import (
-    RESULT_BUDGET,
-    VALUE_BUDGET,
     BlockJob,
+    Channel,
     ExceptionFacts,
     Job,
-    NoteEvent,
     RaisedFacts,
     RanBlock,
     WarningFacts,
@@ -39,45 +37,12 @@ OUTPUT_CAP = 1 << 20
 """Characters of each stream kept per block. With the caps below, a block's facts are bounded;
 :func:`run_note` keeps the whole note inside what the worker accepts (``protocol.RESULT_BUDGET``
 and ``protocol.VALUE_BUDGET``) by cutting late blocks short."""
-BLOCK_RESERVE = 8 << 10
-"""Bytes of the budget kept back for each block still to run: its start and, cut short, its facts."""
-VALUES_RESERVE = 400
-"""JSON values kept back for each block still to run, likewise."""
 PIECES_CAP = 2000
 """Output pieces told apart by the line that printed them, per block; the rest is one piece."""
 WARNINGS_CAP = 100
 """Warnings kept per block (a loop may warn at every step)."""
 MESSAGE_CAP = 64 << 10
 """Characters kept of an exception's or a warning's message."""
-
-
-class Channel:
-    """JSON lines to the supervisor over a private file descriptor that survives fd 0-2 closing;
-    ``left`` and ``values_left`` count down the note's budgets (PID 1's few events set aside)."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.left = RESULT_BUDGET - BLOCK_RESERVE
-        self.values_left = VALUE_BUDGET - VALUES_RESERVE
-
-    def send(self, event: NoteEvent) -> None:
-        line = json_line(event)
-        self.send_line(line, line_values(line))
-
-    def fits(self, line: bytes, values: int, blocks_to_come: int) -> bool:
-        """Whether a line leaves room for the blocks still to run."""
-        return (
-            len(line) <= self.left - BLOCK_RESERVE * blocks_to_come
-            and values <= self.values_left - VALUES_RESERVE * blocks_to_come
-        )
-
-    def send_line(self, line: bytes, values: int) -> None:
-        self.left -= len(line)
-        self.values_left -= values
-        view = memoryview(line)
-        while view:
-            written = os.write(self.fd, view)
-            view = view[written:]
 
 
 class Capture:

@@ -153,6 +153,59 @@ def fork_into_namespaces() -> int:
     return int(pid)
 
 
+JOINED_NAMESPACES = NOTE_NAMESPACES & ~CLONE_NEWPID
+"""What a note's process joins of its PID 1's namespaces (it starts in the PID one)."""
+
+
+def setns(fd: int, flags: int) -> None:
+    """Join the namespaces ``flags`` of the process (a pidfd) or namespace (a /proc/.../ns file)
+    ``fd``."""
+    libc_call("setns", fd, flags)
+
+
+@functools.cache
+def _own_pid_namespace() -> int:
+    return os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+
+
+def fork_into_pid_namespace(pidfd: int) -> int:
+    """``os.fork``, but the child starts in the PID namespace of the process ``pidfd``, which the
+    caller does not enter: only its next child is born there. Takes CAP_SYS_ADMIN in the caller's
+    own user namespace (root), to join that namespace and to come back from it."""
+    own = _own_pid_namespace()
+    setns(pidfd, CLONE_NEWPID)
+    try:
+        pid = os.fork()
+    except OSError:
+        setns(own, CLONE_NEWPID)
+        raise
+    if pid != 0:
+        setns(own, CLONE_NEWPID)
+    return pid
+
+
+def kill_pidfd(pidfd: int) -> None:
+    """SIGKILL the process ``pidfd`` refers to, if it has not exited yet (no pid reuse race)."""
+    with contextlib.suppress(ProcessLookupError):
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+
+
+def keep_only(descriptors: dict[int, int]) -> None:
+    """Move ``descriptors`` (old → new number) into place and close every other one.
+
+    Nothing of the worker's stays open to a note: not its result stream (a note could forge
+    any note's result there, or stall the run with a broken line), other notes' pipes, its
+    wake-up pipe or its selector. (The open ones, listed: os.closerange would try every number
+    up to the limit on a kernel without close_range, a million system calls in some containers.)
+    """
+    for old, new in descriptors.items():
+        os.dup2(old, new, inheritable=False)
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        if fd > 2 and fd not in descriptors.values():
+            with contextlib.suppress(OSError):  # the listing's own descriptor, already closed
+                os.close(fd)
+
+
 def stop_library_threads() -> int:
     """Fork a child that exits at once, so that libraries stop the threads they started at
     import in their fork handlers (OpenBLAS starts one per core; the worker never uses them).

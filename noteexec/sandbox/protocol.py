@@ -22,6 +22,7 @@ a contract.
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Literal, NotRequired, Required, TypedDict, final
 
@@ -334,3 +335,38 @@ def json_line(message: object) -> bytes:
         return text.encode()
     except UnicodeEncodeError:
         return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text).encode()
+
+
+BLOCK_RESERVE = 8 << 10
+"""Bytes of the budget kept back for each block still to run: its start and, cut short, its facts."""
+VALUES_RESERVE = 400
+"""JSON values kept back for each block still to run, likewise."""
+
+
+class Channel:
+    """JSON lines to the supervisor over a private file descriptor that survives fd 0-2 closing;
+    ``left`` and ``values_left`` count down the note's budgets (PID 1's few events set aside)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.left = RESULT_BUDGET - BLOCK_RESERVE
+        self.values_left = VALUE_BUDGET - VALUES_RESERVE
+
+    def send(self, event: NoteEvent) -> None:
+        line = json_line(event)
+        self.send_line(line, line_values(line))
+
+    def fits(self, line: bytes, values: int, blocks_to_come: int) -> bool:
+        """Whether a line leaves room for the blocks still to run."""
+        return (
+            len(line) <= self.left - BLOCK_RESERVE * blocks_to_come
+            and values <= self.values_left - VALUES_RESERVE * blocks_to_come
+        )
+
+    def send_line(self, line: bytes, values: int) -> None:
+        self.left -= len(line)
+        self.values_left -= values
+        view = memoryview(line)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]

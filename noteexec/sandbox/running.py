@@ -109,6 +109,8 @@ class Running:
     timed_out: bool = False
     broken: str | None = None
     out_of_memory: bool = False
+    pid1: int = -1
+    """A joined note's PID 1 (a pidfd) until it has exited (see ``tree.spawn_joined``)."""
 
     def feed(self, chunk: bytes) -> None:
         """Take what the note's processes wrote; raises BrokenChannel on anything malformed.

@@ -1,6 +1,9 @@
 """The processes inside a note's tree, forked by the worker (:mod:`noteexec.sandbox.worker`).
 
-::
+As root with namespaces (:func:`spawn_joined`), the note's PID 1 comes from the nursery
+(:mod:`noteexec.sandbox.nursery`) and the worker forks the note's process straight into its PID
+namespace (:func:`join`); it joins PID 1's other namespaces, takes the note's id, locks down.
+Otherwise (:func:`spawn`), PID 1 is forked from the worker too::
 
     worker
       └─ PID 1 (:func:`init`): forked straight into the note's own user, PID, mount, network,
@@ -10,39 +13,49 @@
               runs the blocks (:mod:`noteexec.sandbox.execute`)
                 └─ whatever the note starts
 
-Both keep only the descriptors handed to them at fixed numbers: the channel to the worker
+Each keeps only the descriptors handed to it at fixed numbers: the channel to the worker
 (``CHANNEL_FD``, JSON lines of :data:`noteexec.sandbox.protocol.NoteEvent`), the ``go`` pipe
-(a byte when the note's turn comes), the worker's sync socket (PID 1's ids are mapped) and the
-note's cgroup files. Nothing either does may unwind into the worker's code: each ends with
-``os._exit``. When the note's process ends, PID 1 reports how (an ``exit`` event) and exits, and
-the kernel kills everything left in the namespace. Without namespaces, PID 1 is a child
-subreaper that kills what the note left.
+(a byte when the note's turn comes), the worker's sync socket (PID 1's ids are mapped) or PID
+1's ``ready`` pipe and pidfd, and the note's cgroup files. Nothing may unwind into the worker's
+code: each ends with ``os._exit``. When the note's process ends, a forked PID 1 reports how (an
+``exit`` event) and exits, and the kernel kills everything left in the namespace; a joined
+note's process is the worker's own child, and the worker kills its PID 1. Without namespaces,
+PID 1 is a child subreaper that kills what the note left.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
+import json
 import os
+import select
 import signal
 import socket
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from noteexec.sandbox.cgroups import join_self, open_procs
-from noteexec.sandbox.execute import Channel, run_note
 from noteexec.sandbox.isolation import (
+    JOINED_NAMESPACES,
     NOTE_HOST_ID,
     PR_SET_CHILD_SUBREAPER,
     PR_SET_PDEATHSIG,
     build_world,
     drop_to_host_id,
     fork_into_namespaces,
+    fork_into_pid_namespace,
+    keep_only,
+    kill_pidfd,
     libc_call,
     map_ids,
     open_sources,
     reap_descendants,
     sethostname,
+    setns,
     shown_paths,
 )
 from noteexec.sandbox.lockdown import (
@@ -55,11 +68,25 @@ from noteexec.sandbox.lockdown import (
     readable_by_everyone,
     syscall_filter,
 )
-from noteexec.sandbox.protocol import ExceptionFacts, Isolation, Job
+from noteexec.sandbox.nursery import READY, Nursery
+from noteexec.sandbox.protocol import Channel, ExceptionFacts, Isolation, Job
 
 CHANNEL_FD = 1021
 GO_FD = CHANNEL_FD - 1
 SYNC_FD = CHANNEL_FD - 2
+READY_FD = SYNC_FD
+PID1_FD = CHANNEL_FD + 1
+
+
+class Spawned(NamedTuple):
+    """A note's processes, as the worker holds them."""
+
+    pid: int
+    """The worker's child: PID 1 (forked), or the note's process (joined)."""
+    reader: int
+    go: int
+    pid1: int = -1
+    """A joined note's PID 1, as a pidfd: the worker kills it once the note's process ends."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +120,40 @@ def runs_as_root(namespaces: bool, root: bool, host_id_can_import: bool) -> bool
     return not namespaces and root and not host_id_can_import
 
 
-def spawn(job: Job, plan: Plan, groups: tuple[str, ...], probe: bool = False) -> tuple[int, int, int]:
+def isolation_report(
+    namespaces: bool, reason: str | None, root: bool, host_id_can_import: bool, landlock_missing: str | None,
+    limits: str,
+) -> Isolation:  # fmt: skip
+    """What a note's isolation is, in words, for every report format (``reason``: why it has no
+    namespaces)."""
+    missing = []
+    if not namespaces:
+        missing.append("user, PID, mount, network and IPC namespaces")
+        if landlock_missing:
+            missing.append(f"a Landlock confinement ({landlock_missing})")
+    if namespaces:
+        user = "an unprivileged id in its own user namespace"
+    elif host_id_can_import:
+        user = f"the unprivileged host id {NOTE_HOST_ID}"
+    elif root:
+        user = "root without capabilities (the unprivileged id cannot read Python): no multiprocessing"
+        missing.append("an unprivileged user")
+    else:
+        user = "the checker's own user"
+    as_root = runs_as_root(namespaces, root, host_id_can_import)
+    return {
+        "level": "full" if namespaces else "reduced",
+        "namespaces": namespaces,
+        "network": "none" if namespaces or as_root else "Unix sockets only",
+        "vault": "read-only" if namespaces else "watched" if landlock_missing else "read-only (Landlock)",
+        "user": user,
+        "limits": limits,
+        "missing": missing,
+        "reason": reason,
+    }
+
+
+def spawn(job: Job, plan: Plan, groups: tuple[str, ...], probe: bool = False) -> Spawned:
     """Fork a note's PID 1 (into its namespaces), from the worker, and do the set-up only the
     worker can do: its id map, as root. Returns its pid, its channel and its go pipe. Nothing
     here waits for the child: the worker goes back to its running notes at once."""
@@ -129,23 +189,103 @@ def spawn(job: Job, plan: Plan, groups: tuple[str, ...], probe: bool = False) ->
         except OSError:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    return pid, reader, go_writer
+    return Spawned(pid, reader, go_writer)
 
 
-def keep_only(descriptors: dict[int, int]) -> None:
-    """Move ``descriptors`` (old → new number) into place and close every other one.
+def spawn_joined(
+    job: Job, plan: Plan, groups: tuple[str, ...], nursery: Nursery, probe: bool = False
+) -> Spawned:
+    """Have the nursery clone the note's PID 1, and fork the note's process into its PID
+    namespace (as root, with namespaces): one copy of the worker per note. The worker waits
+    only for the nursery's answer (it clones PID 1s ahead), never for the world: the note's
+    process waits for that."""
+    syscall_filter(plan.sockets)
+    reader, writer = os.pipe()
+    go_reader, go_writer = os.pipe()
+    pid1, ready_reader, procs = -1, -1, []
+    try:
+        pid1, ready_reader = nursery.pid1(job["readonly"], job["tmp_size"], plan.staging)
+        procs = open_procs(groups)
+        pid = fork_into_pid_namespace(pid1)
+    except OSError:
+        for fd in (reader, writer, go_reader, go_writer, *procs):
+            os.close(fd)
+        if pid1 != -1:
+            kill_pidfd(pid1)
+            os.close(pid1)
+            os.close(ready_reader)
+        raise
+    if pid == 0:
+        fds = {writer: CHANNEL_FD, go_reader: GO_FD, ready_reader: READY_FD, pid1: PID1_FD}
+        fds.update({fd: SYNC_FD - 1 - index for index, fd in enumerate(procs)})
+        join(job, fds, plan, probe)
+    for fd in (writer, go_reader, ready_reader, *procs):
+        os.close(fd)
+    return Spawned(pid, reader, go_writer, pid1)
 
-    Nothing of the worker's stays open to the note: not its result stream (a note could forge
-    any note's result there, or stall the run with a broken line), other notes' pipes, its
-    wake-up pipe or its selector. (The open ones, listed: os.closerange would try every number
-    up to the limit on a kernel without close_range, a million system calls in some containers.)
-    """
-    for old, new in descriptors.items():
-        os.dup2(old, new, inheritable=False)
-    for fd in map(int, os.listdir("/proc/self/fd")):
-        if fd > 2 and fd not in descriptors.values():
-            with contextlib.suppress(OSError):  # the listing's own descriptor, already closed
-                os.close(fd)
+
+def join(job: Job, fds: dict[int, int], plan: Plan, probe: bool = False) -> None:
+    """The note's process, forked by the worker into its PID 1's PID namespace (PID 2): joins
+    the note's cgroups while it is still the worker's user, waits for PID 1's world, joins PID
+    1's other namespaces, takes the note's id, locks down, runs."""
+    exit_code = 70
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        keep_only(fds)
+        channel = Channel(CHANNEL_FD)
+        try:
+            group_fds = sorted(fd for fd in fds.values() if fd < SYNC_FD)
+            join_self(group_fds)
+            said = os.read(READY_FD, 4096)
+            os.close(READY_FD)
+            if said != READY:
+                raise OSError(errno.ESRCH, said.decode(errors="replace") or "the note's PID 1 died")
+            setns(PID1_FD, JOINED_NAMESPACES)
+            os.close(PID1_FD)
+            os.chdir("/tmp/note")
+            become_note_user(drop_groups=True)
+            if not group_fds:
+                cap_processes(job["processes"], own_user_namespace=True)
+            lock_down(plan.sockets)
+            if probe:
+                channel.send({"event": "probed"})
+                os._exit(0)
+        except OSError as error:
+            channel.send({"event": "setup_failed", "line": None, "exception": sandbox_error(error)})
+            os._exit(0)
+        note_process(job, channel, "/tmp/note", plan)
+    except BaseException:  # never unwind into the worker's loop
+        exit_code = 70
+    finally:
+        os._exit(exit_code)
+
+
+def probe(spawn_probe: Callable[[], Spawned]) -> str | None:
+    """Set up a note's world with no note in it (``spawn_probe``, the worker's): None if it
+    works, else why not."""
+    try:
+        pid, reader, go, pid1 = spawn_probe()
+    except OSError as error:
+        return str(error)
+    os.close(go)
+    output = b""
+    while chunk := os.read(reader, 1 << 16):
+        output += chunk
+    os.close(reader)
+    _, status = os.waitpid(pid, 0)
+    if pid1 != -1:
+        kill_pidfd(pid1)
+        select.select([pid1], [], [])
+        os.close(pid1)
+    for line in output.splitlines():
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            event = json.loads(line)
+            if event["event"] == "setup_failed":
+                return str(event["exception"]["message"]).removeprefix("the sandbox could not be set up: ")
+    if b'"probed"' not in output:
+        return f"the namespaces could not be entered (exit status {os.waitstatus_to_exitcode(status)})"
+    return None
 
 
 def init(job: Job, fds: dict[int, int], plan: Plan, probe: bool = False) -> None:
@@ -241,6 +381,8 @@ def note_process(job: Job, channel: Channel, cwd: str, plan: Plan) -> None:
             turn = os.read(GO_FD, 1) == b"g"
             os.close(GO_FD)
             return turn
+
+        from noteexec.sandbox.execute import run_note  # imported by the worker: torch is not imported here
 
         if run_note(job, channel, cwd, wait_for_turn):
             channel.send({"event": "done"})

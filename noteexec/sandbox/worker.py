@@ -3,25 +3,21 @@
 ::
 
     worker (torch imported, no op ever run; not dumpable; a child subreaper; enforces timeouts)
-      └─ PID 1 of the note's own user, PID, mount, network, IPC, UTS and cgroup namespaces
-         (forked straight into them): joins the note's cgroups, builds its read-only world,
-         locks it down                                                      (tree.init)
-           └─ the note's process (PID 2): prepares, waits for its turn, runs the blocks
-              (tree.note_process, execute, observe)
-                └─ whatever the note starts
+      ├─ nursery (as root: forked before torch)
+      │    └─ PID 1 of the note's own user, PID, mount, network, IPC, UTS and cgroup
+      │       namespaces: builds its read-only world, then sleeps             (nursery)
+      └─ the note's process (PID 2, forked into PID 1's namespaces): joins the note's cgroups,
+         locks down, prepares, waits for its turn, runs the blocks  (tree.join, execute, observe)
+           └─ whatever the note starts
 
-A fork per process keeps the overhead low, and the next note's processes are made while the
-current note runs; the worker never waits for a note's set-up. Each fork copies the page tables
-of the worker's address space (torch: about 200 MiB), the main cost of a note, hence two per
-note. Nothing a note starts outlives it: when the note's process ends, its PID 1 reports how and
-exits, and the kernel kills everything left in the namespace; killing PID 1 (a timeout, or the
-worker's death) does the same. Without namespaces, PID 1 is a child subreaper that kills what
-the note left. Results travel as JSON lines over a pipe per note (:mod:`noteexec.sandbox.protocol`);
-nothing is pickled, and a note that garbles its own pipe fails alone.
-
-This module is the worker's event loop (:class:`Worker`): jobs in; notes prepared, started,
-timed out and reaped; results out. Its view of one note (the events it sent, its result) is
-:mod:`noteexec.sandbox.running`; the processes inside a note's tree are :mod:`noteexec.sandbox.tree`.
+As an ordinary user, or without namespaces, PID 1 is forked from the worker (tree.init). Each
+fork of the worker copies the page tables of torch's address space (~200 MiB), the main cost of
+a note: hence a PID 1 from the small nursery where it can be, and the next note's processes made
+while the current one runs. When the note's process ends, the kernel kills everything left in
+its PID namespace with PID 1 (a timeout or the worker's death, likewise); without namespaces,
+PID 1 is a subreaper that kills what the note left. Results travel as JSON lines over a pipe per
+note (:mod:`noteexec.sandbox.protocol`); nothing is pickled. Here: the event loop; one note as
+the worker sees it is :mod:`noteexec.sandbox.running`, its processes :mod:`noteexec.sandbox.tree`.
 """
 
 from __future__ import annotations
@@ -32,6 +28,7 @@ import importlib
 import json
 import math
 import os
+import select
 import selectors
 import shutil
 import signal
@@ -46,15 +43,17 @@ from noteexec.sandbox.isolation import (
     back_with_huge_pages,
     host_id_can_import,
     kill_children,
+    kill_pidfd,
     libc_call,
     not_dumpable,
     reap_descendants,
     stop_library_threads,
 )
 from noteexec.sandbox.lockdown import landlock_missing, syscall_filter
-from noteexec.sandbox.protocol import FromWorker, Isolation, Job, ToWorker, json_line
-from noteexec.sandbox.running import BrokenChannel, Running, note_event, vault_snapshot
-from noteexec.sandbox.tree import Plan, runs_as_root, sandbox_error, spawn
+from noteexec.sandbox.nursery import Nursery, NurseryGone
+from noteexec.sandbox.protocol import FromWorker, Job, ToWorker, json_line
+from noteexec.sandbox.running import BrokenChannel, Running, vault_snapshot
+from noteexec.sandbox.tree import Plan, isolation_report, probe, sandbox_error, spawn, spawn_joined
 
 PROBE: Job = {
     "id": -1, "path": "", "blocks": [], "setup": [], "prelude": "", "timeout": 0.0, "memory_limit": None,
@@ -86,8 +85,9 @@ class Worker:
 
     SPARES = 1
 
-    def __init__(self, output_fd: int) -> None:
+    def __init__(self, output_fd: int, nursery: Nursery | None) -> None:
         self.output_fd = output_fd
+        self.nursery = nursery
         self.queue: list[Job] = []
         self.notes: dict[int, Running] = {}  # pid → note, in the order they were forked
         self.parallel = 1
@@ -117,67 +117,36 @@ class Worker:
 
     def _plan(self, namespaces_wanted: bool, workdir: str = "") -> Plan:
         namespaces = namespaces_wanted and self.world_error is None
-        missing = []
-        reason = None
-        if not namespaces:
-            reason = "namespaces disabled by configuration" if not namespaces_wanted else self.world_error
-            missing += ["user, PID, mount, network and IPC namespaces"]
-            if self.landlock_missing:
-                missing.append(f"a Landlock confinement ({self.landlock_missing})")
-        if namespaces:
-            user = "an unprivileged id in its own user namespace"
-        elif self.host_id_can_import:
-            user = f"the unprivileged host id {NOTE_HOST_ID}"
-        elif self.root:
-            user = "root without capabilities (the unprivileged id cannot read Python): no multiprocessing"
-            missing.append("an unprivileged user")
-        else:
-            user = "the checker's own user"
-        isolation: Isolation = {
-            "level": "full" if namespaces else "reduced",
-            "namespaces": namespaces,
-            "network": "none"
-            if namespaces or runs_as_root(namespaces, self.root, self.host_id_can_import)
-            else "Unix sockets only",
-            "vault": "read-only"
+        reason = (
+            None
             if namespaces
-            else "read-only (Landlock)"
-            if not self.landlock_missing
-            else "watched",
-            "user": user,
-            # Without a cgroup, rlimits cap them: weaker, not a hole in the boundary (same level).
-            "limits": f"cgroup v{self.groups.version}"
-            if self.groups
-            else f"per process ({self.groups_missing})",
-            "missing": missing,
-            "reason": reason,
-        }
+            else self.world_error
+            if namespaces_wanted
+            else "namespaces disabled by configuration"
+        )
+        # Without a cgroup, rlimits cap them: weaker, not a hole in the boundary (same level).
+        limits = f"cgroup v{self.groups.version}" if self.groups else f"per process ({self.groups_missing})"
+        isolation = isolation_report(
+            namespaces, reason, self.root, self.host_id_can_import, self.landlock_missing, limits
+        )
         return Plan(
             namespaces, self.root, os.geteuid(), os.getegid(), self.staging, workdir, isolation,
             self.host_id_can_import, not namespaces and not self.landlock_missing,
         )  # fmt: skip
 
     def _probe_world(self) -> str | None:
-        """Set up a note's world once, with no note in it: None if it works, else why not."""
+        """Set up a note's world once, with no note in it: None if it works, else why not. A
+        nursery whose PID 1 fails is dropped: PID 1 is forked from the worker instead."""
         plan = self._plan(True)
         plan = Plan(True, plan.root, plan.host_uid, plan.host_gid, plan.staging, "", plan.isolation)
-        try:
-            pid, reader, go = spawn(PROBE, plan, (), probe=True)
-        except OSError as error:
-            return str(error)
-        os.close(go)
-        output = b""
-        while chunk := os.read(reader, 1 << 16):
-            output += chunk
-        os.close(reader)
-        _, status = os.waitpid(pid, 0)
-        for line in output.splitlines():
-            event = note_event(line, 0)
-            if event["event"] == "setup_failed":
-                return event["exception"]["message"].removeprefix("the sandbox could not be set up: ")
-        if not output:
-            return f"the namespaces could not be entered (exit status {os.waitstatus_to_exitcode(status)})"
-        return None
+        if self.nursery is not None:
+            nursery = self.nursery
+            error = probe(lambda: spawn_joined(PROBE, plan, (), nursery, probe=True))
+            if error is None:
+                return None
+            print(f"noteexec worker: no PID 1 from the nursery ({error}); forking them", file=sys.stderr)
+            self._close_nursery()
+        return probe(lambda: spawn(PROBE, plan, (), probe=True))
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -199,6 +168,8 @@ class Worker:
                     *lines, pending = pending.split(b"\n")
                     for line in lines:
                         self._accept(json.loads(line))
+                elif isinstance(key.data, tuple):  # a joined note's PID 1 has exited
+                    self._pid1_gone(key.data[1])
                 elif key.data == "children":
                     while True:
                         try:
@@ -213,7 +184,15 @@ class Worker:
             self._start_jobs()
         self._close()
 
+    def _close_nursery(self) -> None:
+        if self.nursery is not None:
+            self.nursery.close()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.nursery.pid, signal.SIGKILL)
+            self.nursery = None
+
     def _close(self) -> None:
+        self._close_nursery()
         reap_descendants()  # PID 1s still tearing down their namespaces: nothing outlives the worker
         if self.groups is not None:
             self.groups.close()
@@ -233,6 +212,8 @@ class Worker:
         for target in (-note.pid, note.pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(target, signal.SIGKILL)
+        if note.pid1 != -1:
+            kill_pidfd(note.pid1)
 
     def _stop(self) -> None:
         """The run was interrupted: drop the queue and kill every note now; reaping them still
@@ -295,7 +276,13 @@ class Worker:
             except OSError as error:
                 print(f"noteexec worker: no cgroup for a note: {error}", file=sys.stderr)
         try:
-            pid, reader, go = spawn(job, plan, groups)
+            spawned = None
+            if plan.namespaces and self.nursery is not None:
+                try:
+                    spawned = spawn_joined(job, plan, groups, self.nursery)
+                except NurseryGone:
+                    self._close_nursery()
+            spawned = spawned or spawn(job, plan, groups)
         except OSError as error:  # no process for it (the kernel's limit on namespaces, memory)
             note = Running(job, -1, -1, -1, plan, groups, math.inf, None, stage="finished")
             note.setup_failed = {"line": None, "exception": sandbox_error(error)}
@@ -306,7 +293,8 @@ class Worker:
                 shutil.rmtree(workdir, ignore_errors=True)
             return
         deadline = time.monotonic() + job["timeout"]
-        note = Running(job, pid, reader, go, plan, groups, deadline, vault_before)
+        pid, reader, go, pid1 = spawned
+        note = Running(job, pid, reader, go, plan, groups, deadline, vault_before, pid1=pid1)
         self.notes[pid] = note
         self.selector.register(reader, selectors.EVENT_READ, note)
 
@@ -388,20 +376,35 @@ class Worker:
 
     def _reaped(self, pid: int, status: int) -> None:
         note = self.notes.get(pid)
+        keep = frozenset(self.notes) | ({self.nursery.pid} if self.nursery else set())
         if note is not None:
             note.status = status
             # Whatever the note left behind (without a PID namespace) is now an orphan of the
             # worker: kill it all.
-            kill_children(keep=frozenset(self.notes) - {pid})
+            kill_children(keep=keep - {pid})
+            if note.pid1 != -1:  # a joined note's namespace ends with its PID 1
+                kill_pidfd(note.pid1)
+                self.selector.register(note.pid1, selectors.EVENT_READ, ("pid1", note))
             self._finish_if_done(note)
-            if note.stage in ("finished", "discarded"):
-                del self.notes[pid]
-                if self.groups is not None:
-                    self.groups.release(note.groups)
-                if note.plan.workdir:
-                    shutil.rmtree(note.plan.workdir, ignore_errors=True)
+            self._forget_if_gone(note)
         else:
-            kill_children(keep=frozenset(self.notes))
+            kill_children(keep=keep)
+
+    def _pid1_gone(self, note: Running) -> None:
+        """A joined note's PID 1 has exited, so has everything in its namespace."""
+        self.selector.unregister(note.pid1)
+        os.close(note.pid1)
+        note.pid1 = -1
+        self._finish_if_done(note)
+        self._forget_if_gone(note)
+
+    def _forget_if_gone(self, note: Running) -> None:
+        if note.stage in ("finished", "discarded") and note.status is not None and note.pid1 == -1:
+            del self.notes[note.pid]
+            if self.groups is not None:
+                self.groups.release(note.groups)
+            if note.plan.workdir:
+                shutil.rmtree(note.plan.workdir, ignore_errors=True)
 
     def _finish_if_done(self, note: Running) -> None:
         """Write a note's result once its PID 1 has been reaped: then nothing the note started is
@@ -415,7 +418,7 @@ class Worker:
         """
         if note.stage not in ("prepared", "running"):
             return
-        if note.status is None:
+        if note.status is None or note.pid1 != -1:
             if note.exit_status is not None or note.broken is not None:
                 self._kill(note)
             return
@@ -462,23 +465,31 @@ class Worker:
         for note in list(self.notes.values()):
             with contextlib.suppress(ChildProcessError):
                 self._reaped(*os.waitpid(note.pid, 0))
+            if note.pid1 != -1:
+                select.select([note.pid1], [], [])
+                self._pid1_gone(note)
         back_with_huge_pages()
 
 
 def main() -> None:
     """Entry point of the warm worker process (``python -m noteexec.sandbox.worker``)."""
     not_dumpable()
+    # Before torch: a PID 1 cloned from it copies almost nothing. Only root can join a PID
+    # namespace for its next child and come back (tree.spawn_joined).
+    nursery = Nursery.start() if os.geteuid() == 0 else None
     output_fd = os.dup(1)
     os.dup2(2, 1)  # stray prints must not corrupt the result stream
     # The prelude's modules, and what printing a tensor imports: once, here, no op run.
     import torch._subclasses.schema_check_mode
     import torch.nn.functional  # noqa: F401
 
+    import noteexec.sandbox.execute  # noqa: F401  (what a note's process runs)
+
     syscall_filter("any")  # built once (the fallback's at its first note); every note's processes load it
     if (threads := stop_library_threads()) != 1:
         print(f"noteexec worker: {threads} threads after start-up; notes get no namespaces", file=sys.stderr)
     gc.freeze()  # forked children share these objects without copying their pages
-    Worker(output_fd).serve()
+    Worker(output_fd, nursery).serve()
 
 
 if __name__ == "__main__":

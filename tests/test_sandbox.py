@@ -515,6 +515,55 @@ def test_a_dying_nursery_costs_at_most_the_notes_in_flight(
     assert [facts[ticket].blocks[0].stdout for ticket in tickets[2:]] == ["slept\n", "slept\n"]
 
 
+def test_a_notes_pid1_from_the_nursery_holds_no_stream_of_the_worker_and_is_locked_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PID 1 shares the note's host id: it must hold nothing a note could use if it ever reached
+    it (the worker's job and result streams), and be locked down like the note."""
+    if os.geteuid() != 0:
+        pytest.skip("only root's worker has a nursery (CI runs as root)")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    marker = str(uuid.uuid4().int % 10**8)
+    seen: dict[str, object] = {}
+
+    def inspect(sandbox: Sandbox) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            worker = sandbox._process
+            if worker is not None and processes_with(f"1.{marker}"):
+                nursery = _nursery_of(worker.pid)
+                assert nursery is not None
+                pid1s = [
+                    int(pid) for pid in Path(f"/proc/{nursery}/task/{nursery}/children").read_text().split()
+                ]
+                streams = {
+                    os.readlink(f"/proc/{worker.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{worker.pid}/fd")
+                }
+                seen["pid1s"] = len(pid1s)
+                seen["shared"] = [
+                    target
+                    for pid in pid1s
+                    for fd in os.listdir(f"/proc/{pid}/fd")
+                    if (target := os.readlink(f"/proc/{pid}/fd/{fd}")).startswith("pipe:")
+                    and target in streams
+                ]
+                status = [Path(f"/proc/{pid}/status").read_text() for pid in pid1s]
+                seen["locked"] = all(
+                    "Seccomp:\t2" in text and "CapEff:\t0000000000000000" in text for text in status
+                )
+                return
+            time.sleep(0.02)
+
+    with Sandbox(parallel=1) as sandbox:
+        ticket = sandbox.submit(_sleeping(marker))
+        watcher = threading.Thread(target=inspect, args=(sandbox,), daemon=True)
+        watcher.start()
+        facts = dict([sandbox.next_facts()])
+        watcher.join()
+    assert facts[ticket].blocks[0].stdout == "slept\n"
+    assert seen["pid1s"] >= 1 and seen["shared"] == [] and seen["locked"] is True, seen
+
+
 def test_a_note_that_clears_its_parent_death_signal_still_dies_with_the_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolation: Config
 ) -> None:

@@ -20,8 +20,9 @@ forked from the worker (:func:`noteexec.sandbox.tree.init`).
 The nursery keeps one PID 1 ahead, made for the last request's folders: the worker's request is
 answered at once, and the clone and the world's set-up overlap with what the worker does next.
 PID 1 ignores SIGCHLD, so the kernel reaps whatever the note orphans; it holds no descriptor of
-the worker's and runs nothing. It keeps the namespaces alive until the worker kills it, which
-ends everything left in them. It dies with the nursery, which dies with the worker.
+the worker's, runs nothing, and is locked down like a note (no capability, the system-call
+filter). It keeps the namespaces alive until the worker kills it, which ends everything left in
+them. It dies with the nursery, which dies with the worker.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from noteexec.sandbox.isolation import (
     open_sources,
     sethostname,
 )
-from noteexec.sandbox.lockdown import become_note_user, drop_capabilities, no_new_privileges
+from noteexec.sandbox.lockdown import become_note_user, lock_down, syscall_filter
 
 _CHANNEL_FD = 1023
 """The nursery's end of its socket to the worker."""
@@ -112,7 +113,12 @@ def _serve(channel: int, worker: int) -> NoReturn:
             os._exit(0)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # its PID 1s are reaped by the kernel
+        # Neither the job stream (stdin) nor the result stream (stdout) is the nursery's.
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(null, 1)
         keep_only({channel: _CHANNEL_FD})
+        syscall_filter("none")  # compiled here once; each PID 1 loads it
         spare: tuple[bytes, int, int] | None = None
         with socket.socket(fileno=_CHANNEL_FD) as requests:
             while message := requests.recv(1 << 20):
@@ -176,8 +182,7 @@ def _pid1(request: dict[str, object], ready: int, sync: int) -> NoReturn:
         libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         sethostname("noteexec")
         build_world(staging, sources, tmp_size)
-        drop_capabilities()
-        no_new_privileges()
+        lock_down("none")
         os.write(_READY_FD, READY)
         os.close(_READY_FD)
     except BaseException as error:

@@ -208,8 +208,9 @@ class Worker:
             self.queue.append(message)
 
     def _kill(self, note: Running) -> None:
-        """Kill a note's PID 1: its whole namespace dies with it."""
-        for target in (-note.pid, note.pid):
+        """Kill a note's PID 1: its whole namespace dies with it. (A joined note's process, once
+        reaped, is not signalled by its pid: the pid may be another process's by then.)"""
+        for target in (-note.pid, note.pid) if note.status is None else ():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(target, signal.SIGKILL)
         if note.pid1 != -1:

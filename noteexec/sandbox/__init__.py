@@ -18,6 +18,7 @@ The package, by job:
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import os
@@ -94,6 +95,7 @@ class Sandbox:
     parallel: int = 1
     env_passthrough: tuple[str, ...] = ()
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _feeder: _Feeder | None = field(default=None, init=False, repr=False)
     _next_id: int = field(default=0, init=False, repr=False)
     _stderr: IO[bytes] | None = field(default=None, init=False, repr=False)
     _outstanding: dict[int, NoteRun] = field(default_factory=dict, init=False, repr=False)
@@ -131,6 +133,7 @@ class Sandbox:
         )
         self._results = queue.Queue()
         threading.Thread(target=self._read_results, args=(self._process, self._results), daemon=True).start()
+        self._feeder = _Feeder(self._process)
         self._send({"parallel": self.parallel})
 
     @staticmethod
@@ -145,8 +148,8 @@ class Sandbox:
             results.put(None)  # the worker is gone
 
     def _send(self, message: ToWorker) -> None:
-        assert self._process is not None
-        _write(self._process, message)
+        assert self._feeder is not None
+        self._feeder.send(message)
 
     def submit(self, run: NoteRun) -> int:
         """Queue a note to run; returns the ticket its facts will carry."""
@@ -236,17 +239,12 @@ class Sandbox:
         """Stop the worker once its queued notes are done, or ``at_once``: it kills them, cleans
         up and exits."""
         process, self._process = self._process, None
-        if process is None:
+        feeder, self._feeder = self._feeder, None
+        if process is None or feeder is None:
             return
         if self._next_id == 0:  # started early for a note that then ran nothing: nothing to clean
             process.kill()
-        elif at_once:
-            _write(process, {"stop": True})
-        try:
-            if process.stdin is not None:
-                process.stdin.close()
-        except OSError:
-            pass
+        feeder.close(stop=at_once)
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -290,11 +288,39 @@ def _block_job(block: BlockRun) -> BlockJob:
     return {"line": block.line, "code": block.code, "echo_lines": list(block.echo_lines)}
 
 
-def _write(process: subprocess.Popen[bytes], message: ToWorker) -> None:
-    """One JSON line to the worker."""
-    assert process.stdin is not None
-    try:
-        process.stdin.write(json.dumps(message).encode() + b"\n")
-        process.stdin.flush()
-    except OSError:
-        pass  # the worker died; next_facts() reports every note it did not finish
+class _Feeder:
+    """Writes to the worker's stdin from a thread of its own. The pipe holds 64 KiB, a few dozen
+    jobs: a caller that waited on it while the worker imports torch could not parse ahead then,
+    and would parse later, taking a CPU from the notes."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdin is not None
+        self.pending: queue.Queue[bytes | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._feed, args=(process.stdin,), daemon=True)
+        self.thread.start()
+
+    def _feed(self, stdin: IO[bytes]) -> None:
+        try:
+            while (line := self.pending.get()) is not None:
+                stdin.write(line)
+                if self.pending.empty():
+                    stdin.flush()
+        except OSError:
+            pass  # the worker died; next_facts() reports every note it did not finish
+        finally:
+            with contextlib.suppress(OSError):
+                stdin.close()
+
+    def send(self, message: ToWorker) -> None:
+        self.pending.put(json.dumps(message).encode() + b"\n")
+
+    def close(self, stop: bool) -> None:
+        """Write what is queued (``stop``: drop the jobs, tell the worker to stop), then end the
+        input. The worker reads its input as long as it lives; one stuck is killed by the caller."""
+        if stop:
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self.pending.get_nowait()
+            self.send({"stop": True})
+        self.pending.put(None)
+        self.thread.join(timeout=10)

@@ -123,7 +123,7 @@ print(reached)
 """,
     "files": """
 readable = []
-for path in ('/etc/shadow', OUTSIDE):
+for path in ('/etc/shadow', OUTSIDE, VAULT + '/.env'):
     try:
         open(path, 'rb').read(1)
         readable.append(path)
@@ -210,6 +210,10 @@ def run_attack(tmp_path: Path, name: str, user: str, *options: str) -> tuple[dic
         outside.write_text(SECRET)
         binds = {vault: "/mnt/vault", outside.parent: "/mnt/outside"}
         shown_outside = str(outside) if user == "root" else "/mnt/outside/outside.txt"
+        if user == "root":  # in the checked folder, root's alone (a note left as uid 0 owns it)
+            dotenv = vault / ".env"
+            dotenv.write_text(SECRET)
+            dotenv.chmod(0o600)
         code = (
             ATTACKS[name].replace("MARKER", MARKER).replace("VAULT", repr(shown_vault))
             .replace("PORTNUMBER", str(port)).replace("ABSTRACTNAME", repr(abstract_name))

@@ -17,8 +17,9 @@ joins PID 1's PID namespace for its next child and comes back, which takes CAP_S
 own user namespace. An ordinary user's notes, and notes without namespaces, keep the PID 1
 forked from the worker (:func:`noteexec.sandbox.tree.init`).
 
-The nursery keeps one PID 1 ahead, made for the last request's folders: the worker's request is
-answered at once, and the clone and the world's set-up overlap with what the worker does next.
+The nursery keeps ``SPARES`` PID 1s ahead, made for the last request's folders while no request
+waits: the worker's request is answered at once, and the clones and the worlds' set-up overlap
+with what the worker does next.
 PID 1 ignores SIGCHLD, so the kernel reaps whatever the note orphans; it holds no descriptor of
 the worker's, runs nothing, and is locked down like a note (no capability, the system-call
 filter). It keeps the namespaces alive until the worker kills it, which ends everything left in
@@ -31,8 +32,10 @@ import contextlib
 import errno
 import json
 import os
+import select
 import signal
 import socket
+from collections import deque
 from typing import NoReturn
 
 from noteexec.sandbox.isolation import (
@@ -56,6 +59,8 @@ _READY_FD = 1022
 _SYNC_FD = 1021
 """PID 1's end of its socket to the nursery: a byte once its ids are mapped."""
 READY = b"r"
+SPARES = 2
+"""PID 1s the nursery keeps made ahead, while no request waits: the worker never waits for one."""
 
 
 class NurseryGone(OSError):
@@ -119,24 +124,31 @@ def _serve(channel: int, worker: int) -> NoReturn:
         os.dup2(null, 1)
         keep_only({channel: _CHANNEL_FD})
         syscall_filter("none")  # compiled here once; each PID 1 loads it
-        spare: tuple[bytes, int, int] | None = None
+        spares: deque[tuple[int, int]] = deque()
+        made_for = b""  # the request the spares were made for
         with socket.socket(fileno=_CHANNEL_FD) as requests:
-            while message := requests.recv(1 << 20):
-                if spare is not None and spare[0] != message:
-                    _discard(spare[1:])
-                    spare = None
+            while True:
+                if made_for and len(spares) < SPARES and not select.select([requests], [], [], 0)[0]:
+                    try:
+                        spares.append(_clone_pid1(made_for))
+                    except (OSError, ValueError, KeyError):
+                        made_for = b""  # the next request reports why
+                    continue
+                message = requests.recv(1 << 20)
+                if not message:
+                    break
+                if message != made_for:
+                    while spares:
+                        _discard(spares.popleft())
+                    made_for = message
                 try:
-                    pid1 = spare[1:] if spare is not None else _clone_pid1(message)
+                    pid1 = spares.popleft() if spares else _clone_pid1(message)
                 except (OSError, ValueError, KeyError) as error:
                     requests.send(str(error).encode()[:4096] or b"no PID 1")
                     continue
                 socket.send_fds(requests, [b"pid1"], list(pid1))
                 for fd in pid1:
                     os.close(fd)
-                try:
-                    spare = (message, *_clone_pid1(message))
-                except (OSError, ValueError, KeyError):
-                    spare = None  # the next request reports why
     finally:
         os._exit(0)
 

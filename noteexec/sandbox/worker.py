@@ -380,9 +380,10 @@ class Worker:
         keep = frozenset(self.notes) | ({self.nursery.pid} if self.nursery else set())
         if note is not None:
             note.status = status
-            # Whatever the note left behind (without a PID namespace) is now an orphan of the
-            # worker: kill it all.
-            kill_children(keep=keep - {pid})
+            # Whatever the note left behind without a PID namespace is now an orphan of the
+            # worker: kill it all. (With one, nothing of the note's is the worker's child.)
+            if not note.plan.namespaces:
+                kill_children(keep=keep - {pid})
             if note.pid1 != -1:  # a joined note's namespace ends with its PID 1
                 kill_pidfd(note.pid1)
                 self.selector.register(note.pid1, selectors.EVENT_READ, ("pid1", note))

@@ -36,7 +36,7 @@ import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 from noteexec.sandbox.cgroups import join_self, open_procs
 from noteexec.sandbox.isolation import (
@@ -224,18 +224,32 @@ def spawn_joined(
     return Spawned(pid, reader, go_writer, pid1)
 
 
+def _take_over(fds: dict[int, int]) -> tuple[Channel, list[int]]:
+    """What a process the worker forks does first: drop the worker's signal plumbing, keep only
+    its own descriptors. Returns its channel and the note's cgroup files among them."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    keep_only(fds)
+    return Channel(CHANNEL_FD), sorted(fd for fd in fds.values() if fd < SYNC_FD)
+
+
+def _end_set_up(channel: Channel, error: OSError | None) -> NoReturn:
+    """A probe's end (``error`` None: the set-up worked) or a failed set-up's, reported."""
+    if error is None:
+        channel.send({"event": "probed"})
+    else:
+        channel.send({"event": "setup_failed", "line": None, "exception": sandbox_error(error)})
+    os._exit(0)
+
+
 def join(job: Job, fds: dict[int, int], plan: Plan, probe: bool = False) -> None:
     """The note's process, forked by the worker into its PID 1's PID namespace (PID 2): joins
     the note's cgroups while it is still the worker's user, waits for PID 1's world, joins PID
     1's other namespaces, takes the note's id, locks down, runs."""
     exit_code = 70
     try:
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        keep_only(fds)
-        channel = Channel(CHANNEL_FD)
+        channel, group_fds = _take_over(fds)
         try:
-            group_fds = sorted(fd for fd in fds.values() if fd < SYNC_FD)
             join_self(group_fds)
             said = os.read(READY_FD, 4096)
             os.close(READY_FD)
@@ -249,11 +263,9 @@ def join(job: Job, fds: dict[int, int], plan: Plan, probe: bool = False) -> None
                 cap_processes(job["processes"], own_user_namespace=True)
             lock_down(plan.sockets)
             if probe:
-                channel.send({"event": "probed"})
-                os._exit(0)
+                _end_set_up(channel, None)
         except OSError as error:
-            channel.send({"event": "setup_failed", "line": None, "exception": sandbox_error(error)})
-            os._exit(0)
+            _end_set_up(channel, error)
         note_process(job, channel, "/tmp/note", plan)
     except BaseException:  # never unwind into the worker's loop
         exit_code = 70
@@ -295,12 +307,8 @@ def init(job: Job, fds: dict[int, int], plan: Plan, probe: bool = False) -> None
     (the worker's, with no note) stops once the world is built and says ``probed``."""
     exit_code = 70
     try:
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        keep_only(fds)
-        channel = Channel(CHANNEL_FD)
+        channel, group_fds = _take_over(fds)
         try:
-            group_fds = sorted(fd for fd in fds.values() if fd < SYNC_FD)
             join_self(group_fds)
             if os.read(SYNC_FD, 1) != b"m":  # as root, the worker has mapped this process's ids
                 os._exit(exit_code)
@@ -331,11 +339,9 @@ def init(job: Job, fds: dict[int, int], plan: Plan, probe: bool = False) -> None
                     confine(plan.workdir, shown_paths(job["readonly"]), plan.as_root, job["readonly"])
             lock_down(plan.sockets)
             if probe:
-                channel.send({"event": "probed"})
-                os._exit(0)
+                _end_set_up(channel, None)
         except OSError as error:
-            channel.send({"event": "setup_failed", "line": None, "exception": sandbox_error(error)})
-            os._exit(0)
+            _end_set_up(channel, error)
         note = os.fork()
         if note == 0:
             note_process(job, channel, cwd, plan)

@@ -34,6 +34,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 
 from noteexec.sandbox.cgroups import NoteGroups
@@ -454,15 +455,6 @@ class Worker:
         if self.warmed or not waiting or self._in_stage("running"):
             return
         self.warmed = True
-        # Without the read-only world, a note may have written the very files imported: no import.
-        if self.world_error is None and all(job["namespaces"] for job in self.queue):
-            threads = len(os.listdir("/proc/self/task"))
-            for name in WARM_UP:
-                with contextlib.suppress(Exception):
-                    importlib.import_module(name)
-            if len(os.listdir("/proc/self/task")) != threads:
-                print("noteexec worker: the warm-up started a thread", file=sys.stderr)
-            gc.freeze()
         self._discard_prepared()
         for note in list(self.notes.values()):
             with contextlib.suppress(ChildProcessError):
@@ -470,6 +462,20 @@ class Worker:
             if note.pid1 != -1:
                 select.select([note.pid1], [], [])
                 self._pid1_gone(note)
+        # Without the read-only world, a note may have written the very files imported: no import.
+        if self.world_error is None and all(job["namespaces"] for job in self.queue):
+            threads = set(os.listdir("/proc/self/task"))
+            # What torch holds already is collapsed on the other CPU while the import runs (the
+            # thread only waits in the kernel, and has ended before the next fork).
+            collapsing = threading.Thread(target=back_with_huge_pages)
+            collapsing.start()
+            for name in WARM_UP:
+                with contextlib.suppress(Exception):
+                    importlib.import_module(name)
+            collapsing.join()
+            if set(os.listdir("/proc/self/task")) - threads - {str(collapsing.native_id)}:
+                print("noteexec worker: the warm-up started a thread", file=sys.stderr)
+            gc.freeze()
         back_with_huge_pages()
 
 

@@ -515,11 +515,51 @@ def test_a_dying_nursery_costs_at_most_the_notes_in_flight(
     assert [facts[ticket].blocks[0].stdout for ticket in tickets[2:]] == ["slept\n", "slept\n"]
 
 
+def test_notes_of_different_worlds_side_by_side_each_see_only_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Notes whose worlds differ (other checked folders, another /tmp size) alternate while the
+    one before still runs: as root, each asks the nursery for another world, which ends the
+    world server that made the running note's PID 1. The running note goes on, and each note
+    sees its own folder (read-only, though it lies below /tmp) and its own /tmp, not the other's."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for folder in folders:
+        folder.mkdir()
+        (folder / "own.txt").write_text(folder.name)
+    runs = []
+    for index in range(6):
+        own, other = folders[index % 2], folders[1 - index % 2]
+        code = (
+            "import os, time\ntime.sleep(0.3)\n"
+            f"print(open({str(own / 'own.txt')!r}).read(), os.path.exists({str(other)!r}), "
+            "os.statvfs('/tmp').f_blocks * os.statvfs('/tmp').f_frsize >> 20)\n"
+            f"open({str(own / 'new.txt')!r}, 'w')  # OSError: [Errno 30] Read-only file system"
+        )
+        runs.append(
+            NoteRun(
+                path=str(own / f"{index}.md"),
+                blocks=(BlockRun(1, code),),
+                readonly=(str(own),),
+                tmp_size=(8 + 8 * (index % 2)) << 20,
+            )
+        )
+    with Sandbox(parallel=2) as sandbox:
+        tickets = [sandbox.submit(run) for run in runs]
+        facts = dict(sandbox.next_facts() for _ in tickets)
+    for index, ticket in enumerate(tickets):
+        block = facts[ticket].blocks[0]
+        assert block.stdout == f"{'ab'[index % 2]} False {8 + 8 * (index % 2)}\n", (index, block)
+        assert block.exception is not None and "Read-only file system" in block.exception.message, block
+
+
 def test_a_notes_pid1_from_the_nursery_holds_no_stream_of_the_worker_and_is_locked_down(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PID 1 shares the note's host id: it must hold nothing a note could use if it ever reached
-    it (the worker's job and result streams), and be locked down like the note."""
+    it (the worker's job and result streams), and be locked down like the note. Neither may the
+    nursery's world server, the other child of the nursery (real root, in no PID namespace of a
+    note's), hold them."""
     if os.geteuid() != 0:
         pytest.skip("only root's worker has a nursery (CI runs as root)")
     monkeypatch.setenv("TMPDIR", str(tmp_path))
@@ -533,16 +573,19 @@ def test_a_notes_pid1_from_the_nursery_holds_no_stream_of_the_worker_and_is_lock
             if worker is not None and processes_with(f"1.{marker}"):
                 nursery = _nursery_of(worker.pid)
                 assert nursery is not None
-                pid1s = [
+                children = [
                     int(pid) for pid in Path(f"/proc/{nursery}/task/{nursery}/children").read_text().split()
                 ]
+                own = os.readlink(f"/proc/{nursery}/ns/pid")
+                pid1s = [pid for pid in children if os.readlink(f"/proc/{pid}/ns/pid") != own]
                 streams = {
                     os.readlink(f"/proc/{worker.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{worker.pid}/fd")
                 }
                 seen["pid1s"] = len(pid1s)
+                seen["servers"] = len(children) - len(pid1s)
                 seen["shared"] = [
                     target
-                    for pid in pid1s
+                    for pid in children
                     for fd in os.listdir(f"/proc/{pid}/fd")
                     if (target := os.readlink(f"/proc/{pid}/fd/{fd}")).startswith("pipe:")
                     and target in streams
@@ -561,7 +604,8 @@ def test_a_notes_pid1_from_the_nursery_holds_no_stream_of_the_worker_and_is_lock
         facts = dict([sandbox.next_facts()])
         watcher.join()
     assert facts[ticket].blocks[0].stdout == "slept\n"
-    assert seen["pid1s"] >= 1 and seen["shared"] == [] and seen["locked"] is True, seen
+    assert seen["pid1s"] >= 1 and seen["servers"] == 1, seen
+    assert seen["shared"] == [] and seen["locked"] is True, seen
 
 
 def test_a_note_that_clears_its_parent_death_signal_still_dies_with_the_worker(
@@ -672,7 +716,7 @@ def test_many_notes_through_one_slot_each_get_their_own_result(tmp_path: Path) -
 
 HUGE_PAGE_PROBE = """
 import json, mmap
-from noteexec.sandbox.isolation import back_with_huge_pages
+from noteexec.sandbox.warm import back_with_huge_pages
 
 def anonymous():
     fields = dict(line.split(":", 1) for line in open("/proc/self/smaps_rollup").read().splitlines()[1:])

@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Iterable
 
+CLONE_PARENT = 0x00008000
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWUTS = 0x04000000
@@ -47,10 +48,6 @@ PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_SET_CHILD_SUBREAPER = 36
-MADV_COLLAPSE = 25
-HUGE_PAGE = 2 << 20
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-_PAGES_PER_HUGE_PAGE = HUGE_PAGE // _PAGE
 _SYSCALLS = {  # the same numbers on every architecture since Linux 5.1, but pivot_root
     "mount_setattr": 442,
     "pivot_root": {"x86_64": 155, "aarch64": 41}.get(platform.machine(), -1),
@@ -128,8 +125,9 @@ def reap_descendants(within: float = 10.0) -> None:
 # --- the note's namespaces ---------------------------------------------------------------------
 
 
-def fork_into_namespaces() -> int:
-    """``os.fork``, but the child starts in every namespace a note gets, as the PID 1 of its own.
+def fork_into_namespaces(sibling: bool = False) -> int:
+    """``os.fork``, but the child starts in every namespace a note gets, as the PID 1 of its own
+    (a ``sibling``: as the child of this process's parent, which it outlives).
 
     One process less per note than forking and then unsharing: each fork of the worker copies
     the page tables of torch's whole address space. ``clone`` is called raw, so glibc's fork
@@ -141,7 +139,7 @@ def fork_into_namespaces() -> int:
     if threads != 1:
         raise OSError(errno.EBUSY, f"clone: the worker runs {threads} threads, so it cannot clone")
     _python.PyOS_BeforeFork()
-    flags = ctypes.c_ulong(NOTE_NAMESPACES | signal.SIGCHLD)
+    flags = ctypes.c_ulong(NOTE_NAMESPACES | (CLONE_PARENT if sibling else 0) | signal.SIGCHLD)
     pid = _libc_holding_gil.syscall(ctypes.c_long(_SYSCALLS["clone"]), flags, None, None, None, None)
     if pid == 0:
         _python.PyOS_AfterFork_Child()
@@ -306,17 +304,17 @@ def open_sources(readonly: Iterable[str]) -> list[Source]:
     Python installation may lie in a folder (``/root``) the note's unprivileged id cannot
     traverse. The world is built from these descriptors, not from paths."""
     wanted = [*shown_paths(readonly), *(f"/dev/{device}" for device in DEVICES)]
-    sources: list[Source] = []
-    for path in sorted(wanted, key=lambda path: path.count("/")):
-        if os.path.islink(path) and os.path.dirname(path) == "/":
-            sources.append((path, "link", os.readlink(path)))  # /bin -> usr/bin on merged-/usr systems
-            continue
-        try:
-            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-        except OSError:
-            continue
-        sources.append((path, "dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "file", fd))
-    return sources
+    return [source for path in sorted(wanted, key=lambda path: path.count("/")) if (source := _source(path))]
+
+
+def _source(path: str) -> Source | None:
+    if os.path.islink(path) and os.path.dirname(path) == "/":
+        return (path, "link", os.readlink(path))  # /bin -> usr/bin on merged-/usr systems
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return None
+    return (path, "dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "file", fd)
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
@@ -384,6 +382,35 @@ def build_world(staging: str, sources: list[Source], tmp_size: int) -> None:
     os.chdir("/tmp/note")
 
 
+def template_world(staging: str, readonly: Iterable[str]) -> None:
+    """Move this process (real root) into a mount namespace of its own that is the notes' world
+    without anything of a note's own: each PID 1 cloned from it starts in a copy of it, where
+    every mount is locked (it cannot be unmounted, or made writable, from the note's user
+    namespace), and needs only :func:`enter_world`. Its ``/proc`` stays writable to this
+    process, which writes the id maps of the PID 1s, and lists only processes (``subset=pid``)
+    that the reader may trace (``hidepid=invisible``); each PID 1 covers it with its own."""
+    libc_call("unshare", CLONE_NEWNS)
+    build_world(staging, open_sources(readonly), 64 << 10)
+    libc_call("umount2", b"/proc", MNT_DETACH)
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible,subset=pid")
+
+
+def enter_world(tmp_size: int, readonly: Iterable[str]) -> None:
+    """What a PID 1 cloned from a :func:`template_world` makes its own: a fresh tmpfs of
+    ``tmp_size`` bytes at ``/tmp`` (also ``/dev/shm``) holding the note's folder ``/tmp/note``,
+    and the ``/proc`` of its PID namespace. What the world shows below ``/tmp`` (a checked folder
+    there) is shown again on the new tmpfs, still read-only: the copies keep the locks."""
+    below_tmp = [_source(path) for path in shown_paths(readonly) if _inside(path, "/tmp")]
+    _mount("noteexec", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={tmp_size}")
+    _mount("/tmp", "/dev/shm", None, MS_BIND)
+    os.mkdir("/tmp/note", 0o700)
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for source in below_tmp:
+        if source is not None:
+            _show(source, "")
+    os.chdir("/tmp/note")
+
+
 def _set_attributes(path: str, flags: int, set_attributes: int, clear_attributes: int) -> None:
     attributes = struct.pack("QQQQ", set_attributes, clear_attributes, 0, 0)
     _syscall("mount_setattr", AT_FDCWD, os.fsencode(path), flags, attributes, len(attributes))
@@ -392,38 +419,3 @@ def _set_attributes(path: str, flags: int, set_attributes: int, clear_attributes
 def sethostname(name: str) -> None:
     encoded = name.encode()
     libc_call("sethostname", encoded, len(encoded))
-
-
-def back_with_huge_pages() -> int:
-    """Back the densely used parts of this process's anonymous memory with 2 MiB pages.
-
-    ``fork`` copies one page-table entry per present 4 KiB page of anonymous memory, and the
-    child tears them all down again at exit: for a worker holding torch (150-250 MiB) that was
-    most of a note's cost. A huge page is one entry for 512 pages; copy-on-write in a child still
-    copies 4 KiB at a time. Only 2 MiB stretches whose pages are (nearly) all present are
-    collapsed, and nothing is marked ``MADV_HUGEPAGE``, so no memory is added: new allocations
-    keep getting 4 KiB pages. Best effort: without ``MADV_COLLAPSE`` (Linux < 6.1) nothing
-    changes. Returns the bytes collapsed.
-    """
-    try:
-        pagemap = os.open("/proc/self/pagemap", os.O_RDONLY)
-    except OSError:
-        return 0
-    collapsed = 0
-    try:
-        with open("/proc/self/maps") as maps:
-            regions = [line.split() for line in maps]
-        for fields in regions:
-            if fields[1] != "rw-p" or (len(fields) > 5 and fields[5] != "[heap]"):
-                continue
-            start, end = (int(bound, 16) for bound in fields[0].split("-"))
-            for chunk in range(-(-start // HUGE_PAGE) * HUGE_PAGE, end // HUGE_PAGE * HUGE_PAGE, HUGE_PAGE):
-                entries = os.pread(pagemap, 8 * _PAGES_PER_HUGE_PAGE, chunk // _PAGE * 8)
-                present = sum(entry >> 63 for (entry,) in struct.iter_unpack("<Q", entries))
-                if present >= _PAGES_PER_HUGE_PAGE * 15 // 16:
-                    address, length = ctypes.c_void_p(chunk), ctypes.c_size_t(HUGE_PAGE)
-                    if _libc.madvise(address, length, MADV_COLLAPSE) == 0:
-                        collapsed += HUGE_PAGE
-    finally:
-        os.close(pagemap)
-    return collapsed

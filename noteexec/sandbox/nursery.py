@@ -5,8 +5,11 @@ note's PID 1 (as root, with namespaces).
 
     worker (torch)
       ├─ nursery (forked before torch: some 16 MiB)
+      │    ├─ world server: in a mount namespace of its own that is the notes' world
+      │    │  (read-only binds on a tmpfs root), one per kind of request; clones the PID 1s
       │    └─ PID 1 of a note's user, PID, mount, network, IPC, UTS and cgroup namespaces
-      │       (cloned straight into them): builds the note's world, then only sleeps
+      │       (cloned straight into them, as the nursery's child): makes ``/tmp`` and
+      │       ``/proc`` its own in its copy of the world, then only sleeps
       └─ the note's process (PID 2): forked by the worker straight into PID 1's PID
          namespace, joins its other namespaces (:func:`noteexec.sandbox.tree.join`)
 
@@ -15,11 +18,14 @@ down at exit, the main cost of a note. A PID 1 cloned from the nursery copies al
 a note costs one copy of the worker instead of two. Only root can do it this way: the worker
 joins PID 1's PID namespace for its next child and comes back, which takes CAP_SYS_ADMIN in its
 own user namespace. An ordinary user's notes, and notes without namespaces, keep the PID 1
-forked from the worker (:func:`noteexec.sandbox.tree.init`).
+forked from the worker (:func:`noteexec.sandbox.tree.init`). The world is built once per kind of
+request by the world server, not by each PID 1 (which took a third of a PID 1's CPU): a PID 1
+starts in a copy of it, where each mount is locked against the note's user namespace.
 
-The nursery keeps ``SPARES`` PID 1s ahead, made for the last request's folders while no request
-waits: the worker's request is answered at once, and the clones and the worlds' set-up overlap
-with what the worker does next.
+The world server keeps ``SPARES`` PID 1s ahead while no request waits: the worker's request is
+answered at once, and the clones overlap with what the worker does next. A request for another
+world (other folders, another ``/tmp`` size) ends the server and starts another; its PID 1s are
+the nursery's children (``CLONE_PARENT``), so the notes in flight go on.
 PID 1 ignores SIGCHLD, so the kernel reaps whatever the note orphans; it holds no descriptor of
 the worker's, runs nothing, and is locked down like a note (no capability, the system-call
 filter). It keeps the namespaces alive until the worker kills it, which ends everything left in
@@ -41,14 +47,14 @@ from typing import NoReturn
 from noteexec.sandbox.isolation import (
     NOTE_HOST_ID,
     PR_SET_PDEATHSIG,
-    build_world,
+    enter_world,
     fork_into_namespaces,
     keep_only,
     kill_pidfd,
     libc_call,
     map_ids,
-    open_sources,
     sethostname,
+    template_world,
 )
 from noteexec.sandbox.lockdown import become_note_user, lock_down, syscall_filter
 
@@ -111,7 +117,8 @@ class Nursery:
 
 
 def _serve(channel: int, worker: int) -> NoReturn:
-    """The nursery's loop: a PID 1 per request, until the worker closes its end or dies."""
+    """The nursery's loop: a world server per kind of request, until the worker closes its end
+    or dies (or a world server dies: the worker then makes its PID 1s itself)."""
     try:
         libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != worker:
@@ -124,33 +131,77 @@ def _serve(channel: int, worker: int) -> NoReturn:
         os.dup2(null, 1)
         keep_only({channel: _CHANNEL_FD})
         syscall_filter("none")  # compiled here once; each PID 1 loads it
-        spares: deque[tuple[int, int]] = deque()
-        made_for = b""  # the request the spares were made for
         with socket.socket(fileno=_CHANNEL_FD) as requests:
-            while True:
-                if made_for and len(spares) < SPARES and not select.select([requests], [], [], 0)[0]:
-                    try:
-                        spares.append(_clone_pid1(made_for))
-                    except (OSError, ValueError, KeyError):
-                        made_for = b""  # the next request reports why
-                    continue
-                message = requests.recv(1 << 20)
-                if not message:
-                    break
-                if message != made_for:
-                    while spares:
-                        _discard(spares.popleft())
-                    made_for = message
-                try:
-                    pid1 = spares.popleft() if spares else _clone_pid1(message)
-                except (OSError, ValueError, KeyError) as error:
-                    requests.send(str(error).encode()[:4096] or b"no PID 1")
-                    continue
-                socket.send_fds(requests, [b"pid1"], list(pid1))
-                for fd in pid1:
-                    os.close(fd)
+            request = requests.recv(1 << 20)
+            while request:
+                request = _serve_world(requests, request)
     finally:
         os._exit(0)
+
+
+def _serve_world(requests: socket.socket, request: bytes) -> bytes:
+    """Fork a world server for ``request`` and let it answer the worker until a request for
+    another world comes: returns that request (empty once the worker is gone, or the server)."""
+    handback, handback_writer = os.pipe()
+    if os.fork() == 0:
+        os.close(handback)
+        _world_server(requests, request, handback_writer)
+    os.close(handback_writer)
+    next_request = b""
+    while chunk := os.read(handback, 1 << 16):
+        next_request += chunk
+    os.close(handback)
+    return next_request
+
+
+def _world_server(requests: socket.socket, request: bytes, handback: int) -> NoReturn:
+    """Build the world ``request`` asks for once, in a mount namespace of this process's own
+    (:func:`noteexec.sandbox.isolation.template_world`), then answer each request for it with a
+    PID 1 cloned into a copy of it. Keeps ``SPARES`` PID 1s made ahead while no request waits.
+    A request for another world is handed back to the nursery, and this server ends: the PID 1s
+    it made are the nursery's children, so the notes in flight go on."""
+    try:
+        failure = None
+        try:
+            parsed = json.loads(request)
+            readonly, staging, tmp_size = parsed["readonly"], parsed["staging"], parsed["tmp_size"]
+            assert isinstance(readonly, list) and isinstance(staging, str) and isinstance(tmp_size, int)
+            template_world(staging, readonly)
+        except (OSError, ValueError, KeyError, AssertionError) as error:
+            failure = str(error).encode()[:4096] or b"no world"
+        spares: deque[tuple[int, int]] = deque()
+        message = request
+        while True:
+            if message == request:
+                try:
+                    if failure is not None:
+                        raise OSError(errno.ESRCH, failure.decode())
+                    pid1 = spares.popleft() if spares else _clone_pid1(tmp_size, readonly)
+                except OSError as error:
+                    requests.send(str(error).encode()[:4096] or b"no PID 1")
+                else:
+                    socket.send_fds(requests, [b"pid1"], list(pid1))
+                    for fd in pid1:
+                        os.close(fd)
+                with contextlib.suppress(OSError):  # the next request reports why
+                    while (
+                        failure is None
+                        and len(spares) < SPARES
+                        and not select.select([requests], [], [], 0)[0]
+                    ):
+                        spares.append(_clone_pid1(tmp_size, readonly))
+                message = requests.recv(1 << 20)
+                continue
+            while spares:
+                _discard(spares.popleft())
+            os.write(handback, message)  # another world (or nothing: the worker is gone)
+            break
+    finally:
+        os._exit(0)
+
+
+def _waiting(requests: socket.socket) -> bool:
+    return bool(select.select([requests], [], [], 0)[0])
 
 
 def _discard(pid1: tuple[int, int]) -> None:
@@ -159,17 +210,21 @@ def _discard(pid1: tuple[int, int]) -> None:
         os.close(fd)
 
 
-def _clone_pid1(message: bytes) -> tuple[int, int]:
-    """Clone a PID 1 for a request: its pidfd and the read end of its ``ready`` pipe."""
-    request = json.loads(message)
+def _clone_pid1(tmp_size: int, readonly: list[str]) -> tuple[int, int]:
+    """Clone a PID 1 into a copy of this world server's world, as the nursery's child: its
+    pidfd and the read end of its ``ready`` pipe."""
     ready_reader, ready_writer = os.pipe()
     ours, its = socket.socketpair()
     with ours, its:
-        pid = fork_into_namespaces()
+        pid = fork_into_namespaces(sibling=True)
         if pid == 0:
-            _pid1(request, ready_writer, its.fileno())
+            _pid1(tmp_size, readonly, ready_writer, its.fileno())
         os.close(ready_writer)
-        pidfd = os.pidfd_open(pid)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            os.close(ready_reader)
+            raise
         try:
             map_ids(pid, NOTE_HOST_ID, NOTE_HOST_ID, deny_setgroups=False)
             ours.sendall(b"m")
@@ -179,21 +234,19 @@ def _clone_pid1(message: bytes) -> tuple[int, int]:
     return pidfd, ready_reader
 
 
-def _pid1(request: dict[str, object], ready: int, sync: int) -> NoReturn:
-    """Take the note's id, build its world, say so on ``ready``, then sleep until killed."""
+def _pid1(tmp_size: int, readonly: list[str], ready: int, sync: int) -> NoReturn:
+    """Take the note's id, make the world's ``/tmp`` and ``/proc`` its own, say so on
+    ``ready``, then sleep until killed."""
     try:
         keep_only({ready: _READY_FD, sync: _SYNC_FD})
         if os.read(_SYNC_FD, 1) != b"m":
             os._exit(70)
         os.close(_SYNC_FD)
-        readonly, staging, tmp_size = request["readonly"], request["staging"], request["tmp_size"]
-        assert isinstance(readonly, list) and isinstance(staging, str) and isinstance(tmp_size, int)
-        sources = open_sources(readonly)
         become_note_user(drop_groups=True)
-        # After the change of ids, which clears it: if the nursery dies, so does PID 1.
+        # After the change of ids, which clears it: if the nursery (its parent) dies, so does PID 1.
         libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         sethostname("noteexec")
-        build_world(staging, sources, tmp_size)
+        enter_world(tmp_size, readonly)
         lock_down("none")
         os.write(_READY_FD, READY)
         os.close(_READY_FD)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import importlib
 import json
 import math
 import os
@@ -34,14 +33,12 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 
 from noteexec.sandbox.cgroups import NoteGroups
 from noteexec.sandbox.isolation import (
     NOTE_HOST_ID,
     PR_SET_CHILD_SUBREAPER,
-    back_with_huge_pages,
     host_id_can_import,
     kill_children,
     kill_pidfd,
@@ -55,6 +52,7 @@ from noteexec.sandbox.nursery import Nursery, NurseryGone
 from noteexec.sandbox.protocol import FromWorker, Job, ToWorker, json_line
 from noteexec.sandbox.running import BrokenChannel, Running, vault_snapshot
 from noteexec.sandbox.tree import Plan, isolation_report, probe, sandbox_error, spawn, spawn_joined
+from noteexec.sandbox.warm import back_with_huge_pages, import_lazy_parts
 
 PROBE: Job = {
     "id": -1, "path": "", "blocks": [], "setup": [], "prelude": "", "timeout": 0.0, "memory_limit": None,
@@ -62,10 +60,6 @@ PROBE: Job = {
     "strict": False, "threads": 1, "alone": False,
 }  # fmt: skip
 """The job of the probe that checks, once, that a note's world can be built here (no note)."""
-
-WARM_UP = ("torch._dynamo", "torch.profiler._cupti_monitor")
-"""Parts of torch that notes load lazily (an optimizer's first step imports torch._dynamo and
-sympy: a second and 100 MiB); the worker imports them once so that later forks have them."""
 
 
 def _write(fd: int, message: FromWorker) -> None:
@@ -113,6 +107,8 @@ class Worker:
         self.warmed = False
         self.started_notes = 0
         self.spawned = 0
+        self.torch_cache: str | None = None
+        """The folder of torch's compile cache, made by the warm-up (``warm.import_lazy_parts``)."""
 
     # --- isolation ---------------------------------------------------------------------------
 
@@ -199,6 +195,8 @@ class Worker:
             self.groups.close()
         with contextlib.suppress(OSError):
             os.rmdir(self.staging)
+        if self.torch_cache is not None:
+            shutil.rmtree(self.torch_cache, ignore_errors=True)
 
     def _accept(self, message: ToWorker) -> None:
         if "parallel" in message:
@@ -464,16 +462,8 @@ class Worker:
                 self._pid1_gone(note)
         # Without the read-only world, a note may have written the very files imported: no import.
         if self.world_error is None and all(job["namespaces"] for job in self.queue):
-            threads = set(os.listdir("/proc/self/task"))
-            # What torch holds already is collapsed on the other CPU while the import runs (the
-            # thread only waits in the kernel, and has ended before the next fork).
-            collapsing = threading.Thread(target=back_with_huge_pages)
-            collapsing.start()
-            for name in WARM_UP:
-                with contextlib.suppress(Exception):
-                    importlib.import_module(name)
-            collapsing.join()
-            if set(os.listdir("/proc/self/task")) - threads - {str(collapsing.native_id)}:
+            self.torch_cache, threaded = import_lazy_parts()
+            if threaded:
                 print("noteexec worker: the warm-up started a thread", file=sys.stderr)
             gc.freeze()
         back_with_huge_pages()

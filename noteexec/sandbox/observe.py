@@ -18,6 +18,10 @@ from torch.autograd.graph import Node
 
 from noteexec.sandbox.protocol import GradientFacts, GraphFacts, GraphNode
 
+_ROOT_NAME = re.compile(r"[.\[]")
+"""What a name's root variable ends at (``x.grad``, ``xs[0]``): compiled once, in the worker,
+not in every note's process."""
+
 GRAPH_NODE_CAP = 64
 GRAPH_CAP = 8
 """Distinct graphs kept per block: a training loop walks one graph per step, the same each time."""
@@ -216,7 +220,7 @@ def gradient_facts(
             if tensor.is_leaf
             and tensor.requires_grad
             and tensor.grad is None
-            and re.split(r"[.\[]", name, maxsplit=1)[0] in used
+            and _ROOT_NAME.split(name, maxsplit=1)[0] in used
         ]
     return {
         "gradients": produced[:GRADIENTS_CAP],

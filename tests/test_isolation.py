@@ -73,3 +73,13 @@ def test_a_fork_stops_the_threads_libraries_start_at_import() -> None:
     """)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.split() == ["1", "1"]
+
+
+def test_the_world_never_shows_the_hosts_root_or_tmp_whole() -> None:
+    """A note's /tmp is its own tmpfs: a checked folder that is /tmp (or /) is not shown, which
+    would have put the host's /tmp, writable, in its place; a folder below /tmp is."""
+    from noteexec.sandbox.isolation import shown_paths
+
+    shown = shown_paths(["/tmp", "/tmp/", "/", "/tmp/vault"])
+    assert "/tmp" not in shown and "/tmp/" not in shown and "/" not in shown
+    assert "/tmp/vault" in shown

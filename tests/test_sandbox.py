@@ -236,6 +236,21 @@ def test_vault_cannot_be_written(tmp_path: Path, sandbox: Sandbox) -> None:
     assert not target.exists()
 
 
+def test_nothing_but_the_notes_own_tmp_is_writable_not_even_proc(tmp_path: Path, sandbox: Sandbox) -> None:
+    """Every mount of a note's world is read-only but its own /tmp (and /dev/shm, the same
+    tmpfs): its /proc too, through which it could otherwise add triggers to the host's pressure
+    files (/proc/pressure/*, writable by everyone)."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    note = vault / "note.md"
+    shown = ("/", "/proc", "/dev", "/usr", "/etc", "/sys", str(vault), "/tmp", "/tmp/note", "/dev/shm")
+    note.write_text(
+        fence(f"import os\nprint([path for path in {shown!r} if not os.statvfs(path).f_flag & os.ST_RDONLY])")
+    )
+    [result] = check([NoteFile(note, vault)], Config(), sandbox)
+    assert result.blocks[0].facts.stdout == "['/tmp', '/tmp/note', '/dev/shm']\n", result.blocks[0].facts
+
+
 def test_without_namespaces_landlock_keeps_the_vault_read_only(tmp_path: Path, sandbox: Sandbox) -> None:
     vault = tmp_path / "vault"
     vault.mkdir()

@@ -33,6 +33,7 @@ CLONE_NEWNET = 0x40000000
 NOTE_NAMESPACES = (
     CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
 )
+MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
@@ -291,10 +292,13 @@ the link's target)."""
 
 def shown_paths(readonly: Iterable[str]) -> list[str]:
     """What a note's world shows of the host, read-only: the system's folders, this Python and
-    its packages, ``readonly`` (the checked notes); none inside another."""
+    its packages, ``readonly`` (the checked notes); none inside another. Never ``/`` or ``/tmp``
+    itself: a note's ``/tmp`` is its own tmpfs, so a checked folder that is ``/tmp`` is not
+    shown (one below it is)."""
     wanted = [path for path in SYSTEM_PATHS if os.path.lexists(path)]
     for path in [*python_paths(), *readonly]:
-        if path != "/" and not any(_inside(path, system) or path == system for system in wanted):
+        covered = any(_inside(path, system) or path == system for system in wanted)
+        if os.path.normpath(path) not in ("/", "/tmp") and not covered:
             wanted.append(path)
     return wanted
 
@@ -404,7 +408,7 @@ def enter_world(tmp_size: int, readonly: Iterable[str]) -> None:
     _mount("noteexec", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={tmp_size}")
     _mount("/tmp", "/dev/shm", None, MS_BIND)
     os.mkdir("/tmp/note", 0o700)
-    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _mount("proc", "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)  # as read-only as the rest
     for source in below_tmp:
         if source is not None:
             _show(source, "")

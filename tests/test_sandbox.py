@@ -499,12 +499,14 @@ def test_a_dying_nursery_costs_at_most_the_notes_in_flight(
 ) -> None:
     """As root, each note's PID 1 comes from the worker's nursery. If the nursery dies (only root or
     the out-of-memory killer can kill it), the notes in flight die with their PID 1s and say so; the
-    worker lives on and forks the PID 1s of later notes itself."""
+    worker lives on and forks the PID 1s of later notes itself. The nursery's world server dies
+    with it at once, closing the worker's channel, rather than when the worker notices."""
     if os.geteuid() != 0:
         pytest.skip("only root's worker has a nursery (CI runs as root)")
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     marker = str(uuid.uuid4().int % 10**8)
     killed: list[int] = []
+    servers: list[str] = []
 
     def watch(sandbox: Sandbox) -> None:
         deadline = time.monotonic() + 120
@@ -513,6 +515,9 @@ def test_a_dying_nursery_costs_at_most_the_notes_in_flight(
             if worker is not None and processes_with(f"1.{marker}"):
                 nursery = _nursery_of(worker.pid)
                 assert nursery is not None
+                own = os.readlink(f"/proc/{nursery}/ns/pid")
+                children = Path(f"/proc/{nursery}/task/{nursery}/children").read_text().split()
+                servers.extend(pid for pid in children if os.readlink(f"/proc/{pid}/ns/pid") == own)
                 os.kill(nursery, signal.SIGKILL)
                 killed.append(nursery)
             time.sleep(0.02)
@@ -528,6 +533,8 @@ def test_a_dying_nursery_costs_at_most_the_notes_in_flight(
     assert first.state == "crashed" and "SIGKILL" in (first.reason or ""), first
     assert not any("the sandbox worker died" in (facts[ticket].blocks[0].reason or "") for ticket in tickets)
     assert [facts[ticket].blocks[0].stdout for ticket in tickets[2:]] == ["slept\n", "slept\n"]
+    assert len(servers) == 1
+    assert not Path(f"/proc/{servers[0]}").exists() or ") Z " in Path(f"/proc/{servers[0]}/stat").read_text()
 
 
 def test_notes_of_different_worlds_side_by_side_each_see_only_their_own(

@@ -143,7 +143,14 @@ def _serve_world(requests: socket.socket, request: bytes) -> bytes:
     """Fork a world server for ``request`` and let it answer the worker until a request for
     another world comes: returns that request (empty once the worker is gone, or the server)."""
     handback, handback_writer = os.pipe()
+    nursery = os.getpid()
     if os.fork() == 0:
+        # It dies with the nursery: else it would go on handing out PID 1s made before, which
+        # died with the nursery, instead of closing the worker's channel (the worker then
+        # forks its PID 1s itself).
+        libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != nursery:
+            os._exit(0)
         os.close(handback)
         _world_server(requests, request, handback_writer)
     os.close(handback_writer)

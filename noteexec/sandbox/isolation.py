@@ -386,30 +386,33 @@ def build_world(staging: str, sources: list[Source], tmp_size: int) -> None:
     os.chdir("/tmp/note")
 
 
-def template_world(staging: str, readonly: Iterable[str]) -> None:
+def template_world(staging: str, readonly: Iterable[str]) -> list[str]:
     """Move this process (real root) into a mount namespace of its own that is the notes' world
     without anything of a note's own: each PID 1 cloned from it starts in a copy of it, where
     every mount is locked (it cannot be unmounted, or made writable, from the note's user
     namespace), and needs only :func:`enter_world`. Its ``/proc`` stays writable to this
     process, which writes the id maps of the PID 1s, and lists only processes (``subset=pid``)
-    that the reader may trace (``hidepid=invisible``); each PID 1 covers it with its own."""
+    that the reader may trace (``hidepid=invisible``); each PID 1 covers it with its own.
+    Returns what the world shows below ``/tmp``, which each PID 1 shows again on its own."""
     libc_call("unshare", CLONE_NEWNS)
+    shown = shown_paths(readonly)
     build_world(staging, open_sources(readonly), 64 << 10)
     libc_call("umount2", b"/proc", MNT_DETACH)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible,subset=pid")
+    return [path for path in shown if _inside(path, "/tmp")]
 
 
-def enter_world(tmp_size: int, readonly: Iterable[str]) -> None:
+def enter_world(tmp_size: int, below_tmp: Iterable[str]) -> None:
     """What a PID 1 cloned from a :func:`template_world` makes its own: a fresh tmpfs of
     ``tmp_size`` bytes at ``/tmp`` (also ``/dev/shm``) holding the note's folder ``/tmp/note``,
-    and the ``/proc`` of its PID namespace. What the world shows below ``/tmp`` (a checked folder
+    and the ``/proc`` of its PID namespace. What the world shows ``below_tmp`` (a checked folder
     there) is shown again on the new tmpfs, still read-only: the copies keep the locks."""
-    below_tmp = [_source(path) for path in shown_paths(readonly) if _inside(path, "/tmp")]
+    sources = [_source(path) for path in below_tmp]  # opened before the new tmpfs covers them
     _mount("noteexec", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={tmp_size}")
     _mount("/tmp", "/dev/shm", None, MS_BIND)
     os.mkdir("/tmp/note", 0o700)
     _mount("proc", "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)  # as read-only as the rest
-    for source in below_tmp:
+    for source in sources:
         if source is not None:
             _show(source, "")
     os.chdir("/tmp/note")

@@ -168,22 +168,22 @@ def _world_server(requests: socket.socket, request: bytes, handback: int) -> NoR
     A request for another world is handed back to the nursery, and this server ends: the PID 1s
     it made are the nursery's children, so the notes in flight go on."""
     try:
-        failure = None
+        failure = b""
         try:
             parsed = json.loads(request)
             readonly, staging, tmp_size = parsed["readonly"], parsed["staging"], parsed["tmp_size"]
             assert isinstance(readonly, list) and isinstance(staging, str) and isinstance(tmp_size, int)
-            template_world(staging, readonly)
+            below_tmp = template_world(staging, readonly)
         except (OSError, ValueError, KeyError, AssertionError) as error:
             failure = str(error).encode()[:4096] or b"no world"
         spares: deque[tuple[int, int]] = deque()
         message = request
-        while True:
-            if message == request:
+        while message == request:
+            if failure:
+                requests.send(failure)
+            else:
                 try:
-                    if failure is not None:
-                        raise OSError(errno.ESRCH, failure.decode())
-                    pid1 = spares.popleft() if spares else _clone_pid1(tmp_size, readonly)
+                    pid1 = spares.popleft() if spares else _clone_pid1(tmp_size, below_tmp)
                 except OSError as error:
                     requests.send(str(error).encode()[:4096] or b"no PID 1")
                 else:
@@ -191,18 +191,12 @@ def _world_server(requests: socket.socket, request: bytes, handback: int) -> NoR
                     for fd in pid1:
                         os.close(fd)
                 with contextlib.suppress(OSError):  # the next request reports why
-                    while (
-                        failure is None
-                        and len(spares) < SPARES
-                        and not select.select([requests], [], [], 0)[0]
-                    ):
-                        spares.append(_clone_pid1(tmp_size, readonly))
-                message = requests.recv(1 << 20)
-                continue
-            while spares:
-                _discard(spares.popleft())
-            os.write(handback, message)  # another world (or nothing: the worker is gone)
-            break
+                    while len(spares) < SPARES and not _waiting(requests):
+                        spares.append(_clone_pid1(tmp_size, below_tmp))
+            message = requests.recv(1 << 20)
+        while spares:
+            _discard(spares.popleft())
+        os.write(handback, message)  # another world (or nothing: the worker is gone)
     finally:
         os._exit(0)
 
@@ -217,7 +211,7 @@ def _discard(pid1: tuple[int, int]) -> None:
         os.close(fd)
 
 
-def _clone_pid1(tmp_size: int, readonly: list[str]) -> tuple[int, int]:
+def _clone_pid1(tmp_size: int, below_tmp: list[str]) -> tuple[int, int]:
     """Clone a PID 1 into a copy of this world server's world, as the nursery's child: its
     pidfd and the read end of its ``ready`` pipe."""
     ready_reader, ready_writer = os.pipe()
@@ -225,7 +219,7 @@ def _clone_pid1(tmp_size: int, readonly: list[str]) -> tuple[int, int]:
     with ours, its:
         pid = fork_into_namespaces(sibling=True)
         if pid == 0:
-            _pid1(tmp_size, readonly, ready_writer, its.fileno())
+            _pid1(tmp_size, below_tmp, ready_writer, its.fileno())
         os.close(ready_writer)
         try:
             pidfd = os.pidfd_open(pid)
@@ -241,7 +235,7 @@ def _clone_pid1(tmp_size: int, readonly: list[str]) -> tuple[int, int]:
     return pidfd, ready_reader
 
 
-def _pid1(tmp_size: int, readonly: list[str], ready: int, sync: int) -> NoReturn:
+def _pid1(tmp_size: int, below_tmp: list[str], ready: int, sync: int) -> NoReturn:
     """Take the note's id, make the world's ``/tmp`` and ``/proc`` its own, say so on
     ``ready``, then sleep until killed."""
     try:
@@ -253,7 +247,7 @@ def _pid1(tmp_size: int, readonly: list[str], ready: int, sync: int) -> NoReturn
         # After the change of ids, which clears it: if the nursery (its parent) dies, so does PID 1.
         libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         sethostname("noteexec")
-        enter_world(tmp_size, readonly)
+        enter_world(tmp_size, below_tmp)
         lock_down("none")
         os.write(_READY_FD, READY)
         os.close(_READY_FD)

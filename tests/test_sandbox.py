@@ -483,13 +483,14 @@ def test_a_dying_worker_costs_only_the_note_it_was_running(
 
 
 def _nursery_of(worker: int) -> int | None:
-    """The worker's child in its own PID namespace (its notes' processes are in theirs)."""
+    """The worker's child in its own PID namespace that is not its zygote."""
     own = os.readlink(f"/proc/{worker}/ns/pid")
     for task in os.listdir(f"/proc/{worker}/task"):
         with contextlib.suppress(OSError):
             for child in map(int, Path(f"/proc/{worker}/task/{task}/children").read_text().split()):
                 with contextlib.suppress(OSError):
-                    if os.readlink(f"/proc/{child}/ns/pid") == own:
+                    zygote = Path(f"/proc/{child}/comm").read_text().strip() == "noteexec-zygote"
+                    if os.readlink(f"/proc/{child}/ns/pid") == own and not zygote:
                         return child
     return None
 

@@ -110,7 +110,9 @@ class Running:
     broken: str | None = None
     out_of_memory: bool = False
     pid1: int = -1
-    """A joined note's PID 1 (a pidfd) until it has exited (see ``tree.spawn_joined``)."""
+    """A joined note's PID 1 (a pidfd) until it has exited (see ``tree.spawn``)."""
+    pidfd: int = -1
+    """The note's first process (the zygote's child), to kill it without a pid reuse race."""
 
     def feed(self, chunk: bytes) -> None:
         """Take what the note's processes wrote; raises BrokenChannel on anything malformed.

@@ -1,11 +1,12 @@
-"""The processes inside a note's tree, forked by the worker (:mod:`noteexec.sandbox.worker`).
+"""The processes inside a note's tree: set up by the worker (:func:`spawn`), forked by the
+zygote (:func:`fork_note`, :mod:`noteexec.sandbox.zygote`).
 
-As root with namespaces (:func:`spawn_joined`), the note's PID 1 comes from the nursery
-(:mod:`noteexec.sandbox.nursery`) and the worker forks the note's process straight into its PID
-namespace (:func:`join`); it joins PID 1's other namespaces, takes the note's id, locks down.
-Otherwise (:func:`spawn`), PID 1 is forked from the worker too::
+As root with namespaces, the note's PID 1 comes from the nursery (:mod:`noteexec.sandbox.nursery`)
+and the zygote forks the note's process straight into its PID namespace (:func:`join`); it joins
+PID 1's other namespaces, takes the note's id, locks down. Otherwise, PID 1 is forked from the
+zygote too::
 
-    worker
+    zygote
       └─ PID 1 (:func:`init`): forked straight into the note's own user, PID, mount, network,
          IPC, UTS and cgroup namespaces; joins the note's cgroups, takes the note's id, builds
          its read-only world, locks it down
@@ -13,19 +14,21 @@ Otherwise (:func:`spawn`), PID 1 is forked from the worker too::
               runs the blocks (:mod:`noteexec.sandbox.execute`)
                 └─ whatever the note starts
 
-Each keeps only the descriptors handed to it at fixed numbers: the channel to the worker
-(``CHANNEL_FD``, JSON lines of :data:`noteexec.sandbox.protocol.NoteEvent`), the ``go`` pipe
-(a byte when the note's turn comes), the worker's sync socket (PID 1's ids are mapped) or PID
-1's ``ready`` pipe and pidfd, and the note's cgroup files. Nothing may unwind into the worker's
-code: each ends with ``os._exit``. When the note's process ends, a forked PID 1 reports how (an
-``exit`` event) and exits, and the kernel kills everything left in the namespace; a joined
-note's process is the worker's own child, and the worker kills its PID 1. Without namespaces,
-PID 1 is a child subreaper that kills what the note left.
+Each keeps only the descriptors handed to it at fixed numbers: its order (``ORDER_FD``: the job
+and plan, read first), the channel to the worker (``CHANNEL_FD``, JSON lines of
+:data:`noteexec.sandbox.protocol.NoteEvent`), the ``go`` pipe (a byte when the note's turn
+comes), the zygote's sync socket (PID 1's ids are mapped) or PID 1's ``ready`` pipe and pidfd,
+and the note's cgroup files. Nothing may unwind into the zygote's code: each ends with
+``os._exit``. When the note's process ends, a forked PID 1 reports how (an ``exit`` event) and
+exits, and the kernel kills everything left in the namespace; a joined note's process is the
+zygote's child, and the worker kills its PID 1. Without namespaces, PID 1 is a child subreaper
+that kills what the note left.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import gc
 import json
@@ -76,13 +79,16 @@ GO_FD = CHANNEL_FD - 1
 SYNC_FD = CHANNEL_FD - 2
 READY_FD = SYNC_FD
 PID1_FD = CHANNEL_FD + 1
+ORDER_FD = CHANNEL_FD + 2
+"""The note's order, read first: its job, plan and whether it is a probe (a memfd)."""
 
 
 class Spawned(NamedTuple):
     """A note's processes, as the worker holds them."""
 
     pid: int
-    """The worker's child: PID 1 (forked), or the note's process (joined)."""
+    """The zygote's child: PID 1 (forked), or the note's process (joined)."""
+    pidfd: int
     reader: int
     go: int
     pid1: int = -1
@@ -153,84 +159,106 @@ def isolation_report(
     }
 
 
-def spawn(job: Job, plan: Plan, groups: tuple[str, ...], probe: bool = False) -> Spawned:
-    """Fork a note's PID 1 (into its namespaces), from the worker, and do the set-up only the
-    worker can do: its id map, as root. Returns its pid, its channel and its go pipe. Nothing
-    here waits for the child: the worker goes back to its running notes at once."""
-    syscall_filter(plan.sockets)  # compiled here once, not in every note's process
+Fork = Callable[[bytes, list[int]], tuple[int, int]]
+"""Forks a note's first process from an order (:func:`fork_note`): its pid and a pidfd. The
+zygote's (:meth:`noteexec.sandbox.zygote.Zygote.fork`), or the worker's own for its probe."""
+
+
+def spawn(
+    job: Job, plan: Plan, groups: tuple[str, ...], fork: Fork, nursery: Nursery | None = None,
+    probe: bool = False,
+) -> Spawned:  # fmt: skip
+    """Everything of a note's processes that is not the fork, in the worker: its pipes, its job
+    in a memfd, its cgroup files, and, with a ``nursery``, its PID 1 (as root, with namespaces);
+    then ``fork`` forks. Nothing here waits for the note: the worker goes back to its running
+    notes at once (the note's process waits for its PID 1's world)."""
     if plan.confine and plan.as_root:  # walked here, once, not in every note's PID 1
         for path in (*SECRETS_BESIDE, *job["readonly"]):
             readable_by_everyone(path)
     reader, writer = os.pipe()
     go_reader, go_writer = os.pipe()
-    sync_worker, sync_note = socket.socketpair()
-    procs: list[int] = []
+    order = os.memfd_create("noteexec-order", os.MFD_CLOEXEC)
+    pid1, ready_reader, procs = -1, -1, []
     try:
+        written = {"job": job, "plan": dataclasses.asdict(plan), "probe": probe}
+        description = memoryview(json.dumps(written).encode())
+        while description:
+            description = description[os.write(order, description) :]
+        if nursery is not None:
+            pid1, ready_reader = nursery.pid1(job["readonly"], job["tmp_size"], plan.staging)
         procs = open_procs(groups)
-        pid = fork_into_namespaces() if plan.namespaces else os.fork()
-    except OSError:
-        for fd in (reader, writer, go_reader, go_writer, *procs):
+        head = {"joined": pid1 != -1, "namespaces": plan.namespaces, "sockets": plan.sockets}
+        head["map_as_root"] = plan.namespaces and plan.root
+        kept = [writer, go_reader, order, *((ready_reader, pid1) if pid1 != -1 else ()), *procs]
+        pid, pidfd = fork(json.dumps(head).encode(), kept)
+    except BaseException:
+        for fd in (reader, go_writer):
             os.close(fd)
-        sync_worker.close()
-        sync_note.close()
+        if pid1 != -1:
+            kill_pidfd(pid1)
+            os.close(pid1)
         raise
-    if pid == 0:
-        fds = {writer: CHANNEL_FD, go_reader: GO_FD, sync_note.fileno(): SYNC_FD}
-        fds.update({fd: SYNC_FD - 1 - index for index, fd in enumerate(procs)})
-        init(job, fds, plan, probe)
-    for fd in (writer, go_reader, *procs):
-        os.close(fd)
-    sync_note.close()
-    with sync_worker:
+    finally:
+        for fd in (writer, go_reader, order, ready_reader, *procs):
+            if fd != -1:
+                os.close(fd)
+    return Spawned(pid, pidfd, reader, go_writer, pid1)
+
+
+def fork_note(head: bytes, fds: list[int]) -> int:
+    """In the zygote: fork a note's first process on the worker's order (:func:`spawn`), and do
+    the set-up only its parent can do (as root, PID 1's id map). Returns its pid; the caller
+    closes ``fds``. Joined (``head["joined"]``): the note's process, forked into the PID
+    namespace of the PID 1 among ``fds``; else PID 1 (forked into new namespaces, or without)."""
+    order = json.loads(head)
+    syscall_filter(order["sockets"])  # compiled here once, not in every note's process
+    if order["joined"]:
+        writer, go_reader, description, ready_reader, pid1, *procs = fds
+        pid = fork_into_pid_namespace(pid1)
+        if pid == 0:
+            kept = {writer: CHANNEL_FD, go_reader: GO_FD, description: ORDER_FD, ready_reader: READY_FD}
+            kept[pid1] = PID1_FD
+            join({**kept, **_group_fds(procs)})
+        return pid
+    writer, go_reader, description, *procs = fds
+    sync_worker, sync_note = socket.socketpair()
+    with sync_worker, sync_note:
+        pid = fork_into_namespaces() if order["namespaces"] else os.fork()
+        if pid == 0:
+            kept = {writer: CHANNEL_FD, go_reader: GO_FD, description: ORDER_FD, sync_note.fileno(): SYNC_FD}
+            init({**kept, **_group_fds(procs)})
         try:
-            if plan.namespaces and plan.root:
+            if order["map_as_root"]:
                 map_ids(pid, NOTE_HOST_ID, NOTE_HOST_ID, deny_setgroups=False)
             sync_worker.sendall(b"m")
         except OSError:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    return Spawned(pid, reader, go_writer)
+    return pid
 
 
-def spawn_joined(
-    job: Job, plan: Plan, groups: tuple[str, ...], nursery: Nursery, probe: bool = False
-) -> Spawned:
-    """Have the nursery clone the note's PID 1, and fork the note's process into its PID
-    namespace (as root, with namespaces): one copy of the worker per note. The worker waits
-    only for the nursery's answer (it clones PID 1s ahead), never for the world: the note's
-    process waits for that."""
-    syscall_filter(plan.sockets)
-    reader, writer = os.pipe()
-    go_reader, go_writer = os.pipe()
-    pid1, ready_reader, procs = -1, -1, []
-    try:
-        pid1, ready_reader = nursery.pid1(job["readonly"], job["tmp_size"], plan.staging)
-        procs = open_procs(groups)
-        pid = fork_into_pid_namespace(pid1)
-    except OSError:
-        for fd in (reader, writer, go_reader, go_writer, *procs):
-            os.close(fd)
-        if pid1 != -1:
-            kill_pidfd(pid1)
-            os.close(pid1)
-            os.close(ready_reader)
-        raise
-    if pid == 0:
-        fds = {writer: CHANNEL_FD, go_reader: GO_FD, ready_reader: READY_FD, pid1: PID1_FD}
-        fds.update({fd: SYNC_FD - 1 - index for index, fd in enumerate(procs)})
-        join(job, fds, plan, probe)
-    for fd in (writer, go_reader, ready_reader, *procs):
-        os.close(fd)
-    return Spawned(pid, reader, go_writer, pid1)
+def fork_here(head: bytes, fds: list[int]) -> tuple[int, int]:
+    """:data:`Fork` in this very process (the worker's probe: its child, waited for)."""
+    pid = fork_note(head, fds)
+    return pid, os.pidfd_open(pid)
 
 
-def _take_over(fds: dict[int, int]) -> tuple[Channel, list[int]]:
-    """What a process the worker forks does first: drop the worker's signal plumbing, keep only
-    its own descriptors. Returns its channel and the note's cgroup files among them."""
+def _group_fds(procs: list[int]) -> dict[int, int]:
+    return {fd: SYNC_FD - 1 - index for index, fd in enumerate(procs)}
+
+
+def _take_over(fds: dict[int, int]) -> tuple[Channel, list[int], Job, Plan, bool]:
+    """What a process the zygote forks does first: drop the zygote's signal plumbing, keep only
+    its own descriptors, read its order. Returns its channel, the note's cgroup files, its job,
+    its plan and whether it is a probe."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     keep_only(fds)
-    return Channel(CHANNEL_FD), sorted(fd for fd in fds.values() if fd < SYNC_FD)
+    description = json.loads(os.pread(ORDER_FD, os.fstat(ORDER_FD).st_size, 0))
+    os.close(ORDER_FD)
+    plan = Plan(**description["plan"])
+    groups = sorted(fd for fd in fds.values() if fd < SYNC_FD)
+    return Channel(CHANNEL_FD), groups, description["job"], plan, description["probe"]
 
 
 def _end_set_up(channel: Channel, error: OSError | None) -> NoReturn:
@@ -242,13 +270,13 @@ def _end_set_up(channel: Channel, error: OSError | None) -> NoReturn:
     os._exit(0)
 
 
-def join(job: Job, fds: dict[int, int], plan: Plan, probe: bool = False) -> None:
-    """The note's process, forked by the worker into its PID 1's PID namespace (PID 2): joins
+def join(fds: dict[int, int]) -> None:
+    """The note's process, forked by the zygote into its PID 1's PID namespace (PID 2): joins
     the note's cgroups while it is still the worker's user, waits for PID 1's world, joins PID
     1's other namespaces, takes the note's id, locks down, runs."""
     exit_code = 70
     try:
-        channel, group_fds = _take_over(fds)
+        channel, group_fds, job, plan, probe = _take_over(fds)
         try:
             join_self(group_fds)
             said = os.read(READY_FD, 4096)
@@ -277,10 +305,11 @@ def probe(spawn_probe: Callable[[], Spawned]) -> str | None:
     """Set up a note's world with no note in it (``spawn_probe``, the worker's): None if it
     works, else why not."""
     try:
-        pid, reader, go, pid1 = spawn_probe()
+        pid, pidfd, reader, go, pid1 = spawn_probe()
     except OSError as error:
         return str(error)
     os.close(go)
+    os.close(pidfd)
     output = b""
     while chunk := os.read(reader, 1 << 16):
         output += chunk
@@ -300,14 +329,14 @@ def probe(spawn_probe: Callable[[], Spawned]) -> str | None:
     return None
 
 
-def init(job: Job, fds: dict[int, int], plan: Plan, probe: bool = False) -> None:
-    """The note's PID 1 (or, without namespaces, a subreaper), forked by the worker into the
+def init(fds: dict[int, int]) -> None:
+    """The note's PID 1 (or, without namespaces, a subreaper), forked by the zygote into the
     note's namespaces: joins the note's cgroups, takes the note's id, builds its world, locks it
     down, starts the note, reports how it ended and takes everything left with it. A ``probe``
     (the worker's, with no note) stops once the world is built and says ``probed``."""
     exit_code = 70
     try:
-        channel, group_fds = _take_over(fds)
+        channel, group_fds, job, plan, probe = _take_over(fds)
         try:
             join_self(group_fds)
             if os.read(SYNC_FD, 1) != b"m":  # as root, the worker has mapped this process's ids

@@ -1,29 +1,32 @@
-"""The warm worker: imports torch once, then forks an isolated process tree per note.
+"""The worker: runs an isolated process tree per note, forked from a zygote that holds torch.
 
 ::
 
-    worker (torch imported, no op ever run; not dumpable; a child subreaper; enforces timeouts)
-      ├─ nursery (as root: forked before torch)
+    worker (the event loop; never imports torch; not dumpable; a child subreaper; enforces timeouts)
+      ├─ nursery (as root)
       │    └─ PID 1 of the note's own user, PID, mount, network, IPC, UTS and cgroup
       │       namespaces: builds its read-only world, then sleeps             (nursery)
-      └─ the note's process (PID 2, forked into PID 1's namespaces): joins the note's cgroups,
-         locks down, prepares, waits for its turn, runs the blocks  (tree.join, execute, observe)
-           └─ whatever the note starts
+      └─ zygote (torch imported, no op ever run; forks on the worker's orders)       (zygote)
+           └─ the note's process (PID 2, forked into PID 1's namespaces): joins the note's
+              cgroups, locks down, prepares, waits for its turn, runs the blocks
+              (tree.join, execute, observe)
+                └─ whatever the note starts
 
-As an ordinary user, or without namespaces, PID 1 is forked from the worker (tree.init). Each
-fork of the worker copies the page tables of torch's address space (~200 MiB), the main cost of
-a note: hence a PID 1 from the small nursery where it can be, and the next note's processes made
-while the current one runs. When the note's process ends, the kernel kills everything left in
-its PID namespace with PID 1 (a timeout or the worker's death, likewise); without namespaces,
-PID 1 is a subreaper that kills what the note left. Results travel as JSON lines over a pipe per
-note (:mod:`noteexec.sandbox.protocol`); nothing is pickled. Here: the event loop; one note as
-the worker sees it is :mod:`noteexec.sandbox.running`, its processes :mod:`noteexec.sandbox.tree`.
+As an ordinary user, or without namespaces, PID 1 is forked from the zygote (tree.init). Each
+fork of the zygote copies the page tables of torch's address space (~200 MiB), the main cost of
+a note: hence a PID 1 from the small nursery where it can be, the next note's processes made
+while the current one runs, and an event loop apart, in this process, whose work leaves the
+zygote's pages alone (see :mod:`noteexec.sandbox.zygote`). When the note's process ends, the
+kernel kills everything left in its PID namespace with PID 1 (a timeout or the worker's death,
+likewise); without namespaces, PID 1 is a subreaper that kills what the note left. Results
+travel as JSON lines over a pipe per note (:mod:`noteexec.sandbox.protocol`); nothing is
+pickled. Here: the event loop; one note as the worker sees it is
+:mod:`noteexec.sandbox.running`, its processes :mod:`noteexec.sandbox.tree`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import math
 import os
@@ -45,14 +48,13 @@ from noteexec.sandbox.isolation import (
     libc_call,
     not_dumpable,
     reap_descendants,
-    stop_library_threads,
 )
-from noteexec.sandbox.lockdown import landlock_missing, syscall_filter
+from noteexec.sandbox.lockdown import landlock_missing
 from noteexec.sandbox.nursery import Nursery, NurseryGone
 from noteexec.sandbox.protocol import FromWorker, Job, ToWorker, json_line
 from noteexec.sandbox.running import BrokenChannel, Running, vault_snapshot
-from noteexec.sandbox.tree import Plan, isolation_report, probe, sandbox_error, spawn, spawn_joined
-from noteexec.sandbox.warm import back_with_huge_pages, import_lazy_parts
+from noteexec.sandbox.tree import Plan, fork_here, isolation_report, probe, sandbox_error, spawn
+from noteexec.sandbox.zygote import Zygote, ZygoteGone
 
 PROBE: Job = {
     "id": -1, "path": "", "blocks": [], "setup": [], "prelude": "", "timeout": 0.0, "memory_limit": None,
@@ -80,9 +82,10 @@ class Worker:
 
     SPARES = 1
 
-    def __init__(self, output_fd: int, nursery: Nursery | None) -> None:
+    def __init__(self, output_fd: int, nursery: Nursery | None, zygote: Zygote) -> None:
         self.output_fd = output_fd
         self.nursery = nursery
+        self.zygote = zygote
         self.queue: list[Job] = []
         self.notes: dict[int, Running] = {}  # pid → note, in the order they were forked
         self.parallel = 1
@@ -103,12 +106,22 @@ class Worker:
         self.host_id_can_import = self.root and host_id_can_import()
         self.landlock_missing = landlock_missing()
         self.world_error: str | None = None
-        self.world_error = self._probe_world()
+        self.world_error = self._probe_world()  # while the zygote imports torch
         self.warmed = False
         self.started_notes = 0
         self.spawned = 0
         self.torch_cache: str | None = None
         """The folder of torch's compile cache, made by the warm-up (``warm.import_lazy_parts``)."""
+        try:
+            threads = zygote.threads()
+        except ZygoteGone:
+            self.close()
+            raise
+        if threads != 1:
+            reason = f"the zygote kept {threads} threads after importing torch"
+            print(f"noteexec worker: {reason}; notes get no namespaces", file=sys.stderr)
+            self.world_error = self.world_error or reason
+        self.selector.register(zygote.fileno(), selectors.EVENT_READ, "zygote")
 
     # --- isolation ---------------------------------------------------------------------------
 
@@ -138,12 +151,12 @@ class Worker:
         plan = Plan(True, plan.root, plan.host_uid, plan.host_gid, plan.staging, "", plan.isolation)
         if self.nursery is not None:
             nursery = self.nursery
-            error = probe(lambda: spawn_joined(PROBE, plan, (), nursery, probe=True))
+            error = probe(lambda: spawn(PROBE, plan, (), fork_here, nursery, probe=True))
             if error is None:
                 return None
             print(f"noteexec worker: no PID 1 from the nursery ({error}); forking them", file=sys.stderr)
             self._close_nursery()
-        return probe(lambda: spawn(PROBE, plan, (), probe=True))
+        return probe(lambda: spawn(PROBE, plan, (), fork_here, probe=True))
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -175,11 +188,14 @@ class Worker:
                         except BlockingIOError:
                             break
                     self._reap()
+                elif key.data == "zygote":
+                    self._take_exits()
                 else:
                     self._read(key.data)
+            self._take_exits()
             self._enforce_deadlines()
             self._start_jobs()
-        self._close()
+        self.close()
 
     def _close_nursery(self) -> None:
         if self.nursery is not None:
@@ -188,8 +204,10 @@ class Worker:
                 os.kill(self.nursery.pid, signal.SIGKILL)
             self.nursery = None
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """End the nursery, the zygote and every process left; remove what the run made."""
         self._close_nursery()
+        self.zygote.close()
         reap_descendants()  # PID 1s still tearing down their namespaces: nothing outlives the worker
         if self.groups is not None:
             self.groups.close()
@@ -207,11 +225,10 @@ class Worker:
             self.queue.append(message)
 
     def _kill(self, note: Running) -> None:
-        """Kill a note's PID 1: its whole namespace dies with it. (A joined note's process, once
-        reaped, is not signalled by its pid: the pid may be another process's by then.)"""
-        for target in (-note.pid, note.pid) if note.status is None else ():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(target, signal.SIGKILL)
+        """Kill a note's first process (by its pidfd: no pid reuse race) and its PID 1: its whole
+        namespace dies with it."""
+        if note.status is None:
+            kill_pidfd(note.pidfd)
         if note.pid1 != -1:
             kill_pidfd(note.pid1)
 
@@ -227,6 +244,8 @@ class Worker:
         return [note for note in self.notes.values() if note.stage == stage]
 
     def _next_deadline(self) -> float | None:
+        if self.zygote.exited:  # wait statuses that came while the worker waited for an answer
+            return 0.0
         deadline = min((note.deadline for note in self.notes.values()), default=math.inf)
         return None if deadline == math.inf else max(0.0, deadline - time.monotonic())
 
@@ -279,10 +298,10 @@ class Worker:
             spawned = None
             if plan.namespaces and self.nursery is not None:
                 try:
-                    spawned = spawn_joined(job, plan, groups, self.nursery)
+                    spawned = spawn(job, plan, groups, self.zygote.fork, self.nursery)
                 except NurseryGone:
                     self._close_nursery()
-            spawned = spawned or spawn(job, plan, groups)
+            spawned = spawned or spawn(job, plan, groups, self.zygote.fork)
         except OSError as error:  # no process for it (the kernel's limit on namespaces, memory)
             note = Running(job, -1, -1, -1, plan, groups, math.inf, None, stage="finished")
             note.setup_failed = {"line": None, "exception": sandbox_error(error)}
@@ -293,8 +312,8 @@ class Worker:
                 shutil.rmtree(workdir, ignore_errors=True)
             return
         deadline = time.monotonic() + job["timeout"]
-        pid, reader, go, pid1 = spawned
-        note = Running(job, pid, reader, go, plan, groups, deadline, vault_before, pid1=pid1)
+        pid, pidfd, reader, go, pid1 = spawned
+        note = Running(job, pid, reader, go, plan, groups, deadline, vault_before, pid1=pid1, pidfd=pidfd)
         self.notes[pid] = note
         self.selector.register(reader, selectors.EVENT_READ, note)
 
@@ -364,7 +383,11 @@ class Worker:
             os.close(note.reader)
             note.reader = -1
 
+    def _own_children(self) -> frozenset[int]:
+        return frozenset({self.zygote.pid} | ({self.nursery.pid} if self.nursery else set()))
+
     def _reap(self) -> None:
+        """The worker's own children: the nursery, the zygote, and orphans it adopted."""
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -372,24 +395,29 @@ class Worker:
                 return
             if pid == 0:
                 return
+            if pid == self.zygote.pid:
+                raise ZygoteGone(f"the zygote died (wait status {status})")
+            kill_children(keep=self._own_children())
+
+    def _take_exits(self) -> None:
+        for pid, status in self.zygote.exits():
             self._reaped(pid, status)
 
     def _reaped(self, pid: int, status: int) -> None:
+        """A note's first process has ended (its wait status, from the zygote)."""
         note = self.notes.get(pid)
-        keep = frozenset(self.notes) | ({self.nursery.pid} if self.nursery else set())
-        if note is not None:
-            note.status = status
-            # Whatever the note left behind without a PID namespace is now an orphan of the
-            # worker: kill it all. (With one, nothing of the note's is the worker's child.)
-            if not note.plan.namespaces:
-                kill_children(keep=keep - {pid})
-            if note.pid1 != -1:  # a joined note's namespace ends with its PID 1
-                kill_pidfd(note.pid1)
-                self.selector.register(note.pid1, selectors.EVENT_READ, ("pid1", note))
-            self._finish_if_done(note)
-            self._forget_if_gone(note)
-        else:
-            kill_children(keep=keep)
+        if note is None:
+            return  # a child the zygote killed at once, unknown here
+        note.status = status
+        # Whatever the note left behind without a PID namespace is now an orphan of the worker
+        # (the subreaper): kill it all. (With one, nothing of the note's is the worker's.)
+        if not note.plan.namespaces:
+            kill_children(keep=self._own_children())
+        if note.pid1 != -1:  # a joined note's namespace ends with its PID 1
+            kill_pidfd(note.pid1)
+            self.selector.register(note.pid1, selectors.EVENT_READ, ("pid1", note))
+        self._finish_if_done(note)
+        self._forget_if_gone(note)
 
     def _pid1_gone(self, note: Running) -> None:
         """A joined note's PID 1 has exited, so has everything in its namespace."""
@@ -402,6 +430,7 @@ class Worker:
     def _forget_if_gone(self, note: Running) -> None:
         if note.stage in ("finished", "discarded") and note.status is not None and note.pid1 == -1:
             del self.notes[note.pid]
+            os.close(note.pidfd)
             if self.groups is not None:
                 self.groups.release(note.groups)
             if note.plan.workdir:
@@ -440,14 +469,13 @@ class Worker:
         _write(self.output_fd, note.result(note.vault_changes()))
 
     def _warm_up(self) -> None:
-        """Import the parts of torch that notes load lazily: before the first note when two or
-        more are waiting, else once a lone first note has finished and more have come (a lone
-        note would wait for the import for nothing). A fixed list chosen by noteexec, never what
-        a note says it imported: the worker runs nothing because of a note. Only while the
-        worker stays single-threaded, which keeps forked children free of torch's thread-pool
-        deadlock. Prepared notes, forked before, are discarded so that every later note starts
-        warm; then the memory is backed by huge pages, once no note process shares it (one that
-        did would keep a copy of the old pages); for a lone note that (half a second) costs more
+        """Have the zygote import the parts of torch that notes load lazily: before the first
+        note when two or more are waiting, else once a lone first note has finished and more
+        have come (a lone note would wait for the import for nothing). A fixed list chosen by
+        noteexec, never what a note says it imported: nothing runs because of a note. Prepared
+        notes, forked before, are discarded so that every later note starts warm; then the
+        zygote's memory is backed by huge pages, once no note process shares it (one that did
+        would keep a copy of the old pages); for a lone note that (half a second) costs more
         than it saves."""
         waiting = len(self.queue) > (1 if self.started_notes == 0 else 0)
         if self.warmed or not waiting or self._in_stage("running"):
@@ -455,39 +483,38 @@ class Worker:
         self.warmed = True
         self._discard_prepared()
         for note in list(self.notes.values()):
-            with contextlib.suppress(ChildProcessError):
-                self._reaped(*os.waitpid(note.pid, 0))
+            while note.status is None:
+                self._take_exits()
+                if note.status is None:
+                    select.select([self.zygote], [], [])
             if note.pid1 != -1:
                 select.select([note.pid1], [], [])
                 self._pid1_gone(note)
         # Without the read-only world, a note may have written the very files imported: no import.
-        if self.world_error is None and all(job["namespaces"] for job in self.queue):
-            self.torch_cache, threaded = import_lazy_parts()
-            if threaded:
-                print("noteexec worker: the warm-up started a thread", file=sys.stderr)
-            gc.freeze()
-        back_with_huge_pages()
+        import_lazy_parts = self.world_error is None and all(job["namespaces"] for job in self.queue)
+        self.torch_cache, threaded = self.zygote.warm_up(import_lazy_parts)
+        if threaded:
+            print("noteexec worker: the warm-up started a thread", file=sys.stderr)
 
 
 def main() -> None:
-    """Entry point of the warm worker process (``python -m noteexec.sandbox.worker``)."""
+    """Entry point of the worker process (``python -m noteexec.sandbox.worker``)."""
     not_dumpable()
-    # Before torch: a PID 1 cloned from it copies almost nothing. Only root can join a PID
-    # namespace for its next child and come back (tree.spawn_joined).
+    zygote = Zygote.start()  # it imports torch meanwhile
+    # Only root can join a PID namespace for its next child and come back (tree.fork_note).
     nursery = Nursery.start() if os.geteuid() == 0 else None
     output_fd = os.dup(1)
     os.dup2(2, 1)  # stray prints must not corrupt the result stream
-    # The prelude's modules, and what printing a tensor imports: once, here, no op run.
-    import torch._subclasses.schema_check_mode
-    import torch.nn.functional  # noqa: F401
-
-    import noteexec.sandbox.execute  # noqa: F401  (what a note's process runs)
-
-    syscall_filter("any")  # built once (the fallback's at its first note); every note's processes load it
-    if (threads := stop_library_threads()) != 1:
-        print(f"noteexec worker: {threads} threads after start-up; notes get no namespaces", file=sys.stderr)
-    gc.freeze()  # forked children share these objects without copying their pages
-    Worker(output_fd, nursery).serve()
+    try:
+        worker = Worker(output_fd, nursery, zygote)
+    except ZygoteGone:  # it could not import torch: its traceback is the last word on stderr
+        sys.exit(70)
+    try:
+        worker.serve()
+    except ZygoteGone as error:  # its notes in flight died with it: the checker is told by this death
+        print(f"noteexec worker: {error}", file=sys.stderr)
+        worker.close()
+        sys.exit(70)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,230 @@
+"""The zygote: the process that imports torch and forks each note's first process, nothing else.
+
+::
+
+    worker (the event loop: no torch, never forks a note)
+      ├─ nursery (as root): the notes' PID 1s                      (:mod:`noteexec.sandbox.nursery`)
+      └─ zygote (torch imported, no op ever run; its memory backed by 2 MiB pages once warm)
+           └─ a note's first process, forked on the worker's order  (:mod:`noteexec.sandbox.tree`)
+
+Why a process of its own: a fork makes every page of the forking process copy-on-write again.
+While the event loop ran in the process that forked, each note cost it some 650 page faults,
+copying the pages the loop touched, and its writes split the 2 MiB pages that make a fork cheap.
+The zygote touches a few dozen pages per note. And a note's process, a copy of the zygote, finds
+in its memory no other note's job, result or pipe: the zygote never saw one.
+
+The worker sends an order per note (a small JSON head, and the descriptors the note's processes
+keep, among them its job in a memfd the zygote never reads); the zygote forks and answers with
+the pid and a pidfd. It reaps its children and sends each one's wait status. It dies with the
+worker (a parent-death signal); the worker treats a dead zygote as its own death.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import gc
+import json
+import os
+import select
+import signal
+import socket
+import traceback
+from typing import Any, NoReturn
+
+from noteexec.sandbox.isolation import PR_SET_PDEATHSIG, keep_only, libc_call, stop_library_threads
+
+_CHANNEL_FD = 1023
+"""The zygote's end of its socket to the worker."""
+_MAX_FDS = 16
+PR_SET_NAME = 15
+NAME = b"noteexec-zygote"
+"""The zygote's name in ``/proc/<pid>/comm``, to tell it from the nursery."""
+
+
+class ZygoteGone(Exception):
+    """The zygote died: its notes in flight died with it, and the worker ends (a dead worker
+    costs the checker at most the notes it was running)."""
+
+
+class Zygote:
+    """The worker's handle on its zygote."""
+
+    def __init__(self, pid: int, channel: socket.socket) -> None:
+        self.pid = pid
+        self.channel = channel
+        self.exited: list[tuple[int, int]] = []
+        """Wait statuses that came while the worker waited for an answer."""
+
+    @classmethod
+    def start(cls) -> Zygote:
+        """Fork the zygote: it imports torch while the worker goes on (see :meth:`threads`)."""
+        ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        worker = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            _serve(its.fileno(), worker)
+        its.close()
+        return cls(pid, ours)
+
+    def fileno(self) -> int:
+        return self.channel.fileno()
+
+    def _answer(self) -> tuple[dict[str, Any], list[int]]:
+        """The zygote's next message that is not a wait status (those are kept for :meth:`exits`)."""
+        while True:
+            try:
+                message, fds, _, _ = socket.recv_fds(self.channel, 1 << 16, _MAX_FDS)
+            except OSError as error:
+                raise ZygoteGone(str(error)) from None
+            if not message:
+                raise ZygoteGone("the zygote is gone")
+            answer = json.loads(message)
+            if "exited" not in answer:
+                return answer, fds
+            self.exited.append((answer["exited"], answer["status"]))
+
+    def threads(self) -> int:
+        """Wait until the zygote has imported torch: its threads then (one, or it cannot fork a
+        note into new namespaces)."""
+        answer, _ = self._answer()
+        return int(answer["threads"])
+
+    def fork(self, head: bytes, fds: list[int]) -> tuple[int, int]:
+        """Have the zygote fork a note's first process (:func:`noteexec.sandbox.tree.fork_note`):
+        its pid and a pidfd."""
+        try:
+            socket.send_fds(self.channel, [head], fds)
+        except OSError as error:
+            raise ZygoteGone(str(error)) from None
+        answer, received = self._answer()
+        if "error" in answer:
+            raise OSError(answer["errno"], answer["error"])
+        [pidfd] = received
+        os.set_inheritable(pidfd, False)
+        return answer["pid"], pidfd
+
+    def warm_up(self, import_lazy_parts: bool) -> tuple[str | None, bool]:
+        """Have the zygote import the parts of torch that notes load lazily (if asked) and back
+        its memory with huge pages: call it while it has no child. Returns the compile-cache
+        folder the import made, and whether the import left a thread running."""
+        try:
+            self.channel.send(json.dumps({"warm_up": import_lazy_parts}).encode())
+        except OSError as error:
+            raise ZygoteGone(str(error)) from None
+        answer, _ = self._answer()
+        return answer["cache"], answer["threaded"]
+
+    def exits(self) -> list[tuple[int, int]]:
+        """Wait statuses of the zygote's children, (pid, status), as far as they have come."""
+        while True:
+            try:
+                message = self.channel.recv(1 << 16, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            except OSError as error:
+                raise ZygoteGone(str(error)) from None
+            if not message:
+                raise ZygoteGone("the zygote is gone")
+            answer = json.loads(message)
+            self.exited.append((answer["exited"], answer["status"]))
+        exited, self.exited = self.exited, []
+        return exited
+
+    def close(self) -> None:
+        """End the zygote (it kills its children first) and reap it."""
+        self.channel.close()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+def _serve(channel: int, worker: int) -> NoReturn:
+    """The zygote's life: import torch, say how many threads are left, then fork on orders."""
+    code = 70
+    try:
+        libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != worker:
+            os._exit(0)
+        libc_call("prctl", PR_SET_NAME, NAME, 0, 0, 0)
+        # Neither the job stream (stdin) nor the result stream (stdout) is the zygote's.
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.dup2(2, 1)
+        keep_only({channel: _CHANNEL_FD})
+        # The prelude's modules, and what printing a tensor imports: once, here, no op run.
+        import torch._subclasses.schema_check_mode
+        import torch.nn.functional  # noqa: F401
+
+        import noteexec.sandbox.execute  # noqa: F401  (what a note's process runs)
+        from noteexec.sandbox.lockdown import syscall_filter
+
+        syscall_filter("any")  # built once (the fallback's at its first note); every note's processes load it
+        threads = stop_library_threads()
+        gc.freeze()  # forked children share these objects without copying their pages
+        with socket.socket(fileno=_CHANNEL_FD) as orders:
+            orders.send(json.dumps({"threads": threads}).encode())
+            _loop(orders)
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _loop(orders: socket.socket) -> None:
+    from noteexec.sandbox.tree import fork_note
+    from noteexec.sandbox.warm import back_with_huge_pages, import_lazy_parts
+
+    wake_reader, wake_writer = os.pipe()
+    os.set_blocking(wake_reader, False)
+    os.set_blocking(wake_writer, False)
+    signal.set_wakeup_fd(wake_writer)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    while True:
+        readable = select.select([orders.fileno(), wake_reader], [], [])[0]
+        if wake_reader in readable:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(wake_reader, 512):
+                    pass
+            _send_exits(orders)
+        if orders.fileno() not in readable:
+            continue
+        try:
+            message, fds, _, _ = socket.recv_fds(orders, 1 << 16, _MAX_FDS)
+        except OSError:
+            return
+        if not message:
+            return
+        try:
+            if message.startswith(b'{"warm_up"'):
+                cache, threaded = import_lazy_parts() if json.loads(message)["warm_up"] else (None, False)
+                gc.freeze()
+                back_with_huge_pages()
+                orders.send(json.dumps({"cache": cache, "threaded": threaded}).encode())
+                continue
+            try:
+                pid = fork_note(message, fds)
+                try:
+                    pidfd = os.pidfd_open(pid)
+                except OSError:
+                    os.kill(pid, signal.SIGKILL)  # reaped, and reported, as any other child
+                    raise
+            except OSError as error:
+                answer = {"error": str(error), "errno": error.errno or errno.EIO}
+                orders.send(json.dumps(answer).encode())
+                continue
+            socket.send_fds(orders, [b'{"pid": %d}' % pid], [pidfd])
+            os.close(pidfd)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+
+def _send_exits(orders: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        orders.send(b'{"exited": %d, "status": %d}' % (pid, status))

@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import errno
 import functools
+import importlib.util
 import os
 import platform
 import signal
@@ -248,10 +249,13 @@ def drop_to_host_id(host_id: int) -> None:
 
 def host_id_can_import() -> bool:
     """Whether an unprivileged host id can read this Python installation and torch (a Python
-    installed under ``/root`` cannot be): without namespaces, notes run as that id only then."""
-    import torch
-
-    needed = [os.path.dirname(torch.__file__), os.path.dirname(os.__file__)]
+    installed under ``/root`` cannot be): without namespaces, notes run as that id only then.
+    Torch is found, not imported: the worker never imports it (the zygote does)."""
+    torch = importlib.util.find_spec("torch")
+    needed = [
+        os.path.dirname(torch.origin if torch and torch.origin else os.__file__),
+        os.path.dirname(os.__file__),
+    ]
     pid = os.fork()
     if pid == 0:
         try:

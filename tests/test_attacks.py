@@ -191,6 +191,27 @@ print('still here')
 }
 
 
+READ_OWN_MEMORY = """
+import ctypes
+first, rest = b'print(2 ', b'+ 2)'  # the honest note's code, never whole in this one's
+found = 0
+with open('/proc/self/maps') as maps:
+    regions = [line.split() for line in maps]
+for fields in regions:  # its own memory, read directly: all a copy of its parent's holds
+    if not fields[1].startswith('rw') or (len(fields) > 5 and fields[5] != '[heap]'):
+        continue
+    start, end = (int(bound, 16) for bound in fields[0].split('-'))
+    data = ctypes.string_at(start, end - start)
+    at = data.find(first)
+    while at != -1:
+        found += data[at + len(first) : at + len(first) + len(rest)] == rest
+        at = data.find(first, at + 1)
+print(found)
+"""
+"""Counts copies of the honest note's code in the note's own memory (its process is a copy of
+the process it was forked from)."""
+
+
 def run_attack(tmp_path: Path, name: str, user: str, *options: str) -> tuple[dict[str, dict], str, str]:
     """Check a vault holding the attack and the honest note; the JSON report by note, stdout, stderr."""
     vault = tmp_path / "vault"
@@ -315,6 +336,27 @@ def test_an_attack_from_a_note_fails_and_other_verdicts_stand(tmp_path: Path, us
         assert "a block started out of order" in attack["message"]
     elif name == "exit":
         assert attack["outcome"] == "failed" and _survivors() == []
+
+
+def test_a_note_finds_no_other_notes_code_in_its_own_memory(tmp_path: Path, user: str) -> None:
+    """The honest note comes first, so its job has reached the worker before the reader is
+    forked; the reader's process is a copy of the zygote, which never holds a job (a copy of
+    the worker held every job it had been sent)."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "a-honest.md").write_text(HONEST)
+    (vault / "b-reader.md").write_text(fence(READ_OWN_MEMORY))
+    command = [sys.executable, "-m", "noteexec", "check", "--no-cache", "--format", "json", "--jobs", "1"]
+    if user == "root":
+        command.append(str(vault))
+    else:
+        command = as_nobody([*command, "/mnt/vault"], tmp_path, {vault: "/mnt/vault"})
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    notes = {Path(note["path"]).name: note for note in json.loads(result.stdout)["notes"]}
+    _honest_is_intact({"b-honest.md": notes["a-honest.md"]})
+    reader = notes["b-reader.md"]["blocks"][0]
+    assert reader["outcome"] == "passed" and reader["stdout"] == "0\n", reader
 
 
 @pytest.mark.parametrize("namespaces", [True, False], ids=["namespaces", "fallback"])

@@ -737,6 +737,52 @@ def test_many_notes_through_one_slot_each_get_their_own_result(tmp_path: Path) -
     assert [result.blocks[0].facts.stdout for result in results] == [f"{index} True\n" for index in range(12)]
 
 
+def _zygote_of(worker: int) -> int:
+    [zygote] = [
+        child
+        for child in map(int, Path(f"/proc/{worker}/task/{worker}/children").read_text().split())
+        if Path(f"/proc/{child}/comm").read_text().strip() == "noteexec-zygote"
+    ]
+    return zygote
+
+
+def _huge_kib(pid: int) -> int:
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    return next(int(line.split()[1]) for line in rollup if line.startswith("AnonHugePages:"))
+
+
+def test_the_worker_never_maps_torch_and_the_zygote_keeps_its_huge_pages(tmp_path: Path) -> None:
+    """The event loop runs apart from the process that forks the notes: it never loads torch,
+    and its work no longer splits the forking process's 2 MiB pages (each write to one shared
+    with a note split it), so every fork copies as few page-table entries as after the warm-up."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    for index in range(16):
+        (vault / f"{index:02d}.md").write_text(
+            fence(f"import torch\nprint(torch.ones(2).sum().item() + {index})")
+        )
+    notes = [NoteFile(path, vault) for path in sorted(vault.glob("*.md"))]
+    with Sandbox(parallel=2) as sandbox:
+        results = iter_check(notes, Config(), sandbox, lookahead=16)
+        first = next(results)
+        assert sandbox._process is not None
+        worker = sandbox._process.pid
+        zygote = _zygote_of(worker)
+        huge_at_first = _huge_kib(zygote)
+        rest = list(results)
+        huge_at_last = _huge_kib(zygote)
+        worker_maps, zygote_maps = (Path(f"/proc/{pid}/maps").read_text() for pid in (worker, zygote))
+    assert [result.blocks[0].facts.stdout for result in (first, *rest)] == [
+        f"{2.0 + index}\n" for index in range(16)
+    ]
+    assert "libtorch" not in worker_maps and "libtorch" in zygote_maps
+    assert (huge_at_first > 0) == _collapse_available()
+    assert huge_at_last >= huge_at_first - 4096, (
+        huge_at_first,
+        huge_at_last,
+    )  # a 2 MiB page or two at most
+
+
 HUGE_PAGE_PROBE = """
 import json, mmap
 from noteexec.sandbox.warm import back_with_huge_pages
@@ -757,6 +803,13 @@ print(json.dumps({"before": before, "after": anonymous(), "collapsed": collapsed
 """
 
 
+def _collapse_available() -> bool:
+    """Whether MADV_COLLAPSE exists here (Linux 6.1) and huge pages are not switched off."""
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    release = tuple(int(part) for part in os.uname().release.split(".")[:2])
+    return release >= (6, 1) and "[never]" not in thp
+
+
 def test_dense_anonymous_memory_is_backed_by_huge_pages_and_sparse_memory_is_left_alone() -> None:
     """What makes fork cheap for a worker holding torch, without adding memory."""
     probe = subprocess.run(
@@ -765,9 +818,7 @@ def test_dense_anonymous_memory_is_backed_by_huge_pages_and_sparse_memory_is_lef
     report = json.loads(probe.stdout)
     before, after = report["before"], report["after"]
     assert after["Anonymous"] - before["Anonymous"] < 2 << 20  # the sparse 32 MiB was not filled in
-    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
-    release = tuple(int(part) for part in os.uname().release.split(".")[:2])
-    if release >= (6, 1) and "[never]" not in thp:  # MADV_COLLAPSE exists here
+    if _collapse_available():
         assert report["collapsed"] >= 28 << 20
         assert after["AnonHugePages"] - before["AnonHugePages"] >= 28 << 20
     else:

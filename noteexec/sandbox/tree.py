@@ -46,6 +46,7 @@ from noteexec.sandbox.isolation import (
     JOINED_NAMESPACES,
     NOTE_HOST_ID,
     PR_SET_CHILD_SUBREAPER,
+    PR_SET_NAME,
     PR_SET_PDEATHSIG,
     build_world,
     drop_to_host_id,
@@ -253,6 +254,7 @@ def _take_over(fds: dict[int, int]) -> tuple[Channel, list[int], Job, Plan, bool
     its plan and whether it is a probe."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    libc_call("prctl", PR_SET_NAME, b"noteexec-note", 0, 0, 0)  # not the zygote's name
     keep_only(fds)
     description = json.loads(os.pread(ORDER_FD, os.fstat(ORDER_FD).st_size, 0))
     os.close(ORDER_FD)

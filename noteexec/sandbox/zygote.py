@@ -32,12 +32,17 @@ import socket
 import traceback
 from typing import Any, NoReturn
 
-from noteexec.sandbox.isolation import PR_SET_PDEATHSIG, keep_only, libc_call, stop_library_threads
+from noteexec.sandbox.isolation import (
+    PR_SET_NAME,
+    PR_SET_PDEATHSIG,
+    keep_only,
+    libc_call,
+    stop_library_threads,
+)
 
 _CHANNEL_FD = 1023
 """The zygote's end of its socket to the worker."""
 _MAX_FDS = 16
-PR_SET_NAME = 15
 NAME = b"noteexec-zygote"
 """The zygote's name in ``/proc/<pid>/comm``, to tell it from the nursery."""
 

@@ -101,7 +101,7 @@ def expect_note(
     a block that ran before, may be what a later block prints: its numbers are not the author's."""
     random: RandomDraw | None = None
     for block in setup:
-        random = merge_draws(random, unseeded_draw(syntax_tree(block.code), block.line))
+        random = merge_draws(random, unseeded_draw(block.code, syntax_tree(block.code), block.line))
     found = []
     for block in blocks:
         expectation, random = _expect(block, families, note_skip, random)
@@ -131,7 +131,7 @@ def _expect(
     if transcript is None:
         code, tree, pasted = pasted_outputs(code, tree, block.line)
     runnable = replace(block, code=code)
-    random = merge_draws(random, unseeded_draw(tree, block.line))
+    random = merge_draws(random, unseeded_draw(code, tree, block.line))
     failure = block.callout is not None and block.callout.kind in families.failure
     documented = (
         transcript[1] if transcript is not None else list(comment_documents(runnable, tree, failure, notes))

@@ -79,6 +79,12 @@ def _blank_output_lines(code: str) -> str:
     return "\n".join(lines)
 
 
+def _is_tensor_call(statement: ast.stmt) -> bool:
+    """A top-level ``tensor(...)`` expression: looked for before the whole tree is walked."""
+    value = statement.value if isinstance(statement, ast.Expr) else None
+    return isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "tensor"
+
+
 def pasted_outputs(
     code: str, tree: ast.Module | None, fence_line: int
 ) -> tuple[str, ast.Module | None, list[DocumentedOutput]]:
@@ -90,17 +96,14 @@ def pasted_outputs(
     A top-level ``tensor(...)`` call right after a bare expression, in a block that never
     defines ``tensor``, is that expression's documented output: it does not run.
     """
-    if tree is None or defines(tree, "tensor"):
+    if tree is None or not any(map(_is_tensor_call, tree.body)) or defines(tree, "tensor"):
         return code, tree, []
     lines = code.split("\n")
     found: list[DocumentedOutput] = []
     previous: ast.stmt | None = None
     for statement in tree.body:
-        value = statement.value if isinstance(statement, ast.Expr) else None
         if (
-            isinstance(value, ast.Call)
-            and isinstance(value.func, ast.Name)
-            and value.func.id == "tensor"
+            _is_tensor_call(statement)
             and isinstance(previous, ast.Expr)
             and previous.end_lineno is not None
             and statement.end_lineno is not None

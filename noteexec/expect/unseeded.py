@@ -7,6 +7,7 @@ makes the author's printed numbers reproducible.
 from __future__ import annotations
 
 import ast
+import re
 
 from noteexec.expect.documented import RandomDraw
 
@@ -22,6 +23,8 @@ _RANDOM_INTEGERS = frozenset(
     {"randint", "randint_like", "randperm", "multinomial", "random_", "choice", "shuffle", "sample"}
 )
 _SEEDS = frozenset({"manual_seed", "seed", "manual_seed_all", "set_rng_state"})
+_MENTIONED = re.compile("|".join(sorted(_RANDOM_FLOATS | _RANDOM_INTEGERS)))
+"""A block whose text names no random call draws nothing: its tree is not walked."""
 
 
 def merge_draws(before: RandomDraw | None, now: RandomDraw | None) -> RandomDraw | None:
@@ -31,10 +34,11 @@ def merge_draws(before: RandomDraw | None, now: RandomDraw | None) -> RandomDraw
     return RandomDraw(now.where, before.integers or now.integers)
 
 
-def unseeded_draw(tree: ast.Module | None, fence_line: int) -> RandomDraw | None:
-    """The first random draw of a block that no seed earlier in the same block fixes (the
-    sandbox seeds every block with 0, so a seed from another block is not the author's)."""
-    if tree is None:
+def unseeded_draw(code: str, tree: ast.Module | None, fence_line: int) -> RandomDraw | None:
+    """The first random draw of a block (``code``, parsed as ``tree``) that no seed earlier in
+    the same block fixes (the sandbox seeds every block with 0, so a seed from another block is
+    not the author's)."""
+    if tree is None or not _MENTIONED.search(code):
         return None
     seeded_at = None
     draws: list[tuple[int, int, str, bool]] = []

@@ -303,11 +303,19 @@ def join(fds: dict[int, int]) -> None:
         os._exit(exit_code)
 
 
-def probe(spawn_probe: Callable[[], Spawned]) -> str | None:
-    """Set up a note's world with no note in it (``spawn_probe``, the worker's): None if it
-    works, else why not."""
+PROBE: Job = {
+    "id": -1, "path": "", "blocks": [], "setup": [], "prelude": "", "timeout": 0.0, "memory_limit": None,
+    "file_size_limit": None, "tmp_size": 1 << 20, "processes": 1, "readonly": [], "namespaces": True,
+    "strict": False, "threads": 1, "alone": False,
+}  # fmt: skip
+"""The job of the probe that checks, once, that a note's world can be built here (no note)."""
+
+
+def probe(plan: Plan, nursery: Nursery | None = None) -> str | None:
+    """Set up a note's world with no note in it, forked by the worker itself (with a PID 1 from
+    the ``nursery``, if given): None if it works, else why not."""
     try:
-        pid, pidfd, reader, go, pid1 = spawn_probe()
+        pid, pidfd, reader, go, pid1 = spawn(PROBE, plan, (), fork_here, nursery, probe=True)
     except OSError as error:
         return str(error)
     os.close(go)

@@ -13,14 +13,12 @@
                 └─ whatever the note starts
 
 As an ordinary user, or without namespaces, PID 1 is forked from the zygote (tree.init). Each
-fork of the zygote copies the page tables of torch's address space (~200 MiB), the main cost of
-a note: hence a PID 1 from the small nursery where it can be, the next note's processes made
-while the current one runs, and an event loop apart, in this process, whose work leaves the
-zygote's pages alone (see :mod:`noteexec.sandbox.zygote`). When the note's process ends, the
-kernel kills everything left in its PID namespace with PID 1 (a timeout or the worker's death,
-likewise); without namespaces, PID 1 is a subreaper that kills what the note left. Results
-travel as JSON lines over a pipe per note (:mod:`noteexec.sandbox.protocol`); nothing is
-pickled. Here: the event loop; one note as the worker sees it is
+fork of the zygote copies the page tables of torch's address space, the main cost of a note:
+hence a PID 1 from the small nursery where it can be, the next note's processes made while the
+current one runs, and the event loop here, apart from the zygote. When the note's process ends,
+the kernel kills everything left in its PID namespace with PID 1; without namespaces, PID 1 is
+a subreaper that kills what the note left. Results travel as JSON lines over a pipe per note
+(:mod:`noteexec.sandbox.protocol`). One note as the worker sees it is
 :mod:`noteexec.sandbox.running`, its processes :mod:`noteexec.sandbox.tree`.
 """
 
@@ -53,15 +51,8 @@ from noteexec.sandbox.lockdown import landlock_missing
 from noteexec.sandbox.nursery import Nursery, NurseryGone
 from noteexec.sandbox.protocol import FromWorker, Job, ToWorker, json_line
 from noteexec.sandbox.running import BrokenChannel, Running, vault_snapshot
-from noteexec.sandbox.tree import Plan, fork_here, isolation_report, probe, sandbox_error, spawn
+from noteexec.sandbox.tree import Plan, isolation_report, probe, sandbox_error, spawn
 from noteexec.sandbox.zygote import Zygote, ZygoteGone
-
-PROBE: Job = {
-    "id": -1, "path": "", "blocks": [], "setup": [], "prelude": "", "timeout": 0.0, "memory_limit": None,
-    "file_size_limit": None, "tmp_size": 1 << 20, "processes": 1, "readonly": [], "namespaces": True,
-    "strict": False, "threads": 1, "alone": False,
-}  # fmt: skip
-"""The job of the probe that checks, once, that a note's world can be built here (no note)."""
 
 
 def _write(fd: int, message: FromWorker) -> None:
@@ -113,14 +104,13 @@ class Worker:
         self.torch_cache: str | None = None
         """The folder of torch's compile cache, made by the warm-up (``warm.import_lazy_parts``)."""
         try:
-            threads = zygote.threads()
+            threaded = zygote.threaded()
         except ZygoteGone:
             self.close()
             raise
-        if threads != 1:
-            reason = f"the zygote kept {threads} threads after importing torch"
-            print(f"noteexec worker: {reason}; notes get no namespaces", file=sys.stderr)
-            self.world_error = self.world_error or reason
+        if threaded:
+            print(f"noteexec worker: {threaded}; notes get no namespaces", file=sys.stderr)
+            self.world_error = self.world_error or threaded
         self.selector.register(zygote.fileno(), selectors.EVENT_READ, "zygote")
 
     # --- isolation ---------------------------------------------------------------------------
@@ -150,13 +140,12 @@ class Worker:
         plan = self._plan(True)
         plan = Plan(True, plan.root, plan.host_uid, plan.host_gid, plan.staging, "", plan.isolation)
         if self.nursery is not None:
-            nursery = self.nursery
-            error = probe(lambda: spawn(PROBE, plan, (), fork_here, nursery, probe=True))
+            error = probe(plan, self.nursery)
             if error is None:
                 return None
             print(f"noteexec worker: no PID 1 from the nursery ({error}); forking them", file=sys.stderr)
             self._close_nursery()
-        return probe(lambda: spawn(PROBE, plan, (), fork_here, probe=True))
+        return probe(plan)
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -181,18 +170,13 @@ class Worker:
                 elif isinstance(key.data, tuple):  # a joined note's PID 1 has exited
                     self._pid1_gone(key.data[1])
                 elif key.data == "children":
-                    while True:
-                        try:
-                            if not os.read(self.wake_reader, 512):
-                                break
-                        except BlockingIOError:
-                            break
+                    with contextlib.suppress(BlockingIOError):
+                        while os.read(self.wake_reader, 512):
+                            pass
                     self._reap()
-                elif key.data == "zygote":
-                    self._take_exits()
-                else:
+                elif key.data != "zygote":
                     self._read(key.data)
-            self._take_exits()
+            self._take_exits()  # the zygote's messages, and those that came while waiting on it
             self._enforce_deadlines()
             self._start_jobs()
         self.close()
@@ -221,12 +205,11 @@ class Worker:
             self.parallel = max(1, message["parallel"])
         elif "stop" in message:
             self._stop()
-        else:
+        else:  # a job
             self.queue.append(message)
 
     def _kill(self, note: Running) -> None:
-        """Kill a note's first process (by its pidfd: no pid reuse race) and its PID 1: its whole
-        namespace dies with it."""
+        """Kill a note's first process and its PID 1, and so its namespace (pidfds: no reuse race)."""
         if note.status is None:
             kill_pidfd(note.pidfd)
         if note.pid1 != -1:
@@ -259,8 +242,7 @@ class Worker:
         self._warm_up()
         while True:
             running, prepared = self._in_stage("running"), self._in_stage("prepared")
-            # A note suspected of killing a worker runs alone: if it kills this one too, it is
-            # the only note lost.
+            # A note suspected of killing a worker runs alone: if it kills this one too, only it is lost.
             alone = any(note.job["alone"] for note in running) or (
                 bool(prepared) and prepared[0].job["alone"] and bool(running)
             )
@@ -409,8 +391,7 @@ class Worker:
         if note is None:
             return  # a child the zygote killed at once, unknown here
         note.status = status
-        # Whatever the note left behind without a PID namespace is now an orphan of the worker
-        # (the subreaper): kill it all. (With one, nothing of the note's is the worker's.)
+        # Without a PID namespace, what the note left is now the worker's (the subreaper's): kill it.
         if not note.plan.namespaces:
             kill_children(keep=self._own_children())
         if note.pid1 != -1:  # a joined note's namespace ends with its PID 1
@@ -469,14 +450,12 @@ class Worker:
         _write(self.output_fd, note.result(note.vault_changes()))
 
     def _warm_up(self) -> None:
-        """Have the zygote import the parts of torch that notes load lazily: before the first
-        note when two or more are waiting, else once a lone first note has finished and more
-        have come (a lone note would wait for the import for nothing). A fixed list chosen by
-        noteexec, never what a note says it imported: nothing runs because of a note. Prepared
-        notes, forked before, are discarded so that every later note starts warm; then the
-        zygote's memory is backed by huge pages, once no note process shares it (one that did
-        would keep a copy of the old pages); for a lone note that (half a second) costs more
-        than it saves."""
+        """Have the zygote import the parts of torch that notes load lazily (a fixed list, never
+        what a note asked for) and back its memory with huge pages: before the first note when
+        two or more are waiting, else once a lone first note has finished and more have come (a
+        lone note would wait half a second for nothing). Prepared notes, forked before, are
+        discarded, and every note's process is waited for: one that shared the zygote's pages
+        would keep a copy of the old ones."""
         waiting = len(self.queue) > (1 if self.started_notes == 0 else 0)
         if self.warmed or not waiting or self._in_stage("running"):
             return

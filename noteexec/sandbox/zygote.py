@@ -63,7 +63,7 @@ class Zygote:
 
     @classmethod
     def start(cls) -> Zygote:
-        """Fork the zygote: it imports torch while the worker goes on (see :meth:`threads`)."""
+        """Fork the zygote: it imports torch while the worker goes on (see :meth:`threaded`)."""
         ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         worker = os.getpid()
         pid = os.fork()
@@ -89,11 +89,12 @@ class Zygote:
                 return answer, fds
             self.exited.append((answer["exited"], answer["status"]))
 
-    def threads(self) -> int:
-        """Wait until the zygote has imported torch: its threads then (one, or it cannot fork a
-        note into new namespaces)."""
+    def threaded(self) -> str | None:
+        """Wait until the zygote has imported torch. Returns why it cannot fork a note into new
+        namespaces (a thread that a library started and kept), or None."""
         answer, _ = self._answer()
-        return int(answer["threads"])
+        threads = int(answer["threads"])
+        return f"the zygote kept {threads} threads after importing torch" if threads != 1 else None
 
     def fork(self, head: bytes, fds: list[int]) -> tuple[int, int]:
         """Have the zygote fork a note's first process (:func:`noteexec.sandbox.tree.fork_note`):

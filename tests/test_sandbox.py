@@ -432,17 +432,20 @@ def test_a_worker_that_cannot_start_fails_every_note_with_its_reason(
     assert len(launches) == 1  # notes submitted after the death are not run by a new worker
 
 
-def _kill_worker_when(sandbox: Sandbox, marker: str, killed: list[int]) -> threading.Thread:
-    """In the background: once a process of ``marker`` runs, SIGKILL the worker that runs it
-    (the worker dying of its own bug, or of the host's OOM killer)."""
+def _kill_worker_when(
+    sandbox: Sandbox, marker: str, killed: list[int], zygote: bool = False
+) -> threading.Thread:
+    """In the background: once a process of ``marker`` runs, SIGKILL the worker that runs it, or
+    its ``zygote`` (dying of its own bug, or of the host's OOM killer)."""
 
     def watch() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             worker = sandbox._process
             if worker is not None and processes_with(marker):
-                os.kill(worker.pid, signal.SIGKILL)
-                killed.append(worker.pid)
+                victim = _zygote_of(worker.pid) if zygote else worker.pid
+                os.kill(victim, signal.SIGKILL)
+                killed.append(victim)
                 return
             time.sleep(0.02)
 
@@ -457,9 +460,11 @@ def _sleeping(marker: str) -> NoteRun:
     return NoteRun(path=f"{marker}.md", blocks=(BlockRun(1, code),))
 
 
+@pytest.mark.parametrize("victim", ["worker", "zygote"])
 def test_a_dying_worker_costs_only_the_note_it_was_running(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, victim: str
 ) -> None:
+    """The worker, or its zygote (the worker ends when its zygote dies)."""
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     marker = str(uuid.uuid4().int % 10**8)
     killed: list[int] = []
@@ -469,7 +474,7 @@ def test_a_dying_worker_costs_only_the_note_it_was_running(
             sandbox.submit(_sleeping("0")),
             sandbox.submit(_sleeping("1")),
         ]
-        watcher = _kill_worker_when(sandbox, f"1.{marker}", killed)
+        watcher = _kill_worker_when(sandbox, f"1.{marker}", killed, zygote=victim == "zygote")
         facts = dict(sandbox.next_facts() for _ in tickets)
         watcher.join()
     assert len(killed) == 1

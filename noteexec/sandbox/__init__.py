@@ -1,16 +1,17 @@
-"""Run notes in isolated processes forked from one warm worker; get facts back.
+"""Run notes in isolated processes forked from one warm zygote; get facts back.
 
-This side runs in the caller's process and never imports torch: the worker does
-(:mod:`noteexec.sandbox.worker`). Jobs and results cross the pipe as JSON lines only, in the
-shapes of :mod:`noteexec.sandbox.protocol`.
+This side runs in the caller's process and never imports torch: the worker's zygote does
+(:mod:`noteexec.sandbox.worker`, :mod:`noteexec.sandbox.zygote`). Jobs and results cross the
+pipe as JSON lines only, in the shapes of :mod:`noteexec.sandbox.protocol`.
 
 The package, by job:
 
 - ``__init__`` (here): the checker's side: ``Sandbox``, ``NoteRun``, the notes' environment.
 - ``protocol``: every message and fact that crosses a pipe, typed once.
-- ``worker``: the warm worker's event loop; ``running``: its view of one note (the events the
-  note sent, checked; its result); ``tree``: the processes inside a note's tree (PID 1, the
-  note's process) and how they are forked.
+- ``worker``: the worker's event loop; ``running``: its view of one note (the events the note
+  sent, checked; its result); ``tree``: the processes inside a note's tree (PID 1, the note's
+  process) and how they are forked; ``zygote``: the process that holds torch and forks them;
+  ``nursery``: as root, the notes' PID 1s; ``warm``: the zygote's warm-up.
 - ``execute``: runs a note's blocks in its process; ``observe``: what autograd did meanwhile.
 - ``isolation``, ``lockdown``, ``cgroups``: the Linux primitives (namespaces and the read-only
   world; capabilities, the system-call filter and Landlock; memory and process caps).
@@ -290,7 +291,7 @@ def _block_job(block: BlockRun) -> BlockJob:
 
 class _Feeder:
     """Writes to the worker's stdin from a thread of its own. The pipe holds 64 KiB, a few dozen
-    jobs: a caller that waited on it while the worker imports torch could not parse ahead then,
+    jobs: a caller that waited on it while the zygote imports torch could not parse ahead then,
     and would parse later, taking a CPU from the notes."""
 
     def __init__(self, process: subprocess.Popen[bytes]) -> None:

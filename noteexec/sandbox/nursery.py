@@ -1,24 +1,25 @@
-"""The nursery: a small process, forked by the worker before it imports torch, that makes each
-note's PID 1 (as root, with namespaces).
+"""The nursery: a small process, forked by the worker, that makes each note's PID 1 (as root,
+with namespaces).
 
 ::
 
-    worker (torch)
-      ├─ nursery (forked before torch: some 16 MiB)
+    worker (the event loop)
+      ├─ nursery (some 16 MiB)
       │    ├─ world server: in a mount namespace of its own that is the notes' world
       │    │  (read-only binds on a tmpfs root), one per kind of request; clones the PID 1s
       │    └─ PID 1 of a note's user, PID, mount, network, IPC, UTS and cgroup namespaces
       │       (cloned straight into them, as the nursery's child): makes ``/tmp`` and
       │       ``/proc`` its own in its copy of the world, then only sleeps
-      └─ the note's process (PID 2): forked by the worker straight into PID 1's PID
-         namespace, joins its other namespaces (:func:`noteexec.sandbox.tree.join`)
+      └─ zygote (torch)
+           └─ the note's process (PID 2): forked by the zygote straight into PID 1's PID
+              namespace, joins its other namespaces (:func:`noteexec.sandbox.tree.join`)
 
-Why: every fork of the worker copies the page tables of torch's address space, and tears them
+Why: every fork of the zygote copies the page tables of torch's address space, and tears them
 down at exit, the main cost of a note. A PID 1 cloned from the nursery copies almost nothing, so
-a note costs one copy of the worker instead of two. Only root can do it this way: the worker
+a note costs one copy of the zygote instead of two. Only root can do it this way: the zygote
 joins PID 1's PID namespace for its next child and comes back, which takes CAP_SYS_ADMIN in its
 own user namespace. An ordinary user's notes, and notes without namespaces, keep the PID 1
-forked from the worker (:func:`noteexec.sandbox.tree.init`). The world is built once per kind of
+forked from the zygote (:func:`noteexec.sandbox.tree.init`). The world is built once per kind of
 request by the world server, not by each PID 1 (which took a third of a PID 1's CPU): a PID 1
 starts in a copy of it, where each mount is locked against the note's user namespace.
 
@@ -71,7 +72,7 @@ SPARES = 2
 
 class NurseryGone(OSError):
     """The nursery died (only root or the out-of-memory killer can kill it; the PID 1s it made,
-    and so the notes in flight, died with it): later PID 1s are forked from the worker."""
+    and so the notes in flight, died with it): later PID 1s are forked from the zygote."""
 
 
 class Nursery:
@@ -83,7 +84,7 @@ class Nursery:
 
     @classmethod
     def start(cls) -> Nursery:
-        """Fork the nursery: call it before importing torch, while this process is small."""
+        """Fork the nursery (from the worker, which never imports torch: it is small)."""
         ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         worker = os.getpid()
         pid = os.fork()

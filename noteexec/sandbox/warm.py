@@ -18,7 +18,7 @@ import threading
 
 WARM_UP = ("torch._dynamo", "torch.profiler._cupti_monitor")
 """Parts of torch that notes load lazily (an optimizer's first step imports torch._dynamo and
-sympy: a second and 100 MiB); the worker imports them once so that later forks have them."""
+sympy: a second and 100 MiB); the zygote imports them once so that later forks have them."""
 MADV_COLLAPSE = 25
 HUGE_PAGE = 2 << 20
 _PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -136,7 +136,7 @@ class Worker:
 
     def _probe_world(self) -> str | None:
         """Set up a note's world once, with no note in it: None if it works, else why not. A
-        nursery whose PID 1 fails is dropped: PID 1 is forked from the worker instead."""
+        nursery whose PID 1 fails is dropped: PID 1 is forked from the zygote instead."""
         plan = self._plan(True)
         plan = Plan(True, plan.root, plan.host_uid, plan.host_gid, plan.staging, "", plan.isolation)
         if self.nursery is not None:

@@ -830,6 +830,13 @@ def test_dense_anonymous_memory_is_backed_by_huge_pages_and_sparse_memory_is_lef
         assert report["collapsed"] == 0
 
 
+def test_a_note_that_interrupts_itself_gets_a_keyboard_interrupt(run_note: RunNote) -> None:
+    """Python's own SIGINT handler, as in any interpreter, not the zygote's (Ctrl-C ends it)."""
+    code = "import os, signal, time\ntry:\n    os.kill(os.getpid(), signal.SIGINT)\n    time.sleep(5)\n"
+    result = run_note(fence(code + "except KeyboardInterrupt:\n    print('caught')"))
+    assert result.blocks[0].facts is not None and result.blocks[0].facts.stdout == "caught\n"
+
+
 def test_a_block_that_does_not_compile_fails_at_its_line_and_the_note_goes_on(run_note: RunNote) -> None:
     result = run_note(
         fence("x = 1")

@@ -254,6 +254,7 @@ def _take_over(fds: dict[int, int]) -> tuple[Channel, list[int], Job, Plan, bool
     its plan and whether it is a probe."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's, as a note expects
     libc_call("prctl", PR_SET_NAME, b"noteexec-note", 0, 0, 0)  # not the zygote's name
     keep_only(fds)
     description = json.loads(os.pread(ORDER_FD, os.fstat(ORDER_FD).st_size, 0))

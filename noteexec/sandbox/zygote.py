@@ -152,6 +152,7 @@ def _serve(channel: int, worker: int) -> NoReturn:
         if os.getppid() != worker:
             os._exit(0)
         libc_call("prctl", PR_SET_NAME, NAME, 0, 0, 0)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it quietly, as it ends the worker
         # Neither the job stream (stdin) nor the result stream (stdout) is the zygote's.
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         os.dup2(2, 1)

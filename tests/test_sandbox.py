@@ -958,3 +958,30 @@ def test_an_interrupted_run_stops_its_notes_at_once_and_leaves_nothing_behind(
     assert time.monotonic() - interrupted < 5
     assert list(own_tmp.iterdir()) == []
     assert _sleepers(under=worker) == []
+
+
+def test_a_run_started_with_sigint_ignored_ignores_it_throughout(tmp_path: Path) -> None:
+    """A background job of a script starts with SIGINT ignored: a Ctrl-C meant for the script's
+    foreground part must not end the zygote (and so the run), nor the note."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    marker = str(uuid.uuid4().int % 10**8)
+    (vault / "n.md").write_text(
+        fence(f"import subprocess\nsubprocess.run(['sleep', '1.{marker}'])\nprint('slept')")
+    )
+    checker = subprocess.Popen(
+        [sys.executable, "-m", "noteexec", "check", "--no-cache", "--format", "json", str(vault)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    deadline = time.monotonic() + 120
+    while not processes_with(f"1.{marker}") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(checker.pid, signal.SIGINT)
+    stdout, stderr = checker.communicate(timeout=120)
+    assert checker.returncode == 0, stderr.decode()
+    [note] = json.loads(stdout)["notes"]
+    assert note["blocks"][0]["stdout"] == "slept\n"

@@ -124,7 +124,8 @@ def _serve(channel: int, worker: int) -> NoReturn:
         libc_call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != worker:
             os._exit(0)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if it is ignored
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # its PID 1s are reaped by the kernel
         # Neither the job stream (stdin) nor the result stream (stdout) is the nursery's.
         null = os.open(os.devnull, os.O_RDWR)

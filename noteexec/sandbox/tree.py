@@ -176,11 +176,12 @@ def spawn(
     if plan.confine and plan.as_root:  # walked here, once, not in every note's PID 1
         for path in (*SECRETS_BESIDE, *job["readonly"]):
             readable_by_everyone(path)
-    reader, writer = os.pipe()
-    go_reader, go_writer = os.pipe()
-    order = os.memfd_create("noteexec-order", os.MFD_CLOEXEC)
-    pid1, ready_reader, procs = -1, -1, []
+    reader = writer = go_reader = go_writer = order = pid1 = ready_reader = -1
+    procs: list[int] = []
     try:
+        reader, writer = os.pipe()
+        go_reader, go_writer = os.pipe()
+        order = os.memfd_create("noteexec-order", os.MFD_CLOEXEC)
         written = {"job": job, "plan": dataclasses.asdict(plan), "probe": probe}
         description = memoryview(json.dumps(written).encode())
         while description:
@@ -193,11 +194,11 @@ def spawn(
         kept = [writer, go_reader, order, *((ready_reader, pid1) if pid1 != -1 else ()), *procs]
         pid, pidfd = fork(json.dumps(head).encode(), kept)
     except BaseException:
-        for fd in (reader, go_writer):
-            os.close(fd)
         if pid1 != -1:
             kill_pidfd(pid1)
-            os.close(pid1)
+        for fd in (reader, go_writer, pid1):
+            if fd != -1:
+                os.close(fd)
         raise
     finally:
         for fd in (writer, go_reader, order, ready_reader, *procs):
@@ -241,7 +242,12 @@ def fork_note(head: bytes, fds: list[int]) -> int:
 def fork_here(head: bytes, fds: list[int]) -> tuple[int, int]:
     """:data:`Fork` in this very process (the worker's probe: its child, waited for)."""
     pid = fork_note(head, fds)
-    return pid, os.pidfd_open(pid)
+    try:
+        return pid, os.pidfd_open(pid)
+    except OSError:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
 
 
 def _group_fds(procs: list[int]) -> dict[int, int]:
@@ -254,7 +260,8 @@ def _take_over(fds: dict[int, int]) -> tuple[Channel, list[int], Job, Plan, bool
     its plan and whether it is a probe."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's, as a note expects
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # Python's own, as a note expects
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     libc_call("prctl", PR_SET_NAME, b"noteexec-note", 0, 0, 0)  # not the zygote's name
     keep_only(fds)
     description = json.loads(os.pread(ORDER_FD, os.fstat(ORDER_FD).st_size, 0))

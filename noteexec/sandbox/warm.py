@@ -26,16 +26,20 @@ _PAGES_PER_HUGE_PAGE = HUGE_PAGE // _PAGE
 _libc = ctypes.CDLL(None, use_errno=True)  # releases the GIL in each call: the import goes on
 
 
-def import_lazy_parts() -> tuple[str | None, bool]:
-    """Import ``WARM_UP`` while a thread backs what is already mapped with huge pages. Returns
-    the folder made for torch's compile cache (torch._dynamo makes one as it is imported, by
-    default ``torchinductor_<user>`` in the temporary folder, and would leave it behind: here it
-    is a fresh one of the worker's, which removes it at the end), and whether an import started
-    a thread that still runs (forked children would then risk torch's deadlock)."""
+def torch_cache_folder() -> str | None:
+    """A fresh folder for torch's compile cache, unless the user chose one: torch._dynamo makes
+    one as it is imported (by default ``torchinductor_<user>`` in the temporary folder) and
+    would leave it behind. The worker makes it, so that it can remove it whatever happens."""
+    return None if "TORCHINDUCTOR_CACHE_DIR" in os.environ else tempfile.mkdtemp(prefix="noteexec-torch-")
+
+
+def import_lazy_parts(cache: str | None) -> bool:
+    """Import ``WARM_UP`` while a thread backs what is already mapped with huge pages, with
+    torch's compile cache in ``cache`` (see :func:`torch_cache_folder`). Returns whether an
+    import started a thread that still runs (forked children would then risk torch's deadlock)."""
     threads = set(os.listdir("/proc/self/task"))
-    cache = None
-    if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:  # the user's own choice is kept
-        cache = os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="noteexec-torch-")
+    if cache is not None:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
     collapsing = threading.Thread(target=back_with_huge_pages)
     collapsing.start()
     try:
@@ -46,7 +50,7 @@ def import_lazy_parts() -> tuple[str | None, bool]:
         collapsing.join()
         if cache is not None:
             del os.environ["TORCHINDUCTOR_CACHE_DIR"]
-    return cache, bool(set(os.listdir("/proc/self/task")) - threads - {str(collapsing.native_id)})
+    return bool(set(os.listdir("/proc/self/task")) - threads - {str(collapsing.native_id)})
 
 
 def back_with_huge_pages() -> int:

@@ -52,6 +52,7 @@ from noteexec.sandbox.nursery import Nursery, NurseryGone
 from noteexec.sandbox.protocol import FromWorker, Job, ToWorker, json_line
 from noteexec.sandbox.running import BrokenChannel, Running, vault_snapshot
 from noteexec.sandbox.tree import Plan, isolation_report, probe, sandbox_error, spawn
+from noteexec.sandbox.warm import torch_cache_folder
 from noteexec.sandbox.zygote import Zygote, ZygoteGone
 
 
@@ -78,13 +79,11 @@ class Worker:
         self.nursery = nursery
         self.zygote = zygote
         self.queue: list[Job] = []
-        self.notes: dict[int, Running] = {}  # pid → note, in the order they were forked
+        self.notes: dict[int, Running] = {}  # job id → note, in the order they were forked
+        self.first_processes: dict[int, Running] = {}  # pid → note, until the zygote reports its end
         self.parallel = 1
         self.selector = selectors.DefaultSelector()
-        wake_reader, wake_writer = os.pipe()
-        os.set_blocking(wake_reader, False)
-        os.set_blocking(wake_writer, False)
-        self.wake_reader = wake_reader
+        self.wake_reader, wake_writer = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_writer)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         libc_call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -101,8 +100,7 @@ class Worker:
         self.warmed = False
         self.started_notes = 0
         self.spawned = 0
-        self.torch_cache: str | None = None
-        """The folder of torch's compile cache, made by the warm-up (``warm.import_lazy_parts``)."""
+        self.torch_cache: str | None = None  # torch's compile cache, made for the warm-up
         try:
             threaded = zygote.threaded()
         except ZygoteGone:
@@ -113,17 +111,10 @@ class Worker:
             self.world_error = self.world_error or threaded
         self.selector.register(zygote.fileno(), selectors.EVENT_READ, "zygote")
 
-    # --- isolation ---------------------------------------------------------------------------
-
     def _plan(self, namespaces_wanted: bool, workdir: str = "") -> Plan:
         namespaces = namespaces_wanted and self.world_error is None
-        reason = (
-            None
-            if namespaces
-            else self.world_error
-            if namespaces_wanted
-            else "namespaces disabled by configuration"
-        )
+        disabled = "namespaces disabled by configuration"
+        reason = None if namespaces else self.world_error if namespaces_wanted else disabled
         # Without a cgroup, rlimits cap them: weaker, not a hole in the boundary (same level).
         limits = f"cgroup v{self.groups.version}" if self.groups else f"per process ({self.groups_missing})"
         isolation = isolation_report(
@@ -146,8 +137,6 @@ class Worker:
             print(f"noteexec worker: no PID 1 from the nursery ({error}); forking them", file=sys.stderr)
             self._close_nursery()
         return probe(plan)
-
-    # --- the loop ----------------------------------------------------------------------------
 
     def serve(self) -> None:
         stdin = sys.stdin.fileno()
@@ -199,13 +188,16 @@ class Worker:
             os.rmdir(self.staging)
         if self.torch_cache is not None:
             shutil.rmtree(self.torch_cache, ignore_errors=True)
+        for note in self.notes.values():  # in flight when the zygote died
+            if note.plan.workdir:
+                shutil.rmtree(note.plan.workdir, ignore_errors=True)
 
     def _accept(self, message: ToWorker) -> None:
         if "parallel" in message:
             self.parallel = max(1, message["parallel"])
         elif "stop" in message:
             self._stop()
-        else:  # a job
+        else:
             self.queue.append(message)
 
     def _kill(self, note: Running) -> None:
@@ -296,7 +288,12 @@ class Worker:
         deadline = time.monotonic() + job["timeout"]
         pid, pidfd, reader, go, pid1 = spawned
         note = Running(job, pid, reader, go, plan, groups, deadline, vault_before, pid1=pid1, pidfd=pidfd)
-        self.notes[pid] = note
+        # Statuses that came while the zygote forked are of pids reaped before: maybe this one.
+        stale, self.zygote.exited = self.zygote.exited, []
+        for reaped in stale:
+            self._reaped(*reaped)
+        self.notes[job["id"]] = note
+        self.first_processes[pid] = note
         self.selector.register(reader, selectors.EVENT_READ, note)
 
     def _go(self, note: Running) -> None:
@@ -387,7 +384,7 @@ class Worker:
 
     def _reaped(self, pid: int, status: int) -> None:
         """A note's first process has ended (its wait status, from the zygote)."""
-        note = self.notes.get(pid)
+        note = self.first_processes.pop(pid, None)
         if note is None:
             return  # a child the zygote killed at once, unknown here
         note.status = status
@@ -410,7 +407,7 @@ class Worker:
 
     def _forget_if_gone(self, note: Running) -> None:
         if note.stage in ("finished", "discarded") and note.status is not None and note.pid1 == -1:
-            del self.notes[note.pid]
+            del self.notes[note.job["id"]]
             os.close(note.pidfd)
             if self.groups is not None:
                 self.groups.release(note.groups)
@@ -471,7 +468,8 @@ class Worker:
                 self._pid1_gone(note)
         # Without the read-only world, a note may have written the very files imported: no import.
         import_lazy_parts = self.world_error is None and all(job["namespaces"] for job in self.queue)
-        self.torch_cache, threaded = self.zygote.warm_up(import_lazy_parts)
+        self.torch_cache = torch_cache_folder() if import_lazy_parts else None
+        threaded = self.zygote.warm_up(import_lazy_parts, self.torch_cache)
         if threaded:
             print("noteexec worker: the warm-up started a thread", file=sys.stderr)
 

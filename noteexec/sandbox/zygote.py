@@ -110,16 +110,16 @@ class Zygote:
         os.set_inheritable(pidfd, False)
         return answer["pid"], pidfd
 
-    def warm_up(self, import_lazy_parts: bool) -> tuple[str | None, bool]:
-        """Have the zygote import the parts of torch that notes load lazily (if asked) and back
-        its memory with huge pages: call it while it has no child. Returns the compile-cache
-        folder the import made, and whether the import left a thread running."""
+    def warm_up(self, import_lazy_parts: bool, cache: str | None) -> bool:
+        """Have the zygote import the parts of torch that notes load lazily (if asked; torch's
+        compile cache in ``cache``) and back its memory with huge pages: call it while it has no
+        child. Returns whether the import left a thread running."""
         try:
-            self.channel.send(json.dumps({"warm_up": import_lazy_parts}).encode())
+            self.channel.send(json.dumps({"warm_up": import_lazy_parts, "cache": cache}).encode())
         except OSError as error:
             raise ZygoteGone(str(error)) from None
         answer, _ = self._answer()
-        return answer["cache"], answer["threaded"]
+        return bool(answer["threaded"])
 
     def exits(self) -> list[tuple[int, int]]:
         """Wait statuses of the zygote's children, (pid, status), as far as they have come."""
@@ -152,7 +152,8 @@ def _serve(channel: int, worker: int) -> NoReturn:
         if os.getppid() != worker:
             os._exit(0)
         libc_call("prctl", PR_SET_NAME, NAME, 0, 0, 0)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it quietly, as it ends the worker
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if it is ignored
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it quietly, as it ends the worker
         # Neither the job stream (stdin) nor the result stream (stdout) is the zygote's.
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         os.dup2(2, 1)
@@ -203,10 +204,11 @@ def _loop(orders: socket.socket) -> None:
             return
         try:
             if message.startswith(b'{"warm_up"'):
-                cache, threaded = import_lazy_parts() if json.loads(message)["warm_up"] else (None, False)
+                warm_up = json.loads(message)
+                threaded = import_lazy_parts(warm_up["cache"]) if warm_up["warm_up"] else False
                 gc.freeze()
                 back_with_huge_pages()
-                orders.send(json.dumps({"cache": cache, "threaded": threaded}).encode())
+                orders.send(json.dumps({"threaded": threaded}).encode())
                 continue
             try:
                 pid = fork_note(message, fds)

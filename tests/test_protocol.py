@@ -59,7 +59,7 @@ def running(blocks: int = 2) -> Running:
         "processes": 8, "readonly": [], "namespaces": True, "strict": False, "threads": 1, "alone": False,
     }  # fmt: skip
     plan = Plan(True, False, 0, 0, "/", "", ISOLATION)
-    return Running(job, 1, -1, -1, plan, (), math.inf, None)
+    return Running(job, -1, -1, -1, plan, (), math.inf, None)
 
 
 def line(event: object) -> bytes:

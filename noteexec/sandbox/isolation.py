@@ -18,10 +18,12 @@ import importlib.util
 import os
 import platform
 import signal
+import socket
 import struct
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import NoReturn
 
 CLONE_PARENT = 0x00008000
 CLONE_NEWNS = 0x00020000
@@ -99,6 +101,30 @@ def children() -> list[int]:
         except OSError:
             continue
     return found
+
+
+def ended_children() -> Iterator[tuple[int, int]]:
+    """(pid, wait status) of each child that has ended, reaped without waiting for the others."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, status
+
+
+def fork_server(serve: Callable[[int, int], NoReturn]) -> tuple[int, socket.socket]:
+    """Fork a helper that runs ``serve(its end of a socket, this process's pid)``: its pid and
+    this end (a sequenced-packet socket: one message per request)."""
+    ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        serve(its.fileno(), parent)
+    its.close()
+    return pid, ours
 
 
 def kill_children(keep: frozenset[int] = frozenset()) -> list[int]:
@@ -254,8 +280,8 @@ def host_id_can_import() -> bool:
     Torch is found, not imported: the worker never imports it (the zygote does)."""
     torch = importlib.util.find_spec("torch")
     needed = [
-        os.path.dirname(torch.origin if torch and torch.origin else os.__file__),
         os.path.dirname(os.__file__),
+        *([os.path.dirname(torch.origin)] if torch and torch.origin else []),
     ]
     pid = os.fork()
     if pid == 0:

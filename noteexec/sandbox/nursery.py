@@ -50,6 +50,7 @@ from noteexec.sandbox.isolation import (
     PR_SET_PDEATHSIG,
     enter_world,
     fork_into_namespaces,
+    fork_server,
     keep_only,
     kill_pidfd,
     libc_call,
@@ -85,13 +86,7 @@ class Nursery:
     @classmethod
     def start(cls) -> Nursery:
         """Fork the nursery (from the worker, which never imports torch: it is small)."""
-        ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        worker = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            _serve(its.fileno(), worker)
-        its.close()
-        return cls(pid, ours)
+        return cls(*fork_server(_serve))
 
     def pid1(self, readonly: list[str], tmp_size: int, staging: str) -> tuple[int, int]:
         """A new PID 1 whose world showing ``readonly`` is built on the empty folder ``staging``:

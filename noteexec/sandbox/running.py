@@ -85,7 +85,8 @@ class Running:
     """
 
     job: Job
-    pid: int
+    pidfd: int
+    """The note's first process (the zygote's child), to kill it without a pid reuse race."""
     reader: int
     go: int
     plan: Plan
@@ -111,8 +112,6 @@ class Running:
     out_of_memory: bool = False
     pid1: int = -1
     """A joined note's PID 1 (a pidfd) until it has exited (see ``tree.spawn``)."""
-    pidfd: int = -1
-    """The note's first process (the zygote's child), to kill it without a pid reuse race."""
 
     def feed(self, chunk: bytes) -> None:
         """Take what the note's processes wrote; raises BrokenChannel on anything malformed.

@@ -40,6 +40,7 @@ from noteexec.sandbox.cgroups import NoteGroups
 from noteexec.sandbox.isolation import (
     NOTE_HOST_ID,
     PR_SET_CHILD_SUBREAPER,
+    ended_children,
     host_id_can_import,
     kill_children,
     kill_pidfd,
@@ -287,7 +288,7 @@ class Worker:
             return
         deadline = time.monotonic() + job["timeout"]
         pid, pidfd, reader, go, pid1 = spawned
-        note = Running(job, pid, reader, go, plan, groups, deadline, vault_before, pid1=pid1, pidfd=pidfd)
+        note = Running(job, pidfd, reader, go, plan, groups, deadline, vault_before, pid1=pid1)
         # Statuses that came while the zygote forked are of pids reaped before: maybe this one.
         stale, self.zygote.exited = self.zygote.exited, []
         for reaped in stale:
@@ -367,13 +368,7 @@ class Worker:
 
     def _reap(self) -> None:
         """The worker's own children: the nursery, the zygote, and orphans it adopted."""
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in ended_children():
             if pid == self.zygote.pid:
                 raise ZygoteGone(f"the zygote died (wait status {status})")
             kill_children(keep=self._own_children())

@@ -35,6 +35,8 @@ from typing import Any, NoReturn
 from noteexec.sandbox.isolation import (
     PR_SET_NAME,
     PR_SET_PDEATHSIG,
+    ended_children,
+    fork_server,
     keep_only,
     libc_call,
     stop_library_threads,
@@ -64,13 +66,7 @@ class Zygote:
     @classmethod
     def start(cls) -> Zygote:
         """Fork the zygote: it imports torch while the worker goes on (see :meth:`threaded`)."""
-        ours, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        worker = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            _serve(its.fileno(), worker)
-        its.close()
-        return cls(pid, ours)
+        return cls(*fork_server(_serve))
 
     def fileno(self) -> int:
         return self.channel.fileno()
@@ -229,11 +225,5 @@ def _loop(orders: socket.socket) -> None:
 
 
 def _send_exits(orders: socket.socket) -> None:
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
+    for pid, status in ended_children():
         orders.send(b'{"exited": %d, "status": %d}' % (pid, status))

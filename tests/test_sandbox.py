@@ -790,7 +790,7 @@ def test_the_worker_never_maps_torch_and_the_zygote_keeps_its_huge_pages(tmp_pat
 
 HUGE_PAGE_PROBE = """
 import json, mmap
-from noteexec.sandbox.warm import back_with_huge_pages
+from noteexec.sandbox.warm import HugePages
 
 def anonymous():
     fields = dict(line.split(":", 1) for line in open("/proc/self/smaps_rollup").read().splitlines()[1:])
@@ -803,7 +803,9 @@ sparse = mmap.mmap(-1, 32 << 20, flags=PRIVATE)
 for offset in range(0, 32 << 20, 1 << 20):
     sparse[offset] = 1  # one page in 256
 before = anonymous()
-collapsed = back_with_huge_pages()
+huge_pages, collapsed = HugePages(), 0
+while huge_pages.pending:
+    collapsed += huge_pages.collapse_next()
 print(json.dumps({"before": before, "after": anonymous(), "collapsed": collapsed}))
 """
 

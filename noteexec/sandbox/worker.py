@@ -28,7 +28,6 @@ import contextlib
 import json
 import math
 import os
-import select
 import selectors
 import shutil
 import signal
@@ -443,24 +442,15 @@ class Worker:
 
     def _warm_up(self) -> None:
         """Have the zygote import the parts of torch that notes load lazily (a fixed list, never
-        what a note asked for) and back its memory with huge pages: before the first note when
-        two or more are waiting, else once a lone first note has finished and more have come (a
-        lone note would wait half a second for nothing). Prepared notes, forked before, are
-        discarded, and every note's process is waited for: one that shared the zygote's pages
-        would keep a copy of the old ones."""
+        what a note asked for), then move its memory to huge pages as it serves: before the
+        first note when two or more are waiting, else once a lone first note has finished and
+        more have come (a lone note would wait a second for nothing). Prepared notes, forked
+        before, are discarded: they would import those parts again."""
         waiting = len(self.queue) > (1 if self.started_notes == 0 else 0)
         if self.warmed or not waiting or self._in_stage("running"):
             return
         self.warmed = True
         self._discard_prepared()
-        for note in list(self.notes.values()):
-            while note.status is None:
-                self._take_exits()
-                if note.status is None:
-                    select.select([self.zygote], [], [])
-            if note.pid1 != -1:
-                select.select([note.pid1], [], [])
-                self._pid1_gone(note)
         # Without the read-only world, a note may have written the very files imported: no import.
         import_lazy_parts = self.world_error is None and all(job["namespaces"] for job in self.queue)
         self.torch_cache = torch_cache_folder() if import_lazy_parts else None

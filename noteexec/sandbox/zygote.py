@@ -4,7 +4,7 @@
 
     worker (the event loop: no torch, never forks a note)
       ├─ nursery (as root): the notes' PID 1s                      (:mod:`noteexec.sandbox.nursery`)
-      └─ zygote (torch imported, no op ever run; its memory backed by 2 MiB pages once warm)
+      └─ zygote (torch imported, no op ever run; once warm, its memory moves to 2 MiB pages)
            └─ a note's first process, forked on the worker's order  (:mod:`noteexec.sandbox.tree`)
 
 Why a process of its own: a fork makes every page of the forking process copy-on-write again.
@@ -47,6 +47,9 @@ _CHANNEL_FD = 1023
 _MAX_FDS = 16
 NAME = b"noteexec-zygote"
 """The zygote's name in ``/proc/<pid>/comm``, to tell it from the nursery."""
+SHARED_COPIES = 16
+"""Stretches of 2 MiB the zygote may back with huge pages while a child forked before still
+lives: the child keeps the old pages of each (32 MiB at most), until it ends."""
 
 
 class ZygoteGone(Exception):
@@ -108,8 +111,8 @@ class Zygote:
 
     def warm_up(self, import_lazy_parts: bool, cache: str | None) -> bool:
         """Have the zygote import the parts of torch that notes load lazily (if asked; torch's
-        compile cache in ``cache``) and back its memory with huge pages: call it while it has no
-        child. Returns whether the import left a thread running."""
+        compile cache in ``cache``), then back its memory with huge pages between later orders.
+        Returns whether the import left a thread running."""
         try:
             self.channel.send(json.dumps({"warm_up": import_lazy_parts, "cache": cache}).encode())
         except OSError as error:
@@ -176,20 +179,32 @@ def _serve(channel: int, worker: int) -> NoReturn:
 
 def _loop(orders: socket.socket) -> None:
     from noteexec.sandbox.tree import fork_note
-    from noteexec.sandbox.warm import back_with_huge_pages, import_lazy_parts
+    from noteexec.sandbox.warm import HugePages, import_lazy_parts
 
     wake_reader, wake_writer = os.pipe()
     os.set_blocking(wake_reader, False)
     os.set_blocking(wake_writer, False)
     signal.set_wakeup_fd(wake_writer)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    huge_pages: HugePages | None = None  # made by the warm-up
+    collapsed = 0  # stretches collapsed so far
+    children: dict[int, int] = {}  # each living child: how many stretches were collapsed at its fork
     while True:
-        readable = select.select([orders.fileno(), wake_reader], [], [])[0]
+        # Collapse between orders, but no more than SHARED_COPIES stretches while a child forked
+        # before them lives: each leaves that child with a copy of its old pages.
+        oldest = min(children.values(), default=collapsed)
+        collapsing = huge_pages is not None and huge_pages.pending and collapsed - oldest < SHARED_COPIES
+        readable = select.select([orders.fileno(), wake_reader], [], [], 0 if collapsing else None)[0]
+        if not readable and huge_pages is not None:
+            huge_pages.collapse_next()
+            collapsed += 1
+            continue
         if wake_reader in readable:
             with contextlib.suppress(BlockingIOError):
                 while os.read(wake_reader, 512):
                     pass
-            _send_exits(orders)
+            for pid in _send_exits(orders):
+                children.pop(pid, None)
         if orders.fileno() not in readable:
             continue
         try:
@@ -203,11 +218,12 @@ def _loop(orders: socket.socket) -> None:
                 warm_up = json.loads(message)
                 threaded = import_lazy_parts(warm_up["cache"]) if warm_up["warm_up"] else False
                 gc.freeze()
-                back_with_huge_pages()
+                huge_pages = HugePages()
                 orders.send(json.dumps({"threaded": threaded}).encode())
                 continue
             try:
                 pid = fork_note(message, fds)
+                children[pid] = collapsed
                 try:
                     pidfd = os.pidfd_open(pid)
                 except OSError:
@@ -224,6 +240,10 @@ def _loop(orders: socket.socket) -> None:
                 os.close(fd)
 
 
-def _send_exits(orders: socket.socket) -> None:
+def _send_exits(orders: socket.socket) -> list[int]:
+    """Send the wait status of each child that ended; their pids."""
+    ended = []
     for pid, status in ended_children():
         orders.send(b'{"exited": %d, "status": %d}' % (pid, status))
+        ended.append(pid)
+    return ended

@@ -20,6 +20,7 @@ from noteexec.config import Config
 from noteexec.results import NoteFile, NoteResult
 from noteexec.sandbox import BlockRun, NoteRun, Sandbox, sandbox_environment
 from noteexec.sandbox.execute import PIECES_CAP
+from noteexec.sandbox.zygote import SHARED_COPIES
 from tests.conftest import (
     RunNote,
     ancestors,
@@ -786,6 +787,53 @@ def test_the_worker_never_maps_torch_and_the_zygote_keeps_its_huge_pages(tmp_pat
         huge_at_first,
         huge_at_last,
     )  # a 2 MiB page or two at most
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _private_dirty_kib(pid: int) -> int:
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    return next(int(line.split()[1]) for line in rollup if line.startswith("Private_Dirty:"))
+
+
+def test_a_note_keeps_a_bounded_copy_of_the_pages_the_zygote_moves_to_huge_pages(tmp_path: Path) -> None:
+    """The zygote moves its memory to 2 MiB pages between orders, while notes run; each stretch
+    it moves leaves the notes forked before it with the old pages. While a note sleeps, the
+    zygote moves at most ``SHARED_COPIES`` more stretches (without that bound, all of them: the
+    note kept some 150 MiB); once it is gone, the rest."""
+    if not _collapse_available():
+        pytest.fail("this test needs MADV_COLLAPSE (Linux 6.1) with huge pages allowed")
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "00.md").write_text(fence("import time\ntime.sleep(4)"))
+    for index in range(1, 6):
+        (vault / f"{index:02d}.md").write_text(fence(f"print({index})"))
+    notes = [NoteFile(path, vault) for path in sorted(vault.glob("*.md"))]
+    results: list[NoteResult] = []
+    kept: dict[int, int] = {}  # each note process seen: the most private memory it had, KiB
+    with Sandbox(parallel=2) as sandbox:
+        running = threading.Thread(target=lambda: results.extend(iter_check(notes, Config(), sandbox)))
+        running.start()
+        zygote = None
+        while zygote is None:
+            time.sleep(0.01)
+            with contextlib.suppress(ValueError):  # not yet forked
+                zygote = _zygote_of(sandbox._process.pid) if sandbox._process is not None else None
+        while not results and running.is_alive():  # results come in file order: the sleeper's first
+            for child in _children(zygote):
+                with contextlib.suppress(OSError, StopIteration):
+                    kept[child] = max(kept.get(child, 0), _private_dirty_kib(child))
+            time.sleep(0.05)
+        running.join()
+        deadline = time.monotonic() + 30
+        while _huge_kib(zygote) < 64 << 10 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the zygote goes on between orders, and when it has none
+        at_last = _huge_kib(zygote)
+    assert [result.status for result in results] == ["passed"] * 6
+    assert kept and max(kept.values()) <= (SHARED_COPIES * 2 + 24) << 10, kept  # its own writes: a few MiB
+    assert at_last >= 64 << 10, at_last
 
 
 HUGE_PAGE_PROBE = """

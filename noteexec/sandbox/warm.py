@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import importlib
 import os
 import struct
@@ -69,6 +70,7 @@ class HugePages:
     def __init__(self) -> None:
         self.pending: list[int] = []
         """Start addresses of the stretches still to collapse, the last one next."""
+        self._retried: set[int] = set()
         try:
             self._pagemap = os.open("/proc/self/pagemap", os.O_RDONLY)
         except OSError:
@@ -91,13 +93,18 @@ class HugePages:
         return bool(present >= _PAGES_PER_HUGE_PAGE * 15 // 16)
 
     def collapse_next(self) -> int:
-        """Collapse the next stretch, if it is still dense: the bytes now on a huge page."""
+        """Collapse the next stretch, if it is still dense: the bytes now on a huge page. A
+        stretch the kernel could not collapse for the moment (``EAGAIN``: one of its pages was
+        busy, as a page a child has just copied is, one in twelve here) is tried again, last."""
         chunk = self.pending.pop()
         try:
             if self._dense(chunk):
                 address, length = ctypes.c_void_p(chunk), ctypes.c_size_t(HUGE_PAGE)
                 if _libc.madvise(address, length, MADV_COLLAPSE) == 0:
                     return HUGE_PAGE
+                if ctypes.get_errno() == errno.EAGAIN and chunk not in self._retried:
+                    self._retried.add(chunk)
+                    self.pending.insert(0, chunk)
             return 0
         finally:
             if not self.pending:

@@ -120,7 +120,7 @@ def judge(expectation: Expectation, facts: BlockFacts | None) -> Verdict:
     if facts.state == "crashed":
         return Verdict("failed", f"{facts.reason or 'the process ended'} while this block ran")
     verdict = _judge_ran(expectation, facts)
-    return replace(verdict, warnings=verdict.warnings + expectation.notes)
+    return replace(verdict, warnings=verdict.warnings + expectation.notes) if expectation.notes else verdict
 
 
 def _judge_ran(expectation: Expectation, facts: BlockFacts) -> Verdict:
@@ -151,7 +151,7 @@ def _judge_ran(expectation: Expectation, facts: BlockFacts) -> Verdict:
         verb = "differs" if len(wrong) == 1 else "differ"
         message = f"output of {places} {verb} from the documented output"
         return Verdict("failed", message, verdict.warnings + tuple(notes), "".join(diff for _, diff in wrong))
-    return replace(verdict, warnings=verdict.warnings + tuple(notes))
+    return replace(verdict, warnings=verdict.warnings + tuple(notes)) if notes else verdict
 
 
 def _judge_outcome(expectation: Expectation, facts: BlockFacts) -> Verdict:

@@ -116,11 +116,9 @@ def local_modules(text: str) -> str:
     depends on ``helpers.py``: editing it must run the note again (a module's file, or every
     ``.py`` file of a package, found on ``PYTHONPATH`` as the note's Python finds it).
     """
-    roots = [
-        Path(entry)
-        for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep)
-        if entry and not {"site-packages", "dist-packages"} & set(Path(entry).parts)  # torch's build is keyed
-    ]
+    roots = _local_roots(os.environ.get("PYTHONPATH", ""))
+    if not roots:  # nothing can be found: the text is not even read
+        return ""
     digest = hashlib.sha256()
     pending, seen = _imported_names(text), set()
     read = 0
@@ -139,6 +137,16 @@ def local_modules(text: str) -> str:
                 digest.update(f"{file.relative_to(root).as_posix()}\0{len(data)}\0".encode() + data)
                 pending |= _imported_names(data.decode("utf-8", "replace"))
     return digest.hexdigest() if read else ""
+
+
+@cache
+def _local_roots(python_path: str) -> tuple[Path, ...]:
+    """The folders of ``PYTHONPATH`` that hold local modules (torch's build is keyed apart)."""
+    return tuple(
+        Path(entry)
+        for entry in python_path.split(os.pathsep)
+        if entry and not {"site-packages", "dist-packages"} & set(Path(entry).parts)
+    )
 
 
 def _imported_names(text: str) -> set[str]:

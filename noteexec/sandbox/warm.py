@@ -75,14 +75,17 @@ class HugePages:
             self._pagemap = os.open("/proc/self/pagemap", os.O_RDONLY)
         except OSError:
             return
-        with open("/proc/self/maps") as maps:
-            regions = [line.split() for line in maps]
-        for fields in regions:
-            if fields[1] != "rw-p" or (len(fields) > 5 and fields[5] != "[heap]"):
-                continue
-            start, end = (int(bound, 16) for bound in fields[0].split("-"))
-            first, last = -(-start // HUGE_PAGE) * HUGE_PAGE, end // HUGE_PAGE * HUGE_PAGE
-            self.pending.extend(chunk for chunk in range(first, last, HUGE_PAGE) if self._dense(chunk))
+        try:
+            with open("/proc/self/maps") as maps:
+                regions = [line.split() for line in maps]
+            for fields in regions:
+                if fields[1] != "rw-p" or (len(fields) > 5 and fields[5] != "[heap]"):
+                    continue
+                start, end = (int(bound, 16) for bound in fields[0].split("-"))
+                first, last = -(-start // HUGE_PAGE) * HUGE_PAGE, end // HUGE_PAGE * HUGE_PAGE
+                self.pending.extend(chunk for chunk in range(first, last, HUGE_PAGE) if self._dense(chunk))
+        except OSError:  # best effort: a zygote that cannot read its own maps forks as it is
+            self.pending.clear()
         self.pending.reverse()
         if not self.pending:
             os.close(self._pagemap)

@@ -141,14 +141,9 @@ def reap_descendants(within: float = 10.0) -> None:
     only after every process of its namespace, so an empty list of children means no survivor."""
     deadline = time.monotonic() + within
     while kill_children() and time.monotonic() < deadline:
-        while True:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                time.sleep(0.001)
-                break
+        for _ in ended_children():
+            pass
+        time.sleep(0.001)
 
 
 # --- the note's namespaces ---------------------------------------------------------------------

@@ -181,9 +181,7 @@ def _loop(orders: socket.socket) -> None:
     from noteexec.sandbox.tree import fork_note
     from noteexec.sandbox.warm import HugePages, import_lazy_parts
 
-    wake_reader, wake_writer = os.pipe()
-    os.set_blocking(wake_reader, False)
-    os.set_blocking(wake_writer, False)
+    wake_reader, wake_writer = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_writer)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     huge_pages: HugePages | None = None  # made by the warm-up

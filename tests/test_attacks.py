@@ -72,6 +72,33 @@ if pid == 0:
     os.execvp('sleep', ['sleep', 'MARKER'])
 raise RuntimeError(f'sibling {pid} {ctypes.get_errno()}')
 """,
+    "pid1": """
+import ctypes, os, signal, time
+libc = ctypes.CDLL(None, use_errno=True)
+reached = []
+for name in ('environ', 'mem', 'maps', 'auxv', 'stack', 'syscall', 'fd', 'fdinfo', 'root', 'cwd', 'map_files'):
+    path = f'/proc/1/{name}'
+    try:
+        if os.path.isdir(path):
+            os.listdir(path)
+        else:
+            open(path, 'rb').read(1)
+        reached.append(name)
+    except OSError:
+        pass
+pidfd = os.pidfd_open(1)
+if any(libc.syscall(438, pidfd, fd, 0) >= 0 for fd in range(64)):  # pidfd_getfd
+    reached.append('getfd')
+for number in (signal.SIGSTOP, signal.SIGTERM, signal.SIGKILL):
+    try:
+        os.kill(1, number)
+    except OSError:
+        continue
+    time.sleep(0.05)
+    if open('/proc/1/stat').read().rsplit(')', 1)[1].split()[0] not in 'S':
+        reached.append(signal.Signals(number).name)
+print(reached)
+""",
     "root": """
 import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
@@ -323,6 +350,8 @@ def test_an_attack_from_a_note_fails_and_other_verdicts_stand(tmp_path: Path, us
     elif name == "survivors":
         assert "sibling -1 1" in attack["message"]  # EPERM from the system-call filter
         assert _survivors() == []
+    elif name == "pid1":
+        assert attack["stdout"] == "[]\n", attack["stdout"]  # its memory, descriptors and signals
     elif name == "root":
         assert attack["stdout"] == "[]\n", attack["stdout"]
         assert not (tmp_path / "vault" / "written").exists()

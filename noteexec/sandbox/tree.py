@@ -3,8 +3,8 @@ zygote (:func:`fork_note`, :mod:`noteexec.sandbox.zygote`).
 
 As root with namespaces, the note's PID 1 comes from the nursery (:mod:`noteexec.sandbox.nursery`)
 and the zygote forks the note's process straight into its PID namespace (:func:`join`); it joins
-PID 1's other namespaces, takes the note's id, locks down. Otherwise, PID 1 is forked from the
-zygote too::
+PID 1's other namespaces, takes the note's id, makes the world's ``/tmp`` and ``/proc`` its own,
+locks down. Otherwise, PID 1 is forked from the zygote too::
 
     zygote
       └─ PID 1 (:func:`init`): forked straight into the note's own user, PID, mount, network,
@@ -17,8 +17,8 @@ zygote too::
 Each keeps only the descriptors handed to it at fixed numbers: its order (``ORDER_FD``: the job
 and plan, read first), the channel to the worker (``CHANNEL_FD``, JSON lines of
 :data:`noteexec.sandbox.protocol.NoteEvent`), the ``go`` pipe (a byte when the note's turn
-comes), the zygote's sync socket (PID 1's ids are mapped) or PID 1's ``ready`` pipe and pidfd,
-and the note's cgroup files. Nothing may unwind into the zygote's code: each ends with
+comes), the zygote's sync socket (PID 1's ids are mapped) or PID 1's pidfd, and the note's
+cgroup files. Nothing may unwind into the zygote's code: each ends with
 ``os._exit``. When the note's process ends, a forked PID 1 reports how (an ``exit`` event) and
 exits, and the kernel kills everything left in the namespace; a joined note's process is the
 zygote's child, and the worker kills its PID 1. Without namespaces, PID 1 is a child subreaper
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import gc
 import json
 import os
@@ -50,6 +49,7 @@ from noteexec.sandbox.isolation import (
     PR_SET_PDEATHSIG,
     build_world,
     drop_to_host_id,
+    enter_world,
     fork_into_namespaces,
     fork_into_pid_namespace,
     keep_only,
@@ -72,13 +72,12 @@ from noteexec.sandbox.lockdown import (
     readable_by_everyone,
     syscall_filter,
 )
-from noteexec.sandbox.nursery import READY, Nursery
+from noteexec.sandbox.nursery import Nursery
 from noteexec.sandbox.protocol import Channel, ExceptionFacts, Isolation, Job
 
 CHANNEL_FD = 1021
 GO_FD = CHANNEL_FD - 1
 SYNC_FD = CHANNEL_FD - 2
-READY_FD = SYNC_FD
 PID1_FD = CHANNEL_FD + 1
 ORDER_FD = CHANNEL_FD + 2
 """The note's order, read first: its job, plan and whether it is a probe (a memfd)."""
@@ -176,22 +175,23 @@ def spawn(
     if plan.confine and plan.as_root:  # walked here, once, not in every note's PID 1
         for path in (*SECRETS_BESIDE, *job["readonly"]):
             readable_by_everyone(path)
-    reader = writer = go_reader = go_writer = order = pid1 = ready_reader = -1
+    reader = writer = go_reader = go_writer = order = pid1 = -1
     procs: list[int] = []
     try:
         reader, writer = os.pipe()
         go_reader, go_writer = os.pipe()
+        below_tmp: list[str] = []
+        if nursery is not None:
+            pid1, below_tmp = nursery.pid1(job["readonly"], plan.staging)
         order = os.memfd_create("noteexec-order", os.MFD_CLOEXEC)
-        written = {"job": job, "plan": dataclasses.asdict(plan), "probe": probe}
+        written = {"job": job, "plan": dataclasses.asdict(plan), "probe": probe, "below_tmp": below_tmp}
         description = memoryview(json.dumps(written).encode())
         while description:
             description = description[os.write(order, description) :]
-        if nursery is not None:
-            pid1, ready_reader = nursery.pid1(job["readonly"], job["tmp_size"], plan.staging)
         procs = open_procs(groups)
         head = {"joined": pid1 != -1, "namespaces": plan.namespaces, "sockets": plan.sockets}
         head["map_as_root"] = plan.namespaces and plan.root
-        kept = [writer, go_reader, order, *((ready_reader, pid1) if pid1 != -1 else ()), *procs]
+        kept = [writer, go_reader, order, *((pid1,) if pid1 != -1 else ()), *procs]
         pid, pidfd = fork(json.dumps(head).encode(), kept)
     except BaseException:
         if pid1 != -1:
@@ -201,7 +201,7 @@ def spawn(
                 os.close(fd)
         raise
     finally:
-        for fd in (writer, go_reader, order, ready_reader, *procs):
+        for fd in (writer, go_reader, order, *procs):
             if fd != -1:
                 os.close(fd)
     return Spawned(pid, pidfd, reader, go_writer, pid1)
@@ -215,11 +215,10 @@ def fork_note(head: bytes, fds: list[int]) -> int:
     order = json.loads(head)
     syscall_filter(order["sockets"])  # compiled here once, not in every note's process
     if order["joined"]:
-        writer, go_reader, description, ready_reader, pid1, *procs = fds
+        writer, go_reader, description, pid1, *procs = fds
         pid = fork_into_pid_namespace(pid1)
         if pid == 0:
-            kept = {writer: CHANNEL_FD, go_reader: GO_FD, description: ORDER_FD, ready_reader: READY_FD}
-            kept[pid1] = PID1_FD
+            kept = {writer: CHANNEL_FD, go_reader: GO_FD, description: ORDER_FD, pid1: PID1_FD}
             join({**kept, **_group_fds(procs)})
         return pid
     writer, go_reader, description, *procs = fds
@@ -254,10 +253,10 @@ def _group_fds(procs: list[int]) -> dict[int, int]:
     return {fd: SYNC_FD - 1 - index for index, fd in enumerate(procs)}
 
 
-def _take_over(fds: dict[int, int]) -> tuple[Channel, list[int], Job, Plan, bool]:
+def _take_over(fds: dict[int, int]) -> tuple[Channel, list[int], Job, Plan, bool, list[str]]:
     """What a process the zygote forks does first: drop the zygote's signal plumbing, keep only
     its own descriptors, read its order. Returns its channel, the note's cgroup files, its job,
-    its plan and whether it is a probe."""
+    its plan, whether it is a probe and, joined, what its PID 1's world shows below ``/tmp``."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # Python's own, as a note expects
@@ -268,7 +267,8 @@ def _take_over(fds: dict[int, int]) -> tuple[Channel, list[int], Job, Plan, bool
     os.close(ORDER_FD)
     plan = Plan(**description["plan"])
     groups = sorted(fd for fd in fds.values() if fd < SYNC_FD)
-    return Channel(CHANNEL_FD), groups, description["job"], plan, description["probe"]
+    job, probe, below_tmp = description["job"], description["probe"], description["below_tmp"]
+    return Channel(CHANNEL_FD), groups, job, plan, probe, below_tmp
 
 
 def _end_set_up(channel: Channel, error: OSError | None) -> NoReturn:
@@ -282,21 +282,18 @@ def _end_set_up(channel: Channel, error: OSError | None) -> NoReturn:
 
 def join(fds: dict[int, int]) -> None:
     """The note's process, forked by the zygote into its PID 1's PID namespace (PID 2): joins
-    the note's cgroups while it is still the worker's user, waits for PID 1's world, joins PID
-    1's other namespaces, takes the note's id, locks down, runs."""
+    the note's cgroups while it is still the worker's user, joins PID 1's other namespaces,
+    takes the note's id, makes the world's ``/tmp`` and ``/proc`` its own, locks down, runs."""
     exit_code = 70
     try:
-        channel, group_fds, job, plan, probe = _take_over(fds)
+        channel, group_fds, job, plan, probe, below_tmp = _take_over(fds)
         try:
             join_self(group_fds)
-            said = os.read(READY_FD, 4096)
-            os.close(READY_FD)
-            if said != READY:
-                raise OSError(errno.ESRCH, said.decode(errors="replace") or "the note's PID 1 died")
             setns(PID1_FD, JOINED_NAMESPACES)
             os.close(PID1_FD)
-            os.chdir("/tmp/note")
             become_note_user(drop_groups=True)
+            sethostname("noteexec")
+            enter_world(job["tmp_size"], below_tmp)
             if not group_fds:
                 cap_processes(job["processes"], own_user_namespace=True)
             lock_down(plan.sockets)
@@ -354,7 +351,7 @@ def init(fds: dict[int, int]) -> None:
     (the worker's, with no note) stops once the world is built and says ``probed``."""
     exit_code = 70
     try:
-        channel, group_fds, job, plan, probe = _take_over(fds)
+        channel, group_fds, job, plan, probe, _ = _take_over(fds)
         try:
             join_self(group_fds)
             if os.read(SYNC_FD, 1) != b"m":  # as root, the worker has mapped this process's ids

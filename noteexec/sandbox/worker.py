@@ -3,13 +3,13 @@
 ::
 
     worker (the event loop; never imports torch; not dumpable; a child subreaper; enforces timeouts)
-      ├─ nursery (as root)
+      ├─ nursery (as root): its init's world server builds the read-only world    (nursery)
       │    └─ PID 1 of the note's own user, PID, mount, network, IPC, UTS and cgroup
-      │       namespaces: builds its read-only world, then sleeps             (nursery)
+      │       namespaces: a clone of the world server that only waits
       └─ zygote (torch imported, no op ever run; forks on the worker's orders)       (zygote)
            └─ the note's process (PID 2, forked into PID 1's namespaces): joins the note's
-              cgroups, locks down, prepares, waits for its turn, runs the blocks
-              (tree.join, execute, observe)
+              cgroups and PID 1's namespaces, makes its /tmp and /proc, locks down, prepares,
+              waits for its turn, runs the blocks (tree.join, execute, observe)
                 └─ whatever the note starts
 
 As an ordinary user, or without namespaces, PID 1 is forked from the zygote (tree.init). Each

@@ -318,6 +318,15 @@ def test_input_reads_an_empty_stdin(run_note: RunNote) -> None:
     assert outcomes(result) == ["passed"]
 
 
+def test_a_machine_out_of_memory_loses_a_note_first(run_note: RunNote, isolation: Config) -> None:
+    """A note's processes are the OOM killer's first choice: not the checker, the worker, the
+    zygote (whose death would cost every note after it), or the user's other processes."""
+    code = "import subprocess\nprint(open('/proc/self/oom_score_adj').read(), subprocess.check_output(['cat', '/proc/self/oom_score_adj']))"
+    result = run_note(fence(code), config=isolation)
+    assert result.blocks[0].facts.stdout == "1000\n b'1000\\n'\n", result.blocks[0].facts
+    assert Path("/proc/self/oom_score_adj").read_text() != "1000\n"
+
+
 def test_cwd_is_a_fresh_empty_directory(run_note: RunNote) -> None:
     result = run_note(fence("import os\nprint(os.listdir('.'))  # []\nopen('scratch.txt', 'w').write('ok')"))
     assert outcomes(result) == ["passed"]

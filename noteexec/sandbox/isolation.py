@@ -437,7 +437,8 @@ def enter_world(tmp_size: int, below_tmp: Iterable[str]) -> None:
     _mount("noteexec", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={tmp_size}")
     _mount("/tmp", "/dev/shm", None, MS_BIND)
     os.mkdir("/tmp/note", 0o700)
-    _mount("proc", "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)  # as read-only as the rest
+    # As read-only as the rest, and showing none of PID 1's files (it is another id's).
+    _mount("proc", "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible")
     for source in sources:
         if source is not None:
             _show(source, "")

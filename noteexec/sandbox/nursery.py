@@ -50,6 +50,7 @@ import ctypes
 import errno
 import json
 import os
+import platform
 import select
 import signal
 import socket
@@ -80,8 +81,16 @@ _PID1_FLAGS = CLONE_VM | CLONE_FILES | CLONE_PARENT | NOTE_NAMESPACES | signal.S
 _STACK_SIZE = 1 << 16
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.clone.restype = ctypes.c_int
-_libc.clone.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
-_PAUSE = ctypes.cast(_libc.pause, ctypes.c_void_p)
+_libc.clone.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, *[ctypes.c_void_p] * 4]  # fn .. ctid
+_SYS_PAUSE = {"x86_64": 34}.get(platform.machine())
+# What PID 1 runs: the raw system call where there is one. glibc's pause() is a cancellation
+# point, which writes to the calling thread's data (here the world server's) once any thread
+# has run in the process.
+_WAIT, _WAIT_ARGUMENT = (
+    (ctypes.cast(_libc.syscall, ctypes.c_void_p), _SYS_PAUSE)
+    if _SYS_PAUSE is not None
+    else (ctypes.cast(_libc.pause, ctypes.c_void_p), None)
+)
 
 
 class NurseryGone(OSError):
@@ -256,9 +265,13 @@ class _Stacks:
 
     def __init__(self) -> None:
         self._held: dict[int, ctypes.Array[ctypes.c_char]] = {}  # a pidfd → the stack its PID 1 runs on
+        self._lost: list[ctypes.Array[ctypes.c_char]] = []
 
     def take(self) -> ctypes.Array[ctypes.c_char]:
-        ended = select.select(list(self._held), [], [], 0)[0] if self._held else []
+        poll = select.poll()
+        for pidfd in self._held:
+            poll.register(pidfd, select.POLLIN)
+        ended = [pidfd for pidfd, _ in poll.poll(0)]
         for pidfd in ended[1:]:
             del self._held[pidfd]
             os.close(pidfd)
@@ -270,17 +283,26 @@ class _Stacks:
     def hold(self, stack: ctypes.Array[ctypes.c_char], pidfd: int) -> None:
         self._held[os.dup(pidfd)] = stack
 
+    def lose(self, stack: ctypes.Array[ctypes.c_char]) -> None:
+        """A stack whose PID 1 may run on it for a while yet, without a pidfd to say when it ends."""
+        self._lost.append(stack)
+
 
 def _clone_pid1(stacks: _Stacks) -> int:
     """Clone a PID 1 into a copy of this world server's world, as the init's child, its ids
     mapped: its pidfd."""
     stack = stacks.take()
     top = (ctypes.addressof(stack) + _STACK_SIZE) & ~15
-    pid = _libc.clone(_PAUSE, top, _PID1_FLAGS, None)
+    pid = _libc.clone(_WAIT, top, _PID1_FLAGS, _WAIT_ARGUMENT, None, None, None)
     if pid < 0:
         number = ctypes.get_errno()
         raise OSError(number, f"clone: {os.strerror(number)}")
-    pidfd = os.pidfd_open(pid)  # PID 1 cannot end on its own: no race with its pid's reuse
+    try:
+        pidfd = os.pidfd_open(pid)  # PID 1 cannot end on its own: no race with its pid's reuse
+    except OSError:
+        os.kill(pid, signal.SIGKILL)
+        stacks.lose(stack)
+        raise
     stacks.hold(stack, pidfd)
     try:
         map_ids(pid, NOTE_HOST_ID, NOTE_HOST_ID, deny_setgroups=False)

@@ -608,7 +608,7 @@ def test_notes_of_different_worlds_side_by_side_each_see_only_their_own(
         assert block.exception is not None and "Read-only file system" in block.exception.message, block
 
 
-_PAUSE = {"x86_64": "34", "aarch64": "133"}  # pause, and rt_sigsuspend where there is no pause
+_PAUSE = {"x86_64": {"34"}, "aarch64": {"73", "133"}}  # pause; glibc's ppoll or rt_sigsuspend without it
 _KCMP = {"x86_64": 312, "aarch64": 272}
 KCMP_FILES, KCMP_VM = 2, 1
 
@@ -669,7 +669,7 @@ def test_a_notes_pid1_from_the_nursery_runs_no_code_and_holds_no_stream_of_the_w
     assert facts[ticket].blocks[0].stdout == "slept\n"
     assert seen["pid1s"] >= 1 and seen["servers"] == 1, seen
     assert seen["shared"] == [], seen
-    assert set(seen["waiting"]) == {_PAUSE[platform.machine()]}, seen["waiting"]  # type: ignore[arg-type]
+    assert set(seen["waiting"]) <= _PAUSE[platform.machine()], seen["waiting"]  # type: ignore[arg-type]
     assert seen["shares"] == [True] * len(seen["waiting"]), seen  # type: ignore[arg-type]
 
 

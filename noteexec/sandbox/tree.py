@@ -263,7 +263,8 @@ def _take_over(fds: dict[int, int]) -> tuple[Channel, list[int], Job, Plan, bool
         signal.signal(signal.SIGINT, signal.default_int_handler)
     libc_call("prctl", PR_SET_NAME, b"noteexec-note", 0, 0, 0)  # not the zygote's name
     # A machine out of memory loses a note first, not the checker or anything else of its user's.
-    with open("/proc/self/oom_score_adj", "w") as score:
+    # (Root only: a process that is not dumpable cannot open its own /proc files as another user.)
+    with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as score:
         score.write("1000")
     keep_only(fds)
     description = json.loads(os.pread(ORDER_FD, os.fstat(ORDER_FD).st_size, 0))

@@ -657,6 +657,14 @@ def test_a_notes_pid1_from_the_nursery_runs_no_code_and_holds_no_stream_of_the_w
                     and target in streams
                 ]
                 seen["waiting"] = [Path(f"/proc/{pid}/syscall").read_text().split()[0] for pid in pid1s]
+                mounts = [
+                    line.split() for line in Path(f"/proc/{servers[0]}/mountinfo").read_text().splitlines()
+                ]
+                seen["below"] = sorted(
+                    (fields[4], fields[5].split(",")[0])
+                    for fields in mounts
+                    if fields[4] in ("/tmp", "/dev/shm")
+                )
                 seen["shares"] = [
                     _same(pid, servers[0], KCMP_VM) and _same(pid, servers[0], KCMP_FILES) for pid in pid1s
                 ]
@@ -674,6 +682,8 @@ def test_a_notes_pid1_from_the_nursery_runs_no_code_and_holds_no_stream_of_the_w
     assert seen["shared"] == [], seen
     assert set(seen["waiting"]) <= _PAUSE[platform.machine()], seen["waiting"]  # type: ignore[arg-type]
     assert seen["shares"] == [True] * len(seen["waiting"]), seen  # type: ignore[arg-type]
+    # What each note's own /tmp and /dev/shm cover, shared by every note of that world, is read-only.
+    assert seen["below"] == [("/dev/shm", "ro"), ("/tmp", "ro")], seen
 
 
 def test_a_note_that_clears_its_parent_death_signal_still_dies_with_the_worker(

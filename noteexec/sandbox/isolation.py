@@ -423,6 +423,8 @@ def template_world(staging: str, readonly: Iterable[str]) -> list[str]:
     libc_call("unshare", CLONE_NEWNS)
     shown = shown_paths(readonly)
     build_world(staging, open_sources(readonly), 64 << 10)
+    for path in ("/tmp", "/dev/shm"):  # each note covers both with its own: nothing writes below
+        _set_attributes(path, 0, MOUNT_ATTR_RDONLY, 0)
     libc_call("umount2", b"/proc", MNT_DETACH)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible,subset=pid")
     return [path for path in shown if _inside(path, "/tmp")]

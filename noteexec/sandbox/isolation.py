@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import NoReturn
 
+CLONE_VM = 0x00000100
+CLONE_FILES = 0x00000400
 CLONE_PARENT = 0x00008000
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000

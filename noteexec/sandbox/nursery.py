@@ -26,14 +26,14 @@ request by the world server: a PID 1 starts in a copy of it, where each mount is
 the note's user namespace.
 
 PID 1 runs no code of its own: it is a ``clone`` of the world server with ``CLONE_VM`` and
-``CLONE_FILES`` whose function is libc's ``pause``, so it copies no memory and no descriptor
-table, and it never takes a signal handler (the world server has none). It holds the
+``CLONE_FILES`` whose function is the ``pause`` system call, so it copies no memory and no
+descriptor table, and it never takes a signal handler (the world server has none). It holds the
 namespaces alive, and the kernel reaps what the note orphans (SIGCHLD is ignored), until the
 worker kills it, which ends everything left in them. The note cannot reach it: PID 1 keeps the
 world server's host id 0 (no capability outside the note's user namespace), so the note's
 process, another id without capabilities, may neither signal nor trace it nor open its
-``/proc`` files; and its memory is the world server's, which is not dumpable. It writes no
-memory (the world server's ``_Stacks`` give each a stack of its own).
+``/proc`` files; and its memory is the world server's, which is not dumpable. It writes nothing
+but its own stack (the world server's ``_Stacks`` give each one of its own).
 
 The world server keeps ``SPARES`` PID 1s ahead while no request waits: the worker's request is
 answered at once, and the clones overlap with what the worker does next. A request for another
@@ -58,8 +58,10 @@ from collections import deque
 from typing import NoReturn
 
 from noteexec.sandbox.isolation import (
+    CLONE_FILES,
     CLONE_NEWPID,
     CLONE_PARENT,
+    CLONE_VM,
     NOTE_HOST_ID,
     NOTE_NAMESPACES,
     PR_SET_PDEATHSIG,
@@ -75,8 +77,6 @@ _CHANNEL_FD = 1023
 """The nursery's end of its socket to the worker."""
 SPARES = 2
 """PID 1s the nursery keeps made ahead, while no request waits: the worker never waits for one."""
-CLONE_VM = 0x100
-CLONE_FILES = 0x400
 _PID1_FLAGS = CLONE_VM | CLONE_FILES | CLONE_PARENT | NOTE_NAMESPACES | signal.SIGCHLD
 _STACK_SIZE = 1 << 16
 _libc = ctypes.CDLL(None, use_errno=True)
